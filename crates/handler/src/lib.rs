@@ -1,0 +1,1 @@
+//! sockserve-handler: shell, filled by a later issue.

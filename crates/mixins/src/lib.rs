@@ -1,0 +1,1 @@
+//! sockserve-mixins: shell, filled by a later issue.

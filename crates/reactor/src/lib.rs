@@ -1,0 +1,1 @@
+//! sockserve-reactor: shell, filled by a later issue.

@@ -1,0 +1,1 @@
+//! sockserve-server: shell, filled by a later issue.

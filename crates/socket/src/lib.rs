@@ -1,0 +1,1 @@
+//! sockserve-socket: shell, filled by a later issue.

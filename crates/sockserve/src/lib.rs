@@ -1,0 +1,1 @@
+//! sockserve: shell, filled by a later issue.

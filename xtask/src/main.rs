@@ -1,0 +1,2 @@
+//! `cargo xtask`: shell, filled by the xtask work.
+fn main() {}
