@@ -1,2 +1,110 @@
-//! `cargo xtask`: shell, filled by the xtask work.
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so that it runs wherever cargo runs.
+//!
+//! ```text
+//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, integration)
+//! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
+//! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
+//! cargo xtask bench [--duration SECS] [--connections N]
+//!                           the example server against CPython's socketserver, side by side (release build)
+//! ```
+//!
+//! The shape is rust-analyzer's: this file parses the command line and dispatches to one module
+//! per subcommand; `cmd` holds the one way every external command is run (echoed first, failing
+//! loudly). Every command runs from the workspace root, whatever the caller's directory.
+
+// xtask is a command-line tool: printing progress and results is its whole interface, so the
+// workspace's `print_stdout`/`print_stderr` lints (meant for the library crates) do not apply.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod ci;
+mod cmd;
+mod integration;
+mod metadata;
+mod tidy;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The error type of every xtask step: a message for a human, with the cause chained in.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+/// `Result` with [`Error`].
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, integration)
+  tidy          check the invariants of ARCHITECTURE.md
+  integration   run the examples as real processes against real clients (Rust and CPython)
+  bench         load-test the example server and CPython's socketserver, side by side
+                  --duration SECS     seconds per workload and server (default 3)
+                  --connections N     concurrent connections (default 10)
+  help          print this message";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let result = match command.as_str() {
+        "ci" => no_flags(command, rest).and_then(|()| ci::run()),
+        "tidy" => no_flags(command, rest).and_then(|()| tidy::run()),
+        "integration" => no_flags(command, rest).and_then(|()| integration::run()),
+        "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask {command}: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_flags(command: &str, rest: &[String]) -> Result<()> {
+    match rest.first() {
+        None => Ok(()),
+        Some(flag) => Err(format!("`{command}` takes no arguments, got `{flag}`").into()),
+    }
+}
+
+fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
+    let mut opts = bench::Options::default();
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| Error::from(format!("`{name}` needs a value")))
+        };
+        match flag.as_str() {
+            "--duration" => {
+                let secs: f64 = value("--duration")?
+                    .parse()
+                    .map_err(|e| format!("--duration: {e}"))?;
+                if !(secs > 0.0 && secs <= 600.0) {
+                    return Err("--duration must be in (0, 600] seconds".into());
+                }
+                opts.duration = Duration::from_secs_f64(secs);
+            }
+            "--connections" => {
+                let n: usize = value("--connections")?
+                    .parse()
+                    .map_err(|e| format!("--connections: {e}"))?;
+                if !(1..=1000).contains(&n) {
+                    return Err("--connections must be in 1..=1000".into());
+                }
+                opts.connections = n;
+            }
+            other => return Err(format!("unknown bench flag `{other}`\n\n{USAGE}").into()),
+        }
+    }
+    Ok(opts)
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask ci`: exactly what CI runs (`.ci/run` ends in this command), in CI's order, so a
+//! green run here is a green run there. The first failing step ends the run and is named.
+//!
+//! Fast on purpose: debug builds only; the benchmark is not part of it.
+
+use std::time::Instant;
+
+use crate::cmd::Cmd;
+use crate::{Result, integration, tidy};
+
+/// One step of the CI run.
+enum Step {
+    /// An external command.
+    Cmd(Cmd),
+    /// A step that runs inside xtask.
+    InProcess(fn() -> Result<()>),
+}
+
+/// The steps, in order, each with the name a failure reports.
+fn steps() -> Vec<(&'static str, Step)> {
+    vec![
+        (
+            "fmt",
+            Step::Cmd(Cmd::cargo(&["fmt", "--all", "--", "--check"])),
+        ),
+        (
+            "clippy",
+            Step::Cmd(Cmd::cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])),
+        ),
+        (
+            "build",
+            Step::Cmd(Cmd::cargo(&["build", "--workspace", "--all-targets"])),
+        ),
+        // Inherited stdout: CI reads cargo test's closing `test result:` lines from it.
+        ("test", Step::Cmd(Cmd::cargo(&["test", "--workspace"]))),
+        (
+            "doc",
+            Step::Cmd(
+                Cmd::cargo(&["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
+            ),
+        ),
+        ("tidy", Step::InProcess(tidy::run)),
+        ("integration", Step::InProcess(integration::run)),
+    ]
+}
+
+/// Runs every step; the first failure ends the run with an error naming the step.
+pub(crate) fn run() -> Result<()> {
+    let start = Instant::now();
+    let steps = steps();
+    let total = steps.len();
+    for (i, (name, step)) in steps.into_iter().enumerate() {
+        eprintln!("\n==> ci step {}/{total}: {name}", i + 1);
+        let step_start = Instant::now();
+        let result = match step {
+            Step::Cmd(cmd) => cmd.run(),
+            Step::InProcess(f) => f(),
+        };
+        if let Err(err) = result {
+            return Err(format!("step `{name}` failed: {err}").into());
+        }
+        eprintln!(
+            "==> ci step {name}: ok ({:.1}s)",
+            step_start.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "ci: all {total} steps passed in {:.0}s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! `cargo xtask integration`: the examples as real processes, talking to real clients over
+//! loopback — the project's own example clients and CPython's `socket` module.
+//!
+//! Each [`Scenario`] starts one example server on port 0, reads the address it announces
+//! (`listening on ADDR`, within [`STARTUP_LIMIT`]), runs its clients one after another against
+//! that one server (so the server must keep serving between clients), checks it is still alive,
+//! and stops it. The server is held by a guard whose `Drop` kills and waits it, so no process is
+//! left behind on any path out.
+//!
+//! Adding a scenario is adding a row to [`SCENARIOS`]. The coming `echo_server` example
+//! (`--family tcp|tcp6|udp|unix|unix-datagram --mode sync|threading|forking --addr ADDR`) becomes
+//! one row per family and mode, e.g.
+//! `Server { example: "echo_server", args: &["--family", "tcp6", "--mode", "forking", "--addr",
+//! "[::1]:0"] }`; a family the current clients cannot speak (datagram, Unix) needs one more
+//! [`Client`] variant and its arm in [`run_client`]. The examples' binaries are built once, up
+//! front, by `cargo build -p sockserve-examples --examples`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Result;
+use crate::cmd::{Cmd, RunningServer};
+use crate::metadata::Workspace;
+
+/// How long a server may take to announce its address.
+const STARTUP_LIMIT: Duration = Duration::from_secs(10);
+/// How long one client may take, connect to exit.
+const CLIENT_LIMIT: Duration = Duration::from_secs(20);
+
+/// One server and the clients run against it.
+#[derive(Debug)]
+struct Scenario {
+    /// Printed before it runs and in a failure.
+    name: &'static str,
+    /// The example server to start.
+    server: Server,
+    /// How the server's reply relates to what a client sent.
+    reply: Reply,
+    /// Run in order against the same server.
+    clients: &'static [Client],
+}
+
+/// An example server and its arguments (port 0: the server reports the real one).
+#[derive(Debug)]
+struct Server {
+    /// The `[[example]]` name.
+    example: &'static str,
+    /// Its command line.
+    args: &'static [&'static str],
+}
+
+/// What a server sends back for a message.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    /// The same bytes.
+    Echo,
+    /// The same text, ASCII-uppercased (DESIGN.md's sketch handler; its test uses it too).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "no example server uppercases yet")
+    )]
+    Upper,
+}
+
+impl Reply {
+    fn expected(self, message: &str) -> String {
+        match self {
+            Reply::Echo => message.to_owned(),
+            Reply::Upper => message.to_ascii_uppercase(),
+        }
+    }
+}
+
+/// A client run against a scenario's server.
+#[derive(Debug)]
+enum Client {
+    /// An example client run as `EXAMPLE --addr ADDR MESSAGE`; its stdout must contain the reply.
+    Example {
+        /// The `[[example]]` name.
+        example: &'static str,
+        /// The message it sends.
+        message: &'static str,
+    },
+    /// CPython: `socket.create_connection`, `sendall(message)`, then read until the whole
+    /// reply has come back and compare it byte for byte.
+    PythonStream {
+        /// The message it sends.
+        message: &'static str,
+    },
+}
+
+/// The scenarios, run in order.
+const SCENARIOS: &[Scenario] = &[Scenario {
+    name: "basic_server over TCP/IPv4, Rust and CPython clients",
+    server: Server {
+        example: "basic_server",
+        args: &["--addr", "127.0.0.1:0"],
+    },
+    reply: Reply::Echo,
+    clients: &[
+        Client::Example {
+            example: "basic_client",
+            message: "hello from basic_client",
+        },
+        Client::PythonStream {
+            message: "hello from CPython's socket module",
+        },
+        // A second client on the same server: it kept serving after the first went away.
+        Client::Example {
+            example: "basic_client",
+            message: "and again",
+        },
+    ],
+}];
+
+/// CPython's side of [`Client::PythonStream`]: `ADDR MESSAGE EXPECTED` on the command line;
+/// exits non-zero, saying why, unless the reply is exactly `EXPECTED`.
+const PYTHON_STREAM_CLIENT: &str = r#"
+import socket, sys
+addr, message, expected = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+host, _, port = addr.rpartition(":")
+with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as sock:
+    sock.sendall(message)
+    reply = b""
+    while len(reply) < len(expected):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+if reply != expected:
+    sys.exit(f"python client: sent {message!r}, expected {expected!r}, got {reply!r}")
+print(f"python client: got {reply.decode()!r}")
+"#;
+
+/// Builds the examples, then runs every scenario; the first failure ends the run.
+pub(crate) fn run() -> Result<()> {
+    Cmd::cargo(&["build", "-p", "sockserve-examples", "--examples"]).run()?;
+    let examples = examples_dir(&Workspace::load()?, "debug");
+    for scenario in SCENARIOS {
+        eprintln!("--> integration: {}", scenario.name);
+        run_scenario(&examples, scenario)
+            .map_err(|e| format!("scenario `{}` failed: {e}", scenario.name))?;
+    }
+    println!("integration: all {} scenario(s) passed", SCENARIOS.len());
+    Ok(())
+}
+
+/// Where cargo puts the example binaries of `profile` (`debug`, `release`).
+pub(crate) fn examples_dir(workspace: &Workspace, profile: &str) -> PathBuf {
+    workspace.target_directory.join(profile).join("examples")
+}
+
+/// The path of one example binary in `dir`.
+pub(crate) fn example_bin(dir: &std::path::Path, example: &str) -> PathBuf {
+    dir.join(format!("{example}{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn run_scenario(examples: &std::path::Path, scenario: &Scenario) -> Result<()> {
+    let server_cmd =
+        Cmd::new(example_bin(examples, scenario.server.example)).args(scenario.server.args);
+    let mut server = RunningServer::start(&server_cmd, STARTUP_LIMIT)?;
+    for client in scenario.clients {
+        run_client(examples, &server.addr, scenario.reply, client)?;
+        server.check_alive()?;
+    }
+    Ok(())
+    // `server` drops here: killed and waited.
+}
+
+fn run_client(examples: &std::path::Path, addr: &str, reply: Reply, client: &Client) -> Result<()> {
+    let (cmd, expected) = match *client {
+        Client::Example { example, message } => (
+            Cmd::new(example_bin(examples, example)).args(["--addr", addr, message]),
+            reply.expected(message),
+        ),
+        Client::PythonStream { message } => {
+            let expected = reply.expected(message);
+            (
+                Cmd::new("python3")
+                    .args(["-c", PYTHON_STREAM_CLIENT, addr, message])
+                    .arg(&expected),
+                expected,
+            )
+        }
+    };
+    let output = cmd.output_within(CLIENT_LIMIT)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!(
+            "`{}` failed ({}):\n{}{}",
+            cmd.display(),
+            output.status,
+            stdout,
+            stderr.trim_end()
+        )
+        .into());
+    }
+    if !stdout.contains(&expected) {
+        return Err(format!(
+            "`{}`: expected the reply {expected:?} in its output, got:\n{}",
+            cmd.display(),
+            stdout.trim_end()
+        )
+        .into());
+    }
+    eprintln!("    ok: {}", stdout.trim_end());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_what_the_servers_send() {
+        assert_eq!(Reply::Echo.expected("Hi there"), "Hi there");
+        assert_eq!(Reply::Upper.expected("Hi there"), "HI THERE");
+    }
+
+    #[test]
+    fn example_binaries_live_under_the_target_directory() {
+        let workspace = Workspace {
+            packages: Vec::new(),
+            target_directory: "/t".into(),
+        };
+        let bin = example_bin(&examples_dir(&workspace, "release"), "basic_server");
+        assert!(bin.starts_with("/t/release/examples/basic_server"));
+    }
+
+    /// The CPython client against the CPython echo server of the bench: the client half of a
+    /// scenario, proven without the examples.
+    #[test]
+    fn python_client_checks_the_echo() {
+        let cmd = Cmd::new("python3").args(["-c", crate::bench::CPYTHON_ECHO_SERVER, "sync"]);
+        let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
+        let dir = std::path::Path::new("/nonexistent");
+        let client = Client::PythonStream { message: "ping" };
+        run_client(dir, &server.addr, Reply::Echo, &client).unwrap();
+        // The server echoes, it does not uppercase: expecting "PING" must fail, and say so.
+        let err = run_client(dir, &server.addr, Reply::Upper, &client).unwrap_err();
+        assert!(
+            err.to_string().contains("expected b'PING', got b'ping'"),
+            "{err}"
+        );
+        server.check_alive().unwrap();
+    }
+
+    #[test]
+    fn every_scenario_has_a_client_and_a_port_zero_address() {
+        for scenario in SCENARIOS {
+            assert!(!scenario.clients.is_empty(), "{}", scenario.name);
+            let args = scenario.server.args;
+            let addr = args
+                .iter()
+                .position(|a| *a == "--addr")
+                .map(|i| args[i + 1]);
+            assert!(addr.is_some_and(|a| a.ends_with(":0")), "{}", scenario.name);
+        }
+    }
+}
