@@ -1,0 +1,220 @@
+//! Raw `libc` calls that `socket2` does not wrap: poll, fcntl flags, gethostname, getaddrinfo.
+//!
+//! Everything `unsafe` in the crate lives here, behind small safe functions.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr;
+use std::time::Instant;
+
+/// Flags added to every `send`/`sendto`: a write to a closed peer must return `EPIPE`
+/// (`BrokenPipe`), never raise `SIGPIPE` and kill the process, because unlike CPython we cannot
+/// assume the program ignores `SIGPIPE` at startup.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+/// Platforms without `MSG_NOSIGNAL` would need `SO_NOSIGPIPE` instead; only Linux is tested.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// `MSG_DONTWAIT`: makes one call non-blocking whatever the fd's `O_NONBLOCK` flag says. Sockets
+/// made by `dup` share that flag with their original, so timeout mode must not rely on it alone.
+pub(crate) const DONTWAIT: libc::c_int = libc::MSG_DONTWAIT;
+
+/// What a caller waits for in [`wait`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Data to read, a connection to accept, or EOF.
+    Readable,
+    /// Room to write, or a finished non-blocking connect.
+    Writable,
+}
+
+/// The error of a call whose timeout expired: `TimedOut` with Python's message.
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+/// Waits with `poll(2)` until `fd` is ready or `deadline` passes (`None`: no deadline).
+///
+/// `EINTR` is retried with the remaining time (PEP 475). An expired deadline gives
+/// [`timed_out`]. Errors and hangups count as ready: the next call reports them.
+pub(crate) fn wait(fd: RawFd, what: Wait, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match what {
+        Wait::Readable => libc::POLLIN,
+        Wait::Writable => libc::POLLOUT,
+    };
+    loop {
+        let timeout_ms: libc::c_int = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                // Round up, so that a wait of 0.4 ms does not become a busy loop of zero waits.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid pollfd array of length 1 for the whole call.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        match n {
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            0 => {} // Loop: the deadline check above turns this into `timed_out`.
+            _ => {
+                if pfd.revents & libc::POLLNVAL != 0 {
+                    return Err(io::Error::from_raw_os_error(libc::EBADF));
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Whether `fd` has `O_NONBLOCK` set.
+pub(crate) fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFL takes no pointer argument; an invalid fd only gives EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// The message of a resolver error code, as `gai_strerror(3)` gives it.
+pub(crate) fn gai_strerror(code: libc::c_int) -> String {
+    // SAFETY: gai_strerror returns a pointer to a static, NUL-terminated string (or NULL).
+    let msg = unsafe { libc::gai_strerror(code) };
+    if msg.is_null() {
+        return format!("unknown resolver error {code}");
+    }
+    // SAFETY: not NULL, and NUL-terminated per gai_strerror's contract.
+    unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One entry of a `getaddrinfo(3)` answer, with the address copied out.
+#[derive(Debug)]
+pub(crate) struct RawAddrInfo {
+    pub(crate) family: libc::c_int,
+    pub(crate) socktype: libc::c_int,
+    pub(crate) protocol: libc::c_int,
+    pub(crate) canonname: Option<String>,
+    pub(crate) address: socket2::SockAddr,
+}
+
+/// Calls `getaddrinfo(3)`; `Err(code)` carries the `EAI_*` code (with `errno` for EAI_SYSTEM).
+pub(crate) fn getaddrinfo(
+    host: Option<&CStr>,
+    service: Option<&CStr>,
+    hints: &libc::addrinfo,
+) -> Result<Vec<RawAddrInfo>, (libc::c_int, io::Error)> {
+    let mut res: *mut libc::addrinfo = ptr::null_mut();
+    let node = host.map_or(ptr::null(), CStr::as_ptr);
+    let serv = service.map_or(ptr::null(), CStr::as_ptr);
+    // SAFETY: node/serv are NULL or valid C strings, hints is a valid addrinfo, res is an out
+    // pointer; the answer is freed below with freeaddrinfo.
+    let code = unsafe { libc::getaddrinfo(node, serv, hints, &mut res) };
+    let os_error = io::Error::last_os_error();
+    if code != 0 {
+        return Err((code, os_error));
+    }
+    let mut out = Vec::new();
+    let mut cur = res;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getaddrinfo returned and has not been freed.
+        let ai = unsafe { &*cur };
+        let len = usize::try_from(ai.ai_addrlen).unwrap_or(usize::MAX);
+        if !ai.ai_addr.is_null() && len <= std::mem::size_of::<libc::sockaddr_storage>() {
+            // SAFETY: ai_addr points to ai_addrlen initialised bytes, which fit in the storage.
+            let (_, address) = unsafe {
+                socket2::SockAddr::try_init(|storage, socklen| {
+                    ptr::copy_nonoverlapping(ai.ai_addr.cast::<u8>(), storage.cast::<u8>(), len);
+                    *socklen = ai.ai_addrlen;
+                    Ok(())
+                })
+            }
+            .map_err(|e| (libc::EAI_SYSTEM, e))?;
+            let canonname = if ai.ai_canonname.is_null() {
+                None
+            } else {
+                // SAFETY: a non-NULL ai_canonname is a NUL-terminated string owned by the list.
+                Some(
+                    unsafe { CStr::from_ptr(ai.ai_canonname) }
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            };
+            out.push(RawAddrInfo {
+                family: ai.ai_family,
+                socktype: ai.ai_socktype,
+                protocol: ai.ai_protocol,
+                canonname,
+                address,
+            });
+        }
+        cur = ai.ai_next;
+    }
+    // SAFETY: `res` came from a successful getaddrinfo and is freed exactly once.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// The host name, from `gethostname(2)`.
+pub(crate) fn gethostname() -> io::Result<Vec<u8>> {
+    // HOST_NAME_MAX is 64 on Linux; 256 leaves room for any other system.
+    let mut buf = vec![0u8; 256];
+    // SAFETY: buf is valid for buf.len() bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    buf.truncate(end);
+    Ok(buf)
+}
+
+/// A C string for a host or service name, or `InvalidInput` if it holds a NUL byte.
+pub(crate) fn c_string(what: &str, s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} must not contain a NUL byte: {s:?}"),
+        )
+    })
+}
+
+/// Views an initialised buffer as the `MaybeUninit` buffer `socket2`'s receive calls take.
+pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: MaybeUninit<u8> has the layout of u8. socket2 only ever writes initialised bytes
+    // into the buffer (it passes it to recv(2)), so the caller's `[u8]` stays initialised.
+    unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+/// Closes `fd` with `close(2)` and reports its error, which dropping an `OwnedFd` would hide.
+///
+/// `EINTR` is not an error: on Linux the fd is released anyway and must not be closed again.
+pub(crate) fn close(fd: std::os::fd::OwnedFd) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` came from an OwnedFd, so we own it and close it exactly once.
+    if unsafe { libc::close(raw) } == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
