@@ -47,9 +47,9 @@ const DEFAULT_CAPACITY: usize = 1024;
 /// of an open file is closed, but the reactor's bookkeeping of that key stays until the number is
 /// registered again.
 ///
-/// `register`, `modify` and `unregister` take `&self` and may be called while another thread
-/// holds the reactor in `select` only if the reactor is shared (it is `Sync`); `select` and
-/// `still_ready` take `&mut self`.
+/// `register`, `modify` and `unregister` take `&self`; `select` and `still_ready` take
+/// `&mut self`, so registrations change between selects, on the thread that owns the reactor
+/// (another thread asks it for a change through its own channel and the [`Waker`]).
 ///
 /// ```
 /// use sockserve_reactor::{Interest, Reactor};

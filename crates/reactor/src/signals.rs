@@ -27,9 +27,10 @@ static OWNER_PID: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
 /// Set by the handler, cleared by `pending`: the signal arrived even if its byte did not fit into
 /// a full pipe.
 static ARRIVED: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
-/// Handlers running right now. `Drop` waits for this to reach zero before closing the pipe, so a
-/// handler never writes to a descriptor number that has been closed (and perhaps reused).
-static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
+/// Handler calls running right now, per signal. `Drop` waits for its signals' counts to reach
+/// zero before closing the pipe, so a handler never writes to a descriptor number that has been
+/// closed (and perhaps reused for something else).
+static IN_HANDLER: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 
 /// Signals that must not be caught this way: SIGKILL and SIGSTOP cannot be caught; the fault
 /// signals are raised by the faulting instruction, which a handler that returns would run again;
@@ -76,6 +77,9 @@ const REFUSED: &[Signal] = &[
 ///   raises the signal again, so a child gets the default behaviour (SIGTERM ends it) and the
 ///   parent is not told about the child's signals. A child that wants otherwise sets its own
 ///   dispositions after `fork`.
+///   The parent's `Signals` value is still in the child's memory (a copy): dropping it there
+///   restores the dispositions in the child only, and is needed before the child makes a
+///   `Signals` of its own for the same signals.
 /// - **`exec`**: the pipe is close-on-exec and the kernel resets caught signals to their default
 ///   action, so a new program starts clean.
 /// - **Threads**: a signal sent to the process is handled on any thread that does not block it;
@@ -272,9 +276,14 @@ impl Drop for Signals {
             }
         }
         // ...then wait for handler calls that may have loaded the old descriptor to finish
-        // their write. They never block (the pipe is non-blocking), so this is short.
-        while IN_HANDLER.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
+        // their write. They never block (the pipe is non-blocking), and no new call of our
+        // handler starts now, so this is short.
+        for (signal, _) in &self.previous {
+            if let Some(i) = slot(*signal) {
+                while IN_HANDLER[i].load(Ordering::SeqCst) != 0 {
+                    std::thread::yield_now();
+                }
+            }
         }
         // The pipe's ends close when the fields drop.
     }
@@ -311,26 +320,28 @@ fn slot(signal: Signal) -> Option<usize> {
 
 /// The signal handler. Async-signal-safe: atomics, errno, getpid, write, sigaction, raise.
 extern "C" fn on_signal(signum: c_int) {
+    let Some(i) = usize::try_from(signum).ok().filter(|&i| i < SLOTS) else {
+        return;
+    };
     let saved_errno = Errno::last_raw();
-    IN_HANDLER.fetch_add(1, Ordering::SeqCst);
-    if let Some(i) = usize::try_from(signum).ok().filter(|&i| i < SLOTS) {
-        let fd = WRITE_FD[i].load(Ordering::SeqCst);
-        if fd >= 0 {
-            if nix::unistd::getpid().as_raw() == OWNER_PID[i].load(Ordering::SeqCst) {
-                ARRIVED[i].store(true, Ordering::SeqCst);
-                // Signal numbers are below 65, so the byte holds it.
-                let byte = [i as u8];
-                // SAFETY: `fd` stays open while this handler runs: `Drop` clears `WRITE_FD`
-                // and then waits for `IN_HANDLER` to reach zero before closing it.
-                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-                // A full pipe (EAGAIN) loses only the byte; `ARRIVED` keeps the news.
-                let _ = nix::unistd::write(fd, &byte);
-            } else {
-                default_in_child(signum);
-            }
-        }
+    // Counted before `WRITE_FD` is read, so that `Drop`, which clears `WRITE_FD` first and then
+    // waits for the count, either sees this call or makes it read -1.
+    IN_HANDLER[i].fetch_add(1, Ordering::SeqCst);
+    let fd = WRITE_FD[i].load(Ordering::SeqCst);
+    if fd >= 0 && nix::unistd::getpid().as_raw() == OWNER_PID[i].load(Ordering::SeqCst) {
+        ARRIVED[i].store(true, Ordering::SeqCst);
+        // Signal numbers are below `SLOTS` (65), so one byte holds it.
+        let byte = [i as u8];
+        // SAFETY: `fd` stays open while this call runs: `Drop` clears `WRITE_FD` and then
+        // waits for `IN_HANDLER` to reach zero before closing it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        // A full pipe (EAGAIN) loses only the byte; `ARRIVED` keeps the news.
+        let _ = nix::unistd::write(fd, &byte);
+    } else if fd >= 0 {
+        // A forked child: the pipe is the parent's.
+        default_in_child(signum);
     }
-    IN_HANDLER.fetch_sub(1, Ordering::SeqCst);
+    IN_HANDLER[i].fetch_sub(1, Ordering::SeqCst);
     Errno::set_raw(saved_errno);
 }
 
@@ -382,4 +393,31 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
     }
     Ok((read, write))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_is_send_sync_debug() {
+        fn check<T: Send + Sync + fmt::Debug>() {}
+        check::<Signals>();
+    }
+
+    #[test]
+    fn slots_hold_every_signal() {
+        for signal in Signal::iterator() {
+            assert!(slot(signal).is_some(), "{signal} has no slot");
+        }
+    }
+
+    #[test]
+    fn refused_signals_fail_before_anything_is_installed() {
+        // No disposition changes here (this runs in the shared unit-test process): refused
+        // signals are rejected before any pipe or handler exists.
+        let err = Signals::new(&[Signal::SIGCHLD]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("SIGCHLD"), "{err}");
+    }
 }
