@@ -165,3 +165,52 @@ impl BindError {
         &self.address
     }
 }
+
+/// Whether an error of [`Socket::accept`](crate::Socket::accept) concerns only the one
+/// connection it was about, so the listener should simply accept again.
+///
+/// True for `ECONNABORTED` (the client gave up before the accept), `EPROTO` and `EPERM`
+/// (firewall), and the network errors Linux passes on from the pending connection (see
+/// `accept(2)`): `ENETDOWN`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`, `EHOSTUNREACH`,
+/// `EOPNOTSUPP`, `ENETUNREACH`; and `EINTR`.
+///
+/// ```
+/// use std::io;
+/// use sockserve_socket::is_transient_accept_error;
+/// assert!(is_transient_accept_error(&io::Error::from_raw_os_error(103))); // ECONNABORTED
+/// assert!(!is_transient_accept_error(&io::Error::from_raw_os_error(24))); // EMFILE
+/// ```
+pub fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EINTR
+        )
+    )
+}
+
+/// Whether an error means the process or system ran out of a resource (`EMFILE`, `ENFILE`,
+/// `ENOBUFS`, `ENOMEM`): retrying at once would fail again, so a server should back off.
+///
+/// ```
+/// use std::io;
+/// use sockserve_socket::is_resource_exhausted;
+/// assert!(is_resource_exhausted(&io::Error::from_raw_os_error(24))); // EMFILE
+/// assert!(!is_resource_exhausted(&io::Error::from(io::ErrorKind::TimedOut)));
+/// ```
+pub fn is_resource_exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    ) || e.kind() == io::ErrorKind::OutOfMemory
+}

@@ -85,7 +85,9 @@ mod to_addrs;
 mod transfer;
 
 pub use crate::address::{Address, UNIX_PATH_MAX};
-pub use crate::error::{BindError, ConnectError, ResolveError};
+pub use crate::error::{
+    BindError, ConnectError, ResolveError, is_resource_exhausted, is_transient_accept_error,
+};
 pub use crate::family::{Family, Type};
 pub use crate::file::{DEFAULT_BUFFER_SIZE, SocketReader, SocketWriter};
 pub use crate::functions::{

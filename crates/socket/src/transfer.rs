@@ -55,6 +55,7 @@ impl Socket {
     /// let server = Socket::new(Family::Inet, Type::Datagram)?;
     /// server.bind("127.0.0.1:0")?;
     /// let client = Socket::new(Family::Inet, Type::Datagram)?;
+    /// client.bind("127.0.0.1:0")?;
     /// client.sendto(b"hi", server.getsockname()?)?;
     /// let (data, from) = server.recvfrom(1500)?;
     /// assert_eq!((data.as_slice(), from), (&b"hi"[..], client.getsockname()?));
@@ -82,6 +83,26 @@ impl Socket {
     /// ```
     pub fn recvfrom_into(&self, buf: &mut [u8]) -> io::Result<(usize, Address)> {
         let (n, sa) = self.call(Wait::Readable, |s, flags| {
+            s.recv_from_with_flags(sys::as_uninit(buf), flags)
+        })?;
+        Ok((n, Address::from_sockaddr(&sa)))
+    }
+
+    /// Like [`recvfrom_into`](Socket::recvfrom_into), but never waits, whatever the timeout:
+    /// `WouldBlock` if no datagram is queued (`MSG_DONTWAIT`). For servers that were told the
+    /// socket is readable but share it with other threads, which may have taken the datagram.
+    ///
+    /// ```
+    /// use sockserve_socket::{Family, Socket, Type};
+    /// let sock = Socket::new(Family::Inet, Type::Datagram)?;
+    /// sock.bind("127.0.0.1:0")?;
+    /// let mut buf = [0u8; 16];
+    /// let err = sock.recvfrom_into_nowait(&mut buf).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recvfrom_into_nowait(&self, buf: &mut [u8]) -> io::Result<(usize, Address)> {
+        let (n, sa) = self.call_in(Mode::NonBlocking, Wait::Readable, |s, flags| {
             s.recv_from_with_flags(sys::as_uninit(buf), flags)
         })?;
         Ok((n, Address::from_sockaddr(&sa)))
