@@ -73,6 +73,15 @@ with Server(("127.0.0.1", 0), Echo) as server:
     server.serve_forever()
 "#;
 
+/// The command that starts [`CPYTHON_ECHO_SERVER`] with the given class (`sync`, `threading`,
+/// `forking`).
+pub(crate) fn cpython_echo_server(mode: &str) -> Cmd {
+    Cmd::new("python3")
+        .arg("-c")
+        .arg_shown_as(CPYTHON_ECHO_SERVER, "CPYTHON_ECHO_SERVER")
+        .arg(mode)
+}
+
 /// One server under test.
 struct Target {
     /// Its column heading.
@@ -90,7 +99,7 @@ fn targets(release_examples: &std::path::Path) -> Vec<Target> {
         },
         Target {
             name: "CPython",
-            cmd: Cmd::new("python3").args(["-c", CPYTHON_ECHO_SERVER, CPYTHON_MODE]),
+            cmd: cpython_echo_server(CPYTHON_MODE),
         },
     ]
 }
@@ -233,7 +242,7 @@ mod tests {
     /// harness end to end (start, announce, load, check, kill) without the examples.
     #[test]
     fn cpython_echo_server_under_load() {
-        let cmd = Cmd::new("python3").args(["-c", CPYTHON_ECHO_SERVER, "threading"]);
+        let cmd = cpython_echo_server("threading");
         let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
         let addr: SocketAddr = server.addr.parse().unwrap();
         for workload in [

@@ -30,7 +30,8 @@ pub(crate) struct Cmd {
     program: OsString,
     /// The name echoed for the program (`cargo` rather than the full `$CARGO` path).
     shown: String,
-    args: Vec<OsString>,
+    /// Each argument, with what the echo shows instead of it (for long scripts).
+    args: Vec<(OsString, Option<String>)>,
     envs: Vec<(String, String)>,
 }
 
@@ -56,7 +57,14 @@ impl Cmd {
 
     /// Adds one argument.
     pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
-        self.args.push(arg.into());
+        self.args.push((arg.into(), None));
+        self
+    }
+
+    /// Adds one argument that the echo shows as `<shown>` (a script passed to `python3 -c`
+    /// is named, not printed line by line).
+    pub(crate) fn arg_shown_as(mut self, arg: impl Into<OsString>, shown: &str) -> Cmd {
+        self.args.push((arg.into(), Some(format!("<{shown}>"))));
         self
     }
 
@@ -66,7 +74,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        self.args.extend(args.into_iter().map(Into::into));
+        self.args
+            .extend(args.into_iter().map(|arg| (arg.into(), None)));
         self
     }
 
@@ -83,9 +92,12 @@ impl Cmd {
             line.push_str(&format!("{key}={} ", shell_quote(value)));
         }
         line.push_str(&shell_quote(&self.shown));
-        for arg in &self.args {
+        for (arg, shown) in &self.args {
             line.push(' ');
-            line.push_str(&shell_quote(&arg.to_string_lossy()));
+            match shown {
+                Some(shown) => line.push_str(shown),
+                None => line.push_str(&shell_quote(&arg.to_string_lossy())),
+            }
         }
         line
     }
@@ -100,7 +112,7 @@ impl Cmd {
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command
-            .args(&self.args)
+            .args(self.args.iter().map(|(arg, _)| arg))
             .current_dir(project_root())
             .stdin(Stdio::null());
         for (key, value) in &self.envs {
@@ -355,6 +367,11 @@ mod tests {
         );
         let cmd = Cmd::new("python3").arg("-c").arg("print('x')");
         assert_eq!(cmd.display(), r"python3 -c 'print('\''x'\'')'");
+        let cmd = Cmd::new("python3")
+            .arg("-c")
+            .arg_shown_as("import sys\n", "SCRIPT")
+            .arg("a b");
+        assert_eq!(cmd.display(), "python3 -c <SCRIPT> 'a b'");
     }
 
     #[test]

@@ -177,8 +177,9 @@ fn run_client(examples: &std::path::Path, addr: &str, reply: Reply, client: &Cli
             let expected = reply.expected(message);
             (
                 Cmd::new("python3")
-                    .args(["-c", PYTHON_STREAM_CLIENT, addr, message])
-                    .arg(&expected),
+                    .arg("-c")
+                    .arg_shown_as(PYTHON_STREAM_CLIENT, "PYTHON_STREAM_CLIENT")
+                    .args([addr, message, &expected]),
                 expected,
             )
         }
@@ -232,7 +233,7 @@ mod tests {
     /// scenario, proven without the examples.
     #[test]
     fn python_client_checks_the_echo() {
-        let cmd = Cmd::new("python3").args(["-c", crate::bench::CPYTHON_ECHO_SERVER, "sync"]);
+        let cmd = crate::bench::cpython_echo_server("sync");
         let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
         let dir = std::path::Path::new("/nonexistent");
         let client = Client::PythonStream { message: "ping" };
