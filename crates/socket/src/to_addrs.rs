@@ -124,6 +124,25 @@ impl ToAddrs for PathBuf {
     }
 }
 
+/// A list of addresses, in order (for example to give `create_connection` several to try).
+impl ToAddrs for [Address] {
+    fn to_addrs(&self) -> io::Result<Vec<Address>> {
+        Ok(self.to_vec())
+    }
+}
+
+impl<const N: usize> ToAddrs for [Address; N] {
+    fn to_addrs(&self) -> io::Result<Vec<Address>> {
+        Ok(self.to_vec())
+    }
+}
+
+impl ToAddrs for Vec<Address> {
+    fn to_addrs(&self) -> io::Result<Vec<Address>> {
+        Ok(self.clone())
+    }
+}
+
 impl<T: ToAddrs + ?Sized> ToAddrs for &T {
     fn to_addrs(&self) -> io::Result<Vec<Address>> {
         (**self).to_addrs()
