@@ -1,1 +1,48 @@
-//! sockserve-handler: shell, filled by a later issue.
+//! Request handlers: Python's `BaseRequestHandler`, `StreamRequestHandler` and
+//! `DatagramRequestHandler`.
+//!
+//! | Python | sockserve |
+//! |---|---|
+//! | `class H(BaseRequestHandler)` with `setup`/`handle`/`finish` | `impl Handler<R> for H` |
+//! | one handler object per request | the server clones the handler per request |
+//! | `StreamRequestHandler`: `self.rfile`, `self.wfile`, `self.connection` | [`StreamRequest`] fields |
+//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
+//! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields |
+//! | `self.client_address`, `self.server` | `request.client_address`, `request.server` ([`ServerContext`]) |
+//! | `BaseServer.finish_request` | [`finish_request`] |
+//!
+//! A plain closure `|req: &mut StreamRequest| -> io::Result<()>` is a handler too.
+//!
+//! # Examples
+//!
+//! ```
+//! use sockserve_handler::{Handler, StreamRequest};
+//! use std::io::{self, BufRead, Write};
+//!
+//! #[derive(Clone, Default)]
+//! struct Upper;
+//!
+//! impl Handler<StreamRequest> for Upper {
+//!     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+//!         let mut line = String::new();
+//!         req.rfile.read_line(&mut line)?;
+//!         req.wfile.write_all(line.to_uppercase().as_bytes())
+//!     }
+//! }
+//! # let _ = Upper;
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+mod context;
+mod datagram;
+mod error;
+mod handler;
+mod request;
+mod stream;
+
+pub use context::{ServerContext, StopServer};
+pub use datagram::{DatagramOptions, DatagramRequest};
+pub use error::HandlerError;
+pub use handler::{Handler, HandlerExt, WithOptions};
+pub use request::{Request, finish_request};
+pub use stream::{StreamOptions, StreamRequest, StreamWriter};

@@ -1,1 +1,63 @@
-//! sockserve-server: shell, filled by a later issue.
+//! Servers: Python's `BaseServer`, `TCPServer`, `UDPServer`, `UnixStreamServer` and
+//! `UnixDatagramServer`, on a reactor, with a concurrency strategy in place of the mix-ins.
+//!
+//! | Python | sockserve |
+//! |---|---|
+//! | `TCPServer(addr, Handler)` | [`TcpServer::bind(addr, handler)`](Server::bind) |
+//! | `TCPServer(addr, Handler, bind_and_activate=False)` | [`Builder::build_unbound`], then [`Server::server_bind`], [`Server::server_activate`] |
+//! | class attributes `request_queue_size`, `allow_reuse_address`, `allow_reuse_port`, `timeout`, `max_packet_size` | [`Builder`] methods of the same names |
+//! | `serve_forever(poll_interval=0.5)` | [`Server::serve_forever`], [`Server::serve_forever_with`] |
+//! | `shutdown()` (from another thread) | [`ShutdownHandle::shutdown`] (any thread; an error instead of a deadlock on the serving one) |
+//! | `handle_request()`, `handle_timeout()` | [`Server::handle_request`], [`Hooks::handle_timeout`] |
+//! | `verify_request`, `handle_error`, `service_actions`, `shutdown_request` | [`Hooks`] methods |
+//! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
+//! | `server.socket`, `server.fileno()`, `server.server_address` | [`Server::socket`], [`Server::fileno`], [`Server::server_address`] |
+//! | `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter (`sockserve-mixins`) |
+//!
+//! Beyond CPython: shutdown wakes the loop at once (no poll delay, no stale flag); the
+//! backlog defaults to `SOMAXCONN`; each wakeup drains a batch of requests; accept errors that
+//! mean "no fds" pause accepting with a capped backoff instead of spinning.
+//!
+//! # Examples
+//!
+//! ```
+//! use sockserve_server::UdpServer;
+//! use handler::DatagramRequest;
+//! use std::io::Write;
+//!
+//! let server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+//!     let packet = req.packet.clone();
+//!     req.wfile.write_all(&packet)
+//! })?;
+//! println!("echoing datagrams on {}", server.server_address());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+mod accept;
+mod builder;
+mod error;
+mod hooks;
+mod job;
+mod kind;
+mod server;
+mod shutdown;
+mod strategy;
+
+pub use builder::Builder;
+pub use error::{Error, Result};
+pub use hooks::{DefaultHooks, Hooks, RequestRef};
+pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
+pub use server::Server;
+pub use shutdown::ShutdownHandle;
+pub use strategy::{Job, Strategy, Synchronous};
+
+/// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
+/// `ThreadingTCPServer`).
+pub type TcpServer = Server<Tcp, Synchronous>;
+/// Python's `UDPServer`.
+pub type UdpServer = Server<Udp, Synchronous>;
+/// Python's `UnixStreamServer`.
+pub type UnixStreamServer = Server<UnixStream, Synchronous>;
+/// Python's `UnixDatagramServer`.
+pub type UnixDatagramServer = Server<UnixDatagram, Synchronous>;

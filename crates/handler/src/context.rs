@@ -1,0 +1,155 @@
+//! `ServerContext`: what a handler sees of its server (Python's `self.server`).
+
+use socket::Address;
+use std::{
+    any::Any,
+    fmt, io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+/// How a handler asks its server to stop; the server layer implements it.
+///
+/// This trait is the seam between the handler layer, which knows nothing of reactors and
+/// serving loops, and the server layer, which does.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{ServerContext, StopServer};
+/// use std::{io, sync::{Arc, atomic::{AtomicBool, Ordering}}};
+///
+/// #[derive(Debug, Default)]
+/// struct Flag(AtomicBool);
+/// impl StopServer for Flag {
+///     fn shutdown(&self) -> io::Result<()> { self.request_shutdown(); Ok(()) }
+///     fn request_shutdown(&self) { self.0.store(true, Ordering::SeqCst) }
+/// }
+///
+/// let flag = Arc::new(Flag::default());
+/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, flag.clone(), None);
+/// ctx.request_shutdown();
+/// assert!(flag.0.load(Ordering::SeqCst));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait StopServer: Send + Sync + fmt::Debug {
+    /// Stops `serve_forever` and waits until it has returned; fails instead of deadlocking when
+    /// called from the thread that runs the loop.
+    fn shutdown(&self) -> io::Result<()>;
+    /// Asks the loop to stop and returns at once; safe from any thread, the serving one included.
+    fn request_shutdown(&self);
+}
+
+/// A handler's view of its server: the address, user state and a way to stop it.
+///
+/// Cheap to clone (one `Arc`). Python handlers reach all of this through `self.server`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{ServerContext, StopServer};
+/// use std::{io, sync::Arc};
+///
+/// #[derive(Debug)]
+/// struct Never;
+/// impl StopServer for Never {
+///     fn shutdown(&self) -> io::Result<()> { Ok(()) }
+///     fn request_shutdown(&self) {}
+/// }
+///
+/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, Arc::new(Never), Some(Arc::new(42u32)));
+/// assert_eq!(ctx.server_address().to_string(), "127.0.0.1:8000");
+/// assert_eq!(ctx.state::<u32>(), Some(&42));
+/// assert_eq!(ctx.state::<String>(), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ServerContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    server_address: Address,
+    stop: Arc<dyn StopServer>,
+    state: Option<Arc<dyn Any + Send + Sync>>,
+    /// Set once an unnamed datagram client was logged, so the log says it once, not per datagram.
+    warned_unnamed: AtomicBool,
+}
+
+impl ServerContext {
+    /// Builds a context; the server layer does this once per bind.
+    ///
+    /// # Examples
+    ///
+    /// See [`ServerContext`].
+    pub fn new(
+        server_address: Address,
+        stop: Arc<dyn StopServer>,
+        state: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
+        ServerContext {
+            inner: Arc::new(Inner {
+                server_address,
+                stop,
+                state,
+                warned_unnamed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The address the server is bound to (the real port when port 0 was asked for).
+    ///
+    /// # Examples
+    ///
+    /// See [`ServerContext`].
+    pub fn server_address(&self) -> &Address {
+        &self.inner.server_address
+    }
+
+    /// The user state attached to the server, if it is of type `T`.
+    ///
+    /// # Examples
+    ///
+    /// See [`ServerContext`].
+    pub fn state<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.state.as_deref()?.downcast_ref::<T>()
+    }
+
+    /// Stops the server's `serve_forever` and waits for it to return.
+    ///
+    /// From a handler on a worker thread (threading) this works as in Python; from a handler
+    /// running on the serving thread itself (a synchronous server) it returns an error instead
+    /// of deadlocking: use [`request_shutdown`](Self::request_shutdown) there.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopServer`].
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.inner.stop.shutdown()
+    }
+
+    /// Asks the server to stop after the current request, without waiting; works from any thread.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopServer`].
+    pub fn request_shutdown(&self) {
+        self.inner.stop.request_shutdown()
+    }
+
+    /// True the first time it is called on this server, false afterwards: a log-once latch.
+    pub(crate) fn first_unnamed_warning(&self) -> bool {
+        !self.inner.warned_unnamed.swap(true, Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("server_address", &self.inner.server_address)
+            .field("has_state", &self.inner.state.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,124 @@
+//! `DatagramRequest` (Python's `DatagramRequestHandler`): one packet in, one reply out.
+
+use crate::{Request, ServerContext};
+use socket::{Address, Socket};
+use std::{
+    io::{self, Cursor},
+    sync::Arc,
+};
+
+/// Options of a datagram request.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::DatagramOptions;
+///
+/// assert!(DatagramOptions::default().reply_when_empty);
+/// let quiet = DatagramOptions::default().reply_when_empty(false);
+/// assert!(!quiet.reply_when_empty);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DatagramOptions {
+    /// Send a zero-length reply when the handler wrote nothing (CPython always replies).
+    /// Default true, as CPython.
+    pub reply_when_empty: bool,
+}
+
+impl Default for DatagramOptions {
+    fn default() -> Self {
+        DatagramOptions {
+            reply_when_empty: true,
+        }
+    }
+}
+
+impl DatagramOptions {
+    /// Sets [`reply_when_empty`](Self::reply_when_empty).
+    ///
+    /// # Examples
+    ///
+    /// See [`DatagramOptions`].
+    pub fn reply_when_empty(mut self, on: bool) -> Self {
+        self.reply_when_empty = on;
+        self
+    }
+}
+
+/// A datagram request (Python's `DatagramRequestHandler` attributes): the packet, `rfile`
+/// over it, a `wfile` whose bytes are sent back to the client when the request finishes, the
+/// server's socket, the client's address and the server.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::DatagramRequest;
+/// use std::io::{self, Write};
+///
+/// fn echo(req: &mut DatagramRequest) -> io::Result<()> {
+///     let packet = req.packet.clone();
+///     req.wfile.write_all(&packet)
+/// }
+/// # let _ = echo;
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DatagramRequest {
+    /// The datagram as received (cut at the server's `max_packet_size`).
+    pub packet: Arc<[u8]>,
+    /// A reader over `packet`.
+    pub rfile: Cursor<Arc<[u8]>>,
+    /// The reply, sent to `client_address` when the request finishes.
+    pub wfile: Vec<u8>,
+    /// The server's socket, shared by every request (Python's `self.socket`).
+    pub socket: Arc<Socket>,
+    /// The sender (`Address::Unnamed` for an unbound Unix client, which gets no reply).
+    pub client_address: Address,
+    /// The server (Python's `self.server`).
+    pub server: ServerContext,
+    reply_when_empty: bool,
+}
+
+impl Request for DatagramRequest {
+    type Raw = (Vec<u8>, Arc<Socket>);
+    type Options = DatagramOptions;
+
+    fn setup(
+        (packet, socket): (Vec<u8>, Arc<Socket>),
+        client_address: Address,
+        server: ServerContext,
+        options: &DatagramOptions,
+    ) -> io::Result<Self> {
+        let packet: Arc<[u8]> = packet.into();
+        Ok(DatagramRequest {
+            rfile: Cursor::new(Arc::clone(&packet)),
+            packet,
+            wfile: Vec::new(),
+            socket,
+            client_address,
+            server,
+            reply_when_empty: options.reply_when_empty,
+        })
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if self.wfile.is_empty() && !self.reply_when_empty {
+            return Ok(());
+        }
+        if matches!(self.client_address, Address::Unnamed) {
+            // CPython raises a TypeError per datagram here (gh-152024); an unbound Unix client
+            // simply has no address to answer. Say so once per server.
+            if self.server.first_unnamed_warning() {
+                log::warn!(
+                    "datagram from an unnamed (unbound) client on {}: no reply can be sent; \
+                     further ones are dropped silently",
+                    self.server.server_address()
+                );
+            }
+            return Ok(());
+        }
+        self.socket.sendto(&self.wfile, &self.client_address)?;
+        Ok(())
+    }
+}

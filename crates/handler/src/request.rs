@@ -1,0 +1,119 @@
+//! The `Request` trait, and `finish_request`: Python's setup/handle/finish ordering in one place.
+
+use crate::{Handler, HandlerError, ServerContext};
+use socket::Address;
+use std::{
+    fmt, io,
+    panic::{self, AssertUnwindSafe},
+};
+
+/// A kind of request a server hands to its handler: a stream connection or a datagram.
+///
+/// The request's own `setup` and `finish` are the built-in parts of Python's
+/// `StreamRequestHandler` and `DatagramRequestHandler` (making `rfile` and `wfile`, flushing or
+/// sending the reply); the user's [`Handler`] runs between them.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{Request, StreamRequest};
+///
+/// fn takes_any_request<R: Request>(_r: &R) {}
+/// # let _ = takes_any_request::<StreamRequest>;
+/// ```
+pub trait Request: Sized + Send + 'static {
+    /// What the server hands over: a connected socket, or a datagram and the server's socket.
+    type Raw: Send;
+    /// Options that shape the request (Python's handler class attributes).
+    type Options: Clone + Default + fmt::Debug + Send + Sync + 'static;
+
+    /// Builds the request (the built-in `setup`).
+    ///
+    /// # Errors
+    ///
+    /// A socket option that cannot be applied, such as a timeout.
+    fn setup(
+        raw: Self::Raw,
+        client_address: Address,
+        server: ServerContext,
+        options: &Self::Options,
+    ) -> io::Result<Self>;
+
+    /// The built-in `finish`: flushes what the handler wrote, or sends the datagram reply.
+    ///
+    /// # Errors
+    ///
+    /// The reply could not be sent.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// Runs one request through a handler, in Python's order: the request's setup, the handler's
+/// `setup`, `handle`, `finish` (which runs even when `handle` fails or panics), then the
+/// request's own finish. Python's `BaseServer.finish_request`.
+///
+/// Panics in the handler are caught and returned as [`HandlerError::Panic`]; the first error
+/// wins, later ones are logged at debug level.
+///
+/// # Errors
+///
+/// The first error (or panic) of the sequence; the server passes it to `handle_error`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{finish_request, ServerContext, StopServer, StreamRequest};
+/// use socket::{socketpair, Family, Type};
+/// use std::{io::{BufRead, Read, Write}, sync::Arc};
+///
+/// # #[derive(Debug)] struct NoStop;
+/// # impl StopServer for NoStop {
+/// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+/// #     fn request_shutdown(&self) {}
+/// # }
+/// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
+/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+/// client.sendall(b"hi\n")?;
+/// let mut handler = |req: &mut StreamRequest| {
+///     let mut line = String::new();
+///     req.rfile.read_line(&mut line)?;
+///     req.wfile.write_all(line.to_uppercase().as_bytes())
+/// };
+/// finish_request(&mut handler, Arc::new(server_side), "@client".parse()?, ctx)?;
+/// let mut reply = [0; 3];
+/// client.read_exact(&mut reply)?;
+/// assert_eq!(&reply, b"HI\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn finish_request<R: Request, H: Handler<R>>(
+    handler: &mut H,
+    raw: R::Raw,
+    client_address: Address,
+    server: ServerContext,
+) -> Result<(), HandlerError> {
+    let options = handler.options();
+    let mut request = R::setup(raw, client_address, server, &options)?;
+    guarded(|| handler.setup(&mut request))?;
+    let handled = guarded(|| handler.handle(&mut request));
+    let finished = guarded(|| handler.finish(&mut request));
+    let flushed = guarded(|| request.finish());
+    let mut first = None;
+    for result in [handled, finished, flushed] {
+        if let Err(e) = result {
+            if first.is_none() {
+                first = Some(e);
+            } else {
+                log::debug!("a later error of the same request: {e}");
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Runs one step, turning an error or a panic into a `HandlerError`.
+fn guarded(step: impl FnOnce() -> io::Result<()>) -> Result<(), HandlerError> {
+    match panic::catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(HandlerError::Io(e)),
+        Err(payload) => Err(HandlerError::from_panic(payload)),
+    }
+}

@@ -1,0 +1,258 @@
+//! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
+
+use crate::{Request, ServerContext};
+use socket::{Address, Family, Socket, SocketReader, SocketWriter, opt};
+use std::{
+    fmt,
+    io::{self, BufWriter, Write},
+    sync::Arc,
+    time::Duration,
+};
+
+/// Options of a stream request: Python's `StreamRequestHandler` class attributes.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::StreamOptions;
+/// use std::time::Duration;
+///
+/// let options = StreamOptions::default()
+///     .rbufsize(65536)
+///     .wbufsize(8192)
+///     .timeout(Some(Duration::from_secs(10)))
+///     .disable_nagle_algorithm(true);
+/// assert_eq!(options.rbufsize, 65536);
+/// assert_eq!(StreamOptions::default().wbufsize, 0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// Capacity of `rfile`'s buffer; 0 reads unbuffered (one byte at a time for lines).
+    /// Default 8192, Python's `io.DEFAULT_BUFFER_SIZE`.
+    pub rbufsize: usize,
+    /// Capacity of `wfile`'s buffer; 0 (the default) makes every write send at once.
+    pub wbufsize: usize,
+    /// Timeout of every read and write on the connection; `None` (the default) blocks.
+    pub timeout: Option<Duration>,
+    /// Sets `TCP_NODELAY` on TCP connections; quietly not applied to Unix sockets.
+    pub disable_nagle_algorithm: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            rbufsize: 8192,
+            wbufsize: 0,
+            timeout: None,
+            disable_nagle_algorithm: false,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// Sets [`rbufsize`](Self::rbufsize).
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamOptions`].
+    pub fn rbufsize(mut self, size: usize) -> Self {
+        self.rbufsize = size;
+        self
+    }
+
+    /// Sets [`wbufsize`](Self::wbufsize).
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamOptions`].
+    pub fn wbufsize(mut self, size: usize) -> Self {
+        self.wbufsize = size;
+        self
+    }
+
+    /// Sets [`timeout`](Self::timeout).
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamOptions`].
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`disable_nagle_algorithm`](Self::disable_nagle_algorithm).
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamOptions`].
+    pub fn disable_nagle_algorithm(mut self, on: bool) -> Self {
+        self.disable_nagle_algorithm = on;
+        self
+    }
+}
+
+/// `wfile` of a stream request: unbuffered (every write sends everything before it returns)
+/// or buffered (`wbufsize > 0`, flushed when the request finishes).
+///
+/// A write never returns short: a 16 MiB write returns 16 MiB or an error.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::StreamWriter;
+/// use socket::{socketpair, Family, Type};
+/// use std::{io::{Read, Write}, sync::Arc};
+///
+/// let (a, mut b) = socketpair(Family::Unix, Type::Stream)?;
+/// let mut wfile = StreamWriter::new(Arc::new(a), 0);
+/// assert_eq!(wfile.write(b"now")?, 3);
+/// let mut got = [0; 3];
+/// b.read_exact(&mut got)?;
+/// assert_eq!(&got, b"now");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct StreamWriter {
+    inner: WriterKind,
+}
+
+enum WriterKind {
+    Unbuffered(SocketWriter<Arc<Socket>>),
+    Buffered(BufWriter<SocketWriter<Arc<Socket>>>),
+}
+
+impl StreamWriter {
+    /// A writer over `connection`: unbuffered when `wbufsize` is 0, else buffered.
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamWriter`].
+    pub fn new(connection: Arc<Socket>, wbufsize: usize) -> Self {
+        let raw = SocketWriter::new(connection);
+        let inner = if wbufsize == 0 {
+            WriterKind::Unbuffered(raw)
+        } else {
+            WriterKind::Buffered(BufWriter::with_capacity(wbufsize, raw))
+        };
+        StreamWriter { inner }
+    }
+
+    /// Whether writes are buffered until `flush`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamWriter;
+    /// use socket::{socketpair, Family, Type};
+    /// use std::sync::Arc;
+    ///
+    /// let (a, _b) = socketpair(Family::Unix, Type::Stream)?;
+    /// assert!(StreamWriter::new(Arc::new(a), 8192).is_buffered());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.inner, WriterKind::Buffered(_))
+    }
+}
+
+impl Write for StreamWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            WriterKind::Unbuffered(w) => w.write(buf),
+            // BufWriter may return short when its buffer is partly full; callers of Python's
+            // BufferedWriter never see that, so write everything here.
+            WriterKind::Buffered(w) => w.write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.inner {
+            WriterKind::Unbuffered(w) => w.write_all(buf),
+            WriterKind::Buffered(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            WriterKind::Unbuffered(w) => w.flush(),
+            WriterKind::Buffered(w) => w.flush(),
+        }
+    }
+}
+
+impl fmt::Debug for StreamWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamWriter")
+            .field("buffered", &self.is_buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream request (Python's `StreamRequestHandler` attributes): the connection, a buffered
+/// reader `rfile`, a writer `wfile`, the client's address and the server.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::StreamRequest;
+/// use std::io::{self, BufRead, Write};
+///
+/// fn echo_line(req: &mut StreamRequest) -> io::Result<()> {
+///     let mut line = Vec::new();
+///     req.rfile.read_until(b'\n', &mut line)?;
+///     req.wfile.write_all(&line)
+/// }
+/// # let _ = echo_line;
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StreamRequest {
+    /// The connected socket (Python's `self.request` and `self.connection`).
+    pub connection: Arc<Socket>,
+    /// Buffered reader over the connection (`rbufsize`).
+    pub rfile: SocketReader<Arc<Socket>>,
+    /// Writer over the connection (`wbufsize`).
+    pub wfile: StreamWriter,
+    /// The peer's address (`Address::Unnamed` for an unbound Unix client).
+    pub client_address: Address,
+    /// The server (Python's `self.server`).
+    pub server: ServerContext,
+}
+
+impl Request for StreamRequest {
+    type Raw = Arc<Socket>;
+    type Options = StreamOptions;
+
+    fn setup(
+        connection: Arc<Socket>,
+        client_address: Address,
+        server: ServerContext,
+        options: &StreamOptions,
+    ) -> io::Result<Self> {
+        if options.timeout.is_some() {
+            connection.settimeout(options.timeout);
+        }
+        if options.disable_nagle_algorithm && connection.family() != Family::Unix {
+            // CPython fails here on Unix sockets (EOPNOTSUPP); Nagle does not exist there.
+            connection.setsockopt(opt::NoDelay, true)?;
+        }
+        // A capacity of 1 is the unbuffered reader: `BufReader` needs room for one byte.
+        let rfile = SocketReader::with_capacity(options.rbufsize.max(1), Arc::clone(&connection));
+        let wfile = StreamWriter::new(Arc::clone(&connection), options.wbufsize);
+        Ok(StreamRequest {
+            connection,
+            rfile,
+            wfile,
+            client_address,
+            server,
+        })
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        // Python ignores a failed flush here: the client may be gone (bpo-14574).
+        if let Err(e) = self.wfile.flush() {
+            log::debug!("flush to {} failed: {e}", self.client_address);
+        }
+        Ok(())
+    }
+}

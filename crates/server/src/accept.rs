@@ -1,0 +1,128 @@
+//! Accept errors: which to skip, and the backoff for the ones that mean "no fds left".
+
+use std::{
+    io,
+    time::{Duration, Instant},
+};
+
+/// The first pause after an exhausting accept error; doubled per failure.
+const FIRST_DELAY: Duration = Duration::from_millis(10);
+/// The longest pause: accepting resumes at least once a second.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// What an error of `get_request` means for the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptErrorKind {
+    /// One connection failed (aborted, reset, a pending network error): skip it.
+    Transient,
+    /// Out of fds or memory: stop accepting for a while, or the loop spins.
+    Exhausted,
+    /// Anything else: treated like exhaustion, so an unknown error cannot make the loop spin.
+    Other,
+}
+
+impl AcceptErrorKind {
+    pub(crate) fn of(e: &io::Error) -> Self {
+        if socket::is_transient_accept_error(e) {
+            AcceptErrorKind::Transient
+        } else if socket::is_resource_exhausted(e) {
+            AcceptErrorKind::Exhausted
+        } else {
+            AcceptErrorKind::Other
+        }
+    }
+}
+
+/// The pause after exhausting accept errors: grows per failure, capped, logged once per episode.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    /// The current episode: when it started and the next delay.
+    episode: Option<Episode>,
+    /// Accepting resumes at this instant.
+    until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Episode {
+    started: Instant,
+    delay: Duration,
+    failures: u64,
+}
+
+impl Backoff {
+    /// An exhausting error: pause for the episode's next delay.
+    pub(crate) fn failed(&mut self, server: &str, e: &io::Error) {
+        let now = Instant::now();
+        let episode = self.episode.get_or_insert_with(|| {
+            log::error!(
+                "{server}: cannot accept ({e}); pausing accepts, backing off up to {MAX_DELAY:?}"
+            );
+            Episode {
+                started: now,
+                delay: FIRST_DELAY,
+                failures: 0,
+            }
+        });
+        episode.failures += 1;
+        self.until = Some(now + episode.delay);
+        episode.delay = (episode.delay * 2).min(MAX_DELAY);
+    }
+
+    /// A request came through: the episode, if any, is over.
+    pub(crate) fn succeeded(&mut self) {
+        if let Some(episode) = self.episode.take() {
+            log::warn!(
+                "accepting again after {:?} and {} failed attempts",
+                episode.started.elapsed(),
+                episode.failures
+            );
+        }
+        self.until = None;
+    }
+
+    /// Whether the pause (if any) has run out.
+    pub(crate) fn is_over(&self) -> bool {
+        self.until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// The loop's wait: never past the end of the pause.
+    pub(crate) fn clamp(&self, poll_interval: Duration) -> Duration {
+        match self.until {
+            Some(t) => poll_interval.min(t.saturating_duration_since(Instant::now())),
+            None => poll_interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_and_is_capped() {
+        let mut b = Backoff::default();
+        let e = io::Error::other("test");
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            b.failed("test", &e);
+            let wait = b.clamp(Duration::from_secs(60));
+            assert!(
+                wait <= MAX_DELAY,
+                "a pause is never longer than {MAX_DELAY:?}: {wait:?}"
+            );
+            last = wait;
+        }
+        assert!(last > MAX_DELAY / 2, "the delay grew to the cap: {last:?}");
+        assert!(!b.is_over());
+        b.succeeded();
+        assert!(b.is_over());
+        assert_eq!(b.clamp(Duration::from_secs(3)), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn first_pause_is_short() {
+        let mut b = Backoff::default();
+        b.failed("test", &io::Error::other("test"));
+        assert!(b.clamp(Duration::from_secs(60)) <= FIRST_DELAY);
+    }
+}

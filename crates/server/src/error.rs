@@ -1,0 +1,76 @@
+//! `server::Error`: what a server's construction, loop and shutdown can fail with.
+
+use socket::Address;
+use std::io;
+
+/// An error of the server layer.
+///
+/// Converts into `io::Error` (keeping the OS error's kind), so `main() -> io::Result<()>` can
+/// use `?` on every server call.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{Error, TcpServer};
+/// use handler::StreamRequest;
+///
+/// let first = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let taken = first.server_address().to_string();
+/// let err = TcpServer::bind(taken.as_str(), |_req: &mut StreamRequest| Ok(())).unwrap_err();
+/// assert!(matches!(err, Error::Bind { .. }));
+/// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address could not be parsed, resolved, or does not suit this server.
+    #[error("invalid server address: {0}")]
+    Address(#[source] io::Error),
+    /// `bind()` failed; the socket was closed.
+    #[error("cannot bind to {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: Address,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `listen()` failed; the socket was closed.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The bound address.
+        address: Address,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `shutdown()` was called from the thread running `serve_forever`, where waiting would
+    /// deadlock forever (CPython hangs there).
+    #[error(
+        "shutdown() called from the thread running serve_forever(), where it would deadlock; \
+         use request_shutdown() there"
+    )]
+    ShutdownFromServingThread,
+    /// The server was closed (`server_close`).
+    #[error("the server is closed")]
+    Closed,
+    /// An OS error of the serving loop itself.
+    #[error("server i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Address(source) | Error::Bind { source, .. } | Error::Listen { source, .. } => {
+                source.kind()
+            }
+            Error::Io(source) => source.kind(),
+            Error::ShutdownFromServingThread => io::ErrorKind::Deadlock,
+            Error::Closed => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The result of server operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

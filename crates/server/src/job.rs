@@ -1,0 +1,82 @@
+//! Turning a handler and a raw request into a `Job`: finish_request, handle_error and
+//! shutdown_request, in one closure.
+
+use crate::{Hooks, Job};
+use handler::{Handler, Request, ServerContext, finish_request};
+use socket::{Address, Shutdown, Socket};
+use std::{
+    panic::{self, AssertUnwindSafe},
+    sync::Arc,
+};
+
+/// Makes jobs of one request type; a server holds its handler behind this, so the server's
+/// type does not name the handler's.
+pub(crate) trait MakeJob<R: Request>: Send {
+    fn make(
+        &self,
+        raw: R::Raw,
+        connection: Option<Arc<Socket>>,
+        client_address: Address,
+        context: ServerContext,
+        hooks: Arc<dyn Hooks>,
+    ) -> Job;
+}
+
+struct HandlerJobs<H>(H);
+
+pub(crate) fn boxed<R: Request, H: Handler<R>>(handler: H) -> Box<dyn MakeJob<R>> {
+    Box::new(HandlerJobs(handler))
+}
+
+impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
+    fn make(
+        &self,
+        raw: R::Raw,
+        connection: Option<Arc<Socket>>,
+        client_address: Address,
+        context: ServerContext,
+        hooks: Arc<dyn Hooks>,
+    ) -> Job {
+        // One handler value per request, as Python makes one handler object per request.
+        let mut handler = self.0.clone();
+        Job::new(client_address.clone(), move || {
+            if let Err(error) = finish_request(&mut handler, raw, client_address.clone(), context) {
+                guard_hook("handle_error", || {
+                    hooks.handle_error(&client_address, &error)
+                });
+            }
+            drop(handler);
+            shutdown_request(connection, &client_address, &*hooks);
+        })
+    }
+}
+
+/// Python's `shutdown_request`: shut down writes, tell the hook, close. Runs once per request.
+pub(crate) fn shutdown_request(
+    connection: Option<Arc<Socket>>,
+    client_address: &Address,
+    hooks: &dyn Hooks,
+) {
+    if let Some(conn) = &connection {
+        // The peer may already be gone (ENOTCONN); CPython ignores that too.
+        if let Err(e) = conn.shutdown(Shutdown::Write) {
+            log::debug!("shutdown of the connection from {client_address}: {e}");
+        }
+    }
+    guard_hook("shutdown_request", || {
+        hooks.shutdown_request(client_address)
+    });
+    drop(connection);
+}
+
+/// Runs a user hook, logging a panic instead of letting it end the serving loop.
+pub(crate) fn guard_hook<T>(name: &str, hook: impl FnOnce() -> T) -> Option<T> {
+    match panic::catch_unwind(AssertUnwindSafe(hook)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            let error = handler::HandlerError::from_panic(payload);
+            log::error!("the {name} hook panicked: {error}");
+            None
+        }
+    }
+}

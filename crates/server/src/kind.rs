@@ -1,0 +1,186 @@
+//! `Kind`: what differs between TCP, UDP and their Unix twins (Python's `TCPServer` vs
+//! `UDPServer` methods: `server_activate`, `get_request`, `shutdown_request`).
+
+use crate::RequestRef;
+use handler::{DatagramRequest, Request, StreamRequest};
+use socket::{Address, Family, Socket, Type};
+use std::{io, sync::Arc};
+
+/// The kind of a server: its socket type, the families it takes, and how it gets requests.
+///
+/// Implemented by [`Tcp`], [`Udp`], [`UnixStream`] and [`UnixDatagram`]; a server is
+/// `Server<Kind, Strategy>`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{Kind, Tcp, Udp};
+/// use socket::Type;
+///
+/// assert_eq!(Tcp::SOCKET_TYPE, Type::Stream);
+/// assert_eq!(Udp::SOCKET_TYPE, Type::Datagram);
+/// ```
+pub trait Kind: Send + Sync + 'static {
+    /// The request its handlers get.
+    type Request: Request;
+    /// `SOCK_STREAM` or `SOCK_DGRAM`.
+    const SOCKET_TYPE: Type;
+    /// Python's class name, for messages.
+    const NAME: &'static str;
+
+    /// Whether an address of `family` suits this kind (TCP: IPv4 and IPv6; Unix: paths).
+    fn accepts_family(family: Family) -> bool;
+
+    /// Python's `server_activate`: `listen` for streams, nothing for datagrams.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `listen`.
+    fn activate(socket: &Socket, request_queue_size: i32) -> io::Result<()>;
+
+    /// Python's `get_request`, never blocking: `WouldBlock` when nothing is waiting.
+    /// `scratch` is a buffer of the server's `max_packet_size` for datagrams.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when drained, or the OS error of accept or recvfrom.
+    fn get_request(
+        socket: &Arc<Socket>,
+        scratch: &mut [u8],
+    ) -> io::Result<(<Self::Request as Request>::Raw, Address)>;
+
+    /// What `verify_request` sees of a request.
+    fn request_ref(raw: &<Self::Request as Request>::Raw) -> RequestRef<'_>;
+
+    /// The connection `shutdown_request` shuts down and closes (`None` for datagrams).
+    fn connection(raw: &<Self::Request as Request>::Raw) -> Option<Arc<Socket>>;
+}
+
+fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
+    let (conn, addr) = socket.accept()?;
+    Ok((Arc::new(conn), addr))
+}
+
+/// What a datagram server hands its handlers: the packet and the server's socket.
+type DatagramRaw = (Vec<u8>, Arc<Socket>);
+
+fn recvfrom(socket: &Arc<Socket>, scratch: &mut [u8]) -> io::Result<(DatagramRaw, Address)> {
+    let (n, addr) = socket.recvfrom_into_nowait(scratch)?;
+    Ok(((scratch[..n].to_vec(), Arc::clone(socket)), addr))
+}
+
+macro_rules! stream_kind {
+    ($(#[$doc:meta])* $name:ident, $python:literal, $($family:pat_param)|+) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+
+        impl Kind for $name {
+            type Request = StreamRequest;
+            const SOCKET_TYPE: Type = Type::Stream;
+            const NAME: &'static str = $python;
+
+            fn accepts_family(family: Family) -> bool {
+                matches!(family, $($family)|+)
+            }
+
+            fn activate(socket: &Socket, request_queue_size: i32) -> io::Result<()> {
+                socket.listen(request_queue_size)
+            }
+
+            fn get_request(socket: &Arc<Socket>, _scratch: &mut [u8]) -> io::Result<(Arc<Socket>, Address)> {
+                accept(socket)
+            }
+
+            fn request_ref(raw: &Arc<Socket>) -> RequestRef<'_> {
+                RequestRef::Stream(raw)
+            }
+
+            fn connection(raw: &Arc<Socket>) -> Option<Arc<Socket>> {
+                Some(Arc::clone(raw))
+            }
+        }
+    };
+}
+
+macro_rules! datagram_kind {
+    ($(#[$doc:meta])* $name:ident, $python:literal, $($family:pat_param)|+) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+
+        impl Kind for $name {
+            type Request = DatagramRequest;
+            const SOCKET_TYPE: Type = Type::Datagram;
+            const NAME: &'static str = $python;
+
+            fn accepts_family(family: Family) -> bool {
+                matches!(family, $($family)|+)
+            }
+
+            fn activate(_socket: &Socket, _request_queue_size: i32) -> io::Result<()> {
+                Ok(())
+            }
+
+            fn get_request(
+                socket: &Arc<Socket>,
+                scratch: &mut [u8],
+            ) -> io::Result<(DatagramRaw, Address)> {
+                recvfrom(socket, scratch)
+            }
+
+            fn request_ref(raw: &(Vec<u8>, Arc<Socket>)) -> RequestRef<'_> {
+                RequestRef::Datagram { packet: &raw.0, socket: &raw.1 }
+            }
+
+            fn connection(_raw: &(Vec<u8>, Arc<Socket>)) -> Option<Arc<Socket>> {
+                None
+            }
+        }
+    };
+}
+
+stream_kind!(
+    /// TCP over IPv4 or IPv6: Python's `TCPServer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Kind, Tcp};
+    /// assert_eq!(Tcp::NAME, "TCPServer");
+    /// ```
+    Tcp, "TCPServer", Family::Inet | Family::Inet6
+);
+datagram_kind!(
+    /// UDP over IPv4 or IPv6: Python's `UDPServer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Kind, Udp};
+    /// assert_eq!(Udp::NAME, "UDPServer");
+    /// ```
+    Udp, "UDPServer", Family::Inet | Family::Inet6
+);
+stream_kind!(
+    /// Unix stream sockets (paths and Linux abstract names): Python's `UnixStreamServer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Kind, UnixStream};
+    /// assert_eq!(UnixStream::NAME, "UnixStreamServer");
+    /// ```
+    UnixStream, "UnixStreamServer", Family::Unix
+);
+datagram_kind!(
+    /// Unix datagram sockets: Python's `UnixDatagramServer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Kind, UnixDatagram};
+    /// assert_eq!(UnixDatagram::NAME, "UnixDatagramServer");
+    /// ```
+    UnixDatagram, "UnixDatagramServer", Family::Unix
+);

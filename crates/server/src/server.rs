@@ -1,0 +1,602 @@
+//! `Server<Kind, Strategy>`: Python's `BaseServer` + `TCPServer`/`UDPServer` lifecycle, and the
+//! serving loop on the reactor.
+
+use crate::{
+    Builder, Error, Hooks, Kind, Result, ShutdownHandle, Strategy, Synchronous,
+    accept::{AcceptErrorKind, Backoff},
+    builder::Options,
+    job::{MakeJob, guard_hook, shutdown_request},
+    shutdown::Shared,
+};
+use handler::{Handler, ServerContext};
+use reactor::{Interest, Reactor};
+use socket::{Address, Family, Socket, ToAddrs, opt};
+use std::{
+    any::Any,
+    fmt,
+    marker::PhantomData,
+    os::fd::{OwnedFd, RawFd},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// The reactor key of the server's socket.
+const LISTENER: usize = 0;
+/// Requests taken per wakeup before the loop looks at shutdown and service actions again.
+const ACCEPT_BATCH: usize = 64;
+/// How long dropping a server waits for its requests in flight.
+const DROP_WAIT: Duration = Duration::from_secs(5);
+
+/// A server: Python's `BaseServer` with its `TCPServer`/`UDPServer`/`Unix*Server` socket, and a
+/// concurrency strategy in place of the mix-ins.
+///
+/// Use the aliases: [`TcpServer`](crate::TcpServer), [`UdpServer`](crate::UdpServer),
+/// [`UnixStreamServer`](crate::UnixStreamServer), [`UnixDatagramServer`](crate::UnixDatagramServer).
+///
+/// `serve_forever` and `server_close` take `&mut self`, so a server cannot be closed while
+/// its loop runs: stop the loop through a [`ShutdownHandle`] first (CPython spins at 100% CPU
+/// on a closed fd there).
+///
+/// ```compile_fail
+/// use sockserve_server::TcpServer;
+/// use handler::StreamRequest;
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(())).unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(|| server.serve_forever());
+///     server.server_close(); // error: `server` is mutably borrowed by the serving thread
+/// });
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::TcpServer;
+/// use handler::StreamRequest;
+/// use socket::create_connection;
+/// use std::io::{BufRead, Read, Write};
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+///     let mut line = String::new();
+///     req.rfile.read_line(&mut line)?;
+///     req.wfile.write_all(line.to_uppercase().as_bytes())
+/// })?;
+/// let address = server.server_address().clone();
+/// let handle = server.shutdown_handle();
+/// std::thread::scope(|s| -> std::io::Result<()> {
+///     let serving = s.spawn(|| server.serve_forever());
+///     let mut client = create_connection(&address, &Default::default())?;
+///     client.sendall(b"hello\n")?;
+///     let mut reply = String::new();
+///     client.read_to_string(&mut reply)?;
+///     assert_eq!(reply, "HELLO\n");
+///     handle.shutdown()?;
+///     serving.join().expect("serving thread panicked")?;
+///     Ok(())
+/// })?;
+/// server.server_close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server<K: Kind, C: Strategy = Synchronous> {
+    socket: Option<Arc<Socket>>,
+    server_address: Address,
+    options: Options,
+    jobs: Box<dyn MakeJob<K::Request>>,
+    hooks: Arc<dyn Hooks>,
+    state: Option<Arc<dyn Any + Send + Sync>>,
+    strategy: C,
+    reactor: Reactor,
+    shared: Arc<Shared>,
+    context: ServerContext,
+    /// The socket is in the reactor (false while paused, before the first loop and once closed).
+    registered: bool,
+    activated: bool,
+    paused_for_capacity: bool,
+    backoff: Backoff,
+    scratch: Vec<u8>,
+    _kind: PhantomData<K>,
+}
+
+impl<K: Kind, C: Strategy + Default> Server<K, C> {
+    /// Binds and activates a server with default options: Python's
+    /// `TCPServer(address, Handler)`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Server`].
+    pub fn bind<H: Handler<K::Request>>(address: impl ToAddrs, handler: H) -> Result<Self> {
+        Builder::new(handler).bind(address)
+    }
+
+    /// A builder, to set options by their Python names before binding.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
+    pub fn builder<H: Handler<K::Request>>(handler: H) -> Builder<K, C> {
+        Builder::new(handler)
+    }
+}
+
+impl<K: Kind, C: Strategy> Server<K, C> {
+    fn from_parts(builder: Builder<K, C>, socket: Socket, server_address: Address) -> Result<Self> {
+        let reactor = Reactor::new()?;
+        let shared = Shared::new(reactor.waker());
+        let context = ServerContext::new(
+            server_address.clone(),
+            shared.clone(),
+            builder.state.clone(),
+        );
+        Ok(Server {
+            socket: Some(Arc::new(socket)),
+            server_address,
+            scratch: vec![0; builder.options.max_packet_size],
+            options: builder.options,
+            jobs: builder.jobs,
+            hooks: builder.hooks,
+            state: builder.state,
+            strategy: builder.strategy,
+            reactor,
+            shared,
+            context,
+            registered: false,
+            activated: false,
+            paused_for_capacity: false,
+            backoff: Backoff::default(),
+            _kind: PhantomData,
+        })
+    }
+
+    pub(crate) fn create(builder: Builder<K, C>, address: impl ToAddrs) -> Result<Self> {
+        let address = resolve::<K>(address)?;
+        let socket = Socket::new(address.family(), K::SOCKET_TYPE)?;
+        Self::from_parts(builder, socket, address)
+    }
+
+    pub(crate) fn adopt(builder: Builder<K, C>, fd: OwnedFd) -> Result<Self> {
+        let socket = Socket::from_fd(fd).map_err(Error::Address)?;
+        if socket.socket_type() != K::SOCKET_TYPE || !K::accepts_family(socket.family()) {
+            return Err(Error::Address(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "a {:?} {:?} socket does not suit a {}",
+                    socket.family(),
+                    socket.socket_type(),
+                    K::NAME
+                ),
+            )));
+        }
+        let address = socket.getsockname()?;
+        let mut server = Self::from_parts(builder, socket, address)?;
+        server.server_activate()?;
+        Ok(server)
+    }
+
+    /// Python's `server_bind`: sets the reuse options, binds, and records the real address
+    /// (port 0 becomes the port the system chose).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] with the OS error, [`Error::Closed`] after `server_close`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::build_unbound`].
+    pub fn server_bind(&mut self) -> Result<()> {
+        let socket = self.socket.as_ref().ok_or(Error::Closed)?;
+        let family = socket.family();
+        let inet = matches!(family, Family::Inet | Family::Inet6);
+        if self.options.allow_reuse_address {
+            socket.setsockopt(opt::ReuseAddress, true)?;
+        }
+        // SO_REUSEPORT on AF_UNIX fails on Linux >= 6.12.9 (CPython gh-128916).
+        if self.options.allow_reuse_port && inet {
+            socket.setsockopt(opt::ReusePort, true)?;
+        }
+        if family == Family::Inet6 {
+            socket.setsockopt(opt::Ipv6Only, !self.options.dualstack_ipv6)?;
+        }
+        socket
+            .bind(&self.server_address)
+            .map_err(|source| Error::Bind {
+                address: self.server_address.clone(),
+                source,
+            })?;
+        self.server_address = socket.getsockname()?;
+        self.context = ServerContext::new(
+            self.server_address.clone(),
+            self.shared.clone(),
+            self.state.clone(),
+        );
+        Ok(())
+    }
+
+    /// Python's `server_activate`: `listen(request_queue_size)` for streams, nothing for
+    /// datagrams. The socket is then non-blocking for the serving loop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Listen`] with the OS error, [`Error::Closed`] after `server_close`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::build_unbound`].
+    pub fn server_activate(&mut self) -> Result<()> {
+        let socket = self.socket.as_ref().ok_or(Error::Closed)?;
+        K::activate(socket, self.options.request_queue_size).map_err(|source| Error::Listen {
+            address: self.server_address.clone(),
+            source,
+        })?;
+        if K::SOCKET_TYPE == socket::Type::Stream {
+            // Accepted sockets get their own mode (the socket layer sets it explicitly), so
+            // a non-blocking listener is safe. Datagram sockets stay blocking: handlers send
+            // replies on them, and the loop reads them with MSG_DONTWAIT.
+            socket.setblocking(false)?;
+        }
+        self.activated = true;
+        Ok(())
+    }
+
+    /// The address the server is bound to: the real one, with the chosen port.
+    ///
+    /// # Examples
+    ///
+    /// See [`Server`].
+    pub fn server_address(&self) -> &Address {
+        &self.server_address
+    }
+
+    /// The server's socket (Python's `server.socket`); `None` once closed.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::build_unbound`].
+    pub fn socket(&self) -> Option<&Socket> {
+        self.socket.as_deref()
+    }
+
+    /// The socket's fd, or -1 once the server is closed (Python's `server.fileno()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// assert!(server.fileno() >= 0);
+    /// server.server_close();
+    /// assert_eq!(server.fileno(), -1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fileno(&self) -> RawFd {
+        self.socket.as_ref().map_or(-1, |s| s.fileno())
+    }
+
+    /// A handle that stops `serve_forever` from any thread.
+    ///
+    /// # Examples
+    ///
+    /// See [`ShutdownHandle`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(self.shared.clone())
+    }
+
+    /// What handlers see of this server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(())).state(7u8).bind("127.0.0.1:0")?;
+    /// assert_eq!(server.context().state::<u8>(), Some(&7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn context(&self) -> &ServerContext {
+        &self.context
+    }
+
+    /// The concurrency strategy, for its statistics and options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Synchronous, TcpServer};
+    /// use handler::StreamRequest;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let _: &Synchronous = server.strategy();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn strategy(&self) -> &C {
+        &self.strategy
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`] (Python's `serve_forever()`), with a 0.5 s
+    /// tick for `service_actions` (or the builder's `poll_interval`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `server_close`, or an OS error of the reactor itself. Errors of
+    /// single requests never end the loop.
+    ///
+    /// # Examples
+    ///
+    /// See [`Server`].
+    pub fn serve_forever(&mut self) -> Result<()> {
+        self.serve_forever_with(self.options.poll_interval)
+    }
+
+    /// Serves until shutdown with the given tick (Python's `serve_forever(poll_interval)`).
+    /// The tick only paces `service_actions`: shutdown wakes the loop at once.
+    ///
+    /// # Errors
+    ///
+    /// See [`serve_forever`](Self::serve_forever).
+    ///
+    /// # Examples
+    ///
+    /// See [`ShutdownHandle`].
+    pub fn serve_forever_with(&mut self, poll_interval: Duration) -> Result<()> {
+        let socket = self.socket.clone().ok_or(Error::Closed)?;
+        let Some(_running) = self.shared.enter() else {
+            return Ok(());
+        };
+        self.strategy.start(&self.reactor.waker())?;
+        self.resume(&socket)?;
+        while !self.shared.stop_requested() {
+            let timeout = self.backoff.clamp(poll_interval);
+            let ready = self
+                .reactor
+                .select(Some(timeout))?
+                .iter()
+                .any(|r| r.key == LISTENER);
+            // A request that arrived with the stop is not taken (CPython bpo-35017).
+            if self.shared.stop_requested() {
+                break;
+            }
+            let resumed = self.maybe_resume(&socket)?;
+            if ready || resumed {
+                self.serve_batch(&socket)?;
+            }
+            self.service_actions();
+        }
+        Ok(())
+    }
+
+    /// Handles one request, waiting up to the server's `timeout` for it (Python's
+    /// `handle_request()`); calls `handle_timeout` when none came.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `server_close`, or an OS error of the reactor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::time::Duration;
+    ///
+    /// let mut server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+    ///     .timeout(Some(Duration::from_millis(10)))
+    ///     .bind("127.0.0.1:0")?;
+    /// server.handle_request()?; // nobody connects: handle_timeout runs after 10 ms
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_request(&mut self) -> Result<()> {
+        let socket = self.socket.clone().ok_or(Error::Closed)?;
+        let deadline = self.options.timeout.map(|t| Instant::now() + t);
+        self.strategy.start(&self.reactor.waker())?;
+        if !self.registered {
+            self.register(&socket)?;
+        }
+        loop {
+            if self.strategy.has_capacity() {
+                match K::get_request(&socket, &mut self.scratch) {
+                    Ok((raw, address)) => {
+                        self.process(raw, address);
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => match AcceptErrorKind::of(&e) {
+                        AcceptErrorKind::Transient => continue,
+                        // Python swallows get_request errors and returns.
+                        AcceptErrorKind::Exhausted | AcceptErrorKind::Other => {
+                            log::error!("{}: cannot get a request: {e}", K::NAME);
+                            return Ok(());
+                        }
+                    },
+                }
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout == Some(Duration::ZERO) {
+                self.strategy.handle_timeout();
+                guard_hook("handle_timeout", || self.hooks.handle_timeout());
+                return Ok(());
+            }
+            self.reactor.select(timeout)?;
+        }
+    }
+
+    /// Python's `server_close`: closes the socket, then waits for requests in flight as the
+    /// strategy says (threads joined, children reaped). Idempotent; also runs on drop (where
+    /// the wait is bounded).
+    ///
+    /// # Examples
+    ///
+    /// See [`fileno`](Self::fileno).
+    pub fn server_close(&mut self) {
+        if self.close_socket() {
+            self.strategy.server_close();
+        }
+    }
+
+    /// Closes the socket; true if it was open.
+    fn close_socket(&mut self) -> bool {
+        let Some(socket) = self.socket.take() else {
+            return false;
+        };
+        if self.registered {
+            if let Err(e) = self.reactor.unregister(&*socket) {
+                log::debug!("unregistering the server socket: {e}");
+            }
+            self.registered = false;
+        }
+        // Handlers of datagram servers may still hold the socket; it closes with the last one.
+        drop(socket);
+        true
+    }
+
+    /// One batch of requests: until the socket would block, the strategy is full, or the
+    /// batch is done (then the reactor is told the socket is still ready).
+    fn serve_batch(&mut self, socket: &Arc<Socket>) -> Result<()> {
+        for _ in 0..ACCEPT_BATCH {
+            if self.shared.stop_requested() {
+                return Ok(());
+            }
+            if !self.strategy.has_capacity() {
+                self.paused_for_capacity = true;
+                self.pause(socket);
+                return Ok(());
+            }
+            match K::get_request(socket, &mut self.scratch) {
+                Ok((raw, address)) => {
+                    self.backoff.succeeded();
+                    self.process(raw, address);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => match AcceptErrorKind::of(&e) {
+                    AcceptErrorKind::Transient => {
+                        log::debug!("{}: skipping a failed request: {e}", K::NAME);
+                    }
+                    AcceptErrorKind::Exhausted | AcceptErrorKind::Other => {
+                        self.backoff.failed(K::NAME, &e);
+                        self.pause(socket);
+                        return Ok(());
+                    }
+                },
+            }
+        }
+        self.reactor.still_ready(LISTENER, Interest::READABLE);
+        Ok(())
+    }
+
+    /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
+    fn process(&mut self, raw: <K::Request as handler::Request>::Raw, address: Address) {
+        let hooks = &self.hooks;
+        let accepted = guard_hook("verify_request", || {
+            hooks.verify_request(K::request_ref(&raw), &address)
+        })
+        .unwrap_or(false);
+        let connection = K::connection(&raw);
+        if !accepted {
+            drop(raw);
+            shutdown_request(connection, &address, &**hooks);
+            return;
+        }
+        let job = self.jobs.make(
+            raw,
+            connection,
+            address,
+            self.context.clone(),
+            Arc::clone(hooks),
+        );
+        self.strategy.process_request(job);
+    }
+
+    fn service_actions(&mut self) {
+        self.strategy.service_actions();
+        guard_hook("service_actions", || self.hooks.service_actions());
+    }
+
+    fn register(&mut self, socket: &Arc<Socket>) -> Result<()> {
+        self.reactor
+            .register(&**socket, LISTENER, Interest::READABLE)?;
+        self.registered = true;
+        Ok(())
+    }
+
+    /// Takes the socket out of the reactor (backpressure or fd exhaustion).
+    fn pause(&mut self, socket: &Arc<Socket>) {
+        if self.registered {
+            if let Err(e) = self.reactor.unregister(&**socket) {
+                log::debug!("pausing the server socket: {e}");
+            }
+            self.registered = false;
+        }
+    }
+
+    /// Puts the socket back and makes the next select report it, whatever arrived meanwhile.
+    fn resume(&mut self, socket: &Arc<Socket>) -> Result<()> {
+        if !self.registered {
+            self.register(socket)?;
+        }
+        self.reactor.still_ready(LISTENER, Interest::READABLE);
+        Ok(())
+    }
+
+    /// Resumes a paused socket when the strategy has room again or the backoff is over.
+    fn maybe_resume(&mut self, socket: &Arc<Socket>) -> Result<bool> {
+        if self.registered {
+            return Ok(false);
+        }
+        if self.paused_for_capacity {
+            if !self.strategy.has_capacity() {
+                return Ok(false);
+            }
+            self.paused_for_capacity = false;
+        }
+        if !self.backoff.is_over() {
+            return Ok(false);
+        }
+        self.resume(socket)?;
+        Ok(true)
+    }
+}
+
+impl<K: Kind, C: Strategy> Drop for Server<K, C> {
+    fn drop(&mut self) {
+        if self.close_socket() {
+            self.strategy.close_within(DROP_WAIT);
+        }
+    }
+}
+
+impl<K: Kind, C: Strategy> fmt::Debug for Server<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(K::NAME)
+            .field("server_address", &self.server_address)
+            .field("fileno", &self.fileno())
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolves a server address and checks it suits the kind.
+fn resolve<K: Kind>(address: impl ToAddrs) -> Result<Address> {
+    let address = address
+        .to_addrs()
+        .map_err(Error::Address)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Address(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            ))
+        })?;
+    if !K::accepts_family(address.family()) {
+        return Err(Error::Address(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} cannot serve on {address}", K::NAME),
+        )));
+    }
+    Ok(address)
+}

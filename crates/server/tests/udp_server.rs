@@ -1,0 +1,120 @@
+//! `UdpServer`: CPython's checklist for the synchronous UDP server, and datagram details.
+
+mod util;
+
+use handler::{DatagramOptions, DatagramRequest, HandlerExt};
+use sockserve_server::UdpServer;
+use std::{
+    io::{BufRead, Write},
+    net::UdpSocket,
+    time::Duration,
+};
+use util::*;
+
+fn echo_line_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    req.rfile.read_until(b'\n', &mut line)?;
+    req.wfile.write_all(&line)
+}
+
+#[test]
+fn echo_three_clients_then_shutdown_and_close() {
+    let server = UdpServer::bind("127.0.0.1:0", echo_line_dgram).expect("bind");
+    assert_eq!(
+        server.server_address(),
+        &server.socket().unwrap().getsockname().unwrap()
+    );
+    let serving = Serving::start(server, Duration::from_millis(10));
+    for _ in 0..3 {
+        dgram_examine(inet(&serving.address));
+    }
+    let server = serving.stop();
+    assert_eq!(server.fileno(), -1);
+}
+
+#[test]
+fn empty_reply_is_sent_as_cpython_does_unless_disabled() {
+    let mut server = UdpServer::bind("127.0.0.1:0", |_r: &mut DatagramRequest| Ok(())).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    client.send_to(b"x", inet(server.server_address())).unwrap();
+    server.handle_request().unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).expect("a zero-length reply");
+    assert_eq!(n, 0);
+
+    let quiet = (|_r: &mut DatagramRequest| Ok(()))
+        .with_options(DatagramOptions::default().reply_when_empty(false));
+    let mut server = UdpServer::bind("127.0.0.1:0", quiet).unwrap();
+    client.send_to(b"x", inet(server.server_address())).unwrap();
+    server.handle_request().unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "no reply when disabled"
+    );
+}
+
+#[test]
+fn large_datagrams_up_to_max_packet_size() {
+    let mut server = UdpServer::builder(|req: &mut DatagramRequest| {
+        let p = req.packet.clone();
+        req.wfile.write_all(&p)
+    })
+    .max_packet_size(65_507)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    let payload: Vec<u8> = (0..65_507u32).map(|i| (i % 251) as u8).collect();
+    client
+        .send_to(&payload, inet(server.server_address()))
+        .unwrap();
+    server.handle_request().unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &payload[..]);
+}
+
+#[test]
+fn datagrams_beyond_max_packet_size_are_cut_as_in_cpython() {
+    let mut server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+        let n = req.packet.len();
+        write!(req.wfile, "{n}")
+    })
+    .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    client
+        .send_to(&[7u8; 10_000], inet(server.server_address()))
+        .unwrap();
+    server.handle_request().unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"8192");
+}
+
+#[test]
+fn many_datagrams_queued_before_serving_are_all_answered() {
+    let server = UdpServer::bind("127.0.0.1:0", echo_line_dgram).unwrap();
+    let address = inet(server.server_address());
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    for i in 0..150 {
+        client
+            .send_to(format!("{i}\n").as_bytes(), address)
+            .unwrap();
+    }
+    let serving = Serving::start(server, Duration::from_secs(60));
+    let mut seen = [false; 150];
+    for _ in 0..150 {
+        let mut buf = [0u8; 16];
+        let (n, _) = client.recv_from(&mut buf).expect("every datagram answered");
+        let i: usize = std::str::from_utf8(&buf[..n - 1]).unwrap().parse().unwrap();
+        seen[i] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    serving.stop();
+}

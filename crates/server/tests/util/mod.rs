@@ -1,0 +1,186 @@
+//! Helpers shared by the server tests: serving in a thread, CPython's examine functions, and
+//! hooks that record what happened.
+#![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
+
+use handler::{HandlerError, StreamRequest};
+use socket::Address;
+use sockserve_server::{Hooks, Kind, RequestRef, Server, ShutdownHandle, Strategy};
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+/// CPython's `TEST_STR`.
+pub const TEST_STR: &[u8] = b"hello world\n";
+/// The bound for anything that should happen "at once": generous, it only detects hangs.
+pub const GENEROUS: Duration = Duration::from_secs(10);
+
+/// The one-line echo of CPython's `MyHandler`, for streams.
+pub fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    req.rfile.read_until(b'\n', &mut line)?;
+    req.wfile.write_all(&line)
+}
+
+pub fn inet(address: &Address) -> SocketAddr {
+    address.as_inet().expect("an inet server address")
+}
+
+/// A server serving in a background thread; `stop` shuts it down, joins and closes it.
+pub struct Serving<K: Kind, C: Strategy> {
+    pub handle: ShutdownHandle,
+    pub address: Address,
+    thread: Option<thread::JoinHandle<Server<K, C>>>,
+}
+
+impl<K: Kind, C: Strategy> Serving<K, C> {
+    pub fn start(mut server: Server<K, C>, poll_interval: Duration) -> Self {
+        let handle = server.shutdown_handle();
+        let address = server.server_address().clone();
+        let thread = thread::spawn(move || {
+            server
+                .serve_forever_with(poll_interval)
+                .expect("serve_forever failed");
+            server
+        });
+        Serving {
+            handle,
+            address,
+            thread: Some(thread),
+        }
+    }
+
+    /// Shuts down, joins, closes; returns the closed server for inspection.
+    pub fn stop(mut self) -> Server<K, C> {
+        self.handle.shutdown().expect("shutdown failed");
+        let mut server = self
+            .thread
+            .take()
+            .expect("not stopped twice")
+            .join()
+            .expect("the serving thread panicked");
+        server.server_close();
+        server
+    }
+}
+
+impl<K: Kind, C: Strategy> Drop for Serving<K, C> {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+/// CPython's `stream_examine`: send TEST_STR, read until a newline or EOF, compare.
+pub fn stream_examine(address: SocketAddr) {
+    let mut s = TcpStream::connect(address).expect("connect");
+    s.set_read_timeout(Some(GENEROUS)).expect("timeout");
+    s.write_all(TEST_STR).expect("send");
+    let mut buf = Vec::new();
+    BufReader::new(&mut s)
+        .read_until(b'\n', &mut buf)
+        .expect("receive (timed out?)");
+    assert_eq!(buf, TEST_STR);
+}
+
+/// CPython's `dgram_examine`: one datagram there and back.
+pub fn dgram_examine(address: SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    s.set_read_timeout(Some(GENEROUS)).expect("timeout");
+    s.send_to(TEST_STR, address).expect("send");
+    let mut buf = [0u8; 100];
+    let (n, from) = s.recv_from(&mut buf).expect("receive (timed out?)");
+    assert_eq!(&buf[..n], TEST_STR);
+    assert_eq!(from, address);
+}
+
+/// Reads everything until EOF, bounded.
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(GENEROUS)).expect("timeout");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read to EOF (timed out?)");
+    out
+}
+
+/// Hooks that count what the server did, with a way to wait for counts.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub errors: Mutex<Vec<String>>,
+    pub shutdowns: AtomicUsize,
+    pub timeouts: AtomicUsize,
+    pub service_actions: AtomicUsize,
+    pub reject: bool,
+    changed: Condvar,
+    lock: Mutex<()>,
+}
+
+impl Recorder {
+    pub fn rejecting() -> Self {
+        Recorder {
+            reject: true,
+            ..Self::default()
+        }
+    }
+
+    fn bump(&self) {
+        let _g = self.lock.lock().unwrap();
+        self.changed.notify_all();
+    }
+
+    /// Waits until `cond` holds, failing the test with `what` after GENEROUS.
+    pub fn wait_for(&self, what: &str, cond: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + GENEROUS;
+        let mut g = self.lock.lock().unwrap();
+        while !cond(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}");
+            g = self
+                .changed
+                .wait_timeout(g, left.min(Duration::from_millis(50)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors.lock().unwrap().len()
+    }
+}
+
+/// Lets tests keep an `Arc<Recorder>` while the server owns the hooks.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(pub Arc<Recorder>);
+
+impl Hooks for Shared {
+    fn verify_request(&self, _request: RequestRef<'_>, _client: &Address) -> bool {
+        !self.0.reject
+    }
+    fn handle_error(&self, _client: &Address, error: &HandlerError) {
+        self.0.errors.lock().unwrap().push(error.to_string());
+        self.0.bump();
+    }
+    fn handle_timeout(&self) {
+        self.0.timeouts.fetch_add(1, Ordering::SeqCst);
+        self.0.bump();
+    }
+    fn service_actions(&self) {
+        self.0.service_actions.fetch_add(1, Ordering::SeqCst);
+    }
+    fn shutdown_request(&self, _client: &Address) {
+        self.0.shutdowns.fetch_add(1, Ordering::SeqCst);
+        self.0.bump();
+    }
+}
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: i32) -> bool {
+    std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists()
+}
