@@ -352,7 +352,10 @@ fn accepted_socket_is_blocking_even_from_a_non_blocking_listener() {
     listener.setblocking(false).unwrap();
     let client2 = Socket::new(Family::Inet, Type::Stream).unwrap();
     client2.connect(listener.getsockname().unwrap()).unwrap();
-    assert!(util::wait_readable(listener.fileno(), BOUND), "the connection is queued");
+    assert!(
+        util::wait_readable(listener.fileno(), BOUND),
+        "the connection is queued"
+    );
     let (conn2, _) = listener.accept().unwrap();
     assert!(!util::is_nonblocking_fd(conn2.fileno()));
     assert_eq!(conn2.gettimeout(), None);

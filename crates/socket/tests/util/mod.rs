@@ -92,7 +92,11 @@ pub(crate) fn is_nonblocking_fd(fd: i32) -> bool {
 
 /// Waits with poll(2) until `fd` is readable; false if `limit` passes first.
 pub(crate) fn wait_readable(fd: i32, limit: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = libc::c_int::try_from(limit.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: pfd is a valid array of one pollfd for the call.
     unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
