@@ -1,7 +1,7 @@
 //! Turning a handler and a raw request into a `Job`: finish_request, handle_error and
 //! shutdown_request, in one closure.
 
-use crate::{Hooks, Job};
+use crate::{Hooks, Job, shutdown::InFlight};
 use handler::{Handler, Request, ServerContext, finish_request};
 use socket::{Address, Shutdown, Socket};
 use std::{
@@ -19,6 +19,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         client_address: Address,
         context: ServerContext,
         hooks: Arc<dyn Hooks>,
+        ticket: InFlight,
     ) -> Job;
 }
 
@@ -36,6 +37,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
         client_address: Address,
         context: ServerContext,
         hooks: Arc<dyn Hooks>,
+        ticket: InFlight,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let mut handler = self.0.clone();
@@ -47,6 +49,8 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
             }
             drop(handler);
             shutdown_request(connection, &client_address, &*hooks);
+            // Last: the request leaves the in-flight list (and its fd closes) only now.
+            drop(ticket);
         })
     }
 }

@@ -43,13 +43,14 @@ mod kind;
 mod server;
 mod shutdown;
 mod strategy;
+mod unix;
 
 pub use builder::Builder;
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use server::Server;
-pub use shutdown::ShutdownHandle;
+pub use shutdown::{GracefulStop, ShutdownHandle};
 pub use strategy::{Job, Strategy, Synchronous};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's

@@ -7,6 +7,7 @@ use crate::{
     builder::Options,
     job::{MakeJob, guard_hook, shutdown_request},
     shutdown::Shared,
+    unix::{self, SocketFile},
 };
 use handler::{Handler, ServerContext};
 use reactor::{Interest, Reactor};
@@ -94,6 +95,8 @@ pub struct Server<K: Kind, C: Strategy = Synchronous> {
     paused_for_capacity: bool,
     backoff: Backoff,
     scratch: Vec<u8>,
+    /// The Unix socket file this server created, removed on close.
+    socket_file: Option<SocketFile>,
     _kind: PhantomData<K>,
 }
 
@@ -147,6 +150,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             activated: false,
             paused_for_capacity: false,
             backoff: Backoff::default(),
+            socket_file: None,
             _kind: PhantomData,
         })
     }
@@ -200,6 +204,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         if family == Family::Inet6 {
             socket.setsockopt(opt::Ipv6Only, !self.options.dualstack_ipv6)?;
         }
+        if family == Family::Unix {
+            unix::prepare_bind(&self.server_address, K::SOCKET_TYPE)?;
+        }
         socket
             .bind(&self.server_address)
             .map_err(|source| Error::Bind {
@@ -207,6 +214,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 source,
             })?;
         self.server_address = socket.getsockname()?;
+        self.socket_file = SocketFile::record(&self.server_address);
         self.context = ServerContext::new(
             self.server_address.clone(),
             self.shared.clone(),
@@ -451,6 +459,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         }
         // Handlers of datagram servers may still hold the socket; it closes with the last one.
         drop(socket);
+        if let Some(file) = self.socket_file.take() {
+            file.remove();
+        }
         true
     }
 
@@ -501,12 +512,14 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             shutdown_request(connection, &address, &**hooks);
             return;
         }
+        let ticket = self.shared.begin_request(connection.clone());
         let job = self.jobs.make(
             raw,
             connection,
             address,
             self.context.clone(),
             Arc::clone(hooks),
+            ticket,
         );
         self.strategy.process_request(job);
     }

@@ -3,14 +3,21 @@
 use crate::{Error, Result};
 use handler::StopServer;
 use reactor::Waker;
+use socket::{Shutdown, Socket};
 use std::{
+    collections::HashMap,
     fmt, io,
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
     thread::{self, ThreadId},
+    time::{Duration, Instant},
 };
+
+/// After a graceful stop shut the remaining connections down, how long it waits for their
+/// handlers to notice.
+const AFTER_FORCE: Duration = Duration::from_secs(2);
 
 /// The state shared by a server, its shutdown handles and its handlers' contexts.
 pub(crate) struct Shared {
@@ -31,6 +38,9 @@ struct LoopState {
     ever_started: bool,
     /// Counts ended loops, so `shutdown` waits for *its* loop to end.
     loops_ended: u64,
+    /// Requests in flight, with their connection (none for datagrams).
+    in_flight: HashMap<u64, Option<Arc<Socket>>>,
+    next_request: u64,
 }
 
 impl Shared {
@@ -61,6 +71,71 @@ impl Shared {
         Some(LoopGuard {
             shared: Arc::clone(self),
         })
+    }
+
+    /// Records a request in flight; the returned ticket ends it.
+    pub(crate) fn begin_request(self: &Arc<Self>, connection: Option<Arc<Socket>>) -> InFlight {
+        let mut state = self.lock();
+        let id = state.next_request;
+        state.next_request += 1;
+        state.in_flight.insert(id, connection);
+        InFlight {
+            shared: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// The number of requests in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.lock().in_flight.len()
+    }
+
+    /// Waits until no loop runs and no request is in flight, or `deadline` passes; true if idle.
+    fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        loop {
+            if state.running.is_none() && state.in_flight.is_empty() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .loop_ended
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn shutdown_gracefully(&self, grace: Duration) -> Result<GracefulStop> {
+        let started = Instant::now();
+        {
+            let mut state = self.lock();
+            if state.running == Some(thread::current().id()) {
+                return Err(Error::ShutdownFromServingThread);
+            }
+            self.request_stop(&mut state);
+        }
+        let mut report = GracefulStop::default();
+        if !self.wait_idle(started + grace) {
+            // Shutting both directions down wakes a handler blocked in a read (it sees EOF)
+            // or a write (EPIPE), even on the serving thread of a synchronous server.
+            let connections: Vec<Arc<Socket>> =
+                self.lock().in_flight.values().flatten().cloned().collect();
+            for conn in &connections {
+                if conn.shutdown(Shutdown::Both).is_ok() {
+                    report.forced += 1;
+                }
+            }
+            self.wait_idle(Instant::now() + AFTER_FORCE);
+        }
+        let state = self.lock();
+        report.still_running = state.in_flight.len();
+        report.loop_stopped = state.running.is_none();
+        report.took = started.elapsed();
+        Ok(report)
     }
 
     /// Whether the running loop was asked to stop.
@@ -101,6 +176,42 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// A request in flight; dropping it (once the request is closed) takes it off the list.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.in_flight.remove(&self.id);
+        let idle = state.in_flight.is_empty();
+        drop(state);
+        if idle {
+            self.shared.loop_ended.notify_all();
+        }
+    }
+}
+
+/// What a graceful stop did: returned by [`ShutdownHandle::shutdown_gracefully`].
+///
+/// # Examples
+///
+/// See [`ShutdownHandle::shutdown_gracefully`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GracefulStop {
+    /// Connections still open at the deadline, shut down (`SHUT_RDWR`) to end their requests.
+    pub forced: usize,
+    /// Requests still running when the stop returned (handlers that ignored the shutdown).
+    pub still_running: usize,
+    /// Whether the serving loop had returned when the stop returned.
+    pub loop_stopped: bool,
+    /// How long the stop took.
+    pub took: Duration,
 }
 
 /// Marks a running loop; dropping it (even while unwinding) ends the loop's state.
@@ -187,6 +298,66 @@ impl ShutdownHandle {
     pub fn request_shutdown(&self) {
         let mut state = self.shared.lock();
         self.shared.request_stop(&mut state);
+    }
+
+    /// Stops gracefully: the loop stops accepting at once, requests in flight may finish until
+    /// `grace` has passed, then the connections that remain are shut down (`SHUT_RDWR`), which
+    /// wakes handlers blocked reading or writing them, on worker threads or on the serving
+    /// thread of a synchronous server alike.
+    ///
+    /// Returns when the loop has stopped and no request is in flight, or a bounded time
+    /// after the deadline if a handler ignores the shutdown (the report says so). Call
+    /// `server_close` afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownFromServingThread`] when called from the thread running the loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::{io::Read, net::TcpStream, time::Duration};
+    ///
+    /// // A synchronous server whose only handler blocks reading from an idle client.
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    ///     let mut rest = Vec::new();
+    ///     req.rfile.read_to_end(&mut rest).map(|_| ())
+    /// })?;
+    /// let address = server.server_address().as_inet().expect("inet");
+    /// let handle = server.shutdown_handle();
+    /// let _idle = TcpStream::connect(address)?;
+    /// let report = std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while handle.in_flight() == 0 {
+    ///         std::thread::yield_now(); // wait until the handler runs
+    ///     }
+    ///     handle.shutdown_gracefully(Duration::from_millis(100))
+    /// })?;
+    /// assert_eq!(report.forced, 1);
+    /// assert!(report.loop_stopped);
+    /// server.server_close();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_gracefully(&self, grace: Duration) -> Result<GracefulStop> {
+        self.shared.shutdown_gracefully(grace)
+    }
+
+    /// The number of requests in flight (accepted and not yet closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// assert_eq!(server.shutdown_handle().in_flight(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
     }
 
     /// Whether a `serve_forever` is running now.
