@@ -57,7 +57,6 @@ fn writer_sends_everything_and_returns_the_full_length() {
         "one write sends it all"
     );
     writer.flush().unwrap();
-    drop(writer);
     drop(a);
     let got = within(BOUND, "reading 3 MiB", move || {
         reader.join().unwrap().unwrap()
