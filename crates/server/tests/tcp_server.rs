@@ -15,49 +15,6 @@ use std::{
 use util::*;
 
 #[test]
-fn echo_three_clients_then_shutdown_and_close() {
-    let server = TcpServer::bind("127.0.0.1:0", echo_line).expect("bind");
-    assert_eq!(
-        server.server_address(),
-        &server.socket().unwrap().getsockname().unwrap(),
-        "server_address is the real bound address"
-    );
-    assert_ne!(inet(server.server_address()).port(), 0);
-    let fd = server.fileno();
-    let serving = Serving::start(server, Duration::from_millis(10));
-    for _ in 0..3 {
-        stream_examine(inet(&serving.address));
-    }
-    let server = serving.stop();
-    assert_eq!(server.fileno(), -1, "server_close closes the socket");
-    assert!(server.socket().is_none());
-    // Another socket may take the number at once, but not the listener: connects are refused.
-    let refused = TcpStream::connect(inet(server.server_address()));
-    assert!(refused.is_err(), "the listener is closed");
-    let _ = fd;
-}
-
-#[test]
-fn close_a_server_that_never_served() {
-    let mut server = TcpServer::bind("127.0.0.1:0", echo_line).expect("bind");
-    server.server_close();
-    server.server_close(); // idempotent
-    assert_eq!(server.fileno(), -1);
-}
-
-#[test]
-fn drop_closes_the_socket() {
-    let address = {
-        let server = TcpServer::bind("127.0.0.1:0", echo_line).expect("bind");
-        let address = inet(server.server_address());
-        TcpStream::connect(address).expect("listening while alive");
-        address
-    };
-    let err = TcpStream::connect(address).expect_err("closed after drop");
-    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-}
-
-#[test]
 fn bind_errors_are_clear_and_release_the_socket() {
     let first = TcpServer::bind("127.0.0.1:0", echo_line).expect("bind");
     let taken = first.server_address().to_string();
@@ -166,25 +123,6 @@ fn finish_runs_when_handle_fails_but_not_when_setup_fails() {
         assert_eq!(*steps.lock().unwrap(), expected);
         assert_eq!(rec.0.error_count(), 1, "the error reaches handle_error");
     }
-}
-
-#[test]
-fn verify_request_false_runs_shutdown_request_exactly_once() {
-    let rec = Shared(Arc::new(Recorder::rejecting()));
-    let ran = Arc::new(Mutex::new(false));
-    let ran2 = ran.clone();
-    let mut server = TcpServer::builder(move |_r: &mut StreamRequest| {
-        *ran2.lock().unwrap() = true;
-        Ok(())
-    })
-    .hooks(rec.clone())
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let mut client = TcpStream::connect(inet(server.server_address())).unwrap();
-    server.handle_request().unwrap();
-    assert_eq!(rec.0.shutdowns.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert!(!*ran.lock().unwrap(), "the handler never runs");
-    assert_eq!(read_to_end(&mut client), b"", "the client reads EOF");
 }
 
 #[test]
