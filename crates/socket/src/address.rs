@@ -187,6 +187,32 @@ impl Address {
     }
 }
 
+impl crate::Socket {
+    /// The socket's own address (Python's `getsockname`); `0.0.0.0:0` if unbound IPv4.
+    ///
+    /// ```
+    /// use sockserve_socket::{Family, Socket, Type};
+    /// let sock = Socket::new(Family::Inet, Type::Stream)?;
+    /// assert_eq!(sock.getsockname()?.to_string(), "0.0.0.0:0");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn getsockname(&self) -> io::Result<Address> {
+        Ok(Address::from_sockaddr(&self.sock()?.local_addr()?))
+    }
+
+    /// The peer's address (Python's `getpeername`); `ENOTCONN` if not connected.
+    ///
+    /// ```
+    /// use sockserve_socket::{Family, Socket, Type};
+    /// let sock = Socket::new(Family::Inet, Type::Stream)?;
+    /// assert_eq!(sock.getpeername().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn getpeername(&self) -> io::Result<Address> {
+        Ok(Address::from_sockaddr(&self.sock()?.peer_addr()?))
+    }
+}
+
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }

@@ -62,18 +62,28 @@ impl Socket {
 /// impl SockOpt for RecvLowat {
 ///     type Value = i32;
 ///     fn set(self, socket: &Socket, value: i32) -> io::Result<()> {
-///         // SAFETY: value lives across the call and its size is passed.
-///         let rc = unsafe { setsockopt_int(socket.fileno(), value) };
+///         let len = std::mem::size_of::<i32>() as libc::socklen_t;
+///         // SAFETY: `value` lives across the call and `len` is its size.
+///         let rc = unsafe {
+///             libc::setsockopt(socket.fileno(), libc::SOL_SOCKET, libc::SO_RCVLOWAT,
+///                              (&raw const value).cast(), len)
+///         };
 ///         if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 ///     }
-///     fn get(self, _socket: &Socket) -> io::Result<i32> {
-///         Err(io::Error::new(io::ErrorKind::Unsupported, "left out of this example"))
+///     fn get(self, socket: &Socket) -> io::Result<i32> {
+///         let (mut value, mut len) = (0i32, std::mem::size_of::<i32>() as libc::socklen_t);
+///         // SAFETY: `value` and `len` live across the call; `len` is the size of `value`.
+///         let rc = unsafe {
+///             libc::getsockopt(socket.fileno(), libc::SOL_SOCKET, libc::SO_RCVLOWAT,
+///                              (&raw mut value).cast(), &mut len)
+///         };
+///         if rc == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
 ///     }
 /// }
-/// # unsafe fn setsockopt_int(_fd: i32, _value: i32) -> i32 { 0 }
 ///
 /// let sock = Socket::new(Family::Inet, Type::Stream)?;
-/// sock.setsockopt(RecvLowat, 1)?;
+/// sock.setsockopt(RecvLowat, 16)?;
+/// assert_eq!(sock.getsockopt(RecvLowat)?, 16);
 /// # Ok::<(), io::Error>(())
 /// ```
 pub trait SockOpt: Copy {

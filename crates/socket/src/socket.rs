@@ -356,30 +356,6 @@ impl Socket {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
     }
 
-    /// The socket's own address (Python's `getsockname`); `0.0.0.0:0` if unbound IPv4.
-    ///
-    /// ```
-    /// use sockserve_socket::{Family, Socket, Type};
-    /// let sock = Socket::new(Family::Inet, Type::Stream)?;
-    /// assert_eq!(sock.getsockname()?.to_string(), "0.0.0.0:0");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn getsockname(&self) -> io::Result<Address> {
-        Ok(Address::from_sockaddr(&self.sock()?.local_addr()?))
-    }
-
-    /// The peer's address (Python's `getpeername`); `ENOTCONN` if not connected.
-    ///
-    /// ```
-    /// use sockserve_socket::{Family, Socket, Type};
-    /// let sock = Socket::new(Family::Inet, Type::Stream)?;
-    /// assert_eq!(sock.getpeername().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn getpeername(&self) -> io::Result<Address> {
-        Ok(Address::from_sockaddr(&self.sock()?.peer_addr()?))
-    }
-
     /// The address family (Python's `family`).
     ///
     /// ```
