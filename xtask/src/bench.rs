@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: this project's example echo server and CPython's `socketserver` echo
 //! server under the same load generator, side by side in one run, as ratios.
 //!
+//! `basic_server` serves one client after another, so it is compared with CPython's plain
+//! `TCPServer`, and persistent workloads use one connection ([`BASIC_SERVER_MODE`]).
 //! Both servers are started once, on 127.0.0.1 port 0, and announce `listening on ADDR`; each
 //! workload then runs against one and then the other for `--duration` seconds. Only loopback
 //! traffic. The servers are built in release (`cargo build --release -p sockserve-examples
@@ -39,9 +41,41 @@ impl Default for Options {
 /// How long a server may take to announce its address.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 
-/// Which of CPython's `socketserver` classes the comparison server uses; it must match the
-/// concurrency of `basic_server`, so both sides do the same work per connection.
-const CPYTHON_MODE: &str = "threading";
+/// How a server under test serves its clients, and so which of CPython's classes it is
+/// compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    dead_code,
+    reason = "the threading and forking servers of the examples are to come"
+)]
+enum Mode {
+    /// One client after another (`TCPServer`).
+    Sync,
+    /// A thread per client (`ThreadingTCPServer`).
+    Threading,
+    /// A process per client (`ForkingTCPServer`).
+    Forking,
+}
+
+impl Mode {
+    /// The `argv[1]` of [`CPYTHON_ECHO_SERVER`].
+    fn cpython_class(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Threading => "threading",
+            Mode::Forking => "forking",
+        }
+    }
+
+    /// A server that serves one client at a time cannot take several persistent connections:
+    /// the second would wait until the first closes.
+    fn concurrent(self) -> bool {
+        self != Mode::Sync
+    }
+}
+
+/// `basic_server` serves one client after another, so the comparison is with `TCPServer`.
+const BASIC_SERVER_MODE: Mode = Mode::Sync;
 
 /// CPython's echo server: `socketserver` with a `StreamRequestHandler` that writes back each
 /// chunk it reads until the client closes. `argv[1]` picks the class (`sync`, `threading`,
@@ -99,15 +133,18 @@ fn targets(release_examples: &std::path::Path) -> Vec<Target> {
         },
         Target {
             name: "CPython",
-            cmd: cpython_echo_server(CPYTHON_MODE),
+            cmd: cpython_echo_server(BASIC_SERVER_MODE.cpython_class()),
         },
     ]
 }
 
-fn workloads(opts: &Options) -> Vec<loadgen::Workload> {
+/// The workloads for servers of `mode`: persistent ping-pong on one connection, on
+/// `--connections` connections if the servers are concurrent, and a new connection per request
+/// from `--connections` clients (a sequential server queues them in its backlog).
+fn workloads(opts: &Options, mode: Mode) -> Vec<loadgen::Workload> {
     use loadgen::Workload::{ConnectPerRequest, PingPong};
     let mut workloads = vec![PingPong { connections: 1 }];
-    if opts.connections > 1 {
+    if mode.concurrent() && opts.connections > 1 {
         workloads.push(PingPong {
             connections: opts.connections,
         });
@@ -138,7 +175,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
             .map_err(|e| format!("{}: bad address {:?}: {e}", target.name, server.addr))?;
         servers.push((target.name, addr, server));
     }
-    let workloads = workloads(opts);
+    let workloads = workloads(opts, BASIC_SERVER_MODE);
     eprintln!(
         "bench: {} workload(s) x {} server(s), {:?} each",
         workloads.len(),
@@ -234,8 +271,10 @@ mod tests {
             connections: 1,
             ..Options::default()
         };
-        assert_eq!(workloads(&one).len(), 2);
-        assert_eq!(workloads(&Options::default()).len(), 3);
+        assert_eq!(workloads(&one, Mode::Threading).len(), 2);
+        assert_eq!(workloads(&Options::default(), Mode::Threading).len(), 3);
+        assert_eq!(workloads(&Options::default(), Mode::Sync).len(), 2);
+        assert_eq!(Mode::Forking.cpython_class(), "forking");
     }
 
     /// The CPython server the bench compares against, under the load generator: proves the

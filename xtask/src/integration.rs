@@ -52,13 +52,13 @@ struct Server {
 /// What a server sends back for a message.
 #[derive(Debug, Clone, Copy)]
 enum Reply {
-    /// The same bytes.
-    Echo,
-    /// The same text, ASCII-uppercased (DESIGN.md's sketch handler; its test uses it too).
+    /// The same bytes (the coming `echo_server`; the tests use it against CPython's server).
     #[cfg_attr(
         not(test),
-        allow(dead_code, reason = "no example server uppercases yet")
+        allow(dead_code, reason = "no example server echoes verbatim yet")
     )]
+    Echo,
+    /// The same text, ASCII-uppercased (`basic_server`).
     Upper,
 }
 
@@ -74,7 +74,8 @@ impl Reply {
 /// A client run against a scenario's server.
 #[derive(Debug)]
 enum Client {
-    /// An example client run as `EXAMPLE --addr ADDR MESSAGE`; its stdout must contain the reply.
+    /// An example client run as `EXAMPLE --addr ADDR MESSAGE`; its stdout must contain the
+    /// reply (`basic_client` prints `received: REPLY`).
     Example {
         /// The `[[example]]` name.
         example: &'static str,
@@ -96,7 +97,8 @@ const SCENARIOS: &[Scenario] = &[Scenario {
         example: "basic_server",
         args: &["--addr", "127.0.0.1:0"],
     },
-    reply: Reply::Echo,
+    // basic_server answers each chunk uppercased, one client after another.
+    reply: Reply::Upper,
     clients: &[
         Client::Example {
             example: "basic_client",
