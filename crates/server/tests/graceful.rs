@@ -1,0 +1,125 @@
+//! Graceful stop: requests in flight finish before the deadline; the ones still open at the
+//! deadline are shut down, which wakes their handlers, even on a synchronous server's own
+//! serving thread.
+
+mod util;
+
+use handler::StreamRequest;
+use sockserve_server::TcpServer;
+use std::{
+    io::{BufRead, Read, Write},
+    net::TcpStream,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+use util::*;
+
+fn wait_in_flight(handle: &sockserve_server::ShutdownHandle, n: usize) {
+    let deadline = Instant::now() + GENEROUS;
+    while handle.in_flight() != n {
+        assert!(
+            Instant::now() < deadline,
+            "never saw {n} requests in flight"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_request_that_finishes_within_the_deadline_is_not_forced() {
+    // The handler answers when the client says "finish"; the client says it after the stop
+    // has begun, well within the grace period.
+    let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut line = String::new();
+        req.rfile.read_line(&mut line)?;
+        req.wfile.write_all(b"finished\n")
+    })
+    .unwrap();
+    let serving = Serving::start(server, Duration::from_secs(60));
+    let mut client = TcpStream::connect(inet(&serving.address)).unwrap();
+    wait_in_flight(&serving.handle, 1);
+    let (tx, rx) = mpsc::channel();
+    let handle = serving.handle.clone();
+    let stopper = std::thread::spawn(move || {
+        tx.send(()).unwrap();
+        handle.shutdown_gracefully(Duration::from_secs(30))
+    });
+    rx.recv().unwrap();
+    client.write_all(b"finish\n").unwrap();
+    assert_eq!(read_to_end(&mut client), b"finished\n");
+    let report = stopper.join().unwrap().expect("graceful stop");
+    assert_eq!(report.forced, 0, "{report:?}");
+    assert_eq!(report.still_running, 0);
+    assert!(report.loop_stopped);
+    assert!(
+        report.took < GENEROUS,
+        "returned once idle, not at the deadline: {report:?}"
+    );
+    serving.stop();
+}
+
+#[test]
+fn an_idle_client_is_shut_down_at_the_deadline_and_the_sync_loop_returns() {
+    let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut rest = Vec::new();
+        req.rfile.read_to_end(&mut rest)?; // blocks the serving thread until EOF
+        req.wfile.write_all(b"bye\n")
+    })
+    .unwrap();
+    let serving = Serving::start(server, Duration::from_secs(60));
+    let mut idle = TcpStream::connect(inet(&serving.address)).unwrap();
+    wait_in_flight(&serving.handle, 1);
+    let grace = Duration::from_millis(200);
+    let report = serving
+        .handle
+        .shutdown_gracefully(grace)
+        .expect("graceful stop");
+    assert_eq!(report.forced, 1, "{report:?}");
+    assert!(report.loop_stopped, "{report:?}");
+    assert_eq!(report.still_running, 0, "{report:?}");
+    assert!(report.took >= grace, "waited the grace period: {report:?}");
+    assert!(report.took < GENEROUS, "{report:?}");
+    // The client's side was shut down too: it reads EOF (the reply could not be sent).
+    let mut buf = Vec::new();
+    idle.set_read_timeout(Some(GENEROUS)).unwrap();
+    let _ = idle.read_to_end(&mut buf);
+    assert!(!serving.handle.is_serving());
+    serving.stop();
+}
+
+#[test]
+fn new_connections_are_not_accepted_once_the_stop_began() {
+    let server = TcpServer::bind("127.0.0.1:0", echo_line).unwrap();
+    let serving = Serving::start(server, Duration::from_secs(60));
+    stream_examine(inet(&serving.address));
+    let report = serving
+        .handle
+        .shutdown_gracefully(Duration::from_secs(5))
+        .unwrap();
+    assert!(report.loop_stopped);
+    assert_eq!(report.forced, 0);
+    // The loop has returned: a connect may still be queued by the kernel, but is never served.
+    let server = serving.stop();
+    assert_eq!(server.fileno(), -1);
+}
+
+#[test]
+fn graceful_stop_after_the_loop_ended_is_a_no_op() {
+    let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        req.server.request_shutdown();
+        Ok(())
+    })
+    .unwrap();
+    let handle = server.shutdown_handle();
+    let _client = TcpStream::connect(inet(server.server_address())).unwrap();
+    server.serve_forever().unwrap();
+    // No loop runs and nothing is in flight: nothing to do, at once, and no state left.
+    let report = handle.shutdown_gracefully(Duration::from_secs(30)).unwrap();
+    assert!(report.loop_stopped);
+    assert_eq!((report.forced, report.still_running), (0, 0));
+    assert!(report.took < Duration::from_secs(1), "{report:?}");
+    let address = server.server_address().clone();
+    let serving = Serving::start(server, Duration::from_millis(10));
+    stream_examine(inet(&address));
+    serving.stop();
+}
