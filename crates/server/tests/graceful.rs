@@ -105,21 +105,34 @@ fn new_connections_are_not_accepted_once_the_stop_began() {
 
 #[test]
 fn graceful_stop_after_the_loop_ended_is_a_no_op() {
-    let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    // Every request asks the loop to stop after it: each serve_forever serves exactly one.
+    let mut server = TcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
+        counter.fetch_add(1, Ordering::SeqCst);
         req.server.request_shutdown();
         Ok(())
     })
     .unwrap();
     let handle = server.shutdown_handle();
-    let _client = TcpStream::connect(inet(server.server_address())).unwrap();
+    let _first = TcpStream::connect(inet(server.server_address())).unwrap();
     server.serve_forever().unwrap();
-    // No loop runs and nothing is in flight: nothing to do, at once, and no state left.
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    // No loop runs and nothing is in flight: nothing to do, at once.
     let report = handle.shutdown_gracefully(Duration::from_secs(30)).unwrap();
     assert!(report.loop_stopped);
     assert_eq!((report.forced, report.still_running), (0, 0));
     assert!(report.took < Duration::from_secs(1), "{report:?}");
-    let address = server.server_address().clone();
-    let serving = Serving::start(server, Duration::from_millis(10));
-    stream_examine(inet(&address));
-    serving.stop();
+    // And no state is left behind: the next loop serves the next client.
+    let _second = TcpStream::connect(inet(server.server_address())).unwrap();
+    server.serve_forever().unwrap();
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        2,
+        "the next loop served a request"
+    );
 }
