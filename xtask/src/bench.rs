@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer};
-use crate::integration::{example_bin, examples_dir};
+use crate::integration::{Reply, example_bin, examples_dir};
 use crate::metadata::Workspace;
 
 /// The command-line options of `cargo xtask bench`.
@@ -76,10 +76,12 @@ impl Mode {
 
 /// `basic_server` serves one client after another, so the comparison is with `TCPServer`.
 const BASIC_SERVER_MODE: Mode = Mode::Sync;
+/// `basic_server` answers uppercased; the CPython server is told to do the same work.
+const BASIC_SERVER_REPLY: Reply = Reply::Upper;
 
 /// CPython's echo server: `socketserver` with a `StreamRequestHandler` that writes back each
 /// chunk it reads until the client closes. `argv[1]` picks the class (`sync`, `threading`,
-/// `forking`); it prints `listening on HOST:PORT` once bound to 127.0.0.1 port 0. Python's
+/// `forking`), `argv[2]` the reply (`echo`, or `upper` for `bytes.upper()`); it prints `listening on HOST:PORT` once bound to 127.0.0.1 port 0. Python's
 /// defaults are kept (backlog 5, Nagle on) because they are what a Python user gets.
 pub(crate) const CPYTHON_ECHO_SERVER: &str = r#"
 import socketserver, sys
@@ -88,6 +90,7 @@ base = {
     "threading": socketserver.ThreadingTCPServer,
     "forking": socketserver.ForkingTCPServer,
 }[sys.argv[1]]
+transform = {"echo": bytes, "upper": bytes.upper}[sys.argv[2]]
 
 class Echo(socketserver.StreamRequestHandler):
     def handle(self):
@@ -95,7 +98,7 @@ class Echo(socketserver.StreamRequestHandler):
             data = self.rfile.read1(65536)
             if not data:
                 break
-            self.wfile.write(data)
+            self.wfile.write(transform(data))
 
 class Server(base):
     allow_reuse_address = True
@@ -108,12 +111,12 @@ with Server(("127.0.0.1", 0), Echo) as server:
 "#;
 
 /// The command that starts [`CPYTHON_ECHO_SERVER`] with the given class (`sync`, `threading`,
-/// `forking`).
-pub(crate) fn cpython_echo_server(mode: &str) -> Cmd {
+/// `forking`) and reply.
+pub(crate) fn cpython_echo_server(class: &str, reply: Reply) -> Cmd {
     Cmd::new("python3")
         .arg("-c")
         .arg_shown_as(CPYTHON_ECHO_SERVER, "CPYTHON_ECHO_SERVER")
-        .arg(mode)
+        .args([class, reply.python_name()])
 }
 
 /// One server under test.
@@ -133,7 +136,7 @@ fn targets(release_examples: &std::path::Path) -> Vec<Target> {
         },
         Target {
             name: "CPython",
-            cmd: cpython_echo_server(BASIC_SERVER_MODE.cpython_class()),
+            cmd: cpython_echo_server(BASIC_SERVER_MODE.cpython_class(), BASIC_SERVER_REPLY),
         },
     ]
 }
@@ -187,8 +190,8 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         let mut reports = Vec::new();
         for (name, addr, server) in &mut servers {
             eprintln!("--> {} against {name} ({addr})", workload.label());
-            let report =
-                loadgen::run(*addr, workload, opts.duration).map_err(|e| format!("{name}: {e}"))?;
+            let report = loadgen::run(*addr, workload, BASIC_SERVER_REPLY, opts.duration)
+                .map_err(|e| format!("{name}: {e}"))?;
             server.check_alive()?;
             reports.push(report);
         }
@@ -281,14 +284,15 @@ mod tests {
     /// harness end to end (start, announce, load, check, kill) without the examples.
     #[test]
     fn cpython_echo_server_under_load() {
-        let cmd = cpython_echo_server("threading");
+        let cmd = cpython_echo_server("threading", Reply::Upper);
         let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
         let addr: SocketAddr = server.addr.parse().unwrap();
         for workload in [
             loadgen::Workload::PingPong { connections: 2 },
             loadgen::Workload::ConnectPerRequest { connections: 2 },
         ] {
-            let report = loadgen::run(addr, workload, Duration::from_millis(300)).unwrap();
+            let report =
+                loadgen::run(addr, workload, Reply::Upper, Duration::from_millis(300)).unwrap();
             assert!(report.requests > 0, "{workload:?}");
         }
         server.check_alive().unwrap();
@@ -298,6 +302,7 @@ mod tests {
                 loadgen::run(
                     addr,
                     loadgen::Workload::PingPong { connections: 1 },
+                    Reply::Upper,
                     Duration::from_millis(100),
                 )
                 .unwrap(),

@@ -49,24 +49,42 @@ struct Server {
     args: &'static [&'static str],
 }
 
-/// What a server sends back for a message.
-#[derive(Debug, Clone, Copy)]
-enum Reply {
+/// What a server sends back for what it received (shared with the bench's load generator,
+/// which checks every byte against it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
     /// The same bytes (the coming `echo_server`; the tests use it against CPython's server).
     #[cfg_attr(
         not(test),
         allow(dead_code, reason = "no example server echoes verbatim yet")
     )]
     Echo,
-    /// The same text, ASCII-uppercased (`basic_server`).
+    /// The same bytes, ASCII letters uppercased (`basic_server`; Python's `bytes.upper()`).
     Upper,
 }
 
 impl Reply {
-    fn expected(self, message: &str) -> String {
+    /// The reply to the text `message`.
+    pub(crate) fn expected(self, message: &str) -> String {
         match self {
             Reply::Echo => message.to_owned(),
             Reply::Upper => message.to_ascii_uppercase(),
+        }
+    }
+
+    /// Turns `bytes` into the reply to them, in place.
+    pub(crate) fn apply(self, bytes: &mut [u8]) {
+        match self {
+            Reply::Echo => {}
+            Reply::Upper => bytes.make_ascii_uppercase(),
+        }
+    }
+
+    /// The name [`crate::bench::CPYTHON_ECHO_SERVER`] takes for it.
+    pub(crate) fn python_name(self) -> &'static str {
+        match self {
+            Reply::Echo => "echo",
+            Reply::Upper => "upper",
         }
     }
 }
@@ -219,6 +237,9 @@ mod tests {
     fn replies_are_what_the_servers_send() {
         assert_eq!(Reply::Echo.expected("Hi there"), "Hi there");
         assert_eq!(Reply::Upper.expected("Hi there"), "HI THERE");
+        let mut bytes = *b"Hi \xe9z";
+        Reply::Upper.apply(&mut bytes);
+        assert_eq!(&bytes, b"HI \xe9Z");
     }
 
     #[test]
@@ -235,7 +256,7 @@ mod tests {
     /// scenario, proven without the examples.
     #[test]
     fn python_client_checks_the_echo() {
-        let cmd = crate::bench::cpython_echo_server("sync");
+        let cmd = crate::bench::cpython_echo_server("sync", Reply::Echo);
         let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
         let dir = std::path::Path::new("/nonexistent");
         let client = Client::PythonStream { message: "ping" };

@@ -1,5 +1,6 @@
 //! The load generator: N client threads against one echo server for a fixed time, every echoed
-//! byte checked, throughput and latency percentiles out.
+//! byte checked (against the request, or its transform: `basic_server` uppercases), throughput
+//! and latency percentiles out.
 //!
 //! One OS thread per connection, blocking I/O: the simplest client that cannot itself be the
 //! bottleneck at the rates a blocking server reaches, and one that measures what a user's
@@ -13,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Result;
+use crate::integration::Reply;
 
 /// Bytes per request (and per reply).
 pub(crate) const PAYLOAD: usize = 64;
@@ -87,13 +89,18 @@ impl Report {
 
 /// Runs `workload` against the echo server at `addr` for `duration`. Any wrong byte, early
 /// close, or stall longer than [`IO_LIMIT`] fails the whole run, naming the client.
-pub(crate) fn run(addr: SocketAddr, workload: Workload, duration: Duration) -> Result<Report> {
+pub(crate) fn run(
+    addr: SocketAddr,
+    workload: Workload,
+    expect: Reply,
+    duration: Duration,
+) -> Result<Report> {
     let n = workload.connections();
     let barrier = Arc::new(Barrier::new(n + 1));
     let workers: Vec<_> = (0..n)
         .map(|id| {
             let barrier = Arc::clone(&barrier);
-            thread::spawn(move || worker(id, addr, workload, duration, &barrier))
+            thread::spawn(move || worker(id, addr, workload, expect, duration, &barrier))
         })
         .collect();
     // Every worker reaches the barrier (connected, or having failed to), so this cannot hang.
@@ -143,6 +150,7 @@ fn worker(
     id: usize,
     addr: SocketAddr,
     workload: Workload,
+    expect: Reply,
     duration: Duration,
     barrier: &Barrier,
 ) -> Result<WorkerStats, String> {
@@ -167,6 +175,8 @@ fn worker(
             break;
         }
         fill(&mut request, id, seq);
+        let mut expected = request;
+        expect.apply(&mut expected);
         match &mut persistent {
             Some(stream) => exchange(stream, &request, &mut reply),
             None => connect(addr).and_then(|mut stream| {
@@ -180,10 +190,10 @@ fn worker(
         }
         .map_err(|e| format!("request {seq}: {e}"))?;
         latencies.push(now.elapsed());
-        if reply != request {
-            let at = reply.iter().zip(&request).position(|(a, b)| a != b);
+        if reply != expected {
+            let at = reply.iter().zip(&expected).position(|(a, b)| a != b);
             return Err(format!(
-                "request {seq}: the echo differs from the request at byte {at:?}: \
+                "request {seq}: the reply differs from the expected ({expect:?}) at byte {at:?}: \
                  sent {request:02x?}, got {reply:02x?}"
             ));
         }
@@ -280,7 +290,7 @@ mod tests {
             Workload::PingPong { connections: 3 },
             Workload::ConnectPerRequest { connections: 2 },
         ] {
-            let report = run(addr, workload, SHORT).unwrap();
+            let report = run(addr, workload, Reply::Echo, SHORT).unwrap();
             assert!(report.requests > 10, "{workload:?}: {report:?}");
             assert!(report.elapsed >= SHORT, "{workload:?}: {report:?}");
             assert!(report.percentile(50.0) <= report.percentile(99.0));
@@ -295,9 +305,29 @@ mod tests {
                 *last ^= 1;
             }
         });
-        let err = run(addr, Workload::PingPong { connections: 2 }, SHORT).unwrap_err();
+        let err = run(
+            addr,
+            Workload::PingPong { connections: 2 },
+            Reply::Echo,
+            SHORT,
+        )
+        .unwrap_err();
         assert!(
-            err.to_string().contains("differs from the request"),
+            err.to_string().contains("differs from the expected"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_uppercasing_server_is_checked_as_one() {
+        let addr = echo_server(<[u8]>::make_ascii_uppercase);
+        let ping_pong = Workload::PingPong { connections: 1 };
+        let report = run(addr, ping_pong, Reply::Upper, SHORT).unwrap();
+        assert!(report.requests > 0);
+        // The requests contain ASCII letters, so taking it for a plain echo server fails.
+        let err = run(addr, ping_pong, Reply::Echo, SHORT).unwrap_err();
+        assert!(
+            err.to_string().contains("differs from the expected"),
             "{err}"
         );
     }
@@ -309,7 +339,13 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let err = run(addr, Workload::PingPong { connections: 1 }, SHORT).unwrap_err();
+        let err = run(
+            addr,
+            Workload::PingPong { connections: 1 },
+            Reply::Echo,
+            SHORT,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("connect"), "{err}");
     }
 
