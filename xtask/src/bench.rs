@@ -132,11 +132,13 @@ fn targets(release_examples: &std::path::Path) -> Vec<Target> {
         Target {
             name: "sockserve",
             cmd: Cmd::new(example_bin(release_examples, "basic_server"))
-                .args(["--addr", "127.0.0.1:0"]),
+                .args(["--addr", "127.0.0.1:0"])
+                .quiet_stderr(),
         },
         Target {
             name: "CPython",
-            cmd: cpython_echo_server(BASIC_SERVER_MODE.cpython_class(), BASIC_SERVER_REPLY),
+            cmd: cpython_echo_server(BASIC_SERVER_MODE.cpython_class(), BASIC_SERVER_REPLY)
+                .quiet_stderr(),
         },
     ]
 }

@@ -33,6 +33,8 @@ pub(crate) struct Cmd {
     /// Each argument, with what the echo shows instead of it (for long scripts).
     args: Vec<(OsString, Option<String>)>,
     envs: Vec<(String, String)>,
+    /// Send the child's stderr to /dev/null when spawned as a server.
+    quiet: bool,
 }
 
 impl Cmd {
@@ -45,6 +47,7 @@ impl Cmd {
             shown,
             args: Vec::new(),
             envs: Vec::new(),
+            quiet: false,
         }
     }
 
@@ -85,6 +88,13 @@ impl Cmd {
         self
     }
 
+    /// Discards the stderr of a server started by [`Cmd::spawn_guarded`] (a server that logs
+    /// every connection would flood a benchmark's log, and pay for it in the numbers).
+    pub(crate) fn quiet_stderr(mut self) -> Cmd {
+        self.quiet = true;
+        self
+    }
+
     /// The command as a shell line, for the echo and for error messages.
     pub(crate) fn display(&self) -> String {
         let mut line = String::new();
@@ -98,6 +108,9 @@ impl Cmd {
                 Some(shown) => line.push_str(shown),
                 None => line.push_str(&shell_quote(&arg.to_string_lossy())),
             }
+        }
+        if self.quiet {
+            line.push_str(" 2>/dev/null");
         }
         line
     }
@@ -200,7 +213,11 @@ impl Cmd {
         let child = self
             .command()
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if self.quiet {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .map_err(|e| format!("could not start `{}`: {e}", self.display()))?;
         Ok(ChildGuard {
