@@ -70,6 +70,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+pub mod activation;
 mod address;
 mod convert;
 mod error;
