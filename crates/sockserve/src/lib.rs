@@ -1,26 +1,91 @@
 //! sockserve: Python's `import socket` and `import socketserver`, in Rust. This is the facade:
-//! the paved-path types at the root, and each layer as a module.
+//! the paved-path types at the root, each layer as a module, and a [`prelude`] of the traits.
 //!
-//! The socket layer is [`socket`] (Python's `socket` module); its main types are also at the
-//! root. The server layers will join it here.
+//! # A first server
+//!
+//! A TCP echo server (Python's `TCPServer` with a `StreamRequestHandler`), served on another
+//! thread, a client, then shutdown and close:
 //!
 //! ```
-//! use sockserve::{Family, Socket, Type};
+//! use sockserve::{StreamRequest, TcpServer};
+//! use sockserve::socket::{ConnectOptions, Shutdown, create_connection};
+//! use std::io::{BufRead, Read, Write};
 //!
-//! let server = Socket::new(Family::Inet, Type::Stream)?;
-//! server.bind("127.0.0.1:0")?;
-//! server.listen(sockserve::socket::SOMAXCONN)?;
-//! let client = sockserve::socket::create_connection(
-//!     server.getsockname()?,
-//!     &sockserve::socket::ConnectOptions::default(),
-//! )?;
-//! let (conn, _peer) = server.accept()?;
-//! client.sendall(b"ping")?;
-//! assert_eq!(conn.recv(16)?, b"ping");
-//! # Ok::<(), std::io::Error>(())
+//! // The handler runs once per connection: it echoes what arrives until the client closes.
+//! let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| loop {
+//!     let data = req.rfile.fill_buf()?;
+//!     if data.is_empty() {
+//!         return Ok(());
+//!     }
+//!     req.wfile.write_all(data)?;
+//!     let n = data.len();
+//!     req.rfile.consume(n);
+//! })?;
+//! let address = server.server_address().clone(); // port 0 became a real port
+//! let handle = server.shutdown_handle();
+//!
+//! std::thread::scope(|s| -> std::io::Result<()> {
+//!     let serving = s.spawn(|| server.serve_forever());
+//!
+//!     let mut client = create_connection(&address, &ConnectOptions::default())?;
+//!     client.sendall(b"hello")?;
+//!     client.shutdown(Shutdown::Write)?; // "that is all": the handler sees EOF
+//!     let mut reply = Vec::new();
+//!     client.read_to_end(&mut reply)?;
+//!     assert_eq!(reply, b"hello");
+//!
+//!     handle.shutdown()?; // Python's server.shutdown(): returns once the loop has stopped
+//!     serving.join().expect("serving thread panicked")?;
+//!     Ok(())
+//! })?;
+//! server.server_close();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A server meant to run until it is told to stop by its operator uses
+//! [`serve_until_signal`]: `SIGTERM` or `SIGINT` stop it gracefully within a deadline.
+//!
+//! # From Python's names to ours
+//!
+//! | Python | sockserve |
+//! |---|---|
+//! | `import socket`, `socket.socket(AF_INET, SOCK_STREAM)` | [`socket`], [`Socket::new`]`(`[`Family::Inet`]`, `[`Type::Stream`]`)` |
+//! | `socket.create_server`, `socket.create_connection`, `socket.socketpair` | [`socket::create_server`], [`socket::create_connection`], [`socket::socketpair`] |
+//! | `(host, port)`, `'/path/to.sock'` | [`Address`], anything [`ToAddrs`] |
+//! | `sock.makefile('rb')`, `sock.makefile('wb')` | [`SocketReader`], [`SocketWriter`] |
+//! | `socketserver.TCPServer`, `UDPServer` | [`TcpServer`], [`UdpServer`] |
+//! | `socketserver.UnixStreamServer`, `UnixDatagramServer` | [`UnixStreamServer`], [`UnixDatagramServer`] |
+//! | `BaseServer` (any of them) | [`Server`]`<Kind, Strategy>` with a [`Kind`]: [`Tcp`], [`Udp`], [`UnixStream`], [`UnixDatagram`] |
+//! | `TCPServer(addr, Handler)` | [`TcpServer::bind`]`(addr, handler)` |
+//! | class attributes (`allow_reuse_address`, `request_queue_size`, `timeout`, `max_packet_size`, ...) | [`Builder`] methods of the same names, from [`TcpServer::builder`] |
+//! | `bind_and_activate=False`, `server_bind()`, `server_activate()` | [`Builder::build_unbound`], [`Server::server_bind`], [`Server::server_activate`] |
+//! | `serve_forever(poll_interval)`, `handle_request()` | [`Server::serve_forever`], [`Server::serve_forever_with`], [`Server::handle_request`] |
+//! | `shutdown()` (from another thread) | [`ShutdownHandle::shutdown`] (instant; an error instead of a deadlock on the serving thread) |
+//! | (none: hand-written with `signal.signal` and a thread) | [`ShutdownHandle::shutdown_gracefully`] ([`GracefulStop`]), [`serve_until_signal`] ([`SignalStop`]) |
+//! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
+//! | `server.server_address`, `server.socket`, `server.fileno()` | [`Server::server_address`], [`Server::socket`], [`Server::fileno`] |
+//! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions`, `shutdown_request` | [`Hooks`] (default: [`DefaultHooks`]), set with [`Builder::hooks`]; `verify_request` sees a [`RequestRef`] |
+//! | `process_request`, `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter: [`Synchronous`] runs each [`Job`] inline; threading and forking come with [`mixins`] |
+//! | `BaseRequestHandler` with `setup` / `handle` / `finish` | [`Handler`] (a closure is one too); [`HandlerExt::with_options`] |
+//! | `StreamRequestHandler`: `self.rfile`, `self.wfile`, `self.connection`, `self.client_address` | [`StreamRequest`] fields |
+//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
+//! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields, [`DatagramOptions`] |
+//! | `self.server` in a handler | [`ServerContext`] (`request.server`) |
+//! | the exception `handle_error` sees | [`HandlerError`] |
+//! | `OSError` from the server's constructor | [`Error`] (converts into `io::Error`) |
+//!
+//! # The layers
+//!
+//! Each layer is also a module, for what the root does not carry: [`socket`] (Python's
+//! `socket` module), [`reactor`] (`selectors`, a waker, signals), [`handler`]
+//! (`BaseRequestHandler` and friends), [`server`] (`BaseServer` and its four servers),
+//! [`mixins`] (threading and forking, still to come). Every type at the root is the same type
+//! as in its layer, under the same name: `sockserve::TcpServer` is
+//! `sockserve::server::TcpServer`.
 
 #![doc(test(attr(deny(warnings))))]
+
+mod until_signal;
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
 ///
@@ -31,5 +96,95 @@
 /// ```
 pub use socket;
 
+/// The reactor layer: Python's `selectors` module, a cross-thread waker, and signals through
+/// a self-pipe (the `sockserve-reactor` crate).
+///
+/// ```
+/// use sockserve::reactor::Reactor;
+/// use std::time::Duration;
+///
+/// let mut reactor = Reactor::new()?;
+/// reactor.waker().wake()?;
+/// assert!(reactor.select(Some(Duration::from_secs(5)))?.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub use reactor;
+
+/// The handler layer: Python's `BaseRequestHandler`, `StreamRequestHandler` and
+/// `DatagramRequestHandler` (the `sockserve-handler` crate).
+///
+/// ```
+/// use sockserve::handler::{Handler, StreamRequest};
+///
+/// fn assert_handler<H: Handler<StreamRequest>>(_: H) {}
+/// assert_handler(|_req: &mut StreamRequest| Ok(()));
+/// ```
+pub use handler;
+
+/// The server layer: Python's `BaseServer`, `TCPServer`, `UDPServer`, `UnixStreamServer` and
+/// `UnixDatagramServer` (the `sockserve-server` crate).
+///
+/// ```
+/// use sockserve::server::{Error, TcpServer};
+/// use sockserve::StreamRequest;
+///
+/// let err = TcpServer::bind("/tmp/not-an-ip.sock", |_r: &mut StreamRequest| Ok(())).unwrap_err();
+/// assert!(matches!(err, Error::Address(_)));
+/// ```
+pub use server;
+
+/// The concurrency layer: Python's `ThreadingMixIn` and `ForkingMixIn` (the `sockserve-mixins`
+/// crate). It has not landed yet: servers are [`Synchronous`] for now.
+///
+/// ```
+/// use sockserve::{Server, Synchronous, Tcp};
+///
+/// // Until the mixins land, every server runs its requests inline.
+/// type Plain = Server<Tcp, Synchronous>;
+/// # let _: Option<Plain> = None;
+/// ```
+pub use mixins;
+
+// The socket layer.
 #[doc(inline)]
 pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, Type};
+
+// The handler layer.
+#[doc(inline)]
+pub use handler::{
+    DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, ServerContext,
+    StreamOptions, StreamRequest,
+};
+
+// The server layer.
+#[doc(inline)]
+pub use server::{
+    Builder, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, RequestRef, Server,
+    ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
+    UnixDatagramServer, UnixStream, UnixStreamServer,
+};
+
+// The facade's own: serving until a termination signal.
+pub use until_signal::{SignalStop, serve_until_signal};
+
+/// The traits, to `use sockserve::prelude::*;` and call their methods or implement them.
+///
+/// ```
+/// use sockserve::prelude::*;
+/// use sockserve::{StreamOptions, StreamRequest};
+///
+/// // `HandlerExt` brings `with_options`; `ToAddrs` brings `to_addrs`.
+/// let handler = (|_req: &mut StreamRequest| Ok(())).with_options(StreamOptions::default());
+/// assert_eq!(handler.options().rbufsize, 8192);
+/// assert!(!"127.0.0.1:0".to_addrs()?.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub mod prelude {
+    #[doc(no_inline)]
+    pub use crate::{Handler, HandlerExt, Hooks, Strategy, ToAddrs};
+}
+
+/// Every rust code block of the README, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
