@@ -359,7 +359,11 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         self.strategy.start(&self.reactor.waker())?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
-            let timeout = self.backoff.clamp(poll_interval);
+            let tick = match self.strategy.poll_hint() {
+                Some(hint) => poll_interval.min(hint),
+                None => poll_interval,
+            };
+            let timeout = self.backoff.clamp(tick);
             let ready = self
                 .reactor
                 .select(Some(timeout))?
@@ -429,7 +433,12 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 guard_hook("handle_timeout", || self.hooks.handle_timeout());
                 return Ok(());
             }
-            self.reactor.select(timeout)?;
+            let wait = match (timeout, self.strategy.poll_hint()) {
+                (Some(t), Some(hint)) => Some(t.min(hint)),
+                (t, hint) => t.or(hint),
+            };
+            self.reactor.select(wait)?;
+            self.strategy.service_actions();
         }
     }
 

@@ -122,6 +122,13 @@ pub trait Strategy: Send + fmt::Debug + 'static {
         true
     }
 
+    /// At most how long the loop may wait before its next tick, for a strategy that must
+    /// look again without being woken (forking at `max_children` polls for exited children
+    /// rather than take `SIGCHLD`, which is process-wide). `None`: the poll interval is fine.
+    fn poll_hint(&self) -> Option<Duration> {
+        None
+    }
+
     /// Python's `process_request`: runs the job, inline or elsewhere.
     fn process_request(&mut self, job: Job);
 

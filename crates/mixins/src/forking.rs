@@ -1,0 +1,210 @@
+//! `Forking`: Python's `ForkingMixIn`, reaping only its own children and never blocking the
+//! accept loop at `max_children`.
+
+use nix::{
+    sys::wait::{WaitPidFlag, WaitStatus, waitpid},
+    unistd::{ForkResult, Pid, fork},
+};
+use server::{Job, Strategy};
+use std::{
+    collections::HashSet,
+    panic::{self, AssertUnwindSafe},
+    time::{Duration, Instant},
+};
+
+/// Python's `ForkingMixIn.max_children`.
+pub const DEFAULT_MAX_CHILDREN: usize = 40;
+/// How often the loop looks for exited children while it is at `max_children` (it never
+/// takes `SIGCHLD`, which belongs to the whole process).
+const FULL_POLL: Duration = Duration::from_millis(10);
+
+/// Each request runs in a forked child process: Python's `ForkingMixIn`.
+///
+/// Better than CPython's: at `max_children` the server stops accepting (connections wait in
+/// the backlog) instead of blocking in `waitpid`; children are reaped by their pid only, so
+/// children the program started for other reasons are never reaped; a child always ends in
+/// `_exit`, even when its handler panics (status 1, as CPython's child after an exception).
+///
+/// Forking a multi-threaded process copies only the forking thread; the child runs just the
+/// request and exits. Handlers should not rely on locks other threads might hold.
+///
+/// # Examples
+///
+/// ```no_run
+/// use sockserve_mixins::Forking;
+/// use server::{Server, Tcp, TcpServer};
+/// use handler::StreamRequest;
+///
+/// let mut server: Server<Tcp, Forking> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+///     .strategy(Forking::new().max_children(8))
+///     .bind("127.0.0.1:0")?;
+/// server.serve_forever()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Forking {
+    max_children: usize,
+    block_on_close: bool,
+    active_children: HashSet<Pid>,
+}
+
+impl Default for Forking {
+    fn default() -> Self {
+        Forking {
+            max_children: DEFAULT_MAX_CHILDREN,
+            block_on_close: true,
+            active_children: HashSet::new(),
+        }
+    }
+}
+
+impl Forking {
+    /// Python's defaults: 40 children at most, `server_close` waits for them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockserve_mixins::Forking::new().active_children(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most children at once (at least 1); at the limit the server pauses accepting.
+    ///
+    /// # Examples
+    ///
+    /// See [`Forking`].
+    pub fn max_children(mut self, n: usize) -> Self {
+        self.max_children = n.max(1);
+        self
+    }
+
+    /// Python's `block_on_close`: when true (the default), `server_close` waits for every
+    /// child to exit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let f = sockserve_mixins::Forking::new().block_on_close(false);
+    /// # drop(f);
+    /// ```
+    pub fn block_on_close(mut self, on: bool) -> Self {
+        self.block_on_close = on;
+        self
+    }
+
+    /// Children started and not yet reaped (Python's `len(active_children)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockserve_mixins::Forking::new().active_children(), 0);
+    /// ```
+    pub fn active_children(&self) -> usize {
+        self.active_children.len()
+    }
+
+    /// Reaps exited children, by pid: never a child this server did not start.
+    fn collect_children(&mut self, blocking: bool) {
+        let flags = if blocking {
+            None
+        } else {
+            Some(WaitPidFlag::WNOHANG)
+        };
+        self.active_children.retain(|&pid| {
+            loop {
+                match waitpid(pid, flags) {
+                    Ok(WaitStatus::StillAlive) => return true,
+                    Ok(_) => return false,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    // ECHILD: someone else reaped it (a SIGCHLD set to SIG_IGN, say).
+                    Err(_) => return false,
+                }
+            }
+        });
+    }
+
+    fn close(&mut self, wait: Option<Duration>) {
+        if !self.block_on_close {
+            self.collect_children(false);
+            return;
+        }
+        match wait {
+            None => self.collect_children(true),
+            Some(limit) => {
+                let deadline = Instant::now() + limit;
+                self.collect_children(false);
+                while !self.active_children.is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(FULL_POLL); // polling waitpid: no SIGCHLD to wait on
+                    self.collect_children(false);
+                }
+                if !self.active_children.is_empty() {
+                    log::warn!(
+                        "{} request children still running; not waiting longer",
+                        self.active_children.len()
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Strategy for Forking {
+    fn has_capacity(&mut self) -> bool {
+        if self.active_children.len() >= self.max_children {
+            self.collect_children(false);
+        }
+        self.active_children.len() < self.max_children
+    }
+
+    fn poll_hint(&self) -> Option<Duration> {
+        (self.active_children.len() >= self.max_children).then_some(FULL_POLL)
+    }
+
+    fn process_request(&mut self, job: Job) {
+        // SAFETY: the child only runs the request and ends in `_exit`, never returning into
+        // the caller's stack or running the parent's destructors (a Unix server's Drop would
+        // remove the parent's socket file).
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let status = match panic::catch_unwind(AssertUnwindSafe(|| job.run())) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                };
+                // `_exit`: no destructors, no atexit handlers, no flushing of the parent's
+                // buffers. nix 0.32 has no wrapper for it, so this is the libc it re-exports.
+                // SAFETY: `_exit` has no preconditions; it ends the process at once.
+                unsafe { nix::libc::_exit(status) }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                self.active_children.insert(child);
+                // The parent's copy of the request is closed, not shut down: the child serves it.
+                drop(job);
+            }
+            Err(e) => {
+                log::error!(
+                    "cannot fork for the request from {}: {e}; closing it",
+                    job.client_address()
+                );
+                drop(job);
+            }
+        }
+    }
+
+    fn service_actions(&mut self) {
+        self.collect_children(false);
+    }
+
+    fn handle_timeout(&mut self) {
+        self.collect_children(false);
+    }
+
+    fn server_close(&mut self) {
+        self.close(None);
+    }
+
+    fn close_within(&mut self, timeout: Duration) {
+        self.close(Some(timeout));
+    }
+}

@@ -1,0 +1,313 @@
+//! `Threading`: Python's `ThreadingMixIn`, on a bounded pool of reused threads.
+
+use crossbeam_channel::{Receiver, Sender};
+use reactor::Waker;
+use server::{Job, Strategy};
+use std::{
+    fmt, io,
+    panic::{self, AssertUnwindSafe},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The default `max_threads`: CPython has no bound at all (one thread per request).
+pub const DEFAULT_MAX_THREADS: usize = 256;
+
+/// Requests run on a pool of threads: Python's `ThreadingMixIn`, bounded and reused.
+///
+/// Threads are started as requests need them, up to `max_threads`, and then reused. When all
+/// of them are busy the server stops accepting (backpressure: connections wait in the kernel's
+/// backlog) until one is free, instead of starting thread after thread. A panicking handler is
+/// caught, reported through `handle_error`, and the thread lives on.
+///
+/// `server_close` waits for the requests in flight unless `block_on_close` is false or
+/// `daemon_threads` is true (Python's attributes); dropping a server waits a bounded time.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::Threading;
+/// use server::{Server, Tcp, TcpServer};
+/// use handler::StreamRequest;
+///
+/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+///     .strategy(Threading::new().max_threads(16))
+///     .bind("127.0.0.1:0")?;
+/// assert_eq!(server.strategy().threads(), 0); // started on demand
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Threading {
+    max_threads: usize,
+    daemon_threads: bool,
+    block_on_close: bool,
+    pool: Option<Pool>,
+}
+
+struct Pool {
+    jobs: Sender<Job>,
+    receiver: Receiver<Job>,
+    shared: Arc<PoolShared>,
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+struct PoolShared {
+    /// Jobs handed over and not yet finished (queued or running).
+    in_flight: AtomicUsize,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+    /// Threads alive, with a condvar to wait for them to end.
+    alive: Mutex<usize>,
+    ended: Condvar,
+    max_threads: usize,
+    waker: Waker,
+}
+
+impl Default for Threading {
+    fn default() -> Self {
+        Threading {
+            max_threads: DEFAULT_MAX_THREADS,
+            daemon_threads: false,
+            block_on_close: true,
+            pool: None,
+        }
+    }
+}
+
+impl Threading {
+    /// A pool with Python's defaults and at most [`DEFAULT_MAX_THREADS`] threads.
+    ///
+    /// # Examples
+    ///
+    /// See [`Threading`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most threads (and so requests) at once; at least 1.
+    ///
+    /// # Examples
+    ///
+    /// See [`Threading`].
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max_threads = n.max(1);
+        self
+    }
+
+    /// Python's `daemon_threads`: when true, closing the server does not wait for requests in
+    /// flight. Default false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = sockserve_mixins::Threading::new().daemon_threads(true);
+    /// # drop(t);
+    /// ```
+    pub fn daemon_threads(mut self, on: bool) -> Self {
+        self.daemon_threads = on;
+        self
+    }
+
+    /// Python's `block_on_close`: when true (the default), `server_close` waits for the
+    /// requests in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = sockserve_mixins::Threading::new().block_on_close(false);
+    /// # drop(t);
+    /// ```
+    pub fn block_on_close(mut self, on: bool) -> Self {
+        self.block_on_close = on;
+        self
+    }
+
+    /// Threads started so far (they are reused; never more than `max_threads`).
+    ///
+    /// # Examples
+    ///
+    /// See [`Threading`].
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| {
+            *p.shared.alive.lock().unwrap_or_else(|e| e.into_inner())
+        })
+    }
+
+    /// Requests handed to the pool and not finished yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockserve_mixins::Threading::new().in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.shared.in_flight.load(Ordering::SeqCst))
+    }
+
+    fn close(&mut self, wait: Option<Duration>) {
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        // Closing the channel ends each worker once the queue is empty.
+        drop(pool.jobs);
+        drop(pool.receiver);
+        if self.daemon_threads || !self.block_on_close {
+            return;
+        }
+        let deadline = wait.map(|w| Instant::now() + w);
+        let mut alive = pool.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
+        while *alive > 0 {
+            match deadline {
+                None => {
+                    alive = pool
+                        .shared
+                        .ended
+                        .wait(alive)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        log::warn!(
+                            "{} request threads still running; not waiting longer",
+                            *alive
+                        );
+                        return;
+                    }
+                    alive = pool
+                        .shared
+                        .ended
+                        .wait_timeout(alive, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        drop(alive);
+        for handle in pool.handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Pool {
+    fn new(max_threads: usize, waker: Waker) -> Self {
+        let (jobs, receiver) = crossbeam_channel::unbounded();
+        Pool {
+            jobs,
+            receiver,
+            shared: Arc::new(PoolShared {
+                in_flight: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                alive: Mutex::new(0),
+                ended: Condvar::new(),
+                max_threads,
+                waker,
+            }),
+            handles: Vec::new(),
+        }
+    }
+
+    /// Starts a thread if none is idle and the pool is not full.
+    fn grow(&mut self) -> io::Result<()> {
+        if self.shared.idle.load(Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        let mut alive = self.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
+        if *alive >= self.shared.max_threads {
+            return Ok(());
+        }
+        let receiver = self.receiver.clone();
+        let shared = Arc::clone(&self.shared);
+        let handle = thread::Builder::new()
+            .name("sockserve-worker".into())
+            .spawn(move || worker(receiver, shared))?;
+        *alive += 1;
+        drop(alive);
+        self.handles.retain(|h| !h.is_finished());
+        self.handles.push(handle);
+        Ok(())
+    }
+}
+
+fn worker(jobs: Receiver<Job>, shared: Arc<PoolShared>) {
+    loop {
+        shared.idle.fetch_add(1, Ordering::SeqCst);
+        let job = jobs.recv();
+        shared.idle.fetch_sub(1, Ordering::SeqCst);
+        let Ok(job) = job else { break };
+        // Job::run catches handler and hook panics; this is the last line of defence.
+        if panic::catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
+            log::error!("a request panicked outside its handler; the worker lives on");
+        }
+        let before = shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if before == shared.max_threads {
+            // The pool was full and the loop paused accepting: it may accept again.
+            if let Err(e) = shared.waker.wake() {
+                log::error!("cannot wake the serving loop: {e}");
+            }
+        }
+    }
+    let mut alive = shared.alive.lock().unwrap_or_else(|e| e.into_inner());
+    *alive -= 1;
+    drop(alive);
+    shared.ended.notify_all();
+}
+
+impl Strategy for Threading {
+    fn start(&mut self, waker: &Waker) -> io::Result<()> {
+        if self.pool.is_none() {
+            self.pool = Some(Pool::new(self.max_threads, waker.clone()));
+        }
+        Ok(())
+    }
+
+    fn has_capacity(&mut self) -> bool {
+        self.in_flight() < self.max_threads
+    }
+
+    fn process_request(&mut self, job: Job) {
+        let Some(pool) = self.pool.as_mut() else {
+            // start() always runs first; if not, serving inline is still correct.
+            return job.run();
+        };
+        pool.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = pool.grow() {
+            log::error!("cannot start a request thread ({e}); queueing for the ones there are");
+        }
+        if pool.handles.is_empty() {
+            pool.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return job.run();
+        }
+        if let Err(crossbeam_channel::SendError(job)) = pool.jobs.send(job) {
+            // Unreachable while the pool holds its receiver; serve inline rather than drop.
+            pool.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            job.run();
+        }
+    }
+
+    fn server_close(&mut self) {
+        self.close(None);
+    }
+
+    fn close_within(&mut self, timeout: Duration) {
+        self.close(Some(timeout));
+    }
+}
+
+impl fmt::Debug for Threading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Threading")
+            .field("max_threads", &self.max_threads)
+            .field("daemon_threads", &self.daemon_threads)
+            .field("block_on_close", &self.block_on_close)
+            .field("threads", &self.threads())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}

@@ -1,0 +1,249 @@
+//! `Forking`: CPython's checklist for the forking servers, in a binary of its own (forking a
+//! test harness with its threads is not something to share). Runs its checks in order,
+//! prints `forking: N passed, M failed`, and exits non-zero on a failure.
+// A harness-less test reports on stdout itself, as libtest would.
+#![allow(clippy::print_stdout)]
+
+use handler::{DatagramRequest, StreamRequest};
+use nix::{
+    sys::wait::{WaitPidFlag, WaitStatus, waitpid},
+    unistd::{ForkResult, fork},
+};
+use server::{Kind, Server};
+use socket::{Address, Socket, Type};
+use sockserve_mixins::{
+    Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer, ForkingUnixStreamServer,
+};
+use std::{
+    io::{BufRead, Write},
+    panic::{self, AssertUnwindSafe},
+    thread,
+    time::{Duration, Instant},
+};
+
+const TEST_STR: &[u8] = b"hello world\n";
+const GENEROUS: Duration = Duration::from_secs(10);
+
+fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    req.rfile.read_until(b'\n', &mut line)?;
+    req.wfile.write_all(&line)
+}
+
+fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+    let p = req.packet.clone();
+    req.wfile.write_all(&p)
+}
+
+fn stream_examine(address: &Address) {
+    let s = Socket::new(address.family(), Type::Stream).unwrap();
+    s.settimeout(Some(GENEROUS));
+    s.connect(address).unwrap();
+    s.sendall(TEST_STR).unwrap();
+    let mut buf = Vec::new();
+    while !buf.ends_with(b"\n") {
+        let chunk = s.recv(100).expect("reply");
+        assert!(!chunk.is_empty(), "closed without a reply");
+        buf.extend(chunk);
+    }
+    assert_eq!(buf, TEST_STR);
+}
+
+fn dgram_examine(address: &Address, client: Option<&std::path::Path>) {
+    let s = Socket::new(address.family(), Type::Datagram).unwrap();
+    s.settimeout(Some(GENEROUS));
+    match client {
+        Some(p) => s.bind(p).unwrap(),
+        None => s.bind("127.0.0.1:0").unwrap(),
+    }
+    s.sendto(TEST_STR, address).unwrap();
+    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
+}
+
+/// CPython's run_server for a forking server: serve in a thread, examine three times,
+/// shutdown, close; then no child is left (`not active_children`).
+fn run_server<K: Kind>(mut server: Server<K, Forking>, examine: impl Fn(&Address)) {
+    let handle = server.shutdown_handle();
+    let address = server.server_address().clone();
+    thread::scope(|s| {
+        let t = s.spawn(|| server.serve_forever_with(Duration::from_millis(10)));
+        for _ in 0..3 {
+            examine(&address);
+        }
+        handle.shutdown().unwrap();
+        t.join().unwrap().unwrap();
+    });
+    server.server_close();
+    assert_eq!(server.fileno(), -1);
+    assert_eq!(
+        server.strategy().active_children(),
+        0,
+        "server_close reaps every child"
+    );
+}
+
+/// CPython's simple_subprocess: a child of our own that must still be ours to reap.
+fn with_foreign_child(body: impl FnOnce()) {
+    // SAFETY: the child exits at once with `_exit`.
+    let pid = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => unsafe { nix::libc::_exit(72) },
+        ForkResult::Parent { child } => child,
+    };
+    body();
+    let status = waitpid(pid, None).expect("the foreign child was reaped by the server");
+    assert_eq!(status, WaitStatus::Exited(pid, 72));
+}
+
+fn tcp() {
+    with_foreign_child(|| {
+        run_server(
+            ForkingTcpServer::bind("127.0.0.1:0", echo_line).unwrap(),
+            stream_examine,
+        )
+    });
+}
+
+fn unix_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    with_foreign_child(|| {
+        run_server(
+            ForkingUnixStreamServer::bind(path.as_path(), echo_line).unwrap(),
+            stream_examine,
+        )
+    });
+    assert!(
+        !path.exists(),
+        "the parent removed its socket file; children never do"
+    );
+}
+
+fn udp() {
+    with_foreign_child(|| {
+        run_server(
+            ForkingUdpServer::bind("127.0.0.1:0", echo_dgram).unwrap(),
+            |a| dgram_examine(a, None),
+        )
+    });
+}
+
+fn unix_datagram() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let n = std::cell::Cell::new(0);
+    run_server(
+        ForkingUnixDatagramServer::bind(path.as_path(), echo_dgram).unwrap(),
+        |a| {
+            n.set(n.get() + 1);
+            dgram_examine(a, Some(&dir.path().join(format!("c{}.sock", n.get()))))
+        },
+    );
+}
+
+fn panicking_child_exits_and_the_server_serves_on() {
+    let server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut line = String::new();
+        req.rfile.read_line(&mut line)?;
+        assert!(
+            !line.starts_with("panic"),
+            "child handler panicked on purpose"
+        );
+        req.wfile.write_all(line.as_bytes())
+    })
+    .unwrap();
+    run_server(server, |a| {
+        let s = Socket::new(a.family(), Type::Stream).unwrap();
+        s.settimeout(Some(GENEROUS));
+        s.connect(a).unwrap();
+        s.sendall(b"panic\n").unwrap();
+        assert_eq!(
+            s.recv(10).unwrap(),
+            b"",
+            "the panicking child closed the connection"
+        );
+        stream_examine(a);
+    });
+}
+
+fn max_children_pauses_accepting_without_blocking_the_loop() {
+    let mut server: Server<server::Tcp, Forking> = ForkingTcpServer::builder(echo_line)
+        .strategy(Forking::new().max_children(1))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let handle = server.shutdown_handle();
+    let address = server.server_address().clone();
+    thread::scope(|s| {
+        let t = s.spawn(|| server.serve_forever_with(Duration::from_secs(60)));
+        // The first client holds the only child; the others wait in the backlog.
+        let first = Socket::new(address.family(), Type::Stream).unwrap();
+        first.settimeout(Some(GENEROUS));
+        first.connect(&address).unwrap();
+        let others: Vec<Socket> = (0..3)
+            .map(|_| {
+                let c = Socket::new(address.family(), Type::Stream).unwrap();
+                c.settimeout(Some(GENEROUS));
+                c.connect(&address).unwrap();
+                c.sendall(TEST_STR).unwrap();
+                c
+            })
+            .collect();
+        first.sendall(TEST_STR).unwrap();
+        assert_eq!(first.recv(100).unwrap(), TEST_STR);
+        for c in &others {
+            assert_eq!(
+                c.recv(100).unwrap(),
+                TEST_STR,
+                "served once a child slot was free"
+            );
+        }
+        // The loop was never stuck in waitpid: shutdown is still instant.
+        let start = Instant::now();
+        handle.shutdown().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        t.join().unwrap().unwrap();
+    });
+    server.server_close();
+    assert_eq!(server.strategy().active_children(), 0);
+}
+
+fn no_children_left_at_all() {
+    match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        Err(nix::errno::Errno::ECHILD) => {}
+        other => panic!("a child was left behind: {other:?}"),
+    }
+}
+
+fn main() {
+    let checks: &[(&str, fn())] = &[
+        ("forking TCP server, foreign child kept", tcp),
+        ("forking Unix stream server", unix_stream),
+        ("forking UDP server", udp),
+        ("forking Unix datagram server", unix_datagram),
+        (
+            "panicking child",
+            panicking_child_exits_and_the_server_serves_on,
+        ),
+        (
+            "max_children",
+            max_children_pauses_accepting_without_blocking_the_loop,
+        ),
+        ("no zombies", no_children_left_at_all),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in checks {
+        match panic::catch_unwind(AssertUnwindSafe(check)) {
+            Ok(()) => {
+                passed += 1;
+                println!("forking: {name} ... ok");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("forking: {name} ... FAILED");
+            }
+        }
+    }
+    println!("forking: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,313 @@
+//! `Threading`: CPython's checklist for the threading servers, plus the pool's bounds,
+//! reuse, panics and graceful stop.
+
+use handler::{DatagramRequest, HandlerError, StreamRequest};
+use server::{Hooks, Server, ShutdownHandle, Tcp};
+use socket::{Address, Socket, Type};
+use sockserve_mixins::{
+    Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
+    ThreadingUnixStreamServer,
+};
+use std::{
+    io::{BufRead, Read, Write},
+    net::TcpStream,
+    sync::{
+        Arc, Barrier, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+const TEST_STR: &[u8] = b"hello world\n";
+const GENEROUS: Duration = Duration::from_secs(10);
+
+fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    req.rfile.read_until(b'\n', &mut line)?;
+    req.wfile.write_all(&line)
+}
+
+fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+    let p = req.packet.clone();
+    req.wfile.write_all(&p)
+}
+
+/// Serves in a thread until dropped or stopped.
+struct Serving<K: server::Kind> {
+    handle: ShutdownHandle,
+    address: Address,
+    thread: Option<thread::JoinHandle<Server<K, Threading>>>,
+}
+
+impl<K: server::Kind> Serving<K> {
+    fn start(mut server: Server<K, Threading>) -> Self {
+        let handle = server.shutdown_handle();
+        let address = server.server_address().clone();
+        let thread = Some(thread::spawn(move || {
+            server
+                .serve_forever_with(Duration::from_millis(10))
+                .expect("serve");
+            server
+        }));
+        Serving {
+            handle,
+            address,
+            thread,
+        }
+    }
+
+    fn stop(mut self) -> Server<K, Threading> {
+        self.handle.shutdown().expect("shutdown");
+        let mut server = self.thread.take().unwrap().join().expect("serving thread");
+        server.server_close();
+        server
+    }
+}
+
+impl<K: server::Kind> Drop for Serving<K> {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+fn stream_examine(address: &Address) {
+    let s = Socket::new(address.family(), Type::Stream).unwrap();
+    s.settimeout(Some(GENEROUS));
+    s.connect(address).unwrap();
+    s.sendall(TEST_STR).unwrap();
+    let mut buf = Vec::new();
+    while !buf.ends_with(b"\n") {
+        let chunk = s.recv(100).expect("reply");
+        assert!(!chunk.is_empty(), "closed early");
+        buf.extend(chunk);
+    }
+    assert_eq!(buf, TEST_STR);
+}
+
+fn dgram_examine(address: &Address, client_path: Option<&std::path::Path>) {
+    let s = Socket::new(address.family(), Type::Datagram).unwrap();
+    s.settimeout(Some(GENEROUS));
+    match client_path {
+        Some(p) => s.bind(p).unwrap(),
+        None => s.bind("127.0.0.1:0").unwrap(),
+    }
+    s.sendto(TEST_STR, address).unwrap();
+    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
+}
+
+#[test]
+fn the_four_threading_servers_echo_three_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = Serving::start(ThreadingTcpServer::bind("127.0.0.1:0", echo_line).unwrap());
+    (0..3).for_each(|_| stream_examine(&serving.address));
+    let server = serving.stop();
+    assert_eq!(server.fileno(), -1);
+    assert_eq!(server.strategy().in_flight(), 0);
+
+    let path = dir.path().join("s.sock");
+    let serving =
+        Serving::start(ThreadingUnixStreamServer::bind(path.as_path(), echo_line).unwrap());
+    (0..3).for_each(|_| stream_examine(&serving.address));
+    serving.stop();
+    assert!(!path.exists());
+
+    let serving = Serving::start(ThreadingUdpServer::bind("127.0.0.1:0", echo_dgram).unwrap());
+    (0..3).for_each(|_| dgram_examine(&serving.address, None));
+    serving.stop();
+
+    let path = dir.path().join("d.sock");
+    let serving =
+        Serving::start(ThreadingUnixDatagramServer::bind(path.as_path(), echo_dgram).unwrap());
+    for i in 0..3 {
+        dgram_examine(
+            &serving.address,
+            Some(&dir.path().join(format!("c{i}.sock"))),
+        );
+    }
+    serving.stop();
+}
+
+#[test]
+fn close_immediately_without_serving() {
+    // CPython's test_close_immediately.
+    let mut server = ThreadingTcpServer::bind("127.0.0.1:0", echo_line).unwrap();
+    server.server_close();
+    assert_eq!(server.fileno(), -1);
+}
+
+#[test]
+fn requests_run_concurrently() {
+    // Two handlers wait for each other: only concurrent requests get past the barrier.
+    let barrier = Arc::new(Barrier::new(2));
+    let b = barrier.clone();
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
+        b.wait();
+        req.wfile.write_all(b"both\n")
+    })
+    .unwrap();
+    let serving = Serving::start(server);
+    let addr = serving.address.as_inet().unwrap();
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(GENEROUS)).unwrap();
+                let mut out = String::new();
+                c.read_to_string(&mut out).expect("served concurrently");
+                out
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), "both\n");
+    }
+    serving.stop();
+}
+
+#[test]
+fn threads_are_bounded_and_reused_with_backpressure() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let server: Server<Tcp, Threading> =
+        ThreadingTcpServer::builder(move |req: &mut StreamRequest| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            let mut line = String::new();
+            req.rfile.read_line(&mut line)?;
+            r.fetch_sub(1, Ordering::SeqCst);
+            req.wfile.write_all(line.as_bytes())
+        })
+        .strategy(Threading::new().max_threads(2))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let serving = Serving::start(server);
+    let addr = serving.address.as_inet().unwrap();
+    // Six clients connect at once; they send only after all are connected, so the pool is
+    // full and the rest wait in the backlog.
+    let clients: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let deadline = Instant::now() + GENEROUS;
+    while running.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the pool never filled");
+        thread::yield_now();
+    }
+    for mut c in clients {
+        c.write_all(TEST_STR).unwrap();
+        c.set_read_timeout(Some(GENEROUS)).unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        assert_eq!(out, TEST_STR);
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "never more than max_threads at once"
+    );
+    // More sequential requests reuse the two threads.
+    for _ in 0..10 {
+        stream_examine(&serving.address);
+    }
+    let server = serving.stop();
+    assert!(server.strategy().threads() <= 2);
+}
+
+#[derive(Debug, Default, Clone)]
+struct Errors(Arc<Mutex<Vec<String>>>);
+impl Hooks for Errors {
+    fn handle_error(&self, _c: &Address, e: &HandlerError) {
+        self.0.lock().unwrap().push(e.to_string());
+    }
+}
+
+#[test]
+fn a_panicking_handler_is_reported_and_the_worker_lives_on() {
+    let errors = Errors::default();
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(|req: &mut StreamRequest| {
+        let mut line = String::new();
+        req.rfile.read_line(&mut line)?;
+        assert!(!line.starts_with("panic"), "handler panicked on purpose");
+        req.wfile.write_all(line.as_bytes())
+    })
+    .strategy(Threading::new().max_threads(1))
+    .hooks(errors.clone())
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let serving = Serving::start(server);
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(serving.address.as_inet().unwrap()).unwrap();
+        c.write_all(b"panic\n").unwrap();
+        c.set_read_timeout(Some(GENEROUS)).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        stream_examine(&serving.address);
+    }
+    let server = serving.stop();
+    assert_eq!(errors.0.lock().unwrap().len(), 3);
+    assert_eq!(
+        server.strategy().threads(),
+        0,
+        "the one worker ended at close"
+    );
+}
+
+#[test]
+fn server_close_waits_for_requests_in_flight() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
+        let mut line = String::new();
+        req.rfile.read_line(&mut line)?;
+        d.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    let serving = Serving::start(server);
+    let mut c = TcpStream::connect(serving.address.as_inet().unwrap()).unwrap();
+    let deadline = Instant::now() + GENEROUS;
+    while serving.handle.in_flight() == 0 {
+        assert!(Instant::now() < deadline, "request never started");
+        thread::yield_now();
+    }
+    let handle = serving.handle.clone();
+    let closer = thread::spawn(move || serving.stop());
+    // server_close cannot return while the handler waits for this line.
+    c.write_all(b"go\n").unwrap();
+    let _server = closer.join().unwrap();
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "the request finished before close returned"
+    );
+    assert_eq!(handle.in_flight(), 0);
+}
+
+#[test]
+fn graceful_stop_forces_idle_connections_on_worker_threads() {
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut rest = Vec::new();
+        req.rfile.read_to_end(&mut rest).map(|_| ())
+    })
+    .unwrap();
+    let serving = Serving::start(server);
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(serving.address.as_inet().unwrap()).unwrap())
+        .collect();
+    let deadline = Instant::now() + GENEROUS;
+    while serving.handle.in_flight() < 3 {
+        assert!(Instant::now() < deadline, "requests never started");
+        thread::yield_now();
+    }
+    let report = serving
+        .handle
+        .shutdown_gracefully(Duration::from_millis(100))
+        .unwrap();
+    assert_eq!(report.forced, 3, "{report:?}");
+    assert_eq!(report.still_running, 0, "{report:?}");
+    assert!(report.loop_stopped);
+    drop(idle);
+    serving.stop();
+}
