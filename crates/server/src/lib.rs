@@ -35,6 +35,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod accept;
+mod activation;
 mod builder;
 mod error;
 mod hooks;
