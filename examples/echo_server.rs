@@ -1,0 +1,314 @@
+//! An echo server for every family sockserve serves, stopped gracefully by SIGTERM or SIGINT:
+//! stream families send every byte back as it arrives, datagram families answer each datagram
+//! with the same bytes. It is what `cargo xtask integration` and `cargo xtask bench` run.
+//!
+//! ```text
+//! echo_server [--family tcp|tcp6|udp|unix|unix-datagram] [--mode sync|threading|forking] [--addr ADDR]
+//! ```
+//!
+//! - `--family` (default `tcp`): `tcp` is TCP over IPv4, `tcp6` TCP over IPv6, `udp` UDP over
+//!   IPv4 or IPv6 (the address decides), `unix` and `unix-datagram` Unix stream and datagram
+//!   sockets.
+//! - `--addr`: `HOST:PORT` for `tcp`, `tcp6` and `udp` (port 0 picks a free port; a host name is
+//!   resolved), a filesystem path for the Unix families (`@name` for a Linux abstract name).
+//!   Defaults: `127.0.0.1:9999` (tcp, udp), `[::1]:9999` (tcp6), `/tmp/sockserve-echo.sock`
+//!   (unix), `/tmp/sockserve-echo-datagram.sock` (unix-datagram). A stale socket file left by
+//!   a dead server is replaced; a live server's is not.
+//! - `--mode` (default `sync`): only `sync` (one request at a time, Python's plain `TCPServer`)
+//!   exists for now; `threading` and `forking` exit with status 2 and a message until the
+//!   concurrency layer lands.
+//!
+//! Once it is ready, the first line on stdout is `listening on ADDR`, with the real address
+//! (`127.0.0.1:40211`, `[::1]:40211`, or the path). Datagrams are received whole up to 65,535
+//! bytes over UDP (more than the 65,507 an IPv4 datagram carries) and 212,992 bytes over Unix
+//! datagram sockets (Linux's default `net.core.wmem_max`: with default buffers a client cannot
+//! send a larger one). SIGTERM or SIGINT (Ctrl-C) stop it gracefully: it stops accepting, lets
+//! the request in flight finish for up to 2 s, then closes the connections that remain (an
+//! idle client does not keep it alive), removes its Unix socket file, and exits with status 0.
+//! Bad arguments exit with status 2 and the usage on stderr; a failure to serve with status 1.
+//!
+//! Run it, then try it from another terminal:
+//!
+//! ```text
+//! cargo run --example echo_server
+//! python3 -c "import socket; s=socket.create_connection(('127.0.0.1',9999)); s.sendall(b'hi'); print(s.recv(100))"
+//!
+//! cargo run --example echo_server -- --family tcp6
+//! python3 -c "import socket; s=socket.create_connection(('::1',9999)); s.sendall(b'hi'); print(s.recv(100))"
+//!
+//! cargo run --example echo_server -- --family udp
+//! python3 -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'hi', ('127.0.0.1',9999)); print(s.recv(65535))"
+//!
+//! cargo run --example echo_server -- --family unix
+//! python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/tmp/sockserve-echo.sock'); s.sendall(b'hi'); print(s.recv(100))"
+//!
+//! cargo run --example echo_server -- --family unix-datagram
+//! python3 -c "import socket,os; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); p='/tmp/echo-client-%d.sock' % os.getpid(); s.bind(p); s.sendto(b'hi', '/tmp/sockserve-echo-datagram.sock'); print(s.recv(65535)); os.unlink(p)"
+//! ```
+//!
+//! (A Unix datagram client must bind an address of its own, as above: an unbound one cannot be
+//! answered.) Stop the server with Ctrl-C, or `kill -TERM <pid>`.
+
+// An example program talks to its user on stdout and stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sockserve::prelude::*;
+use sockserve::{
+    Address, DatagramRequest, Family, HandlerError, Kind, Server, StreamOptions, StreamRequest,
+    Synchronous, TcpServer, UdpServer, UnixDatagramServer, UnixStreamServer, serve_until_signal,
+};
+
+const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
+                     [--mode sync|threading|forking] [--addr ADDR]";
+/// How long requests in flight may go on after SIGTERM or SIGINT.
+const GRACE: Duration = Duration::from_secs(2);
+/// The largest UDP datagram: 65,507 bytes of payload over IPv4, 65,527 over IPv6.
+const UDP_MAX_PACKET: usize = 65_535;
+/// Linux's default `net.core.wmem_max`: with default buffers, no Unix datagram is larger.
+const UNIX_MAX_PACKET: usize = 212_992;
+/// How much one read of a connection takes at most.
+const READ_CHUNK: usize = 65_536;
+
+/// `--family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EchoFamily {
+    Tcp,
+    Tcp6,
+    Udp,
+    Unix,
+    UnixDatagram,
+}
+
+impl EchoFamily {
+    fn default_addr(self) -> &'static str {
+        match self {
+            EchoFamily::Tcp | EchoFamily::Udp => "127.0.0.1:9999",
+            EchoFamily::Tcp6 => "[::1]:9999",
+            EchoFamily::Unix => "/tmp/sockserve-echo.sock",
+            EchoFamily::UnixDatagram => "/tmp/sockserve-echo-datagram.sock",
+        }
+    }
+}
+
+/// The command line, parsed.
+#[derive(Debug)]
+struct Config {
+    family: EchoFamily,
+    mode: String,
+    addr: Option<String>,
+}
+
+/// Why the program stops before serving.
+enum Exit {
+    /// Asked for `--help`.
+    Help,
+    /// Bad arguments: the problem, shown above the usage.
+    Usage(String),
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(Exit::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Exit::Usage(problem)) => {
+            eprintln!("echo_server: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.mode != "sync" {
+        eprintln!(
+            "echo_server: --mode {} is not available yet (the concurrency layer has not landed)",
+            config.mode
+        );
+        return ExitCode::from(2);
+    }
+    let address = match address_of(config.family, config.addr.as_deref()) {
+        Ok(address) => address,
+        Err(problem) => {
+            eprintln!("echo_server: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config.family, address) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
+    let mut config = Config {
+        family: EchoFamily::Tcp,
+        mode: "sync".to_owned(),
+        addr: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .ok_or_else(|| Exit::Usage(format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--family" => {
+                config.family = match value("--family")?.as_str() {
+                    "tcp" => EchoFamily::Tcp,
+                    "tcp6" => EchoFamily::Tcp6,
+                    "udp" => EchoFamily::Udp,
+                    "unix" => EchoFamily::Unix,
+                    "unix-datagram" => EchoFamily::UnixDatagram,
+                    other => return Err(Exit::Usage(format!("unknown family {other:?}"))),
+                }
+            }
+            "--mode" => {
+                config.mode = value("--mode")?;
+                if !matches!(config.mode.as_str(), "sync" | "threading" | "forking") {
+                    return Err(Exit::Usage(format!("unknown mode {:?}", config.mode)));
+                }
+            }
+            "--addr" => config.addr = Some(value("--addr")?),
+            "-h" | "--help" => return Err(Exit::Help),
+            other => return Err(Exit::Usage(format!("unexpected argument {other:?}"))),
+        }
+    }
+    Ok(config)
+}
+
+/// The address to bind: `addr` (or the family's default), checked against the family.
+fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String> {
+    let addr = addr.unwrap_or(family.default_addr());
+    match family {
+        EchoFamily::Unix | EchoFamily::UnixDatagram => match addr.parse::<Address>() {
+            Ok(address) if address.family() == Family::Unix => Ok(address),
+            Ok(_) => Err(format!(
+                "--addr {addr}: the Unix families take a filesystem path"
+            )),
+            // Not one of the forms `Address` parses (`/abs`, `./rel`, `@name`, `IP:PORT`):
+            // a relative path such as `echo.sock`.
+            Err(_) => Ok(Address::Unix(PathBuf::from(addr))),
+        },
+        EchoFamily::Tcp | EchoFamily::Tcp6 | EchoFamily::Udp => {
+            let (wanted, name) = match family {
+                EchoFamily::Tcp => (Some(Family::Inet), "an IPv4"),
+                EchoFamily::Tcp6 => (Some(Family::Inet6), "an IPv6"),
+                _ => (None, "an IP"),
+            };
+            let resolved = addr
+                .to_addrs()
+                .map_err(|e| format!("--addr {addr}: {e} (expected HOST:PORT)"))?;
+            resolved
+                .into_iter()
+                .find(|a| match wanted {
+                    Some(f) => a.family() == f,
+                    None => matches!(a.family(), Family::Inet | Family::Inet6),
+                })
+                .ok_or_else(|| {
+                    let hint = match family {
+                        EchoFamily::Tcp => " (use --family tcp6 for IPv6)",
+                        EchoFamily::Tcp6 => " (use --family tcp for IPv4)",
+                        _ => "",
+                    };
+                    format!("--addr {addr} is not {name} address{hint}")
+                })
+        }
+    }
+}
+
+fn run(family: EchoFamily, address: Address) -> io::Result<()> {
+    match family {
+        EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
+            TcpServer::builder(StreamEcho)
+                .allow_reuse_address(true)
+                .hooks(Report)
+                .bind(address)?,
+        ),
+        EchoFamily::Udp => serve(
+            UdpServer::builder(datagram_echo)
+                .max_packet_size(UDP_MAX_PACKET)
+                .hooks(Report)
+                .bind(address)?,
+        ),
+        EchoFamily::Unix => serve(
+            UnixStreamServer::builder(StreamEcho)
+                .hooks(Report)
+                .bind(address)?,
+        ),
+        EchoFamily::UnixDatagram => serve(
+            UnixDatagramServer::builder(datagram_echo)
+                .max_packet_size(UNIX_MAX_PACKET)
+                .hooks(Report)
+                .bind(address)?,
+        ),
+    }
+}
+
+/// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped.
+fn serve<K: Kind>(mut server: Server<K, Synchronous>) -> io::Result<()> {
+    println!("listening on {}", server.server_address());
+    io::stdout().flush()?;
+    let stop = serve_until_signal(&mut server, GRACE)?;
+    match (stop.signal, stop.graceful) {
+        (Some(signal), Some(g)) => eprintln!(
+            "echo_server: {signal}: stopped in {:.3} s ({} connection(s) closed at the deadline)",
+            g.took.as_secs_f64(),
+            g.forced
+        ),
+        (Some(signal), None) => eprintln!("echo_server: {signal}: stopped"),
+        (None, _) => eprintln!("echo_server: stopped"),
+    }
+    Ok(())
+}
+
+/// The stream echo: whatever arrives is written back at once, until the client closes its
+/// side (a client that only shut down its writing side still gets everything back).
+#[derive(Debug, Clone, Copy)]
+struct StreamEcho;
+
+impl Handler<StreamRequest> for StreamEcho {
+    fn options(&self) -> StreamOptions {
+        // Each chunk is written as it arrives; Nagle's algorithm would hold back a chunk's
+        // small tail until the previous segment is acknowledged (a 40 ms stall against a
+        // client that delays its ACKs).
+        StreamOptions::default()
+            .rbufsize(READ_CHUNK)
+            .disable_nagle_algorithm(true)
+    }
+
+    fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+        loop {
+            // One read of whatever is available (up to READ_CHUNK), without waiting for more.
+            let data = req.rfile.fill_buf()?;
+            if data.is_empty() {
+                return Ok(()); // end of file: the client is done sending
+            }
+            req.wfile.write_all(data)?; // unbuffered: sent before it returns
+            let n = data.len();
+            req.rfile.consume(n);
+        }
+    }
+}
+
+/// The datagram echo: the reply is the datagram itself.
+fn datagram_echo(req: &mut DatagramRequest) -> io::Result<()> {
+    req.wfile.extend_from_slice(&req.packet);
+    Ok(())
+}
+
+/// Reports failed requests on stderr (the default hooks log through `log`, which this example
+/// does not set up).
+#[derive(Debug)]
+struct Report;
+
+impl Hooks for Report {
+    fn handle_error(&self, client_address: &Address, error: &HandlerError) {
+        eprintln!("echo_server: {client_address}: {error}");
+    }
+}
