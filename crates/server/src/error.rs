@@ -50,6 +50,10 @@ pub enum Error {
          use request_shutdown() there"
     )]
     ShutdownFromServingThread,
+    /// The server was built unbound and `server_bind`/`server_activate` were not called
+    /// before serving.
+    #[error("the server is not active: call server_bind() and server_activate() before serving")]
+    NotActivated,
     /// The server was closed (`server_close`).
     #[error("the server is closed")]
     Closed,
@@ -66,7 +70,7 @@ impl From<Error> for io::Error {
             }
             Error::Io(source) => source.kind(),
             Error::ShutdownFromServingThread => io::ErrorKind::Deadlock,
-            Error::Closed => io::ErrorKind::NotConnected,
+            Error::Closed | Error::NotActivated => io::ErrorKind::NotConnected,
         };
         io::Error::new(kind, e)
     }

@@ -331,8 +331,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after `server_close`, or an OS error of the reactor itself. Errors of
-    /// single requests never end the loop.
+    /// [`Error::Closed`] after `server_close`, [`Error::NotActivated`] for a server built
+    /// unbound and never activated, or an OS error of the reactor itself. Errors of single
+    /// requests never end the loop.
     ///
     /// # Examples
     ///
@@ -352,7 +353,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// See [`ShutdownHandle`].
     pub fn serve_forever_with(&mut self, poll_interval: Duration) -> Result<()> {
-        let socket = self.socket.clone().ok_or(Error::Closed)?;
+        let socket = self.active_socket()?;
         let Some(_running) = self.shared.enter() else {
             return Ok(());
         };
@@ -403,7 +404,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn handle_request(&mut self) -> Result<()> {
-        let socket = self.socket.clone().ok_or(Error::Closed)?;
+        let socket = self.active_socket()?;
         let deadline = self.options.timeout.map(|t| Instant::now() + t);
         self.strategy.start(&self.reactor.waker())?;
         if !self.registered {
@@ -453,6 +454,15 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         if self.close_socket() {
             self.strategy.server_close();
         }
+    }
+
+    /// The socket, if the server is open and activated.
+    fn active_socket(&self) -> Result<Arc<Socket>> {
+        let socket = self.socket.clone().ok_or(Error::Closed)?;
+        if !self.activated {
+            return Err(Error::NotActivated);
+        }
+        Ok(socket)
     }
 
     /// Closes the socket; true if it was open.

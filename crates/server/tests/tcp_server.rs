@@ -34,6 +34,8 @@ fn unbound_then_bind_and_activate_by_hand() {
         .build_unbound("127.0.0.1:0")
         .expect("create");
     assert_eq!(server.server_address().to_string(), "127.0.0.1:0");
+    let err = server.handle_request().expect_err("not active yet");
+    assert!(matches!(err, Error::NotActivated), "{err:?}");
     server.server_bind().expect("bind");
     assert_ne!(inet(server.server_address()).port(), 0);
     server.server_activate().expect("listen");
