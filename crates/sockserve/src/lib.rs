@@ -85,6 +85,7 @@
 
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(unix)]
 mod until_signal;
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
@@ -164,7 +165,8 @@ pub use server::{
     UnixDatagramServer, UnixStream, UnixStreamServer,
 };
 
-// The facade's own: serving until a termination signal.
+// The facade's own: serving until a termination signal (signals are Unix's).
+#[cfg(unix)]
 pub use until_signal::{SignalStop, serve_until_signal};
 
 /// The traits, to `use sockserve::prelude::*;` and call their methods or implement them.
