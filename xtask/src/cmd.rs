@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub(crate) struct Cmd {
     envs: Vec<(String, String)>,
     /// Send the child's stderr to /dev/null when spawned as a server.
     quiet: bool,
+    /// Capture the stderr of a server (still forwarded to ours, prefixed with its name).
+    log: Option<StderrLog>,
 }
 
 impl Cmd {
@@ -48,6 +50,7 @@ impl Cmd {
             args: Vec::new(),
             envs: Vec::new(),
             quiet: false,
+            log: None,
         }
     }
 
@@ -92,6 +95,14 @@ impl Cmd {
     /// every connection would flood a benchmark's log, and pay for it in the numbers).
     pub(crate) fn quiet_stderr(mut self) -> Cmd {
         self.quiet = true;
+        self
+    }
+
+    /// Captures the stderr of a server started by [`Cmd::spawn_guarded`] into `log` (and still
+    /// forwards each line to ours, prefixed with the program's name), so that a caller can read
+    /// why a server that did not start gave up.
+    pub(crate) fn stderr_to(mut self, log: &StderrLog) -> Cmd {
+        self.log = Some(log.clone());
         self
     }
 
@@ -215,15 +226,21 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(if self.quiet {
                 Stdio::null()
+            } else if self.log.is_some() {
+                Stdio::piped()
             } else {
                 Stdio::inherit()
             })
             .spawn()
             .map_err(|e| format!("could not start `{}`: {e}", self.display()))?;
-        Ok(ChildGuard {
+        let mut guard = ChildGuard {
             child,
             name: self.short_name(),
-        })
+        };
+        if let (Some(log), Some(stderr)) = (&self.log, guard.child.stderr.take()) {
+            log.capture(stderr, guard.name.clone());
+        }
+        Ok(guard)
     }
 }
 
@@ -244,6 +261,24 @@ impl ChildGuard {
     /// The program name, for messages.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to the child with `kill(1)`, unless it has already been
+    /// reaped (its pid could then belong to another process).
+    pub(crate) fn signal(&mut self, signal: &str) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            return Err(format!("{} had already exited ({status})", self.name).into());
+        }
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map_err(|e| format!("could not run `kill`: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`kill -{signal} {}` failed ({status})", self.child.id()).into())
+        }
     }
 }
 
@@ -274,6 +309,41 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The stderr of a child, captured line by line as it comes (see [`Cmd::stderr_to`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StderrLog {
+    /// The text so far, and whether the pipe has reached its end.
+    inner: Arc<(Mutex<(String, bool)>, Condvar)>,
+}
+
+impl StderrLog {
+    fn capture(&self, pipe: impl Read + Send + 'static, prefix: String) {
+        let log = self.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(io::Result::ok) {
+                eprintln!("[{prefix}] {line}");
+                let mut state = log.inner.0.lock().unwrap_or_else(|e| e.into_inner());
+                state.0.push_str(&line);
+                state.0.push('\n');
+            }
+            let mut state = log.inner.0.lock().unwrap_or_else(|e| e.into_inner());
+            state.1 = true;
+            log.inner.1.notify_all();
+        });
+    }
+
+    /// What the child has written so far, after waiting at most `limit` for its stderr to
+    /// close (a child that exited has closed it, but the reader may not have caught up yet).
+    pub(crate) fn text_within(&self, limit: Duration) -> String {
+        let (lock, closed) = &*self.inner;
+        let state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, _) = closed
+            .wait_timeout_while(state, limit, |state| !state.1)
+            .unwrap_or_else(|e| e.into_inner());
+        state.0.clone()
+    }
+}
+
 /// Reads `pipe` to its end on a thread of its own.
 fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
@@ -299,42 +369,8 @@ impl RunningServer {
     /// Starts `cmd` and waits, at most `limit`, for its first stdout line `listening on ADDR`.
     /// The rest of its stdout is forwarded to our stderr, prefixed with its name.
     pub(crate) fn start(cmd: &Cmd, limit: Duration) -> Result<RunningServer> {
-        let mut guard = cmd.spawn_guarded()?;
+        let (guard, line) = start_announced(cmd, "a `listening on ADDR` line", limit)?;
         let name = guard.name().to_owned();
-        let stdout = guard
-            .child_mut()
-            .stdout
-            .take()
-            .ok_or("server stdout was not piped")?;
-        let (first_line, rx) = mpsc::channel();
-        let prefix = name.clone();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = first_line.send(line);
-            }
-            for line in lines.map_while(io::Result::ok) {
-                eprintln!("[{prefix}] {line}");
-            }
-        });
-        let line = match rx.recv_timeout(limit) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(format!(
-                    "`{}` printed no `listening on ADDR` line within {limit:?}",
-                    cmd.display()
-                )
-                .into());
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = guard.wait_within(Duration::from_secs(5))?;
-                return Err(format!(
-                    "`{}` closed its stdout without a `listening on ADDR` line ({status})",
-                    cmd.display()
-                )
-                .into());
-            }
-        };
         let addr = line
             .strip_prefix("listening on ")
             .map(str::trim)
@@ -355,6 +391,47 @@ impl RunningServer {
         match self.guard.child_mut().try_wait()? {
             None => Ok(()),
             Some(status) => Err(format!("{} exited early ({status})", self.guard.name()).into()),
+        }
+    }
+}
+
+/// Starts `cmd` and waits, at most `limit`, for its first stdout line (`what` names the line
+/// expected, for messages), which it returns with the guarded child. The rest of its stdout is
+/// forwarded to our stderr, prefixed with its name.
+pub(crate) fn start_announced(
+    cmd: &Cmd,
+    what: &str,
+    limit: Duration,
+) -> Result<(ChildGuard, String)> {
+    let mut guard = cmd.spawn_guarded()?;
+    let stdout = guard
+        .child_mut()
+        .stdout
+        .take()
+        .ok_or("stdout was not piped")?;
+    let (first_line, rx) = mpsc::channel();
+    let prefix = guard.name().to_owned();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = first_line.send(line);
+        }
+        for line in lines.map_while(io::Result::ok) {
+            eprintln!("[{prefix}] {line}");
+        }
+    });
+    match rx.recv_timeout(limit) {
+        Ok(line) => Ok((guard, line)),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(format!("`{}` printed no {what} within {limit:?}", cmd.display()).into())
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let status = guard.wait_within(Duration::from_secs(5))?;
+            Err(format!(
+                "`{}` closed its stdout without {what} ({status})",
+                cmd.display()
+            )
+            .into())
         }
     }
 }

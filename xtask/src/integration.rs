@@ -7,16 +7,15 @@
 //! and stops it. The server is held by a guard whose `Drop` kills and waits it, so no process is
 //! left behind on any path out.
 //!
-//! Adding a scenario is adding a row to [`SCENARIOS`]. The coming `echo_server` example
-//! (`--family tcp|tcp6|udp|unix|unix-datagram --mode sync|threading|forking --addr ADDR`) becomes
-//! one row per family and mode, e.g.
-//! `Server { example: "echo_server", args: &["--family", "tcp6", "--mode", "forking", "--addr",
-//! "[::1]:0"] }`; a family the current clients cannot speak (datagram, Unix) needs one more
-//! [`Client`] variant and its arm in [`run_client`]. The examples' binaries are built once, up
-//! front, by `cargo build -p sockserve-examples --examples`.
+//! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
+//! matrix of its own, every family in every mode, each stopped by a signal: see [`echo`]. The
+//! examples' binaries are built once, up front, by `cargo build -p sockserve-examples
+//! --examples`. One line per scenario, with its time, goes to stdout.
+
+mod echo;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer};
@@ -53,10 +52,10 @@ struct Server {
 /// which checks every byte against it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reply {
-    /// The same bytes (the coming `echo_server`; the tests use it against CPython's server).
+    /// The same bytes (`echo_server`; the tests use it against CPython's server).
     #[cfg_attr(
         not(test),
-        allow(dead_code, reason = "no example server echoes verbatim yet")
+        allow(dead_code, reason = "the bench's echo servers are to come")
     )]
     Echo,
     /// The same bytes, ASCII letters uppercased (`basic_server`; Python's `bytes.upper()`).
@@ -152,17 +151,59 @@ if reply != expected:
 print(f"python client: got {reply.decode()!r}")
 "#;
 
-/// Builds the examples, then runs every scenario; the first failure ends the run.
+/// Builds the examples, then runs every scenario and the `echo_server` matrix; the first
+/// failure ends the run, naming the scenario.
 pub(crate) fn run() -> Result<()> {
+    let start = Instant::now();
     Cmd::cargo(&["build", "-p", "sockserve-examples", "--examples"]).run()?;
     let examples = examples_dir(&Workspace::load()?, "debug");
+    let mut passed = 0;
     for scenario in SCENARIOS {
         eprintln!("--> integration: {}", scenario.name);
+        let began = Instant::now();
         run_scenario(&examples, scenario)
             .map_err(|e| format!("scenario `{}` failed: {e}", scenario.name))?;
+        println!("ok    {:<44} {:>5.1}s", scenario.name, secs(began));
+        passed += 1;
     }
-    println!("integration: all {} scenario(s) passed", SCENARIOS.len());
+    let dir = echo::TempDir::new("integration")?;
+    let mut skipped = Vec::new();
+    for case in echo::cases() {
+        eprintln!("--> integration: {case}");
+        let began = Instant::now();
+        match echo::run_case(&examples, &dir.0, &case)
+            .map_err(|e| format!("scenario `{case}` failed: {e}"))?
+        {
+            echo::Outcome::Passed { shutdown } => {
+                println!(
+                    "ok    {:<44} {:>5.1}s  (SIG{} -> exit 0 in {:.2}s)",
+                    case.to_string(),
+                    secs(began),
+                    case.signal,
+                    shutdown.as_secs_f64()
+                );
+                passed += 1;
+            }
+            echo::Outcome::ModeNotAvailable => {
+                println!(
+                    "skip  {:<44} {:>5.1}s  (skipped: mode not available)",
+                    case.to_string(),
+                    secs(began)
+                );
+                skipped.push(case.to_string());
+            }
+        }
+    }
+    println!(
+        "integration: {passed} scenario(s) passed, {} skipped (mode not available), in {:.1}s",
+        skipped.len(),
+        secs(start)
+    );
     Ok(())
+}
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
 }
 
 /// Where cargo puts the example binaries of `profile` (`debug`, `release`).
