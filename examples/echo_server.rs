@@ -59,8 +59,8 @@ use std::time::Duration;
 
 use sockserve::prelude::*;
 use sockserve::{
-    Address, DatagramRequest, Family, HandlerError, Kind, Server, StreamOptions, StreamRequest,
-    Synchronous, TcpServer, UdpServer, UnixDatagramServer, UnixStreamServer, serve_until_signal,
+    Address, DatagramRequest, Family, HandlerError, Kind, Server, StopSignals, StreamOptions,
+    StreamRequest, Synchronous, TcpServer, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
@@ -252,9 +252,12 @@ fn run(family: EchoFamily, address: Address) -> io::Result<()> {
 
 /// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped.
 fn serve<K: Kind>(mut server: Server<K, Synchronous>) -> io::Result<()> {
+    // The handlers first: whoever reads the announcement may send SIGTERM at once, and must
+    // get a graceful stop, not the default action.
+    let signals = StopSignals::install()?;
     println!("listening on {}", server.server_address());
     io::stdout().flush()?;
-    let stop = serve_until_signal(&mut server, GRACE)?;
+    let stop = signals.serve_until_signal(&mut server, GRACE)?;
     match (stop.signal, stop.graceful) {
         (Some(signal), Some(g)) => eprintln!(
             "echo_server: {signal}: stopped in {:.3} s ({} connection(s) closed at the deadline)",

@@ -61,7 +61,7 @@
 //! | `bind_and_activate=False`, `server_bind()`, `server_activate()` | [`Builder::build_unbound`], [`Server::server_bind`], [`Server::server_activate`] |
 //! | `serve_forever(poll_interval)`, `handle_request()` | [`Server::serve_forever`], [`Server::serve_forever_with`], [`Server::handle_request`] |
 //! | `shutdown()` (from another thread) | [`ShutdownHandle::shutdown`] (instant; an error instead of a deadlock on the serving thread) |
-//! | (none: hand-written with `signal.signal` and a thread) | [`ShutdownHandle::shutdown_gracefully`] ([`GracefulStop`]), [`serve_until_signal`] ([`SignalStop`]) |
+//! | (none: hand-written with `signal.signal` and a thread) | [`ShutdownHandle::shutdown_gracefully`] ([`GracefulStop`]), [`serve_until_signal`] ([`SignalStop`], [`StopSignals`]) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.server_address`, `server.socket`, `server.fileno()` | [`Server::server_address`], [`Server::socket`], [`Server::fileno`] |
 //! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions`, `shutdown_request` | [`Hooks`] (default: [`DefaultHooks`]), set with [`Builder::hooks`]; `verify_request` sees a [`RequestRef`] |
@@ -167,7 +167,7 @@ pub use server::{
 
 // The facade's own: serving until a termination signal (signals are Unix's).
 #[cfg(unix)]
-pub use until_signal::{SignalStop, serve_until_signal};
+pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
 
 /// The traits, to `use sockserve::prelude::*;` and call their methods or implement them.
 ///

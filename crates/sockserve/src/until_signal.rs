@@ -59,6 +59,11 @@ pub struct SignalStop {
 ///    it, calls [`Server::server_close`] (which removes a Unix socket file the server created),
 ///    and restores the previous dispositions of the two signals.
 ///
+/// Print your "listening on ..." line (or notify a supervisor) *before* calling this only if
+/// a signal that arrives before the handlers are in place may kill the process; otherwise use
+/// the two halves, [`StopSignals::install`] then [`StopSignals::serve_until_signal`], and say
+/// you are ready in between.
+///
 /// The serving can also end without a signal: stop it through a [`ShutdownHandle`] taken
 /// from the server before the call, and the result has `signal: None`.
 ///
@@ -69,8 +74,9 @@ pub struct SignalStop {
 ///
 /// # Errors
 ///
-/// - `AlreadyExists` when another [`reactor::Signals`] owns `SIGTERM` or `SIGINT` now; the
-///   server is then left untouched (not served, not closed).
+/// - `AlreadyExists` when another [`reactor::Signals`] owns `SIGTERM` or `SIGINT` now (another
+///   `serve_until_signal` or [`StopSignals`] among them); the server is then left untouched
+///   (not served, not closed).
 /// - The OS error of the reactor or of spawning the watcher, before serving: the server is left
 ///   untouched.
 /// - The error of `serve_forever` (as an `io::Error`), or of the watcher's reactor; the server
@@ -118,47 +124,122 @@ pub fn serve_until_signal<K: Kind, C: Strategy>(
     server: &mut Server<K, C>,
     grace: Duration,
 ) -> io::Result<SignalStop> {
-    let signals = Signals::new(&[Signal::SIGTERM, Signal::SIGINT])?;
-    let mut reactor = Reactor::new()?;
-    reactor.register(&signals, SIGNALS, Interest::READABLE)?;
-    let waker = reactor.waker();
-    let handle = server.shutdown_handle();
-    let done = AtomicBool::new(false);
+    StopSignals::install()?.serve_until_signal(server, grace)
+}
 
-    let outcome = thread::scope(|s| -> io::Result<_> {
-        let watcher = thread::Builder::new()
-            .name("sockserve-signals".into())
-            .spawn_scoped(s, || {
-                let watched = watch(&mut reactor, &signals, &done, &handle, grace);
-                if watched.is_err() {
-                    // Deaf to signals from now on: stop rather than serve on unstoppable.
-                    handle.request_shutdown();
-                }
-                watched
-            })?;
-        let served = server.serve_forever();
-        // Set the flag before waking, as the waker asks: the watcher looks at it after waking.
-        done.store(true, Ordering::SeqCst);
-        if let Err(e) = waker.wake() {
-            // The watcher's safety tick still sees `done`, within a second.
-            log::warn!("cannot wake the signal watcher: {e}");
-        }
-        let watched = watcher
-            .join()
-            .map_err(|_| io::Error::other("the signal watcher panicked"))?;
-        Ok((served, watched))
-    });
-    // Whatever happened while serving, the server is closed (its Unix socket file removed)
-    // before the dispositions are restored, so a signal now still cannot kill the process
-    // with the file left behind.
-    server.server_close();
-    drop(reactor);
-    drop(signals);
+/// `SIGTERM` and `SIGINT`, caught and held for [`StopSignals::serve_until_signal`]: the two
+/// halves of [`serve_until_signal`], for a program that says it is ready only once a signal can
+/// no longer kill it.
+///
+/// Between [`install`](StopSignals::install) and serving, the two signals no longer have their
+/// default action (ending the process): one that arrives meanwhile is kept, and stops the
+/// server as soon as it serves. So a program that installs first, then prints "listening on
+/// ..." (or notifies its supervisor), can be stopped gracefully by anyone who saw that line.
+/// Dropping a `StopSignals` without serving restores the previous dispositions.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve::{StopSignals, StreamRequest, TcpServer};
+/// use std::{process::Command, time::Duration};
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let signals = StopSignals::install()?;
+/// // From here a SIGTERM stops the server gracefully instead of killing the process, so it is
+/// // time to tell the world.
+/// println!("listening on {}", server.server_address());
+///
+/// // Stand-in for an operator who read that line: `kill -TERM <pid>`, even before serving.
+/// let pid = std::process::id().to_string();
+/// Command::new("kill").args(["-TERM", &pid]).status()?;
+///
+/// let stop = signals.serve_until_signal(&mut server, Duration::from_secs(2))?;
+/// assert_eq!(stop.signal.map(|s| s.as_str()), Some("SIGTERM"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct StopSignals {
+    signals: Signals,
+}
 
-    let (served, watched) = outcome?;
-    served?;
-    let (signal, graceful) = watched?;
-    Ok(SignalStop { signal, graceful })
+impl StopSignals {
+    /// Installs the handlers of `SIGTERM` and `SIGINT` (through [`reactor::Signals`]: only
+    /// async-signal-safe work in the handler, no other signal touched).
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` when another [`reactor::Signals`] owns `SIGTERM` or `SIGINT` now, or the
+    /// OS error of the pipe or `sigaction`; nothing is left installed then.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopSignals`].
+    pub fn install() -> io::Result<StopSignals> {
+        Ok(StopSignals {
+            signals: Signals::new(&[Signal::SIGTERM, Signal::SIGINT])?,
+        })
+    }
+
+    /// Serves until `SIGTERM` or `SIGINT` (one that arrived since [`install`](Self::install)
+    /// counts), then stops gracefully within `grace` and closes the server: everything
+    /// [`serve_until_signal`] does after installing the handlers, which are restored when this
+    /// returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`serve_until_signal`], but for installing.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopSignals`].
+    pub fn serve_until_signal<K: Kind, C: Strategy>(
+        self,
+        server: &mut Server<K, C>,
+        grace: Duration,
+    ) -> io::Result<SignalStop> {
+        let signals = self.signals;
+        let mut reactor = Reactor::new()?;
+        reactor.register(&signals, SIGNALS, Interest::READABLE)?;
+        let waker = reactor.waker();
+        let handle = server.shutdown_handle();
+        let done = AtomicBool::new(false);
+
+        let outcome = thread::scope(|s| -> io::Result<_> {
+            let watcher = thread::Builder::new()
+                .name("sockserve-signals".into())
+                .spawn_scoped(s, || {
+                    let watched = watch(&mut reactor, &signals, &done, &handle, grace);
+                    if watched.is_err() {
+                        // Deaf to signals from now on: stop rather than serve on unstoppable.
+                        handle.request_shutdown();
+                    }
+                    watched
+                })?;
+            let served = server.serve_forever();
+            // Set the flag before waking, as the waker asks: the watcher looks at it after
+            // waking.
+            done.store(true, Ordering::SeqCst);
+            if let Err(e) = waker.wake() {
+                // The watcher's safety tick still sees `done`, within a second.
+                log::warn!("cannot wake the signal watcher: {e}");
+            }
+            let watched = watcher
+                .join()
+                .map_err(|_| io::Error::other("the signal watcher panicked"))?;
+            Ok((served, watched))
+        });
+        // Whatever happened while serving, the server is closed (its Unix socket file removed)
+        // before the dispositions are restored, so a signal now still cannot kill the process
+        // with the file left behind.
+        server.server_close();
+        drop(reactor);
+        drop(signals);
+
+        let (served, watched) = outcome?;
+        served?;
+        let (signal, graceful) = watched?;
+        Ok(SignalStop { signal, graceful })
+    }
 }
 
 /// The watcher: waits for a signal or for the serving to end; on a signal, stops the loop

@@ -10,7 +10,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use sockserve::reactor::Signal;
-use sockserve::{Address, StreamRequest, TcpServer, UnixStreamServer, serve_until_signal};
+use sockserve::{
+    Address, StopSignals, StreamRequest, TcpServer, UnixStreamServer, serve_until_signal,
+};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -21,7 +23,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Set in a child: `tcp` or `unix:PATH`, the server it runs.
+/// Set in a child: `tcp`, `tcp-late` (serves half a second after announcing) or `unix:PATH`,
+/// the server it runs.
 const CHILD_ENV: &str = "SOCKSERVE_SIGNALS_TEST_CHILD";
 /// The grace period the child's server gets.
 const GRACE: Duration = Duration::from_secs(2);
@@ -50,6 +53,10 @@ fn main() {
             unix_sigterm_removes_the_socket_file,
         ),
         ("tcp_sigint_without_clients", tcp_sigint_without_clients),
+        (
+            "a_signal_before_serving_is_kept",
+            a_signal_before_serving_is_kept,
+        ),
         (
             "shutdown_handle_ends_it_without_a_signal",
             shutdown_handle_ends_it_without_a_signal,
@@ -88,14 +95,22 @@ fn child_main(mode: &str) -> io::Result<()> {
         let n = data.len();
         req.rfile.consume(n);
     };
-    let stop = if mode == "tcp" {
+    // The handlers before the announcement: the parent signals as soon as it reads it.
+    let stop = if mode == "tcp" || mode == "tcp-late" {
         let mut server = TcpServer::bind("127.0.0.1:0", echo)?;
+        let signals = StopSignals::install()?;
         announce(server.server_address())?;
-        serve_until_signal(&mut server, GRACE)?
+        if mode == "tcp-late" {
+            // Not synchronisation: a window in which the parent's signal surely arrives
+            // before the loop starts, which is the case under test.
+            thread::sleep(Duration::from_millis(500));
+        }
+        signals.serve_until_signal(&mut server, GRACE)?
     } else if let Some(path) = mode.strip_prefix("unix:") {
         let mut server = UnixStreamServer::bind(Path::new(path), echo)?;
+        let signals = StopSignals::install()?;
         announce(server.server_address())?;
-        serve_until_signal(&mut server, GRACE)?
+        signals.serve_until_signal(&mut server, GRACE)?
     } else {
         return Err(io::Error::other(format!("unknown child mode {mode:?}")));
     };
@@ -287,6 +302,14 @@ fn tcp_sigint_without_clients() -> Result<(), String> {
         return Err(format!("an idle server took {took:?} to stop"));
     }
     Ok(())
+}
+
+/// A signal between `StopSignals::install` and serving neither kills the process nor is lost:
+/// the server stops as soon as it serves.
+fn a_signal_before_serving_is_kept() -> Result<(), String> {
+    let mut server = ChildServer::start("tcp-late")?;
+    let (line, _) = server.stop_with("-TERM")?;
+    check_line(&line, "SIGTERM", 0)
 }
 
 /// In this process: a `ShutdownHandle` ends the serving, no signal is reported, the server is
