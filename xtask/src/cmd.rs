@@ -33,8 +33,6 @@ pub(crate) struct Cmd {
     /// Each argument, with what the echo shows instead of it (for long scripts).
     args: Vec<(OsString, Option<String>)>,
     envs: Vec<(String, String)>,
-    /// Send the child's stderr to /dev/null when spawned as a server.
-    quiet: bool,
     /// Capture the stderr of a server (still forwarded to ours, prefixed with its name).
     log: Option<StderrLog>,
 }
@@ -49,7 +47,6 @@ impl Cmd {
             shown,
             args: Vec::new(),
             envs: Vec::new(),
-            quiet: false,
             log: None,
         }
     }
@@ -91,13 +88,6 @@ impl Cmd {
         self
     }
 
-    /// Discards the stderr of a server started by [`Cmd::spawn_guarded`] (a server that logs
-    /// every connection would flood a benchmark's log, and pay for it in the numbers).
-    pub(crate) fn quiet_stderr(mut self) -> Cmd {
-        self.quiet = true;
-        self
-    }
-
     /// Captures the stderr of a server started by [`Cmd::spawn_guarded`] into `log` (and still
     /// forwards each line to ours, prefixed with the program's name), so that a caller can read
     /// why a server that did not start gave up.
@@ -119,9 +109,6 @@ impl Cmd {
                 Some(shown) => line.push_str(shown),
                 None => line.push_str(&shell_quote(&arg.to_string_lossy())),
             }
-        }
-        if self.quiet {
-            line.push_str(" 2>/dev/null");
         }
         line
     }
@@ -224,9 +211,7 @@ impl Cmd {
         let child = self
             .command()
             .stdout(Stdio::piped())
-            .stderr(if self.quiet {
-                Stdio::null()
-            } else if self.log.is_some() {
+            .stderr(if self.log.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::inherit()

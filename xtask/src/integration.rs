@@ -14,6 +14,8 @@
 
 mod echo;
 
+pub(crate) use echo::{Family, TempDir, not_available_message};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -76,14 +78,6 @@ impl Reply {
         match self {
             Reply::Echo => {}
             Reply::Upper => bytes.make_ascii_uppercase(),
-        }
-    }
-
-    /// The name [`crate::bench::CPYTHON_ECHO_SERVER`] takes for it.
-    pub(crate) fn python_name(self) -> &'static str {
-        match self {
-            Reply::Echo => "echo",
-            Reply::Upper => "upper",
         }
     }
 }
@@ -166,7 +160,7 @@ pub(crate) fn run() -> Result<()> {
         println!("ok    {:<44} {:>5.1}s", scenario.name, secs(began));
         passed += 1;
     }
-    let dir = echo::TempDir::new("integration")?;
+    let dir = TempDir::new("integration")?;
     let mut skipped = Vec::new();
     for case in echo::cases() {
         eprintln!("--> integration: {case}");
@@ -297,7 +291,7 @@ mod tests {
     /// scenario, proven without the examples.
     #[test]
     fn python_client_checks_the_echo() {
-        let cmd = crate::bench::cpython_echo_server("sync", Reply::Echo);
+        let cmd = crate::bench::cpython_echo_server(Family::Tcp, "127.0.0.1:0");
         let mut server = RunningServer::start(&cmd, STARTUP_LIMIT).unwrap();
         let dir = std::path::Path::new("/nonexistent");
         let client = Client::PythonStream { message: "ping" };

@@ -5,7 +5,8 @@
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask bench [--duration SECS] [--connections N]
-//!                           the example server against CPython's socketserver, side by side (release build)
+//!                           echo_server (sync, threading, forking), a bare std server and CPython's
+//!                           socketserver under one load generator, side by side (release build)
 //! ```
 //!
 //! The shape is rust-analyzer's: this file parses the command line and dispatches to one module
@@ -38,9 +39,11 @@ commands:
   ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, integration)
   tidy          check the invariants of ARCHITECTURE.md
   integration   run the examples as real processes against real clients (Rust and CPython)
-  bench         load-test the example server and CPython's socketserver, side by side
+  bench         load-test echo_server (sync, threading, forking), a bare std server and
+                CPython's socketserver, side by side (release build; not part of ci)
                   --duration SECS     seconds per workload and server (default 3)
-                  --connections N     concurrent connections (default 10)
+                  --connections N     connections of the several-connection workloads
+                                      (default 10; one workload always uses 100)
   help          print this message";
 
 fn main() -> ExitCode {
@@ -54,6 +57,8 @@ fn main() -> ExitCode {
         "tidy" => no_flags(command, rest).and_then(|()| tidy::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
+        // Hidden: the bench's `std` floor, run by the bench as a subprocess.
+        "std-echo-server" => bench::std_server::run(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,6 +1,6 @@
-//! The load generator: N client threads against one echo server for a fixed time, every echoed
-//! byte checked (against the request, or its transform: `basic_server` uppercases), throughput
-//! and latency percentiles out.
+//! The load generator: N client threads against one echo server (TCP, UDP or Unix stream) for a
+//! fixed time, every echoed byte checked (against the request, or its transform: `basic_server`
+//! uppercases), throughput and latency percentiles out.
 //!
 //! One OS thread per connection, blocking I/O: the simplest client that cannot itself be the
 //! bottleneck at the rates a blocking server reaches, and one that measures what a user's
@@ -8,7 +8,9 @@
 //! so connection setup is not counted in a persistent workload.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,6 +22,33 @@ use crate::integration::Reply;
 pub(crate) const PAYLOAD: usize = 64;
 /// How long a client waits for a connect, a send or a reply before it calls the server stuck.
 const IO_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a UDP client waits for an answer before it sends the datagram again (loopback
+/// drops a datagram only when a socket buffer overflows, but a lost one must not stall the run).
+const UDP_RESEND_AFTER: Duration = Duration::from_secs(1);
+/// How often a UDP client sends a datagram before it calls the server stuck.
+const UDP_TRIES: u32 = 5;
+
+/// Where the server listens, and so which transport the clients use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// TCP.
+    Tcp(SocketAddr),
+    /// UDP: one socket per client, each datagram a request.
+    Udp(SocketAddr),
+    /// A Unix stream socket's path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "tcp {addr}"),
+            Endpoint::Udp(addr) => write!(f, "udp {addr}"),
+            Endpoint::Unix(path) => write!(f, "unix {}", path.display()),
+        }
+    }
+}
 
 /// What the clients do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +98,8 @@ pub(crate) struct Report {
     pub(crate) elapsed: Duration,
     /// Every request's latency, sorted.
     latencies: Vec<Duration>,
+    /// UDP datagrams sent again after no answer within [`UDP_RESEND_AFTER`].
+    pub(crate) resends: u64,
 }
 
 impl Report {
@@ -87,20 +118,28 @@ impl Report {
     }
 }
 
-/// Runs `workload` against the echo server at `addr` for `duration`. Any wrong byte, early
-/// close, or stall longer than [`IO_LIMIT`] fails the whole run, naming the client.
+/// Runs `workload` against the echo server at `endpoint` for `duration`. Any wrong byte, early
+/// close, or stall longer than [`IO_LIMIT`] fails the whole run, naming the client. A new
+/// connection per request needs a stream endpoint.
 pub(crate) fn run(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     workload: Workload,
     expect: Reply,
     duration: Duration,
 ) -> Result<Report> {
+    if matches!(
+        (endpoint, workload),
+        (Endpoint::Udp(_), Workload::ConnectPerRequest { .. })
+    ) {
+        return Err("a new connection per request needs a stream endpoint, not UDP".into());
+    }
     let n = workload.connections();
     let barrier = Arc::new(Barrier::new(n + 1));
     let workers: Vec<_> = (0..n)
         .map(|id| {
             let barrier = Arc::clone(&barrier);
-            thread::spawn(move || worker(id, addr, workload, expect, duration, &barrier))
+            let endpoint = endpoint.clone();
+            thread::spawn(move || worker(id, &endpoint, workload, expect, duration, &barrier))
         })
         .collect();
     // Every worker reaches the barrier (connected, or having failed to), so this cannot hang.
@@ -108,11 +147,13 @@ pub(crate) fn run(
     let mut start: Option<Instant> = None;
     let mut end: Option<Instant> = None;
     let mut latencies = Vec::new();
+    let mut resends = 0;
     let mut failures = Vec::new();
     for (id, handle) in workers.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(stats)) => {
                 latencies.extend(stats.latencies);
+                resends += stats.resends;
                 start = start.min(Some(stats.start)).or(Some(stats.start));
                 end = end.max(Some(stats.end));
             }
@@ -122,7 +163,7 @@ pub(crate) fn run(
     }
     if !failures.is_empty() {
         return Err(format!(
-            "{} against {addr}:\n  {}",
+            "{} against {endpoint}:\n  {}",
             workload.label(),
             failures.join("\n  ")
         )
@@ -136,26 +177,28 @@ pub(crate) fn run(
             _ => Duration::ZERO,
         },
         latencies,
+        resends,
     })
 }
 
 /// What one client thread measured.
 struct WorkerStats {
     latencies: Vec<Duration>,
+    resends: u64,
     start: Instant,
     end: Instant,
 }
 
 fn worker(
     id: usize,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     workload: Workload,
     expect: Reply,
     duration: Duration,
     barrier: &Barrier,
 ) -> Result<WorkerStats, String> {
     let persistent = match workload {
-        Workload::PingPong { .. } => Some(connect(addr)),
+        Workload::PingPong { .. } => Some(Conn::open(endpoint)),
         Workload::ConnectPerRequest { .. } => None,
     };
     barrier.wait();
@@ -178,14 +221,12 @@ fn worker(
         let mut expected = request;
         expect.apply(&mut expected);
         match &mut persistent {
-            Some(stream) => exchange(stream, &request, &mut reply),
-            None => connect(addr).and_then(|mut stream| {
-                exchange(&mut stream, &request, &mut reply)?;
+            Some(conn) => conn.exchange(&request, &mut reply),
+            None => Conn::open(endpoint).and_then(|mut conn| {
+                conn.exchange(&request, &mut reply)?;
                 // Closing first is what a short-lived client does; loopback reuses the
                 // TIME_WAIT ports (net.ipv4.tcp_tw_reuse), so a few seconds of this is fine.
-                stream
-                    .shutdown(Shutdown::Both)
-                    .or_else(ignore_not_connected)
+                conn.close()
             }),
         }
         .map_err(|e| format!("request {seq}: {e}"))?;
@@ -199,15 +240,123 @@ fn worker(
         }
         seq += 1;
     }
-    if let Some(stream) = persistent {
+    let resends = match &persistent {
+        Some(Conn::Udp { resends, .. }) => *resends,
+        _ => 0,
+    };
+    if let Some(conn) = persistent {
         // A clean close, so the server sees EOF rather than a reset.
-        let _ = stream.shutdown(Shutdown::Write);
+        let _ = conn.close();
     }
     Ok(WorkerStats {
         latencies,
+        resends,
         start,
         end: Instant::now(),
     })
+}
+
+/// One client's connection (or UDP socket).
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Udp {
+        socket: UdpSocket,
+        /// The previous answer: a late duplicate of it (after a resend) is skipped.
+        last: Option<[u8; PAYLOAD]>,
+        resends: u64,
+    },
+}
+
+impl Conn {
+    fn open(endpoint: &Endpoint) -> io::Result<Conn> {
+        match endpoint {
+            Endpoint::Tcp(addr) => connect(*addr).map(Conn::Tcp),
+            Endpoint::Unix(path) => {
+                let stream = UnixStream::connect(path)?;
+                stream.set_read_timeout(Some(IO_LIMIT))?;
+                stream.set_write_timeout(Some(IO_LIMIT))?;
+                Ok(Conn::Unix(stream))
+            }
+            Endpoint::Udp(addr) => {
+                let local: SocketAddr = if addr.is_ipv4() {
+                    ([127, 0, 0, 1], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::LOCALHOST, 0).into()
+                };
+                let socket = UdpSocket::bind(local)?;
+                socket.connect(addr)?;
+                socket.set_read_timeout(Some(UDP_RESEND_AFTER))?;
+                Ok(Conn::Udp {
+                    socket,
+                    last: None,
+                    resends: 0,
+                })
+            }
+        }
+    }
+
+    /// One request and its whole echo (which may come back in several pieces).
+    fn exchange(&mut self, request: &[u8], reply: &mut [u8; PAYLOAD]) -> io::Result<()> {
+        match self {
+            Conn::Tcp(stream) => exchange(stream, request, reply),
+            Conn::Unix(stream) => exchange(stream, request, reply),
+            Conn::Udp {
+                socket,
+                last,
+                resends,
+            } => {
+                for attempt in 0..UDP_TRIES {
+                    if attempt > 0 {
+                        *resends += 1;
+                    }
+                    socket.send(request)?;
+                    loop {
+                        let mut buf = [0u8; PAYLOAD + 1];
+                        match socket.recv(&mut buf) {
+                            Ok(n) if n == PAYLOAD && last.is_some_and(|l| l[..] == buf[..n]) => {
+                                continue; // the answer to an earlier try of the previous request
+                            }
+                            Ok(n) if n == PAYLOAD => {
+                                reply.copy_from_slice(&buf[..n]);
+                                *last = Some(*reply);
+                                return Ok(());
+                            }
+                            Ok(n) => {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::InvalidData,
+                                    format!("a {n}-byte answer to a {PAYLOAD}-byte datagram"),
+                                ));
+                            }
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                                ) =>
+                            {
+                                break; // lost: send it again
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer to {UDP_TRIES} tries of {UDP_RESEND_AFTER:?} each"),
+                ))
+            }
+        }
+    }
+
+    /// Closes a stream (both directions); nothing to do for UDP.
+    fn close(self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(stream) => stream.shutdown(Shutdown::Both),
+            Conn::Unix(stream) => stream.shutdown(Shutdown::Both),
+            Conn::Udp { .. } => Ok(()),
+        }
+        .or_else(ignore_not_connected)
+    }
 }
 
 /// A request whose bytes differ by client and by sequence number, so a reply that belongs to
@@ -228,8 +377,8 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// One request and its whole echo (which may come back in several pieces).
-fn exchange(stream: &mut TcpStream, request: &[u8], reply: &mut [u8]) -> io::Result<()> {
+/// One request and its whole echo on a stream (which may come back in several pieces).
+fn exchange(stream: &mut impl ReadWrite, request: &[u8], reply: &mut [u8]) -> io::Result<()> {
     stream.write_all(request)?;
     stream.read_exact(reply).map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
@@ -243,6 +392,10 @@ fn exchange(stream: &mut TcpStream, request: &[u8], reply: &mut [u8]) -> io::Res
         _ => e,
     })
 }
+
+/// A stream of either family.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// The server may already have closed its end after our request; that is not a failure.
 fn ignore_not_connected(e: io::Error) -> io::Result<()> {
@@ -290,7 +443,7 @@ mod tests {
             Workload::PingPong { connections: 3 },
             Workload::ConnectPerRequest { connections: 2 },
         ] {
-            let report = run(addr, workload, Reply::Echo, SHORT).unwrap();
+            let report = run(&Endpoint::Tcp(addr), workload, Reply::Echo, SHORT).unwrap();
             assert!(report.requests > 10, "{workload:?}: {report:?}");
             assert!(report.elapsed >= SHORT, "{workload:?}: {report:?}");
             assert!(report.percentile(50.0) <= report.percentile(99.0));
@@ -306,7 +459,7 @@ mod tests {
             }
         });
         let err = run(
-            addr,
+            &Endpoint::Tcp(addr),
             Workload::PingPong { connections: 2 },
             Reply::Echo,
             SHORT,
@@ -322,10 +475,10 @@ mod tests {
     fn an_uppercasing_server_is_checked_as_one() {
         let addr = echo_server(<[u8]>::make_ascii_uppercase);
         let ping_pong = Workload::PingPong { connections: 1 };
-        let report = run(addr, ping_pong, Reply::Upper, SHORT).unwrap();
+        let report = run(&Endpoint::Tcp(addr), ping_pong, Reply::Upper, SHORT).unwrap();
         assert!(report.requests > 0);
         // The requests contain ASCII letters, so taking it for a plain echo server fails.
-        let err = run(addr, ping_pong, Reply::Echo, SHORT).unwrap_err();
+        let err = run(&Endpoint::Tcp(addr), ping_pong, Reply::Echo, SHORT).unwrap_err();
         assert!(
             err.to_string().contains("differs from the expected"),
             "{err}"
@@ -340,13 +493,34 @@ mod tests {
             .local_addr()
             .unwrap();
         let err = run(
-            addr,
+            &Endpoint::Tcp(addr),
             Workload::PingPong { connections: 1 },
             Reply::Echo,
             SHORT,
         )
         .unwrap_err();
         assert!(err.to_string().contains("connect"), "{err}");
+    }
+
+    #[test]
+    fn udp_and_unix_endpoints_run_against_the_std_floor() {
+        let dir = crate::integration::TempDir::new("loadgen-test").unwrap();
+        let path = dir.0.join("echo.sock");
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        thread::spawn(move || crate::bench::std_server::serve_unix(&unix));
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp_addr = udp.local_addr().unwrap();
+        thread::spawn(move || crate::bench::std_server::serve_udp(&udp));
+        for endpoint in [Endpoint::Unix(path.clone()), Endpoint::Udp(udp_addr)] {
+            let workload = Workload::PingPong { connections: 3 };
+            let report = run(&endpoint, workload, Reply::Echo, SHORT).unwrap();
+            assert!(report.requests > 10, "{endpoint}: {report:?}");
+        }
+        let new_conn = Workload::ConnectPerRequest { connections: 2 };
+        let report = run(&Endpoint::Unix(path), new_conn, Reply::Echo, SHORT).unwrap();
+        assert!(report.requests > 10, "{report:?}");
+        let err = run(&Endpoint::Udp(udp_addr), new_conn, Reply::Echo, SHORT).unwrap_err();
+        assert!(err.to_string().contains("stream endpoint"), "{err}");
     }
 
     #[test]
@@ -364,6 +538,7 @@ mod tests {
             requests: 100,
             elapsed: Duration::from_secs(1),
             latencies: (1..=100).map(Duration::from_micros).collect(),
+            resends: 0,
         };
         assert_eq!(report.percentile(50.0), Duration::from_micros(50));
         assert_eq!(report.percentile(99.0), Duration::from_micros(99));
