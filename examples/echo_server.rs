@@ -14,9 +14,9 @@
 //!   Defaults: `127.0.0.1:9999` (tcp, udp), `[::1]:9999` (tcp6), `/tmp/sockserve-echo.sock`
 //!   (unix), `/tmp/sockserve-echo-datagram.sock` (unix-datagram). A stale socket file left by
 //!   a dead server is replaced; a live server's is not.
-//! - `--mode` (default `sync`): only `sync` (one request at a time, Python's plain `TCPServer`)
-//!   exists for now; `threading` and `forking` exit with status 2 and a message until the
-//!   concurrency layer lands.
+//! - `--mode` (default `sync`): `sync` serves one request at a time (Python's plain
+//!   `TCPServer`), `threading` on a bounded pool of reused threads (`ThreadingTCPServer`),
+//!   `forking` in a child process per request (`ForkingTCPServer`).
 //!
 //! Once it is ready, the first line on stdout is `listening on ADDR`, with the real address
 //! (`127.0.0.1:40211`, `[::1]:40211`, or the path). Datagrams are received whole up to 65,535
@@ -59,8 +59,9 @@ use std::time::Duration;
 
 use sockserve::prelude::*;
 use sockserve::{
-    Address, DatagramRequest, Family, HandlerError, Kind, Server, StopSignals, StreamOptions,
-    StreamRequest, Synchronous, TcpServer, UdpServer, UnixDatagramServer, UnixStreamServer,
+    Address, DatagramRequest, Family, Forking, HandlerError, Kind, Server, StopSignals,
+    StreamOptions, StreamRequest, Synchronous, TcpServer, Threading, UdpServer, UnixDatagramServer,
+    UnixStreamServer,
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
@@ -123,13 +124,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if config.mode != "sync" {
-        eprintln!(
-            "echo_server: --mode {} is not available yet (the concurrency layer has not landed)",
-            config.mode
-        );
-        return ExitCode::from(2);
-    }
     let address = match address_of(config.family, config.addr.as_deref()) {
         Ok(address) => address,
         Err(problem) => {
@@ -137,7 +131,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(config.family, address) {
+    let result = match config.mode.as_str() {
+        "threading" => run(config.family, address, Threading::new()),
+        "forking" => run(config.family, address, Forking::new()),
+        _ => run(config.family, address, Synchronous),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo_server: {e}");
@@ -222,36 +221,40 @@ fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String>
     }
 }
 
-fn run(family: EchoFamily, address: Address) -> io::Result<()> {
+fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<()> {
     match family {
         EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
             TcpServer::builder(StreamEcho)
                 .allow_reuse_address(true)
                 .hooks(Report)
+                .strategy(strategy)
                 .bind(address)?,
         ),
         EchoFamily::Udp => serve(
             UdpServer::builder(datagram_echo)
                 .max_packet_size(UDP_MAX_PACKET)
                 .hooks(Report)
+                .strategy(strategy)
                 .bind(address)?,
         ),
         EchoFamily::Unix => serve(
             UnixStreamServer::builder(StreamEcho)
                 .hooks(Report)
+                .strategy(strategy)
                 .bind(address)?,
         ),
         EchoFamily::UnixDatagram => serve(
             UnixDatagramServer::builder(datagram_echo)
                 .max_packet_size(UNIX_MAX_PACKET)
                 .hooks(Report)
+                .strategy(strategy)
                 .bind(address)?,
         ),
     }
 }
 
 /// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped.
-fn serve<K: Kind>(mut server: Server<K, Synchronous>) -> io::Result<()> {
+fn serve<K: Kind, C: Strategy>(mut server: Server<K, C>) -> io::Result<()> {
     // The handlers first: whoever reads the announcement may send SIGTERM at once, and must
     // get a graceful stop, not the default action.
     let signals = StopSignals::install()?;

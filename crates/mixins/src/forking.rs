@@ -7,7 +7,7 @@ use nix::{
 };
 use server::{Job, Strategy};
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     panic::{self, AssertUnwindSafe},
     time::{Duration, Instant},
 };
@@ -45,7 +45,9 @@ const FULL_POLL: Duration = Duration::from_millis(10);
 pub struct Forking {
     max_children: usize,
     block_on_close: bool,
-    active_children: HashSet<Pid>,
+    /// Each child with the parent's copy of its request: held until the child is reaped, so
+    /// the request counts as in flight and a graceful stop can shut its connection down.
+    active_children: HashMap<Pid, Job>,
 }
 
 impl Default for Forking {
@@ -53,7 +55,7 @@ impl Default for Forking {
         Forking {
             max_children: DEFAULT_MAX_CHILDREN,
             block_on_close: true,
-            active_children: HashSet::new(),
+            active_children: HashMap::new(),
         }
     }
 }
@@ -112,7 +114,9 @@ impl Forking {
         } else {
             Some(WaitPidFlag::WNOHANG)
         };
-        self.active_children.retain(|&pid| {
+        // A reaped child's request is dropped here: the parent's copy closes, and the request
+        // leaves the server's in-flight list.
+        self.active_children.retain(|&pid, _| {
             loop {
                 match waitpid(pid, flags) {
                     Ok(WaitStatus::StillAlive) => return true,
@@ -178,9 +182,11 @@ impl Strategy for Forking {
                 unsafe { nix::libc::_exit(status) }
             }
             Ok(ForkResult::Parent { child }) => {
-                self.active_children.insert(child);
-                // The parent's copy of the request is closed, not shut down: the child serves it.
-                drop(job);
+                // The parent keeps its copy of the request, unshut, until the child is reaped
+                // (CPython closes it at once): the request stays in the server's in-flight
+                // list, so a graceful stop can shut the connection down at its deadline, which
+                // ends a child blocked on an idle client.
+                self.active_children.insert(child, job);
             }
             Err(e) => {
                 log::error!(

@@ -206,6 +206,39 @@ fn max_children_pauses_accepting_without_blocking_the_loop() {
     assert_eq!(server.strategy().active_children(), 0);
 }
 
+fn graceful_stop_shuts_down_a_child_blocked_on_an_idle_client() {
+    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut req.rfile, &mut rest).map(|_| ())
+    })
+    .unwrap();
+    let handle = server.shutdown_handle();
+    let address = server.server_address().clone();
+    // The serving thread serves, then closes (reaping), as serve_until_signal does.
+    let serving = thread::spawn(move || {
+        server.serve_forever_with(Duration::from_secs(60)).unwrap();
+        server.server_close();
+        server
+    });
+    let idle = Socket::new(address.family(), Type::Stream).unwrap();
+    idle.connect(&address).unwrap();
+    let deadline = Instant::now() + GENEROUS;
+    while handle.in_flight() == 0 {
+        assert!(Instant::now() < deadline, "the child never started");
+        thread::yield_now();
+    }
+    let report = handle
+        .shutdown_gracefully(Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(
+        report.forced, 1,
+        "the parent's copy let it reach the child's connection"
+    );
+    assert_eq!(report.still_running, 0, "{report:?}");
+    let server = serving.join().unwrap();
+    assert_eq!(server.strategy().active_children(), 0);
+}
+
 fn no_children_left_at_all() {
     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         Err(nix::errno::Errno::ECHILD) => {}
@@ -226,6 +259,10 @@ fn main() {
         (
             "max_children",
             max_children_pauses_accepting_without_blocking_the_loop,
+        ),
+        (
+            "graceful stop",
+            graceful_stop_shuts_down_a_child_blocked_on_an_idle_client,
         ),
         ("no zombies", no_children_left_at_all),
     ];

@@ -65,7 +65,8 @@
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.server_address`, `server.socket`, `server.fileno()` | [`Server::server_address`], [`Server::socket`], [`Server::fileno`] |
 //! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions`, `shutdown_request` | [`Hooks`] (default: [`DefaultHooks`]), set with [`Builder::hooks`]; `verify_request` sees a [`RequestRef`] |
-//! | `process_request`, `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter: [`Synchronous`] runs each [`Job`] inline; threading and forking come with [`mixins`] |
+//! | `process_request`, `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter: [`Synchronous`] runs each [`Job`] inline, [`Threading`] on a bounded pool of reused threads (`max_threads`, `daemon_threads`, `block_on_close`), [`Forking`] in children (`max_children`) |
+//! | `ThreadingTCPServer`, `ForkingUDPServer`, ... (the eight combinations) | [`ThreadingTcpServer`], [`ForkingUdpServer`], ... (type aliases) |
 //! | `BaseRequestHandler` with `setup` / `handle` / `finish` | [`Handler`] (a closure is one too); [`HandlerExt::with_options`] |
 //! | `StreamRequestHandler`: `self.rfile`, `self.wfile`, `self.connection`, `self.client_address` | [`StreamRequest`] fields |
 //! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
@@ -79,7 +80,7 @@
 //! Each layer is also a module, for what the root does not carry: [`socket`] (Python's
 //! `socket` module), [`reactor`] (`selectors`, a waker, signals), [`handler`]
 //! (`BaseRequestHandler` and friends), [`server`] (`BaseServer` and its four servers),
-//! [`mixins`] (threading and forking, still to come). Every type at the root is the same type
+//! [`mixins`] (threading and forking). Every type at the root is the same type
 //! as in its layer, under the same name: `sockserve::TcpServer` is
 //! `sockserve::server::TcpServer`.
 
@@ -135,14 +136,16 @@ pub use handler;
 pub use server;
 
 /// The concurrency layer: Python's `ThreadingMixIn` and `ForkingMixIn` (the `sockserve-mixins`
-/// crate). It has not landed yet: servers are [`Synchronous`] for now.
+/// crate), as strategies, and the eight predefined combinations.
 ///
 /// ```
-/// use sockserve::{Server, Synchronous, Tcp};
+/// use sockserve::{Server, Tcp, TcpServer, Threading, StreamRequest};
 ///
-/// // Until the mixins land, every server runs its requests inline.
-/// type Plain = Server<Tcp, Synchronous>;
-/// # let _: Option<Plain> = None;
+/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+///     .strategy(Threading::new().max_threads(32))
+///     .bind("127.0.0.1:0")?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub use mixins;
 
@@ -163,6 +166,18 @@ pub use server::{
     Builder, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, RequestRef, Server,
     ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
     UnixDatagramServer, UnixStream, UnixStreamServer,
+};
+
+// The concurrency layer.
+#[cfg(unix)]
+#[doc(inline)]
+pub use mixins::{
+    Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer, ForkingUnixStreamServer,
+};
+#[doc(inline)]
+pub use mixins::{
+    Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
+    ThreadingUnixStreamServer,
 };
 
 // The facade's own: serving until a termination signal (signals are Unix's).

@@ -216,6 +216,12 @@ impl StopSignals {
                     watched
                 })?;
             let served = server.serve_forever();
+            // Close before joining the watcher: closing waits for the requests in flight
+            // (threads joined, children reaped), which is what the watcher's graceful stop
+            // waits for; at its deadline it shuts their connections down, so this ends.
+            // The server is closed (its Unix socket file removed) before the dispositions are
+            // restored, so a signal now still cannot kill the process with the file left.
+            server.server_close();
             // Set the flag before waking, as the waker asks: the watcher looks at it after
             // waking.
             done.store(true, Ordering::SeqCst);
@@ -228,9 +234,7 @@ impl StopSignals {
                 .map_err(|_| io::Error::other("the signal watcher panicked"))?;
             Ok((served, watched))
         });
-        // Whatever happened while serving, the server is closed (its Unix socket file removed)
-        // before the dispositions are restored, so a signal now still cannot kill the process
-        // with the file left behind.
+        // Closed above on every path but a failed watcher spawn; closing again is a no-op.
         server.server_close();
         drop(reactor);
         drop(signals);
