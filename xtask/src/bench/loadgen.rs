@@ -163,8 +163,10 @@ pub(crate) fn run(
     }
     if !failures.is_empty() {
         return Err(format!(
-            "{} against {endpoint}:\n  {}",
+            "{} of {n} client(s) failed ({} against {endpoint}), first {}\n  {}",
+            failures.len(),
             workload.label(),
+            failures[0],
             failures.join("\n  ")
         )
         .into());
