@@ -315,7 +315,10 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         println!("\n{}\n{}", spec.label(), table(row));
         for (server, cell) in Server::ALL.iter().zip(row) {
             if let Cell::Failed(e) = cell {
-                failures.push(format!("{} / {}: {e}", spec.label(), server.name()));
+                failures.push((
+                    *server,
+                    format!("{} / {}: {e}", spec.label(), server.name()),
+                ));
             }
             if let Cell::Done(report) = cell
                 && report.resends > 0
@@ -333,15 +336,19 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     );
     println!("{}", shutdown_table(bins, &dir.0));
     println!("\nbench: done in {:.0}s", started.elapsed().as_secs_f64());
-    if failures.is_empty() {
+    // CPython failing under a workload is a finding about CPython, reported above; any other
+    // server failing (a wrong byte, a stall, a crash) fails the bench.
+    let (cpython, ours): (Vec<_>, Vec<_>) = failures
+        .into_iter()
+        .partition(|(server, _)| *server == Server::CPython);
+    for (_, failure) in &cpython {
+        println!("\nnote: CPython failed a cell (a finding, not an error of the bench): {failure}");
+    }
+    if ours.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{} cell(s) failed:\n  {}",
-            failures.len(),
-            failures.join("\n  ")
-        )
-        .into())
+        let ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
+        Err(format!("{} cell(s) failed:\n  {}", ours.len(), ours.join("\n  ")).into())
     }
 }
 
@@ -435,7 +442,8 @@ fn start(bins: &Bins, dir: &Path, server: Server, family: Family) -> Result<Star
     Ok(Started::Running(proc, endpoint))
 }
 
-/// One workload's table: a row per server, its throughput and latency, and the ratio of its
+/// One workload's table: a row per server, its throughput and latency (p50, p99, and the
+/// max, which shows a connection left waiting), and the ratio of its
 /// throughput to CPython's and to the `std` floor's.
 fn table(row: &[Cell]) -> String {
     let rate_of = |server: Server| {
@@ -459,6 +467,7 @@ fn table(row: &[Cell]) -> String {
         "req/s".to_owned(),
         "p50".to_owned(),
         "p99".to_owned(),
+        "max".to_owned(),
         "vs CPython".to_owned(),
         "vs std".to_owned(),
     ]];
@@ -469,6 +478,7 @@ fn table(row: &[Cell]) -> String {
                 format!("{:.0}", report.rate()),
                 micros(report.percentile(50.0)),
                 micros(report.percentile(99.0)),
+                micros(report.percentile(100.0)),
                 ratio(report.rate(), cpython),
                 ratio(report.rate(), floor),
             ]),
@@ -490,7 +500,7 @@ fn align(lines: &[Vec<String>]) -> String {
         .map(|col| {
             lines
                 .iter()
-                .filter(|l| l.len() == columns)
+                .filter(|l| col == 0 || l.len() == columns)
                 .map(|l| l[col].len())
                 .max()
                 .unwrap_or(0)
