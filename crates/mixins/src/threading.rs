@@ -57,7 +57,8 @@ struct Pool {
 struct PoolShared {
     /// Jobs handed over and not yet finished (queued or running).
     in_flight: AtomicUsize,
-    /// Threads waiting for a job.
+    /// Threads waiting for a job and not yet claimed by one: every job sent is covered by a
+    /// claimed idle thread or a new one, so no job waits behind a busy thread.
     idle: AtomicUsize,
     /// Threads alive, with a condvar to wait for them to end.
     alive: Mutex<usize>,
@@ -213,9 +214,15 @@ impl Pool {
         }
     }
 
-    /// Starts a thread if none is idle and the pool is not full.
+    /// Finds a thread for one more job: claims an idle one, or starts one if the pool is not
+    /// full (if it is, the job queues; `has_capacity` keeps that from outgrowing the pool).
     fn grow(&mut self) -> io::Result<()> {
-        if self.shared.idle.load(Ordering::SeqCst) > 0 {
+        let claimed = self
+            .shared
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
             return Ok(());
         }
         let mut alive = self.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,15 +243,16 @@ impl Pool {
 }
 
 fn worker(jobs: Receiver<Job>, shared: Arc<PoolShared>) {
+    // A new thread was started for a job, and an idle one is claimed before a job is sent:
+    // either way the job this thread receives is already counted; it becomes idle after it.
     loop {
-        shared.idle.fetch_add(1, Ordering::SeqCst);
-        let job = jobs.recv();
-        shared.idle.fetch_sub(1, Ordering::SeqCst);
-        let Ok(job) = job else { break };
+        let Ok(job) = jobs.recv() else { break };
         // Job::run catches handler and hook panics; this is the last line of defence.
         if panic::catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
             log::error!("a request panicked outside its handler; the worker lives on");
         }
+        // Idle first, then out of flight: once the loop sees room, a thread is there to claim.
+        shared.idle.fetch_add(1, Ordering::SeqCst);
         let before = shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if before == shared.max_threads {
             // The pool was full and the loop paused accepting: it may accept again.

@@ -311,3 +311,40 @@ fn graceful_stop_forces_idle_connections_on_worker_threads() {
     drop(idle);
     serving.stop();
 }
+
+#[test]
+fn connections_arriving_together_each_get_a_thread_when_one_is_idle() {
+    // Regression: two jobs could both count on the same idle thread, and the second waited
+    // behind the first, a connection that stays open.
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        loop {
+            let data = req.rfile.fill_buf()?.to_vec();
+            if data.is_empty() {
+                return Ok(());
+            }
+            req.wfile.write_all(&data)?;
+            req.rfile.consume(data.len());
+        }
+    })
+    .unwrap();
+    let serving = Serving::start(server);
+    let addr = serving.address.as_inet().unwrap();
+    for round in 0..20 {
+        // One earlier request leaves an idle thread; then two connections arrive together.
+        let mut warm = TcpStream::connect(addr).unwrap();
+        warm.write_all(b"w").unwrap();
+        let mut one = [0u8; 1];
+        warm.set_read_timeout(Some(GENEROUS)).unwrap();
+        warm.read_exact(&mut one).unwrap();
+        drop(warm);
+        let mut a = TcpStream::connect(addr).unwrap();
+        let mut b = TcpStream::connect(addr).unwrap();
+        for (name, c) in [("first", &mut a), ("second", &mut b)] {
+            c.set_read_timeout(Some(GENEROUS)).unwrap();
+            c.write_all(b"x").unwrap();
+            c.read_exact(&mut one)
+                .unwrap_or_else(|e| panic!("round {round}: the {name} connection waited: {e}"));
+        }
+    }
+    serving.stop();
+}
