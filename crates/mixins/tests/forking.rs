@@ -4,7 +4,9 @@
 // A harness-less test reports on stdout itself, as libtest would.
 #![allow(clippy::print_stdout)]
 
-use handler::{DatagramRequest, StreamRequest};
+mod util;
+
+use handler::StreamRequest;
 use nix::{
     sys::wait::{WaitPidFlag, WaitStatus, waitpid},
     unistd::{ForkResult, fork},
@@ -20,45 +22,7 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
-
-const TEST_STR: &[u8] = b"hello world\n";
-const GENEROUS: Duration = Duration::from_secs(10);
-
-fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
-    let mut line = Vec::new();
-    req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
-}
-
-fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
-    let p = req.packet.clone();
-    req.wfile.write_all(&p)
-}
-
-fn stream_examine(address: &Address) {
-    let s = Socket::new(address.family(), Type::Stream).unwrap();
-    s.settimeout(Some(GENEROUS));
-    s.connect(address).unwrap();
-    s.sendall(TEST_STR).unwrap();
-    let mut buf = Vec::new();
-    while !buf.ends_with(b"\n") {
-        let chunk = s.recv(100).expect("reply");
-        assert!(!chunk.is_empty(), "closed without a reply");
-        buf.extend(chunk);
-    }
-    assert_eq!(buf, TEST_STR);
-}
-
-fn dgram_examine(address: &Address, client: Option<&std::path::Path>) {
-    let s = Socket::new(address.family(), Type::Datagram).unwrap();
-    s.settimeout(Some(GENEROUS));
-    match client {
-        Some(p) => s.bind(p).unwrap(),
-        None => s.bind("127.0.0.1:0").unwrap(),
-    }
-    s.sendto(TEST_STR, address).unwrap();
-    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
-}
+use util::*;
 
 /// CPython's run_server for a forking server: serve in a thread, examine three times,
 /// shutdown, close; then no child is left (`not active_children`).

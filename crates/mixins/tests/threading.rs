@@ -1,9 +1,11 @@
 //! `Threading`: CPython's checklist for the threading servers, plus the pool's bounds,
 //! reuse, panics and graceful stop.
 
-use handler::{DatagramRequest, HandlerError, StreamRequest};
+mod util;
+
+use handler::{HandlerError, StreamRequest};
 use server::{Hooks, Server, ShutdownHandle, Tcp};
-use socket::{Address, Socket, Type};
+use socket::Address;
 use sockserve_mixins::{
     Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
     ThreadingUnixStreamServer,
@@ -18,20 +20,7 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
-
-const TEST_STR: &[u8] = b"hello world\n";
-const GENEROUS: Duration = Duration::from_secs(10);
-
-fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
-    let mut line = Vec::new();
-    req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
-}
-
-fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
-    let p = req.packet.clone();
-    req.wfile.write_all(&p)
-}
+use util::*;
 
 /// Serves in a thread until dropped or stopped.
 struct Serving<K: server::Kind> {
@@ -72,31 +61,6 @@ impl<K: server::Kind> Drop for Serving<K> {
             let _ = t.join();
         }
     }
-}
-
-fn stream_examine(address: &Address) {
-    let s = Socket::new(address.family(), Type::Stream).unwrap();
-    s.settimeout(Some(GENEROUS));
-    s.connect(address).unwrap();
-    s.sendall(TEST_STR).unwrap();
-    let mut buf = Vec::new();
-    while !buf.ends_with(b"\n") {
-        let chunk = s.recv(100).expect("reply");
-        assert!(!chunk.is_empty(), "closed early");
-        buf.extend(chunk);
-    }
-    assert_eq!(buf, TEST_STR);
-}
-
-fn dgram_examine(address: &Address, client_path: Option<&std::path::Path>) {
-    let s = Socket::new(address.family(), Type::Datagram).unwrap();
-    s.settimeout(Some(GENEROUS));
-    match client_path {
-        Some(p) => s.bind(p).unwrap(),
-        None => s.bind("127.0.0.1:0").unwrap(),
-    }
-    s.sendto(TEST_STR, address).unwrap();
-    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
 }
 
 #[test]

@@ -1,0 +1,55 @@
+//! Helpers shared by the mixins tests: CPython's echo handlers and examine functions.
+#![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
+
+use handler::{DatagramRequest, StreamRequest};
+use socket::{Address, Socket, Type};
+use std::{
+    io::{BufRead, Write},
+    path::Path,
+    time::Duration,
+};
+
+/// CPython's `TEST_STR`.
+pub const TEST_STR: &[u8] = b"hello world\n";
+/// The bound for anything that should happen at once: generous, it only detects hangs.
+pub const GENEROUS: Duration = Duration::from_secs(10);
+
+/// The one-line echo of CPython's `MyHandler`, for streams.
+pub fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    req.rfile.read_until(b'\n', &mut line)?;
+    req.wfile.write_all(&line)
+}
+
+/// The datagram echo: the reply is the packet.
+pub fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+    let p = req.packet.clone();
+    req.wfile.write_all(&p)
+}
+
+/// CPython's `stream_examine`, for any family.
+pub fn stream_examine(address: &Address) {
+    let s = Socket::new(address.family(), Type::Stream).unwrap();
+    s.settimeout(Some(GENEROUS));
+    s.connect(address).unwrap();
+    s.sendall(TEST_STR).unwrap();
+    let mut buf = Vec::new();
+    while !buf.ends_with(b"\n") {
+        let chunk = s.recv(100).expect("reply");
+        assert!(!chunk.is_empty(), "closed without a reply");
+        buf.extend(chunk);
+    }
+    assert_eq!(buf, TEST_STR);
+}
+
+/// CPython's `dgram_examine`: a Unix client binds its own path, or it gets no reply.
+pub fn dgram_examine(address: &Address, client: Option<&Path>) {
+    let s = Socket::new(address.family(), Type::Datagram).unwrap();
+    s.settimeout(Some(GENEROUS));
+    match client {
+        Some(p) => s.bind(p).unwrap(),
+        None => s.bind("127.0.0.1:0").unwrap(),
+    }
+    s.sendto(TEST_STR, address).unwrap();
+    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
+}
