@@ -81,16 +81,15 @@ pub struct DatagramRequest {
 }
 
 impl Request for DatagramRequest {
-    type Raw = (Vec<u8>, Arc<Socket>);
+    type Raw = (Arc<[u8]>, Arc<Socket>);
     type Options = DatagramOptions;
 
     fn setup(
-        (packet, socket): (Vec<u8>, Arc<Socket>),
+        (packet, socket): (Arc<[u8]>, Arc<Socket>),
         client_address: Address,
         server: ServerContext,
         options: &DatagramOptions,
     ) -> io::Result<Self> {
-        let packet: Arc<[u8]> = packet.into();
         Ok(DatagramRequest {
             rfile: Cursor::new(Arc::clone(&packet)),
             packet,

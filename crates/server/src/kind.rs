@@ -62,11 +62,12 @@ fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
 }
 
 /// What a datagram server hands its handlers: the packet and the server's socket.
-type DatagramRaw = (Vec<u8>, Arc<Socket>);
+type DatagramRaw = (Arc<[u8]>, Arc<Socket>);
 
 fn recvfrom(socket: &Arc<Socket>, scratch: &mut [u8]) -> io::Result<(DatagramRaw, Address)> {
     let (n, addr) = socket.recvfrom_into_nowait(scratch)?;
-    Ok(((scratch[..n].to_vec(), Arc::clone(socket)), addr))
+    // One copy, straight into the shared packet the request reads.
+    Ok(((Arc::from(&scratch[..n]), Arc::clone(socket)), addr))
 }
 
 macro_rules! stream_kind {
@@ -129,11 +130,11 @@ macro_rules! datagram_kind {
                 recvfrom(socket, scratch)
             }
 
-            fn request_ref(raw: &(Vec<u8>, Arc<Socket>)) -> RequestRef<'_> {
+            fn request_ref(raw: &DatagramRaw) -> RequestRef<'_> {
                 RequestRef::Datagram { packet: &raw.0, socket: &raw.1 }
             }
 
-            fn connection(_raw: &(Vec<u8>, Arc<Socket>)) -> Option<Arc<Socket>> {
+            fn connection(_raw: &DatagramRaw) -> Option<Arc<Socket>> {
                 None
             }
         }
