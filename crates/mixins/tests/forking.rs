@@ -163,7 +163,7 @@ fn max_children_pauses_accepting_without_blocking_the_loop() {
         // The loop was never stuck in waitpid: shutdown is still instant.
         let start = Instant::now();
         handle.shutdown().unwrap();
-        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(start.elapsed() < GENEROUS, "took {:?}", start.elapsed());
         t.join().unwrap().unwrap();
     });
     server.server_close();

@@ -52,7 +52,11 @@ struct Episode {
 impl Backoff {
     /// An exhausting error: pause for the episode's next delay.
     pub(crate) fn failed(&mut self, server: &str, e: &io::Error) {
-        let now = Instant::now();
+        self.failed_at(Instant::now(), server, e);
+    }
+
+    /// [`failed`](Self::failed) at a given instant (tests pass their own clock).
+    fn failed_at(&mut self, now: Instant, server: &str, e: &io::Error) {
         let episode = self.episode.get_or_insert_with(|| {
             log::error!(
                 "{server}: cannot accept ({e}); pausing accepts, backing off up to {MAX_DELAY:?}"
@@ -82,13 +86,21 @@ impl Backoff {
 
     /// Whether the pause (if any) has run out.
     pub(crate) fn is_over(&self) -> bool {
-        self.until.is_none_or(|t| Instant::now() >= t)
+        self.is_over_at(Instant::now())
+    }
+
+    fn is_over_at(&self, now: Instant) -> bool {
+        self.until.is_none_or(|t| now >= t)
     }
 
     /// The loop's wait: never past the end of the pause.
     pub(crate) fn clamp(&self, poll_interval: Duration) -> Duration {
+        self.clamp_at(Instant::now(), poll_interval)
+    }
+
+    fn clamp_at(&self, now: Instant, poll_interval: Duration) -> Duration {
         match self.until {
-            Some(t) => poll_interval.min(t.saturating_duration_since(Instant::now())),
+            Some(t) => poll_interval.min(t.saturating_duration_since(now)),
             None => poll_interval,
         }
     }
@@ -100,23 +112,27 @@ mod tests {
 
     #[test]
     fn delay_doubles_and_is_capped() {
+        // A clock of the test's own: a preempted test thread cannot shorten the pauses seen.
+        let now = Instant::now();
         let mut b = Backoff::default();
         let e = io::Error::other("test");
-        let mut last = Duration::ZERO;
+        let mut waits = Vec::new();
         for _ in 0..20 {
-            b.failed("test", &e);
-            let wait = b.clamp(Duration::from_secs(60));
-            assert!(
-                wait <= MAX_DELAY,
-                "a pause is never longer than {MAX_DELAY:?}: {wait:?}"
-            );
-            last = wait;
+            b.failed_at(now, "test", &e);
+            waits.push(b.clamp_at(now, Duration::from_secs(60)));
         }
-        assert!(last > MAX_DELAY / 2, "the delay grew to the cap: {last:?}");
-        assert!(!b.is_over());
+        assert_eq!(waits[0], FIRST_DELAY);
+        assert_eq!(waits[1], FIRST_DELAY * 2, "the delay doubles");
+        assert!(waits.iter().all(|w| *w <= MAX_DELAY), "capped: {waits:?}");
+        assert_eq!(waits.last(), Some(&MAX_DELAY), "grew to the cap: {waits:?}");
+        assert!(!b.is_over_at(now));
+        assert!(b.is_over_at(now + MAX_DELAY));
         b.succeeded();
-        assert!(b.is_over());
-        assert_eq!(b.clamp(Duration::from_secs(3)), Duration::from_secs(3));
+        assert!(b.is_over_at(now));
+        assert_eq!(
+            b.clamp_at(now, Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::{
 
 /// After a graceful stop shut the remaining connections down, how long it waits for their
 /// handlers to notice.
-const AFTER_FORCE: Duration = Duration::from_secs(2);
+const AFTER_FORCE: Duration = Duration::from_secs(5);
 
 /// The state shared by a server, its shutdown handles and its handlers' contexts.
 pub(crate) struct Shared {

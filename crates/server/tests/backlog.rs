@@ -28,7 +28,7 @@ fn two_hundred_clients_connected_before_serving_are_all_answered_within_5s() {
     // All 200 connect (and send) before the loop runs: the backlog must hold them.
     let clients: Vec<TcpStream> = (0..200)
         .map(|i| {
-            let mut c = TcpStream::connect_timeout(&address, Duration::from_secs(1))
+            let mut c = TcpStream::connect_timeout(&address, GENEROUS)
                 .unwrap_or_else(|e| panic!("connect #{i} was not queued: {e}"));
             c.write_all(TEST_STR).unwrap();
             c

@@ -92,7 +92,8 @@ fn out_of_fds_backs_off_without_spinning_and_serves_again() {
         assert_eq!(buf, TEST_STR);
     }
     assert!(
-        start.elapsed() < Duration::from_secs(3),
+        // The backoff is capped at 1 s; the rest is slack for a loaded machine.
+        start.elapsed() < Duration::from_secs(5),
         "serving resumed only after {:?}",
         start.elapsed()
     );

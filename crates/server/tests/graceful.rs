@@ -126,7 +126,8 @@ fn graceful_stop_after_the_loop_ended_is_a_no_op() {
     let report = handle.shutdown_gracefully(Duration::from_secs(30)).unwrap();
     assert!(report.loop_stopped);
     assert_eq!((report.forced, report.still_running), (0, 0));
-    assert!(report.took < Duration::from_secs(1), "{report:?}");
+    // Waiting at all would mean waiting out the 30 s grace.
+    assert!(report.took < GENEROUS, "{report:?}");
     // And no state is left behind: the next loop serves the next client.
     let _second = TcpStream::connect(inet(server.server_address())).unwrap();
     server.serve_forever().unwrap();

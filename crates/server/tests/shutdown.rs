@@ -40,7 +40,8 @@ fn shutdown_before_the_loop_started_makes_the_next_loop_return_at_once() {
     server
         .serve_forever_with(Duration::from_secs(60))
         .expect("serve");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // A missed stop would wait out the 60 s poll interval.
+    assert!(start.elapsed() < GENEROUS, "took {:?}", start.elapsed());
 }
 
 #[test]

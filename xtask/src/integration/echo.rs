@@ -278,14 +278,25 @@ fn client_cmd(case: &Case, addr: &str, dir: &Path) -> Cmd {
 pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    /// Creates `$TMPDIR/sockserve-xtask-{what}-{pid}`, short enough for a Unix socket path.
+    /// Creates a new `$TMPDIR/sockserve-xtask-{what}-{pid}-{n}`, short enough for a Unix
+    /// socket path. A directory that already exists (another run's, perhaps in another
+    /// container sharing `/tmp`) is never reused or removed: the next `n` is tried.
     pub(crate) fn new(what: &str) -> Result<TempDir> {
-        let dir =
-            std::env::temp_dir().join(format!("sockserve-xtask-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-        Ok(TempDir(dir))
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last_error = None;
+        for attempt in 0..100u32 {
+            let n = seed.wrapping_add(attempt) % 1_000_000;
+            let dir = std::env::temp_dir()
+                .join(format!("sockserve-xtask-{what}-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(TempDir(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(e) => return Err(format!("could not create {}: {e}", dir.display()).into()),
+            }
+        }
+        Err(format!("could not create a fresh temp directory for {what}: {last_error:?}").into())
     }
 }
 

@@ -45,7 +45,11 @@ pub(crate) fn refusing_address() -> (Socket, Address) {
 pub(crate) fn abstract_name(tag: &str) -> Vec<u8> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("sockserve-test-{tag}-{}-{n}", std::process::id()).into_bytes()
+    // The time as well as the pid: containers sharing a network namespace repeat small pids.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("sockserve-test-{tag}-{}-{nanos}-{n}", std::process::id()).into_bytes()
 }
 
 /// Runs `f` on a thread and fails the test with `what` if it takes longer than `limit`.
