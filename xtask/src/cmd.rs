@@ -248,13 +248,15 @@ impl ChildGuard {
         &self.name
     }
 
-    /// Sends `signal` (`TERM`, `INT`) to the child with `kill(1)`, unless it has already been
+    /// Sends `signal` (`TERM`, `INT`) to the child with the shell's `kill`, unless it has already been
     /// reaped (its pid could then belong to another process).
     pub(crate) fn signal(&mut self, signal: &str) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             return Err(format!("{} had already exited ({status})", self.name).into());
         }
-        let status = Command::new("kill")
+        // The shell's built-in kill: a slim machine may have no kill(1) (procps).
+        let status = Command::new("sh")
+            .args(["-c", "kill \"$1\" \"$2\"", "sh"])
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
             .status()

@@ -173,8 +173,10 @@ impl ChildServer {
     }
 
     fn signal(&self, signal: &str) -> Result<(), String> {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+        // The shell's built-in kill: a slim machine may have no kill(1) (procps).
+        let status = Command::new("sh")
+            .args(["-c", "kill \"$1\" \"$2\"", "sh", signal])
+            .arg(self.child.id().to_string())
             .status()
             .map_err(|e| format!("running kill: {e}"))?;
         if !status.success() {
