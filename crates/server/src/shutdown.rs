@@ -41,6 +41,9 @@ struct LoopState {
     /// Requests in flight, with their connection (none for datagrams).
     in_flight: HashMap<u64, Option<Arc<Socket>>>,
     next_request: u64,
+    /// Threads waiting on `loop_ended`: a request that ends notifies only when one waits, so
+    /// the common case costs no futex syscall per request.
+    waiters: usize,
 }
 
 impl Shared {
@@ -101,11 +104,13 @@ impl Shared {
             if left.is_zero() {
                 return false;
             }
+            state.waiters += 1;
             state = self
                 .loop_ended
                 .wait_timeout(state, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            state.waiters -= 1;
         }
     }
 
@@ -168,10 +173,12 @@ impl Shared {
         if running {
             let ended = state.loops_ended;
             while state.loops_ended == ended {
+                state.waiters += 1;
                 state = self
                     .loop_ended
                     .wait(state)
                     .unwrap_or_else(|e| e.into_inner());
+                state.waiters -= 1;
             }
         }
         Ok(())
@@ -188,9 +195,10 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.in_flight.remove(&self.id);
-        let idle = state.in_flight.is_empty();
+        // Read under the lock a waiter holds until it waits: none can be missed.
+        let notify = state.in_flight.is_empty() && state.waiters > 0;
         drop(state);
-        if idle {
+        if notify {
             self.shared.loop_ended.notify_all();
         }
     }
@@ -225,8 +233,11 @@ impl Drop for LoopGuard {
         state.running = None;
         state.loops_ended += 1;
         self.shared.stop.store(false, Ordering::SeqCst);
+        let notify = state.waiters > 0;
         drop(state);
-        self.shared.loop_ended.notify_all();
+        if notify {
+            self.shared.loop_ended.notify_all();
+        }
     }
 }
 
