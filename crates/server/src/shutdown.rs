@@ -5,7 +5,6 @@ use handler::StopServer;
 use reactor::Waker;
 use socket::{Shutdown, Socket};
 use std::{
-    collections::HashMap,
     fmt, io,
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
@@ -39,8 +38,7 @@ struct LoopState {
     /// Counts ended loops, so `shutdown` waits for *its* loop to end.
     loops_ended: u64,
     /// Requests in flight, with their connection (none for datagrams).
-    in_flight: HashMap<u64, Option<Arc<Socket>>>,
-    next_request: u64,
+    in_flight: InFlightSet,
     /// Threads waiting on `loop_ended`: a request that ends notifies only when one waits, so
     /// the common case costs no futex syscall per request.
     waiters: usize,
@@ -79,9 +77,7 @@ impl Shared {
     /// Records a request in flight; the returned ticket ends it.
     pub(crate) fn begin_request(self: &Arc<Self>, connection: Option<Arc<Socket>>) -> InFlight {
         let mut state = self.lock();
-        let id = state.next_request;
-        state.next_request += 1;
-        state.in_flight.insert(id, connection);
+        let id = state.in_flight.insert(connection);
         InFlight {
             shared: Arc::clone(self),
             id,
@@ -128,7 +124,7 @@ impl Shared {
             // Shutting both directions down wakes a handler blocked in a read (it sees EOF)
             // or a write (EPIPE), even on the serving thread of a synchronous server.
             let connections: Vec<Arc<Socket>> =
-                self.lock().in_flight.values().flatten().cloned().collect();
+                self.lock().in_flight.connections().cloned().collect();
             for conn in &connections {
                 if conn.shutdown(Shutdown::Both).is_ok() {
                     report.forced += 1;
@@ -188,13 +184,59 @@ impl Shared {
 /// A request in flight; dropping it (once the request is closed) takes it off the list.
 pub(crate) struct InFlight {
     shared: Arc<Shared>,
-    id: u64,
+    id: usize,
+}
+
+/// The requests in flight, with their connections (none for datagrams): a slab, so a request
+/// costs a push and a pop of a free slot, not a hash (it is on every request's path).
+#[derive(Debug, Default)]
+struct InFlightSet {
+    slots: Vec<Option<Option<Arc<Socket>>>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl InFlightSet {
+    fn insert(&mut self, connection: Option<Arc<Socket>>) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id] = Some(connection);
+                id
+            }
+            None => {
+                self.slots.push(Some(connection));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, id: usize) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            if slot.take().is_some() {
+                self.len -= 1;
+                self.free.push(id);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn connections(&self) -> impl Iterator<Item = &Arc<Socket>> {
+        self.slots.iter().flatten().flatten()
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        state.in_flight.remove(&self.id);
+        state.in_flight.remove(self.id);
         // Read under the lock a waiter holds until it waits: none can be missed.
         let notify = state.in_flight.is_empty() && state.waiters > 0;
         drop(state);
@@ -410,5 +452,34 @@ impl StopServer for Shared {
     fn request_shutdown(&self) {
         let mut state = self.lock();
         self.request_stop(&mut state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket::{Family, Type};
+
+    #[test]
+    fn in_flight_set_counts_reuses_slots_and_lists_connections() {
+        let conn = Arc::new(Socket::new(Family::Inet, Type::Stream).expect("socket"));
+        let mut set = InFlightSet::default();
+        assert!(set.is_empty());
+        let a = set.insert(None);
+        let b = set.insert(Some(Arc::clone(&conn)));
+        let c = set.insert(None);
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.connections().count(), 1);
+        set.remove(a);
+        set.remove(a); // A second removal of the same ticket changes nothing.
+        assert_eq!(set.len(), 2);
+        let d = set.insert(None);
+        assert_eq!(d, a, "a free slot is reused");
+        set.remove(b);
+        assert_eq!(set.connections().count(), 0);
+        set.remove(c);
+        set.remove(d);
+        assert!(set.is_empty());
+        assert_eq!(set.slots.len(), 3, "no slot is allocated while one is free");
     }
 }

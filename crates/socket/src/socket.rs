@@ -108,6 +108,15 @@ impl Socket {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
     }
 
+    /// [`pick`](Self::pick)'s kernel form alone; an [`Address`] of the socket's family goes
+    /// straight to the kernel's form, with no resolution and no copy.
+    pub(crate) fn pick_sockaddr(&self, addr: impl ToAddrs) -> io::Result<socket2::SockAddr> {
+        match addr.as_address() {
+            Some(one) if one.family() == self.family => one.to_sockaddr(),
+            _ => Ok(self.pick(addr)?.1),
+        }
+    }
+
     /// The first address of `addr` of this socket's family, ready for the kernel.
     pub(crate) fn pick(&self, addr: impl ToAddrs) -> io::Result<(Address, socket2::SockAddr)> {
         let addrs = addr.to_addrs()?;

@@ -34,11 +34,30 @@ pub trait ToAddrs {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     fn to_addrs(&self) -> io::Result<Vec<Address>>;
+
+    /// The one [`Address`] this value already is, if it is one: lets a send skip building
+    /// the `Vec` of [`to_addrs`](ToAddrs::to_addrs) (a reply to every datagram comes this
+    /// way). Implementations other than `Address`'s keep the default, `None`.
+    ///
+    /// ```
+    /// use sockserve_socket::{Address, ToAddrs};
+    /// let address: Address = "127.0.0.1:80".parse()?;
+    /// assert_eq!((&address).as_address(), Some(&address));
+    /// assert_eq!("127.0.0.1:80".as_address(), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn as_address(&self) -> Option<&Address> {
+        None
+    }
 }
 
 impl ToAddrs for Address {
     fn to_addrs(&self) -> io::Result<Vec<Address>> {
         Ok(vec![self.clone()])
+    }
+
+    fn as_address(&self) -> Option<&Address> {
+        Some(self)
     }
 }
 
@@ -146,6 +165,10 @@ impl ToAddrs for Vec<Address> {
 impl<T: ToAddrs + ?Sized> ToAddrs for &T {
     fn to_addrs(&self) -> io::Result<Vec<Address>> {
         (**self).to_addrs()
+    }
+
+    fn as_address(&self) -> Option<&Address> {
+        (**self).as_address()
     }
 }
 

@@ -166,7 +166,7 @@ impl Socket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn sendto(&self, data: &[u8], addr: impl ToAddrs) -> io::Result<usize> {
-        let (_, sa) = self.pick(addr)?;
+        let sa = self.pick_sockaddr(addr)?;
         self.call(Wait::Writable, |s, flags| {
             s.send_to_with_flags(data, &sa, flags | sys::SEND_FLAGS)
         })
