@@ -134,10 +134,10 @@ impl Forking {
             self.collect_children(false);
             return;
         }
-        match wait {
+        // A wait too long for the clock is no limit at all.
+        match wait.and_then(|limit| Instant::now().checked_add(limit)) {
             None => self.collect_children(true),
-            Some(limit) => {
-                let deadline = Instant::now() + limit;
+            Some(deadline) => {
                 self.collect_children(false);
                 while !self.active_children.is_empty() && Instant::now() < deadline {
                     std::thread::sleep(FULL_POLL); // polling waitpid: no SIGCHLD to wait on

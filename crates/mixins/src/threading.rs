@@ -160,7 +160,8 @@ impl Threading {
         if self.daemon_threads || !self.block_on_close {
             return;
         }
-        let deadline = wait.map(|w| Instant::now() + w);
+        // A wait too long for the clock is no limit at all.
+        let deadline = wait.and_then(|w| Instant::now().checked_add(w));
         let mut alive = pool.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
         while *alive > 0 {
             match deadline {

@@ -127,6 +127,19 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
 
 impl<K: Kind, C: Strategy> Server<K, C> {
     fn from_parts(builder: Builder<K, C>, socket: Socket, server_address: Address) -> Result<Self> {
+        // The datagram buffer: `max_packet_size` is the caller's, so a size that cannot be
+        // allocated is an error here rather than a panic. Stream servers do not use it.
+        let mut scratch = Vec::new();
+        if K::SOCKET_TYPE == socket::Type::Datagram {
+            let size = builder.options.max_packet_size;
+            scratch.try_reserve_exact(size).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!("max_packet_size {size}: cannot allocate the datagram buffer: {e}"),
+                )
+            })?;
+            scratch.resize(size, 0);
+        }
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
         let context = ServerContext::new(
@@ -137,7 +150,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         Ok(Server {
             socket: Some(Arc::new(socket)),
             server_address,
-            scratch: vec![0; builder.options.max_packet_size],
+            scratch,
             options: builder.options,
             jobs: builder.jobs,
             hooks: builder.hooks,
@@ -405,7 +418,11 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// ```
     pub fn handle_request(&mut self) -> Result<()> {
         let socket = self.active_socket()?;
-        let deadline = self.options.timeout.map(|t| Instant::now() + t);
+        // A timeout too long for the clock is no deadline at all.
+        let deadline = self
+            .options
+            .timeout
+            .and_then(|t| Instant::now().checked_add(t));
         self.strategy.start(&self.reactor.waker())?;
         if !self.registered {
             self.register(&socket)?;

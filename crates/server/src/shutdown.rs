@@ -89,23 +89,32 @@ impl Shared {
         self.lock().in_flight.len()
     }
 
-    /// Waits until no loop runs and no request is in flight, or `deadline` passes; true if idle.
-    fn wait_idle(&self, deadline: Instant) -> bool {
+    /// Waits until no loop runs and no request is in flight, or `deadline` passes (`None`:
+    /// no deadline); true if idle.
+    fn wait_idle(&self, deadline: Option<Instant>) -> bool {
         let mut state = self.lock();
         loop {
             if state.running.is_none() && state.in_flight.is_empty() {
                 return true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
             state.waiters += 1;
-            state = self
-                .loop_ended
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = match deadline {
+                None => self
+                    .loop_ended
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        state.waiters -= 1;
+                        return false;
+                    }
+                    self.loop_ended
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
             state.waiters -= 1;
         }
     }
@@ -120,7 +129,8 @@ impl Shared {
             self.request_stop(&mut state);
         }
         let mut report = GracefulStop::default();
-        if !self.wait_idle(started + grace) {
+        // A grace too long for the clock is no deadline: wait for the requests to end.
+        if !self.wait_idle(started.checked_add(grace)) {
             // Shutting both directions down wakes a handler blocked in a read (it sees EOF)
             // or a write (EPIPE), even on the serving thread of a synchronous server.
             let connections: Vec<Arc<Socket>> =
@@ -130,7 +140,7 @@ impl Shared {
                     report.forced += 1;
                 }
             }
-            self.wait_idle(Instant::now() + AFTER_FORCE);
+            self.wait_idle(Instant::now().checked_add(AFTER_FORCE));
         }
         let state = self.lock();
         report.still_running = state.in_flight.len();

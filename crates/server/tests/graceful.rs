@@ -137,3 +137,15 @@ fn graceful_stop_after_the_loop_ended_is_a_no_op() {
         "the next loop served a request"
     );
 }
+
+#[test]
+fn a_grace_too_long_for_the_clock_means_no_deadline() {
+    let mut server = TcpServer::bind("127.0.0.1:0", echo_line).unwrap();
+    let handle = server.shutdown_handle();
+    let report = handle
+        .shutdown_gracefully(Duration::MAX)
+        .expect("no overflow: nothing runs, so nothing to wait for");
+    assert_eq!((report.forced, report.still_running), (0, 0));
+    // The stop was asked before the loop started: the loop returns at once.
+    server.serve_forever().unwrap();
+}

@@ -103,3 +103,34 @@ fn many_datagrams_queued_before_serving_are_all_answered() {
     assert!(seen.iter().all(|s| *s));
     serving.stop();
 }
+
+#[test]
+fn a_max_packet_size_that_cannot_be_allocated_is_an_error_not_a_panic() {
+    let err = UdpServer::builder(echo_line_dgram)
+        .max_packet_size(usize::MAX)
+        .bind("127.0.0.1:0")
+        .expect_err("a buffer of usize::MAX bytes");
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::OutOfMemory
+    );
+}
+
+#[test]
+fn a_timeout_too_long_for_the_clock_means_no_deadline() {
+    let mut server = UdpServer::builder(echo_line_dgram)
+        .timeout(Some(Duration::MAX))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    client
+        .send_to(TEST_STR, inet(server.server_address()))
+        .unwrap();
+    server
+        .handle_request()
+        .expect("no overflow, and the waiting datagram is served");
+    let mut buf = [0u8; 100];
+    let (n, _) = client.recv_from(&mut buf).expect("the echo");
+    assert_eq!(&buf[..n], TEST_STR);
+}

@@ -203,6 +203,30 @@ pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
+/// An empty buffer with room for `bufsize` bytes, for a receive into its spare capacity
+/// ([`set_received`]): nothing is zeroed or touched beyond what the kernel writes. A size that
+/// cannot be allocated is an `OutOfMemory` error (Python's `MemoryError`), not a panic.
+pub(crate) fn receive_buffer(bufsize: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(bufsize).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate a receive buffer of {bufsize} bytes: {e}"),
+        )
+    })?;
+    Ok(buf)
+}
+
+/// Marks the first `n` bytes of `buf`'s spare capacity, which a receive into
+/// `buf.spare_capacity_mut()` reported writing, as its contents.
+pub(crate) fn set_received(buf: &mut Vec<u8>, n: usize) {
+    // A receive never reports more than the room it was given; clamp rather than trust it.
+    let n = n.min(buf.capacity());
+    // SAFETY: `n` is within the capacity, and `recv(2)` (through socket2, which takes
+    // `&mut [MaybeUninit<u8>]` for this) initialised the `n` bytes it reported receiving.
+    unsafe { buf.set_len(n) };
+}
+
 /// Closes `fd` with `close(2)` and reports its error, which dropping an `OwnedFd` would hide.
 ///
 /// `EINTR` is not an error: on Linux the fd is released anyway and must not be closed again.

@@ -23,9 +23,11 @@ impl Socket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv(&self, bufsize: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; bufsize];
-        let n = self.recv_into(&mut buf)?;
-        buf.truncate(n);
+        let mut buf = sys::receive_buffer(bufsize)?;
+        let n = self.call(Wait::Readable, |s, flags| {
+            s.recv_with_flags(buf.spare_capacity_mut(), flags)
+        })?;
+        sys::set_received(&mut buf, n);
         Ok(buf)
     }
 
@@ -62,10 +64,12 @@ impl Socket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recvfrom(&self, bufsize: usize) -> io::Result<(Vec<u8>, Address)> {
-        let mut buf = vec![0; bufsize];
-        let (n, addr) = self.recvfrom_into(&mut buf)?;
-        buf.truncate(n);
-        Ok((buf, addr))
+        let mut buf = sys::receive_buffer(bufsize)?;
+        let (n, sa) = self.call(Wait::Readable, |s, flags| {
+            s.recv_from_with_flags(buf.spare_capacity_mut(), flags)
+        })?;
+        sys::set_received(&mut buf, n);
+        Ok((buf, Address::from_sockaddr(&sa)))
     }
 
     /// Receives into `buf`, returning the count and the sender (Python's `recvfrom_into`).

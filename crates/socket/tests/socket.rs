@@ -370,3 +370,25 @@ fn a_shared_socket_serves_two_threads() {
     b.sendall(b"back").unwrap();
     assert_eq!(a.recv(64).unwrap(), b"back");
 }
+
+#[test]
+fn a_receive_size_that_cannot_be_allocated_is_an_error_not_a_panic() {
+    // Python raises MemoryError (or OverflowError) here; `vec![0; n]` would panic or abort.
+    let (a, b) = socketpair(Family::Unix, Type::Stream).unwrap();
+    for bufsize in [usize::MAX, isize::MAX as usize] {
+        let err = b.recv(bufsize).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutOfMemory, "recv({bufsize}): {err}");
+        let err = b.recvfrom(bufsize).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::OutOfMemory,
+            "recvfrom({bufsize}): {err}"
+        );
+    }
+    // The socket is unharmed, and a large request only costs what is received.
+    a.sendall(b"still here").unwrap();
+    assert_eq!(b.recv(1 << 20).unwrap(), b"still here");
+    a.sendall(b"and here").unwrap();
+    let (data, _) = b.recvfrom(1 << 20).unwrap();
+    assert_eq!(data, b"and here");
+}
