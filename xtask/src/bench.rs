@@ -38,6 +38,9 @@ pub(crate) struct Options {
     /// Connections (UDP sockets, clients) of the several-connection workloads; the largest
     /// workload has [`MANY`] whatever this is.
     pub(crate) connections: usize,
+    /// Only the workloads whose label contains this (any case); `shutdown` selects the
+    /// shutdown-latency table. `None`: everything.
+    pub(crate) only: Option<String>,
 }
 
 impl Default for Options {
@@ -45,7 +48,17 @@ impl Default for Options {
         Options {
             duration: Duration::from_secs(3),
             connections: 10,
+            only: None,
         }
+    }
+}
+
+impl Options {
+    /// Whether `--only` selects the section labelled `label`.
+    fn selects(&self, label: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| label.to_lowercase().contains(&only.to_lowercase()))
     }
 }
 
@@ -57,6 +70,8 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);
 /// Shutdowns measured per server.
 const SHUTDOWN_TRIALS: usize = 5;
+/// The shutdown table's heading, and what `--only` matches it by.
+const SHUTDOWN_LABEL: &str = "shutdown latency";
 
 /// One server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,11 +290,14 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
     if cfg!(debug_assertions) {
         Cmd::cargo(&["build", "--release", "-p", "xtask"]).run()?;
-        return Cmd::new(&release_xtask)
+        let mut cmd = Cmd::new(&release_xtask)
             .args(["bench", "--duration"])
             .arg(opts.duration.as_secs_f64().to_string())
-            .args(["--connections", &opts.connections.to_string()])
-            .run();
+            .args(["--connections", &opts.connections.to_string()]);
+        if let Some(only) = &opts.only {
+            cmd = cmd.args(["--only", only.as_str()]);
+        }
+        return cmd.run();
     }
     let bins = Bins {
         examples: examples_dir(&workspace, "release"),
@@ -291,7 +309,20 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     let started = Instant::now();
     let dir = TempDir::new("bench")?;
-    let specs = workloads(opts);
+    let specs: Vec<Spec> = workloads(opts)
+        .into_iter()
+        .filter(|spec| opts.selects(&spec.label()))
+        .collect();
+    let shutdown = opts.selects(SHUTDOWN_LABEL);
+    if specs.is_empty() && !shutdown {
+        let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
+        return Err(format!(
+            "--only {:?} selects nothing; the sections are:\n  {}\n  {SHUTDOWN_LABEL}",
+            opts.only.as_deref().unwrap_or_default(),
+            labels.join("\n  ")
+        )
+        .into());
+    }
     // cells[workload][server]
     let mut cells: Vec<Vec<Cell>> = specs.iter().map(|_| Vec::new()).collect();
     for family in [Family::Tcp, Family::Udp, Family::Unix] {
@@ -331,10 +362,12 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
             }
         }
     }
-    println!(
-        "\nshutdown latency: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
-    );
-    println!("{}", shutdown_table(bins, &dir.0));
+    if shutdown {
+        println!(
+            "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
+        );
+        println!("{}", shutdown_table(bins, &dir.0));
+    }
     println!("\nbench: done in {:.0}s", started.elapsed().as_secs_f64());
     // CPython failing under a workload is a finding about CPython, reported above; any other
     // server failing (a wrong byte, a stall, a crash) fails the bench.
@@ -614,6 +647,29 @@ mod tests {
             ..Options::default()
         };
         assert_eq!(workloads(&one).len(), 5);
+    }
+
+    #[test]
+    fn only_selects_sections_by_label_in_any_case() {
+        let only = |s: &str| Options {
+            only: Some(s.to_owned()),
+            ..Options::default()
+        };
+        let all = Options::default();
+        let count = |o: &Options| {
+            workloads(o)
+                .iter()
+                .filter(|s| o.selects(&s.label()))
+                .count()
+        };
+        assert_eq!(count(&all), 6);
+        assert!(all.selects(SHUTDOWN_LABEL));
+        assert_eq!(count(&only("udp")), 1);
+        assert!(!only("udp").selects(SHUTDOWN_LABEL));
+        assert_eq!(count(&only("TCP PING-PONG")), 3);
+        assert_eq!(count(&only("new connection")), 1);
+        assert_eq!(count(&only("shutdown")), 0);
+        assert!(only("shutdown").selects(SHUTDOWN_LABEL));
     }
 
     /// The CPython servers the bench compares against, under the load generator: proves the

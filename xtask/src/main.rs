@@ -4,7 +4,7 @@
 //! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, integration)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
-//! cargo xtask bench [--duration SECS] [--connections N]
+//! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
 //!                           echo_server (sync, threading, forking), a bare std server and CPython's
 //!                           socketserver under one load generator, side by side (release build)
 //! ```
@@ -44,6 +44,8 @@ commands:
                   --duration SECS     seconds per workload and server (default 3)
                   --connections N     connections of the several-connection workloads
                                       (default 10; one workload always uses 100)
+                  --only TEXT         only the tables whose heading contains TEXT (any
+                                      case): `udp`, `new connection`, `shutdown`, ...
   help          print this message";
 
 fn main() -> ExitCode {
@@ -107,6 +109,11 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
                     return Err("--connections must be in 1..=1000".into());
                 }
                 opts.connections = n;
+            }
+            "--only" => opts.only = Some(value("--only")?.clone()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
             other => return Err(format!("unknown bench flag `{other}`\n\n{USAGE}").into()),
         }
