@@ -21,24 +21,44 @@ use std::{
 /// use sockserve_handler::{ServerContext, StopServer};
 /// use std::{io, sync::{Arc, atomic::{AtomicBool, Ordering}}};
 ///
+/// /// A stand-in for a server: a stop flag, and a loop that is never running.
 /// #[derive(Debug, Default)]
 /// struct Flag(AtomicBool);
 /// impl StopServer for Flag {
-///     fn shutdown(&self) -> io::Result<()> { self.request_shutdown(); Ok(()) }
+///     fn shutdown(&self) -> io::Result<()> {
+///         self.request_shutdown();
+///         Ok(()) // a real server waits here until its loop has returned
+///     }
 ///     fn request_shutdown(&self) { self.0.store(true, Ordering::SeqCst) }
 /// }
 ///
 /// let flag = Arc::new(Flag::default());
 /// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, flag.clone(), None);
 /// ctx.request_shutdown();
+/// assert!(flag.0.swap(false, Ordering::SeqCst));
+/// ctx.shutdown()?;
 /// assert!(flag.0.load(Ordering::SeqCst));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait StopServer: Send + Sync + fmt::Debug {
     /// Stops `serve_forever` and waits until it has returned; fails instead of deadlocking when
     /// called from the thread that runs the loop.
+    ///
+    /// # Errors
+    ///
+    /// Called from the thread that runs the loop (the server layer's error has the kind
+    /// `Deadlock` there).
+    ///
+    /// # Examples
+    ///
+    /// See [`StopServer`]'s example ([`ServerContext::shutdown`] calls this).
     fn shutdown(&self) -> io::Result<()>;
+
     /// Asks the loop to stop and returns at once; safe from any thread, the serving one included.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopServer`]'s example ([`ServerContext::request_shutdown`] calls this).
     fn request_shutdown(&self);
 }
 
@@ -125,7 +145,7 @@ impl ServerContext {
     ///
     /// # Examples
     ///
-    /// See [`StopServer`].
+    /// See [`StopServer`]'s example.
     pub fn shutdown(&self) -> io::Result<()> {
         self.inner.stop.shutdown()
     }
@@ -134,7 +154,7 @@ impl ServerContext {
     ///
     /// # Examples
     ///
-    /// See [`StopServer`].
+    /// See [`StopServer`]'s example.
     pub fn request_shutdown(&self) {
         self.inner.stop.request_shutdown()
     }

@@ -92,7 +92,46 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     ///
     /// # Examples
     ///
-    /// See [`Handler`].
+    /// ```
+    /// use sockserve_handler::{finish_request, Handler, ServerContext, StopServer, StreamRequest};
+    /// use socket::{socketpair, Family, Type};
+    /// use std::{io::{self, Read, Write}, sync::Arc};
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// #[derive(Clone)]
+    /// struct Greeter {
+    ///     open: bool,
+    /// }
+    ///
+    /// impl Handler<StreamRequest> for Greeter {
+    ///     fn setup(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    ///         if !self.open {
+    ///             return Err(io::Error::other("closed for the day"));
+    ///         }
+    ///         req.wfile.write_all(b"hello, ")
+    ///     }
+    ///     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    ///         req.wfile.write_all(b"world")
+    ///     }
+    /// }
+    ///
+    /// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+    /// for open in [true, false] {
+    ///     let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
+    ///     let raw = Arc::new(server_side);
+    ///     let done = finish_request(&mut Greeter { open }, raw, "@c".parse()?, ctx.clone());
+    ///     let mut reply = String::new();
+    ///     client.read_to_string(&mut reply)?;
+    ///     assert_eq!(done.is_ok(), open);
+    ///     // A failed setup: no `handle`, nothing written.
+    ///     assert_eq!(reply, if open { "hello, world" } else { "" });
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn setup(&mut self, request: &mut R) -> io::Result<()> {
         let _ = request;
         Ok(())

@@ -15,16 +15,56 @@ use std::{
 ///
 /// # Examples
 ///
-/// ```
-/// use sockserve_handler::{Request, StreamRequest};
+/// A request driven by hand, as [`finish_request`] does around a handler:
 ///
-/// fn takes_any_request<R: Request>(_r: &R) {}
-/// # let _ = takes_any_request::<StreamRequest>;
+/// ```
+/// use sockserve_handler::{Request, ServerContext, StopServer, StreamOptions, StreamRequest};
+/// use socket::{socketpair, Address, Family, Type};
+/// use std::{io::{self, Read, Write}, sync::Arc};
+///
+/// # #[derive(Debug)] struct NoStop;
+/// # impl StopServer for NoStop {
+/// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+/// #     fn request_shutdown(&self) {}
+/// # }
+/// /// The request's own setup, the work, the request's own finish.
+/// fn run<R: Request>(
+///     raw: R::Raw,
+///     client: Address,
+///     server: ServerContext,
+///     options: &R::Options,
+///     work: impl FnOnce(&mut R) -> io::Result<()>,
+/// ) -> io::Result<()> {
+///     let mut request = R::setup(raw, client, server, options)?;
+///     work(&mut request)?;
+///     request.finish()
+/// }
+///
+/// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
+/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+/// let raw: <StreamRequest as Request>::Raw = Arc::new(server_side);
+/// let options: <StreamRequest as Request>::Options = StreamOptions::default().wbufsize(64);
+/// run::<StreamRequest>(raw, "@client".parse()?, ctx, &options, |req| {
+///     assert!(req.wfile.is_buffered()); // held until the request's finish flushes it
+///     req.wfile.write_all(b"reply")
+/// })?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "reply");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Request: Sized + Send + 'static {
     /// What the server hands over: a connected socket, or a datagram and the server's socket.
+    ///
+    /// # Examples
+    ///
+    /// See [`Request`]'s example.
     type Raw: Send;
     /// Options that shape the request (Python's handler class attributes).
+    ///
+    /// # Examples
+    ///
+    /// See [`Request`]'s example.
     type Options: Clone + Default + fmt::Debug + Send + Sync + 'static;
 
     /// Builds the request (the built-in `setup`).
@@ -32,6 +72,10 @@ pub trait Request: Sized + Send + 'static {
     /// # Errors
     ///
     /// A socket option that cannot be applied, such as a timeout.
+    ///
+    /// # Examples
+    ///
+    /// See [`Request`]'s example.
     fn setup(
         raw: Self::Raw,
         client_address: Address,
@@ -44,6 +88,10 @@ pub trait Request: Sized + Send + 'static {
     /// # Errors
     ///
     /// The reply could not be sent.
+    ///
+    /// # Examples
+    ///
+    /// See [`Request`]'s example.
     fn finish(&mut self) -> io::Result<()>;
 }
 

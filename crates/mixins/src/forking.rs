@@ -13,6 +13,17 @@ use std::{
 };
 
 /// Python's `ForkingMixIn.max_children`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::{Forking, DEFAULT_MAX_CHILDREN};
+///
+/// assert_eq!(DEFAULT_MAX_CHILDREN, 40);
+/// let default = format!("{:?}", Forking::new());
+/// assert_eq!(default, format!("{:?}", Forking::new().max_children(DEFAULT_MAX_CHILDREN)));
+/// assert_ne!(default, format!("{:?}", Forking::new().max_children(8)));
+/// ```
 pub const DEFAULT_MAX_CHILDREN: usize = 40;
 /// How often the loop looks for exited children while it is at `max_children` (it never
 /// takes `SIGCHLD`, which belongs to the whole process).

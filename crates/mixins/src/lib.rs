@@ -38,22 +38,169 @@ pub use threading::{DEFAULT_MAX_THREADS, Threading};
 use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 
 /// Python's `ThreadingTCPServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::ThreadingTcpServer;
+/// use handler::StreamRequest;
+/// use socket::create_connection;
+/// use std::io::{Read, Write};
+///
+/// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+///     req.wfile.write_all(format!("{:?}", std::thread::current().id()).as_bytes())
+/// })?;
+/// let mut client = create_connection(server.server_address(), &Default::default())?;
+/// server.handle_request()?; // hands the connection to a pool thread
+/// let mut handled_on = String::new();
+/// client.read_to_string(&mut handled_on)?;
+/// assert_ne!(handled_on, format!("{:?}", std::thread::current().id()));
+/// assert_eq!(server.strategy().threads(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ThreadingTcpServer = Server<Tcp, Threading>;
 /// Python's `ThreadingUDPServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::ThreadingUdpServer;
+/// use handler::DatagramRequest;
+/// use socket::{Family, Socket, Type};
+///
+/// let mut server = ThreadingUdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+///     req.wfile = req.packet.to_ascii_uppercase();
+///     Ok(())
+/// })?;
+/// let client = Socket::new(Family::Inet, Type::Datagram)?;
+/// client.sendto(b"ping", server.server_address())?;
+/// server.handle_request()?; // a pool thread handles the datagram and replies
+/// assert_eq!(client.recv(64)?, b"PING");
+/// assert_eq!(server.strategy().threads(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ThreadingUdpServer = Server<Udp, Threading>;
 /// Python's `ThreadingUnixStreamServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::ThreadingUnixStreamServer;
+/// use handler::StreamRequest;
+/// use socket::{Family, Socket, Type};
+/// use std::io::{Read, Write};
+///
+/// let dir = tempfile::tempdir()?;
+/// let hello = |req: &mut StreamRequest| req.wfile.write_all(b"hello");
+/// let mut server = ThreadingUnixStreamServer::bind(dir.path().join("s.sock"), hello)?;
+/// let mut client = Socket::new(Family::Unix, Type::Stream)?;
+/// client.connect(server.server_address())?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ThreadingUnixStreamServer = Server<UnixStream, Threading>;
 /// Python's `ThreadingUnixDatagramServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::ThreadingUnixDatagramServer;
+/// use handler::DatagramRequest;
+/// use socket::{Family, Socket, Type};
+///
+/// let dir = tempfile::tempdir()?;
+/// let upper = |req: &mut DatagramRequest| {
+///     req.wfile = req.packet.to_ascii_uppercase();
+///     Ok(())
+/// };
+/// let mut server = ThreadingUnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// let client = Socket::new(Family::Unix, Type::Datagram)?;
+/// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
+/// client.sendto(b"ping", server.server_address())?;
+/// server.handle_request()?;
+/// assert_eq!(client.recv(64)?, b"PING");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
 /// Python's `ForkingTCPServer`.
+///
+/// # Examples
+///
+/// Serving forks a child per request; building and closing forks nothing:
+///
+/// ```
+/// use sockserve_mixins::{Forking, ForkingTcpServer};
+/// use handler::StreamRequest;
+///
+/// let mut server = ForkingTcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+///     .strategy(Forking::new().max_children(8))
+///     .bind("127.0.0.1:0")?;
+/// assert_ne!(server.server_address().as_inet().map(|a| a.port()), Some(0));
+/// assert_eq!(server.strategy().active_children(), 0);
+/// server.server_close(); // no children to wait for
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(unix)]
 pub type ForkingTcpServer = Server<Tcp, Forking>;
 /// Python's `ForkingUDPServer`.
+///
+/// # Examples
+///
+/// Serving forks a child per datagram; building and closing forks nothing:
+///
+/// ```
+/// use sockserve_mixins::ForkingUdpServer;
+/// use handler::DatagramRequest;
+/// use socket::Type;
+///
+/// let mut server = ForkingUdpServer::bind("127.0.0.1:0", |_req: &mut DatagramRequest| Ok(()))?;
+/// assert_eq!(server.socket().map(|s| s.socket_type()), Some(Type::Datagram));
+/// server.server_close();
+/// assert!(server.socket().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(unix)]
 pub type ForkingUdpServer = Server<Udp, Forking>;
 /// Python's `ForkingUnixStreamServer`.
+///
+/// # Examples
+///
+/// Serving forks a child per connection; building and closing forks nothing:
+///
+/// ```
+/// use sockserve_mixins::ForkingUnixStreamServer;
+/// use handler::StreamRequest;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("s.sock");
+/// let mut server = ForkingUnixStreamServer::bind(&path, |_req: &mut StreamRequest| Ok(()))?;
+/// assert!(path.exists());
+/// server.server_close(); // closes the socket and removes its file
+/// assert!(!path.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(unix)]
 pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
 /// Python's `ForkingUnixDatagramServer`.
+///
+/// # Examples
+///
+/// Serving forks a child per datagram; building and closing forks nothing:
+///
+/// ```
+/// use sockserve_mixins::ForkingUnixDatagramServer;
+/// use handler::DatagramRequest;
+/// use socket::Address;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("d.sock");
+/// let mut server = ForkingUnixDatagramServer::bind(&path, |_req: &mut DatagramRequest| Ok(()))?;
+/// assert_eq!(server.server_address(), &Address::Unix(path));
+/// server.server_close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(unix)]
 pub type ForkingUnixDatagramServer = Server<UnixDatagram, Forking>;

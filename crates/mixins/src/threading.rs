@@ -15,6 +15,16 @@ use std::{
 };
 
 /// The default `max_threads`: CPython has no bound at all (one thread per request).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::{Threading, DEFAULT_MAX_THREADS};
+///
+/// let default = format!("{:?}", Threading::new());
+/// assert_eq!(default, format!("{:?}", Threading::new().max_threads(DEFAULT_MAX_THREADS)));
+/// assert_ne!(default, format!("{:?}", Threading::new().max_threads(16)));
+/// ```
 pub const DEFAULT_MAX_THREADS: usize = 256;
 
 /// Requests run on a pool of threads: Python's `ThreadingMixIn`, bounded and reused.

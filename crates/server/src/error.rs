@@ -77,4 +77,20 @@ impl From<Error> for io::Error {
 }
 
 /// The result of server operations.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{Error, Result, TcpServer};
+/// use handler::StreamRequest;
+///
+/// fn bind_port(address: &str) -> Result<u16> {
+///     let server = TcpServer::bind(address, |_req: &mut StreamRequest| Ok(()))?;
+///     Ok(server.server_address().as_inet().map_or(0, |a| a.port()))
+/// }
+///
+/// assert_ne!(bind_port("127.0.0.1:0")?, 0);
+/// assert!(matches!(bind_port("@a-unix-name"), Err(Error::Address(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,22 +13,76 @@ use std::{io, sync::Arc};
 ///
 /// # Examples
 ///
+/// What a server does with its kind, done by hand:
+///
 /// ```
-/// use sockserve_server::{Kind, Tcp, Udp};
-/// use socket::Type;
+/// use sockserve_server::{Kind, RequestRef, Tcp, Udp, UnixDatagram};
+/// use socket::{create_connection, socketpair, Family, Socket, Type};
+/// use std::{io, sync::Arc};
 ///
 /// assert_eq!(Tcp::SOCKET_TYPE, Type::Stream);
 /// assert_eq!(Udp::SOCKET_TYPE, Type::Datagram);
+/// assert_eq!(Udp::NAME, "UDPServer");
+/// assert!(Tcp::accepts_family(Family::Inet6) && !Tcp::accepts_family(Family::Unix));
+///
+/// // The handlers of a UDP server get a `DatagramRequest`.
+/// fn echo(req: &mut <Udp as Kind>::Request) -> io::Result<()> {
+///     req.wfile = req.packet.to_vec();
+///     Ok(())
+/// }
+/// # let _ = echo;
+///
+/// // A stream kind: `activate` listens, `get_request` accepts, `request_ref` is what
+/// // `verify_request` sees and `connection` what `shutdown_request` shuts down.
+/// let listener = Arc::new(Socket::new(Family::Inet, Tcp::SOCKET_TYPE)?);
+/// listener.bind("127.0.0.1:0")?;
+/// Tcp::activate(&listener, 8)?;
+/// let client = create_connection(&listener.getsockname()?, &Default::default())?;
+/// // (a server's socket is non-blocking; this one waits for the connection)
+/// let (conn, client_address) = Tcp::get_request(&listener, &mut [])?;
+/// assert_eq!(client_address, client.getsockname()?);
+/// assert!(matches!(Tcp::request_ref(&conn), RequestRef::Stream(_)));
+/// assert!(Tcp::connection(&conn).is_some());
+///
+/// // A datagram kind: `activate` does nothing, `get_request` never blocks.
+/// let (server_side, client) = socketpair(Family::Unix, UnixDatagram::SOCKET_TYPE)?;
+/// let server_side = Arc::new(server_side);
+/// UnixDatagram::activate(&server_side, 8)?;
+/// let mut scratch = [0; 64];
+/// let drained = UnixDatagram::get_request(&server_side, &mut scratch).unwrap_err();
+/// assert_eq!(drained.kind(), io::ErrorKind::WouldBlock);
+/// client.send(b"ping")?;
+/// let (raw, _unnamed) = UnixDatagram::get_request(&server_side, &mut scratch)?;
+/// let seen = UnixDatagram::request_ref(&raw);
+/// assert!(matches!(seen, RequestRef::Datagram { packet, .. } if packet == b"ping"));
+/// assert!(UnixDatagram::connection(&raw).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Kind: Send + Sync + 'static {
     /// The request its handlers get.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     type Request: Request;
     /// `SOCK_STREAM` or `SOCK_DGRAM`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     const SOCKET_TYPE: Type;
     /// Python's class name, for messages.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     const NAME: &'static str;
 
     /// Whether an address of `family` suits this kind (TCP: IPv4 and IPv6; Unix: paths).
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     fn accepts_family(family: Family) -> bool;
 
     /// Python's `server_activate`: `listen` for streams, nothing for datagrams.
@@ -36,6 +90,10 @@ pub trait Kind: Send + Sync + 'static {
     /// # Errors
     ///
     /// The OS error of `listen`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     fn activate(socket: &Socket, request_queue_size: i32) -> io::Result<()>;
 
     /// Python's `get_request`, never blocking: `WouldBlock` when nothing is waiting.
@@ -44,15 +102,27 @@ pub trait Kind: Send + Sync + 'static {
     /// # Errors
     ///
     /// `WouldBlock` when drained, or the OS error of accept or recvfrom.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     fn get_request(
         socket: &Arc<Socket>,
         scratch: &mut [u8],
     ) -> io::Result<(<Self::Request as Request>::Raw, Address)>;
 
     /// What `verify_request` sees of a request.
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     fn request_ref(raw: &<Self::Request as Request>::Raw) -> RequestRef<'_>;
 
     /// The connection `shutdown_request` shuts down and closes (`None` for datagrams).
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
     fn connection(raw: &<Self::Request as Request>::Raw) -> Option<Arc<Socket>>;
 }
 

@@ -56,10 +56,94 @@ pub use strategy::{Job, Strategy, Synchronous};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::TcpServer;
+/// use handler::StreamRequest;
+/// use socket::create_connection;
+/// use std::io::{Read, Write};
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+///     req.wfile.write_all(b"hello")
+/// })?;
+/// let mut client = create_connection(server.server_address(), &Default::default())?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type TcpServer = Server<Tcp, Synchronous>;
 /// Python's `UDPServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::UdpServer;
+/// use handler::DatagramRequest;
+/// use socket::{Family, Socket, Type};
+///
+/// let mut server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+///     req.wfile = req.packet.to_ascii_uppercase();
+///     Ok(())
+/// })?;
+/// let client = Socket::new(Family::Inet, Type::Datagram)?;
+/// client.sendto(b"ping", server.server_address())?;
+/// server.handle_request()?;
+/// let (reply, from) = client.recvfrom(64)?;
+/// assert_eq!(reply, b"PING");
+/// assert_eq!(&from, server.server_address());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type UdpServer = Server<Udp, Synchronous>;
 /// Python's `UnixStreamServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::UnixStreamServer;
+/// use handler::StreamRequest;
+/// use socket::{Family, Socket, Type};
+/// use std::io::{Read, Write};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("hello.sock");
+/// let mut server = UnixStreamServer::bind(&path, |req: &mut StreamRequest| {
+///     req.wfile.write_all(b"hello")
+/// })?;
+/// let mut client = Socket::new(Family::Unix, Type::Stream)?;
+/// client.connect(&path)?;
+/// server.handle_request()?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "hello");
+/// drop(server);
+/// assert!(!path.exists()); // the server removes the socket file it made
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type UnixStreamServer = Server<UnixStream, Synchronous>;
 /// Python's `UnixDatagramServer`.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::UnixDatagramServer;
+/// use handler::DatagramRequest;
+/// use socket::{Family, Socket, Type};
+///
+/// let dir = tempfile::tempdir()?;
+/// let upper = |req: &mut DatagramRequest| {
+///     req.wfile = req.packet.to_ascii_uppercase();
+///     Ok(())
+/// };
+/// let mut server = UnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// let client = Socket::new(Family::Unix, Type::Datagram)?;
+/// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
+/// client.sendto(b"ping", server.server_address())?;
+/// server.handle_request()?;
+/// assert_eq!(client.recv(64)?, b"PING");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type UnixDatagramServer = Server<UnixDatagram, Synchronous>;

@@ -11,6 +11,17 @@ use std::str::FromStr;
 use crate::Family;
 
 /// The longest Unix socket path: `sun_path` holds 108 bytes, one of them the terminating NUL.
+///
+/// ```
+/// use sockserve_socket::{Address, UNIX_PATH_MAX};
+/// use std::path::PathBuf;
+///
+/// let longest = Address::Unix(PathBuf::from(format!("/{}", "x".repeat(UNIX_PATH_MAX - 1))));
+/// assert!(longest.to_sockaddr()?.is_unix());
+/// let too_long = Address::Unix(PathBuf::from(format!("/{}", "x".repeat(UNIX_PATH_MAX))));
+/// assert_eq!(too_long.to_sockaddr().unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const UNIX_PATH_MAX: usize = 107;
 
 /// A socket address: IPv4, IPv6, a Unix path, a Linux abstract name, or an unnamed Unix peer.

@@ -12,6 +12,15 @@ use std::io::{self, BufRead, Read, Write};
 use crate::Socket;
 
 /// Python's `io.DEFAULT_BUFFER_SIZE`: the reader's default capacity.
+///
+/// ```
+/// use sockserve_socket::{socketpair, Family, SocketReader, Type, DEFAULT_BUFFER_SIZE};
+///
+/// let (_a, b) = socketpair(Family::Unix, Type::Stream)?;
+/// assert_eq!(SocketReader::new(&b).capacity(), DEFAULT_BUFFER_SIZE);
+/// assert_eq!(b.makefile_reader(None).capacity(), DEFAULT_BUFFER_SIZE);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_BUFFER_SIZE: usize = 8192;
 
 /// A buffered reader over a socket (Python's `makefile('rb')`): `Read` + `BufRead`.

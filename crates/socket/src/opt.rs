@@ -87,7 +87,27 @@ impl Socket {
 /// # Ok::<(), io::Error>(())
 /// ```
 pub trait SockOpt: Copy {
-    /// The Rust type of the option's value.
+    /// The Rust type of the option's value: `bool` for flags, `usize` for buffer sizes,
+    /// `Option<Duration>` for [`Linger`].
+    ///
+    /// ```
+    /// use sockserve_socket::{opt::{self, SockOpt}, Family, Socket, Type};
+    ///
+    /// /// Flips any on/off option, returning its new value.
+    /// fn toggle<O: SockOpt<Value = bool>>(sock: &Socket, option: O) -> std::io::Result<bool> {
+    ///     let on = !sock.getsockopt(option)?;
+    ///     sock.setsockopt(option, on)?;
+    ///     sock.getsockopt(option)
+    /// }
+    ///
+    /// let sock = Socket::new(Family::Inet, Type::Stream)?;
+    /// assert!(toggle(&sock, opt::NoDelay)?);
+    /// assert!(!toggle(&sock, opt::NoDelay)?);
+    /// let linger: <opt::Linger as SockOpt>::Value = Some(std::time::Duration::from_secs(1));
+    /// sock.setsockopt(opt::Linger, linger)?;
+    /// assert_eq!(sock.getsockopt(opt::Linger)?, linger);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     type Value;
 
     /// Sets the option on `socket`.

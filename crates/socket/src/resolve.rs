@@ -6,16 +6,85 @@ use crate::error::ResolveError;
 use crate::{Address, Family, Type, sys};
 
 /// `AI_PASSIVE`: with no host, give the wildcard address (for `bind`), not loopback.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Family, Type, AI_PASSIVE};
+///
+/// let hints = AddrInfoHints { family: Some(Family::Inet), socket_type: Some(Type::Stream),
+///                             ..AddrInfoHints::default() };
+/// let to_bind = AddrInfoHints { flags: AI_PASSIVE, ..hints };
+/// assert_eq!(getaddrinfo(None, Some(80), &to_bind)?[0].address.to_string(), "0.0.0.0:80");
+/// assert_eq!(getaddrinfo(None, Some(80), &hints)?[0].address.to_string(), "127.0.0.1:80");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_PASSIVE: i32 = libc::AI_PASSIVE;
 /// `AI_CANONNAME`: fill [`AddrInfo::canonname`] of the first answer.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Type, AI_CANONNAME, AI_NUMERICHOST};
+///
+/// let hints = AddrInfoHints { socket_type: Some(Type::Stream),
+///                             flags: AI_CANONNAME | AI_NUMERICHOST, ..AddrInfoHints::default() };
+/// let answers = getaddrinfo(Some("127.0.0.1"), Some(80), &hints)?;
+/// assert_eq!(answers[0].canonname.as_deref(), Some("127.0.0.1"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_CANONNAME: i32 = libc::AI_CANONNAME;
 /// `AI_NUMERICHOST`: the host must be a numeric address; never ask DNS.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Type, AI_NUMERICHOST};
+///
+/// let hints = AddrInfoHints { socket_type: Some(Type::Stream), flags: AI_NUMERICHOST,
+///                             ..AddrInfoHints::default() };
+/// assert_eq!(getaddrinfo(Some("::1"), Some(80), &hints)?[0].address.to_string(), "[::1]:80");
+/// let err = getaddrinfo(Some("localhost"), Some(80), &hints).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::NotFound); // a name, and no DNS was asked
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_NUMERICHOST: i32 = libc::AI_NUMERICHOST;
 /// `AI_NUMERICSERV`: the service is a port number.
+///
+/// [`getaddrinfo`] always passes the port as a number, so the flag never changes its answers.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Type, AI_NUMERICSERV};
+///
+/// let hints = AddrInfoHints { socket_type: Some(Type::Datagram), flags: AI_NUMERICSERV,
+///                             ..AddrInfoHints::default() };
+/// let answers = getaddrinfo(Some("127.0.0.1"), Some(5353), &hints)?;
+/// assert_eq!(answers[0].address.to_string(), "127.0.0.1:5353");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_NUMERICSERV: i32 = libc::AI_NUMERICSERV;
 /// `AI_ADDRCONFIG`: only families the host has a configured address for.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Type, AI_ADDRCONFIG, AI_PASSIVE};
+///
+/// // The wildcard addresses to bind, of the families this host can use.
+/// let hints = AddrInfoHints { socket_type: Some(Type::Stream), flags: AI_PASSIVE | AI_ADDRCONFIG,
+///                             ..AddrInfoHints::default() };
+/// let answers = getaddrinfo(None, Some(8080), &hints)?;
+/// assert!(!answers.is_empty());
+/// assert!(answers.iter().all(|a| {
+///     a.address.as_inet().is_some_and(|ip| ip.ip().is_unspecified() && ip.port() == 8080)
+/// }));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_ADDRCONFIG: i32 = libc::AI_ADDRCONFIG;
 /// `AI_V4MAPPED`: IPv4 answers as IPv4-mapped IPv6 addresses when asking for `Inet6`.
+///
+/// ```
+/// use sockserve_socket::{getaddrinfo, AddrInfoHints, Family, Type, AI_NUMERICHOST, AI_V4MAPPED};
+///
+/// let hints = AddrInfoHints { family: Some(Family::Inet6), socket_type: Some(Type::Stream),
+///                             flags: AI_NUMERICHOST | AI_V4MAPPED, ..AddrInfoHints::default() };
+/// let answers = getaddrinfo(Some("127.0.0.1"), Some(80), &hints)?;
+/// assert_eq!(answers[0].family, Family::Inet6);
+/// assert_eq!(answers[0].address.to_string(), "[::ffff:127.0.0.1]:80");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const AI_V4MAPPED: i32 = libc::AI_V4MAPPED;
 
 /// What [`getaddrinfo`] should look for: Python's `family`, `type`, `proto`, `flags` arguments.
