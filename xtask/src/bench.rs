@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer, StderrLog};
 use crate::integration::{
-    Family, Reply, TempDir, example_bin, examples_dir, not_available_message,
+    Family, Reply, example_bin, examples_dir, not_available_message, temp_dir,
 };
 use crate::metadata::Workspace;
 use loadgen::{Endpoint, Report, Workload};
@@ -308,7 +308,7 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
 
 fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     let started = Instant::now();
-    let dir = TempDir::new("bench")?;
+    let dir = temp_dir("bench")?;
     let specs: Vec<Spec> = workloads(opts)
         .into_iter()
         .filter(|spec| opts.selects(&spec.label()))
@@ -330,7 +330,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
             .filter(|&i| specs[i].family == family)
             .collect();
         for server in Server::ALL {
-            let results = run_server(bins, &dir.0, server, family, &indices, &specs, opts);
+            let results = run_server(bins, dir.path(), server, family, &indices, &specs, opts);
             for (i, cell) in indices.iter().zip(results) {
                 cells[*i].push(cell);
             }
@@ -366,7 +366,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         println!(
             "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
         );
-        println!("{}", shutdown_table(bins, &dir.0));
+        println!("{}", shutdown_table(bins, dir.path()));
     }
     println!("\nbench: done in {:.0}s", started.elapsed().as_secs_f64());
     // CPython failing under a workload is a finding about CPython, reported above; any other
@@ -676,14 +676,14 @@ mod tests {
     /// harness end to end (start, announce, load, check, stop on SIGTERM) without the examples.
     #[test]
     fn cpython_echo_servers_under_load() {
-        let dir = TempDir::new("bench-test").unwrap();
+        let dir = temp_dir("bench-test").unwrap();
         let bins = Bins {
             examples: PathBuf::from("/nonexistent"),
             xtask: PathBuf::from("/nonexistent"),
         };
         for family in [Family::Tcp, Family::Udp, Family::Unix] {
             let Started::Running(mut proc, endpoint) =
-                start(&bins, &dir.0, Server::CPython, family).unwrap()
+                start(&bins, dir.path(), Server::CPython, family).unwrap()
             else {
                 panic!("CPython always starts")
             };

@@ -14,7 +14,7 @@
 
 mod echo;
 
-pub(crate) use echo::{Family, TempDir, not_available_message};
+pub(crate) use echo::{Family, not_available_message, temp_dir};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -160,12 +160,12 @@ pub(crate) fn run() -> Result<()> {
         println!("ok    {:<44} {:>5.1}s", scenario.name, secs(began));
         passed += 1;
     }
-    let dir = TempDir::new("integration")?;
+    let dir = temp_dir("integration")?;
     let mut skipped = Vec::new();
     for case in echo::cases() {
         eprintln!("--> integration: {case}");
         let began = Instant::now();
-        match echo::run_case(&examples, &dir.0, &case)
+        match echo::run_case(&examples, dir.path(), &case)
             .map_err(|e| format!("scenario `{case}` failed: {e}"))?
         {
             echo::Outcome::Passed { shutdown } => {

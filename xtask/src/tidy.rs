@@ -84,7 +84,8 @@ pub(crate) const LAYERS: &[Layer] = &[
     Layer {
         package: "xtask",
         internal: &[],
-        owns: &["serde_json"],
+        // tempfile: a test helper everywhere else, and the temp directories of its own runs.
+        owns: &["serde_json", "tempfile"],
     },
 ];
 

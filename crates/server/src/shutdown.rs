@@ -97,22 +97,19 @@ impl Shared {
             if state.running.is_none() && state.in_flight.is_empty() {
                 return true;
             }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return false;
+            }
             state.waiters += 1;
-            state = match deadline {
+            state = match left {
                 None => self
                     .loop_ended
                     .wait(state)
                     .unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        state.waiters -= 1;
-                        return false;
-                    }
-                    self.loop_ended
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                Some(left) => {
+                    let waited = self.loop_ended.wait_timeout(state, left);
+                    waited.unwrap_or_else(|e| e.into_inner()).0
                 }
             };
             state.waiters -= 1;

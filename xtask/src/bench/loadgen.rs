@@ -506,8 +506,8 @@ mod tests {
 
     #[test]
     fn udp_and_unix_endpoints_run_against_the_std_floor() {
-        let dir = crate::integration::TempDir::new("loadgen-test").unwrap();
-        let path = dir.0.join("echo.sock");
+        let dir = crate::integration::temp_dir("loadgen-test").unwrap();
+        let path = dir.path().join("echo.sock");
         let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
         thread::spawn(move || crate::bench::std_server::serve_unix(&unix));
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();

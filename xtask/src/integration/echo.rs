@@ -14,7 +14,7 @@
 //! available yet`) is reported as skipped; any other failure fails the case.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{CLIENT_LIMIT, STARTUP_LIMIT, example_bin};
@@ -273,38 +273,13 @@ fn client_cmd(case: &Case, addr: &str, dir: &Path) -> Cmd {
     }
 }
 
-/// A directory of our own under the system temp directory, removed (with what is left in it)
-/// when dropped.
-#[derive(Debug)]
-pub(crate) struct TempDir(pub(crate) PathBuf);
-
-impl TempDir {
-    /// Creates a new `$TMPDIR/sockserve-xtask-{what}-{pid}-{n}`, short enough for a Unix
-    /// socket path. A directory that already exists (another run's, perhaps in another
-    /// container sharing `/tmp`) is never reused or removed: the next `n` is tried.
-    pub(crate) fn new(what: &str) -> Result<TempDir> {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let mut last_error = None;
-        for attempt in 0..100u32 {
-            let n = seed.wrapping_add(attempt) % 1_000_000;
-            let dir = std::env::temp_dir()
-                .join(format!("sockserve-xtask-{what}-{}-{n}", std::process::id()));
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(TempDir(dir)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
-                Err(e) => return Err(format!("could not create {}: {e}", dir.display()).into()),
-            }
-        }
-        Err(format!("could not create a fresh temp directory for {what}: {last_error:?}").into())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh directory `$TMPDIR/sockserve-xtask-{what}-XXXXXX` (short enough for Unix socket
+/// paths), removed with what is left in it when dropped; never another run's.
+pub(crate) fn temp_dir(what: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("sockserve-xtask-{what}-"))
+        .tempdir()
+        .map_err(|e| format!("could not create a temp directory for {what}: {e}").into())
 }
 
 /// The stream client (`tcp`, `tcp6`, `unix`); `argv[3]` is `1` to also check that two
