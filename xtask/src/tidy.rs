@@ -1,8 +1,8 @@
 //! `cargo xtask tidy`: the invariants of ARCHITECTURE.md, checked against the code.
 //!
-//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`]); every check
-//! is a pure function from a parsed model (`cargo metadata`, a manifest's text, a `lib.rs`'s
-//! text) to a list of [`Violation`]s, so the tests can show each check failing on a synthetic
+//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`], [`PROGRAMS`],
+//! [`MAY_PRINT`]); every check is a pure function from a parsed model (`cargo metadata`, a
+//! manifest's text, a source file's text) to a list of [`Violation`]s, so the tests can show each check failing on a synthetic
 //! workspace. `run` only gathers the inputs and prints the verdict.
 //!
 //! | check            | invariant                                                                  |
@@ -12,12 +12,14 @@
 //! | `lints`          | every member has `[lints] workspace = true`                                |
 //! | `workspace-deps` | every member dependency is `workspace = true`: versions live in the root   |
 //! | `crate-doc`      | every library's `lib.rs` starts with a `//!` crate doc                     |
+//! | `quiet`          | library crates' `src/` never print, but for the files of [`MAY_PRINT`]     |
 
 mod manifest;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::metadata::{DepKind, Package, Workspace};
@@ -95,6 +97,24 @@ pub(crate) const SHARED: &[&str] = &["log", "thiserror"];
 /// External crates any member may use as a dev-dependency only (test helpers).
 pub(crate) const TEST_HELPERS: &[&str] = &["tempfile"];
 
+/// The members that are programs, whose job includes printing; every other member is a library
+/// crate, and `quiet` checks its `src/`.
+pub(crate) const PROGRAMS: &[&str] = &["sockserve-examples", "xtask"];
+
+/// The files of library crates that may write to stderr (package, path in the package): the
+/// report of a failure when no logger is installed, so that it is never silent.
+pub(crate) const MAY_PRINT: &[(&str, &str)] = &[("sockserve-server", "src/report.rs")];
+
+/// What `quiet` looks for in library code: the printing macros and std's process streams.
+const PRINTING: &[&str] = &[
+    "print!",
+    "println!",
+    "eprint!",
+    "eprintln!",
+    "stderr()",
+    "stdout()",
+];
+
 /// The name of a check, as printed and as ARCHITECTURE.md cites it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Check {
@@ -108,6 +128,8 @@ pub(crate) enum Check {
     WorkspaceDeps,
     /// Every library's `lib.rs` starts with `//!`.
     CrateDoc,
+    /// Library crates never print (but for [`MAY_PRINT`]).
+    Quiet,
 }
 
 impl fmt::Display for Check {
@@ -118,6 +140,7 @@ impl fmt::Display for Check {
             Check::Lints => "lints",
             Check::WorkspaceDeps => "workspace-deps",
             Check::CrateDoc => "crate-doc",
+            Check::Quiet => "quiet",
         })
     }
 }
@@ -153,7 +176,8 @@ pub(crate) fn run() -> Result<()> {
     let violations = check_workspace(&workspace)?;
     if violations.is_empty() {
         println!(
-            "tidy: ok ({} members; checks: layering, ownership, lints, workspace-deps, crate-doc)",
+            "tidy: ok ({} members; checks: layering, ownership, lints, workspace-deps, crate-doc, \
+             quiet)",
             workspace.packages.len()
         );
         return Ok(());
@@ -168,9 +192,10 @@ pub(crate) fn run() -> Result<()> {
     .into())
 }
 
-/// Every check on `workspace`, reading each member's manifest and library root from disk.
+/// Every check on `workspace`, reading each member's manifest, library root and `src/` files
+/// from disk.
 pub(crate) fn check_workspace(workspace: &Workspace) -> Result<Vec<Violation>> {
-    let read = |path: &std::path::Path| {
+    let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
     };
     let mut violations = check_dependencies(workspace);
@@ -182,8 +207,45 @@ pub(crate) fn check_workspace(workspace: &Workspace) -> Result<Vec<Violation>> {
         if let Some(lib) = &package.lib_src {
             violations.extend(check_crate_doc(&package.name, &read(lib)?));
         }
+        let Some(root) = package.manifest_path.parent() else {
+            continue;
+        };
+        let mut files = Vec::new();
+        rust_files(&root.join("src"), &mut files)?;
+        for file in files {
+            // The path as MAY_PRINT spells it: relative to the package, with `/`.
+            let relative = file.strip_prefix(root).unwrap_or(&file);
+            let relative: Vec<_> = relative.iter().map(|c| c.to_string_lossy()).collect();
+            violations.extend(check_quiet(
+                &package.name,
+                &relative.join("/"),
+                &read(&file)?,
+            ));
+        }
     }
     Ok(violations)
+}
+
+/// Every `.rs` file under `dir` (none if it does not exist), sorted, into `out`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display()).into()),
+    };
+    let mut paths = entries
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            rust_files(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Checks `layering` and `ownership` over the dependency lists of `cargo metadata`.
@@ -325,4 +387,46 @@ pub(crate) fn check_crate_doc(package: &str, lib_rs: &str) -> Vec<Violation> {
         "its library root (lib.rs) does not start with a `//!` crate doc saying what the crate is"
             .to_owned(),
     )]
+}
+
+/// Checks `quiet` on the text of one source file of a member's `src/`: a library crate logs
+/// through `log` and never prints, but in the files of [`MAY_PRINT`]. Comments (doc examples
+/// among them) are not code: only the part of each line before `//` counts.
+pub(crate) fn check_quiet(package: &str, file: &str, text: &str) -> Vec<Violation> {
+    if PROGRAMS.contains(&package) || MAY_PRINT.contains(&(package, file)) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default();
+        let Some(token) = PRINTING.iter().find(|token| mentions(code, token)) else {
+            continue;
+        };
+        let exceptions: Vec<String> = MAY_PRINT
+            .iter()
+            .map(|(package, file)| format!("{package}'s {file}"))
+            .collect();
+        out.push(violation(
+            Check::Quiet,
+            package,
+            format!(
+                "{file} line {}: `{token}`: library crates never print; log through `log` \
+                 (the only files that may write to stderr: {})",
+                number + 1,
+                exceptions.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Whether `code` contains `token` not as the tail of a longer name (`my_stderr()` is not
+/// `stderr()`, `eprint!` is not `print!`).
+fn mentions(code: &str, token: &str) -> bool {
+    code.match_indices(token).any(|(at, _)| {
+        !code[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }

@@ -33,8 +33,9 @@ pub enum RequestRef<'a> {
 /// The server methods Python users override, as a trait with default methods.
 ///
 /// All methods take `&self` and may run on worker threads (threading) or in children
-/// (forking), so state lives in atomics or locks. A panic in a hook is caught and logged; the
-/// server keeps serving.
+/// (forking), so state lives in atomics or locks. A panic in a hook is caught and reported as
+/// the default [`handle_error`](Hooks::handle_error) reports a failure; the server keeps
+/// serving.
 ///
 /// # Examples
 ///
@@ -77,16 +78,58 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Python's `handle_error`: a request failed (an error or a panic). Runs exactly once per
-    /// failed request; the server keeps serving. Default: log at error level with the client's
-    /// address.
+    /// failed request; the server keeps serving.
+    ///
+    /// Default: report the failure, as Python's `handle_error` prints it, in one line:
+    ///
+    /// ```text
+    /// Exception occurred during processing of request from 127.0.0.1:5000: handler failed: bad line
+    /// ```
+    ///
+    /// If the program installed a [`log`] logger, the line is logged at error level; if it
+    /// installed none (`log::max_level()` is `LevelFilter::Off`), it is written to stderr, so
+    /// a failed request is never silent. (For a panic the line has the panic's message; its
+    /// location is on stderr already, from Rust's panic hook, unless the program replaced it.)
+    ///
+    /// The default reports at most 10 failures a second per process, through either path: a
+    /// client that makes every request fail cannot flood the log. The first failure over the
+    /// limit in a second adds a line saying that the rest of that second's are counted, not
+    /// shown, and the first report of a later second is preceded by their count (`N more
+    /// failures not shown (at most 10 reports a second)`). The count is per process: under
+    /// the forking strategy each child reports its own request's failure. A panicking hook is
+    /// reported the same way, within the same limit.
+    ///
+    /// To see every failure, override this method: it runs once for each failed request, with
+    /// no limit, and whatever it does is up to you (log, count, print).
     ///
     /// # Examples
     ///
-    /// See [`Hooks`].
+    /// Log every failure, unlimited, with the client's address:
+    ///
+    /// ```
+    /// use sockserve_server::{Hooks, TcpServer};
+    /// use handler::{HandlerError, StreamRequest};
+    /// use socket::Address;
+    ///
+    /// #[derive(Debug)]
+    /// struct EveryFailure;
+    ///
+    /// impl Hooks for EveryFailure {
+    ///     fn handle_error(&self, client_address: &Address, error: &HandlerError) {
+    ///         log::error!("request from {client_address} failed: {error}");
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .hooks(EveryFailure)
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn handle_error(&self, client_address: &Address, error: &HandlerError) {
-        log::error!(
-            "exception occurred during processing of request from {client_address}: {error}"
-        );
+        crate::report::failure(format_args!(
+            "Exception occurred during processing of request from {client_address}: {error}"
+        ));
     }
 
     /// Python's `handle_timeout`: `handle_request` waited the server's `timeout` for nothing.

@@ -78,8 +78,12 @@ pub(crate) fn guard_hook<T>(name: &str, hook: impl FnOnce() -> T) -> Option<T> {
     match panic::catch_unwind(AssertUnwindSafe(hook)) {
         Ok(value) => Some(value),
         Err(payload) => {
-            let error = handler::HandlerError::from_panic(payload);
-            log::error!("the {name} hook panicked: {error}");
+            // Through the default handle_error's report: never silent, even without a logger.
+            let message = match handler::HandlerError::from_panic(payload) {
+                handler::HandlerError::Panic(message) => message,
+                other => other.to_string(),
+            };
+            crate::report::failure(format_args!("The {name} hook panicked: {message}"));
             None
         }
     }

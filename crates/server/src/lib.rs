@@ -18,6 +18,38 @@
 //! backlog defaults to `SOMAXCONN`; each wakeup drains a batch of requests; accept errors that
 //! mean "no fds" pause accepting with a capped backoff instead of spinning.
 //!
+//! # Logging
+//!
+//! The servers report through the [`log`] facade: a failed request at error level (the
+//! default [`Hooks::handle_error`]), trouble the server recovers from at warn, the rest at info
+//! and debug. To see and route these, install a logger at the start of `main`: any `log`
+//! implementation will do (the `env_logger` crate, `env_logger::init()` with `RUST_LOG=info`,
+//! is a common choice), or a few lines of your own, as below. Without a logger `log` discards
+//! every record, so a failed request is then reported on stderr instead, as Python's
+//! `handle_error` prints it: at most 10 reports a second, see [`Hooks::handle_error`].
+//!
+//! ```
+//! /// Every record at info level or above, on stderr.
+//! struct Stderr;
+//!
+//! impl log::Log for Stderr {
+//!     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+//!         metadata.level() <= log::Level::Info
+//!     }
+//!     fn log(&self, record: &log::Record<'_>) {
+//!         if self.enabled(record.metadata()) {
+//!             eprintln!("{} {}: {}", record.level(), record.target(), record.args());
+//!         }
+//!     }
+//!     fn flush(&self) {}
+//! }
+//!
+//! static LOGGER: Stderr = Stderr;
+//! log::set_logger(&LOGGER)?;
+//! log::set_max_level(log::LevelFilter::Info);
+//! # Ok::<(), log::SetLoggerError>(())
+//! ```
+//!
 //! # Examples
 //!
 //! ```
@@ -41,6 +73,7 @@ mod error;
 mod hooks;
 mod job;
 mod kind;
+mod report;
 mod server;
 mod shutdown;
 mod strategy;

@@ -45,6 +45,16 @@
 //! A server meant to run until it is told to stop by its operator uses
 //! [`serve_until_signal`]: `SIGTERM` or `SIGINT` stop it gracefully within a deadline.
 //!
+//! # Logging
+//!
+//! sockserve reports what happens through the `log` facade and prints nothing itself, with one
+//! exception: a program that installed no logger would never hear of a failed request, so the
+//! default [`Hooks::handle_error`] then writes `Exception occurred during processing of request
+//! from ADDR: ERROR` to stderr, as Python does (at most 10 reports a second). Install any `log`
+//! implementation at the start of `main` (`env_logger::init()` from the `env_logger` crate is a
+//! common one) and the reports, with the rest of sockserve's records, go to it instead;
+//! override [`Hooks::handle_error`] to handle every failure yourself.
+//!
 //! # From Python's names to ours
 //!
 //! | Python | sockserve |

@@ -262,6 +262,70 @@ fn crate_doc_must_come_first() {
 }
 
 #[test]
+fn library_crates_do_not_print() {
+    let code = "fn f() {\n    eprintln!(\"oops\");\n}\n";
+    let violations = check_quiet("sockserve-socket", "src/socket.rs", code);
+    assert_eq!(checks(&violations), [(Check::Quiet, "sockserve-socket")]);
+    assert!(
+        violations[0]
+            .message
+            .contains("src/socket.rs line 2: `eprintln!`"),
+        "{}",
+        violations[0]
+    );
+    for bad in [
+        "print!(\"x\");",
+        "println!();",
+        "eprint!(\"x\");",
+        "let e = std::io::stderr();",
+        "io::stdout().flush()?;",
+        "x(); eprintln!(\"after code\"); // and a comment",
+    ] {
+        let violations = check_quiet("sockserve-mixins", "src/lib.rs", bad);
+        assert_eq!(
+            checks(&violations),
+            [(Check::Quiet, "sockserve-mixins")],
+            "{bad}"
+        );
+    }
+    // Doc examples and comments are not the library's code; longer names are other names.
+    for fine in [
+        "/// println!(\"in a doc example\");",
+        "//! eprintln!(\"in the crate doc\");",
+        "x(); // not eprintln!: it takes a lock",
+        "let s = my_stderr();",
+        "writeln!(out, \"x\")?;",
+    ] {
+        assert_eq!(
+            check_quiet("sockserve-mixins", "src/lib.rs", fine),
+            [],
+            "{fine}"
+        );
+    }
+}
+
+#[test]
+fn only_the_named_file_and_programs_may_print() {
+    let code = "let _ = std::io::stderr().as_fd().try_clone_to_owned();\n";
+    assert_eq!(check_quiet("sockserve-server", "src/report.rs", code), []);
+    let violations = check_quiet("sockserve-server", "src/hooks.rs", code);
+    assert_eq!(checks(&violations), [(Check::Quiet, "sockserve-server")]);
+    assert!(
+        violations[0]
+            .message
+            .contains("may write to stderr: sockserve-server's src/report.rs"),
+        "{}",
+        violations[0]
+    );
+    // The same path in another crate is not the exception.
+    let violations = check_quiet("sockserve-mixins", "src/report.rs", code);
+    assert_eq!(checks(&violations), [(Check::Quiet, "sockserve-mixins")]);
+    for program in PROGRAMS {
+        assert_eq!(check_quiet(program, "src/main.rs", "println!(\"hi\");"), []);
+    }
+}
+
+#[test]
 fn metadata_parsing_keeps_members_kinds_and_lib_roots() {
     let workspace = Workspace::from_json(&metadata(&good_house())).unwrap();
     assert_eq!(workspace.packages.len(), LAYERS.len());
