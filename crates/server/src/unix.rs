@@ -5,8 +5,8 @@ use crate::{Error, Result};
 use socket::{Address, Family, Socket, Type};
 use std::{
     fs, io,
-    os::unix::fs::{FileTypeExt, MetadataExt},
-    path::PathBuf,
+    os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
 };
 
 /// The file a Unix server created by binding, identified by device and inode.
@@ -17,8 +17,23 @@ pub(crate) struct SocketFile {
     ino: u64,
 }
 
+/// `EACCES`, written out because only the socket layer names `libc`: 13 on every Unix (the
+/// number goes back to V7). `io::ErrorKind::PermissionDenied` would not do: it is `EPERM` too,
+/// which a datagram connect returns for a live socket connected to another peer.
+const EACCES: i32 = 13;
+
 /// Before binding `address`: if a file is already at its path, remove it only if it is a
 /// socket that nothing answers on (a stale file from a dead server).
+///
+/// The probe connects without blocking, so it never waits: a live stream server with a full
+/// backlog answers at once with `EAGAIN`, and counts as in use.
+///
+/// # Errors
+///
+/// [`Error::Bind`] with `AddrInUse` if something answers there or the file is not a socket;
+/// with `PermissionDenied` if this process may not probe the socket (connecting needs write
+/// permission on the socket file) or may not remove a stale one (that needs write permission
+/// on its directory, and ownership in a sticky directory).
 pub(crate) fn prepare_bind(address: &Address, ty: Type) -> Result<()> {
     let Some(path) = address.as_pathname() else {
         return Ok(()); // abstract names and inet addresses have no file
@@ -28,49 +43,87 @@ pub(crate) fn prepare_bind(address: &Address, ty: Type) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(bind_error(address, e)),
     };
+    let in_use =
+        |message: String| bind_error(address, io::Error::new(io::ErrorKind::AddrInUse, message));
     if !meta.file_type().is_socket() {
-        return Err(bind_error(
-            address,
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "{} exists and is not a socket; it is left alone",
-                    path.display()
-                ),
-            ),
-        ));
+        return Err(in_use(format!(
+            "{} exists and is not a socket; it is left alone",
+            path.display()
+        )));
     }
     let probe = Socket::new(Family::Unix, ty)?;
+    // Non-blocking: a blocking connect to a stream listener whose backlog is full waits until
+    // the server accepts, which may be never. (A datagram connect only names the peer; it
+    // never waits, even for a peer whose queue is full.)
+    probe.setblocking(false)?;
     match probe.connect(path) {
-        Ok(()) => Err(bind_error(
-            address,
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "address in use: a live server answers on {}",
-                    path.display()
-                ),
-            ),
-        )),
+        Ok(()) => Err(in_use(format!(
+            "address in use: a live server answers on {}",
+            path.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(in_use(format!(
+            "address in use: a live server answers on {} (its backlog is full)",
+            path.display()
+        ))),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             log::info!("removing the stale socket file {}", path.display());
             match fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(bind_error(address, e)),
-                _ => Ok(()),
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                // EACCES (the directory is not writable) or EPERM (sticky, and not ours).
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    Err(cannot_remove(address, path, e))
+                }
+                Err(e) => Err(bind_error(address, e)),
             }
         }
-        // Another socket type, or no permission: not ours to judge, so not ours to remove.
-        Err(e) => Err(bind_error(
+        // Checked before the kernel looks for a socket there, so it may be live or stale.
+        Err(e) if e.raw_os_error() == Some(EACCES) => Err(bind_error(
             address,
             io::Error::new(
-                io::ErrorKind::AddrInUse,
+                io::ErrorKind::PermissionDenied,
                 format!(
-                    "address in use: {} is a socket in use ({e})",
+                    "permission denied: cannot tell whether a server answers on {0}: \
+                     connecting to {0} needs write permission on the socket file ({e})",
                     path.display()
                 ),
             ),
         )),
+        // Another socket type, or a datagram socket connected to another peer (EPERM): in use
+        // by something, not ours to judge, so not ours to remove.
+        Err(e) => Err(in_use(format!(
+            "address in use: {} is a socket in use ({e})",
+            path.display()
+        ))),
     }
+}
+
+/// The error for a stale socket file at `path` that this process may not remove.
+fn cannot_remove(address: &Address, path: &Path, e: io::Error) -> Error {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // In a sticky directory (S_ISVTX, like /tmp) only the owner of the file or of the
+    // directory may remove it, write permission or not.
+    let sticky = fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o1000 != 0);
+    let ownership = if sticky {
+        " and, as that directory is sticky, ownership of the file or of the directory"
+    } else {
+        ""
+    };
+    bind_error(
+        address,
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "permission denied: {} is a stale socket file, and removing it needs write \
+                 permission on its directory {}{ownership} ({e})",
+                path.display(),
+                dir.display()
+            ),
+        ),
+    )
 }
 
 fn bind_error(address: &Address, source: io::Error) -> Error {

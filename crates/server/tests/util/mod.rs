@@ -8,9 +8,11 @@ use sockserve_server::{Hooks, Kind, RequestRef, Server, ShutdownHandle, Strategy
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
+    process::{Command, Output, Stdio},
     sync::{
         Arc, Condvar, Mutex,
         atomic::{AtomicUsize, Ordering},
+        mpsc,
     },
     thread,
     time::{Duration, Instant},
@@ -183,4 +185,69 @@ impl Hooks for Shared {
 /// Whether `fd` is open in this process.
 pub fn fd_is_open(fd: i32) -> bool {
     std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists()
+}
+
+/// Runs `cmd` to its end (stdin empty, stdout and stderr captured), waiting at most `bound`;
+/// a command still running then is killed and reaped, and the test fails naming `what`.
+pub fn output_within(mut cmd: Command, what: &str, bound: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        read_to_end_in_thread(child.stdout.take().expect("stdout is piped"), 0, tx.clone()),
+        read_to_end_in_thread(child.stderr.take().expect("stderr is piped"), 1, tx),
+    ];
+    // Both pipes reach end of file once the child, and any process that inherited them, exits.
+    let deadline = Instant::now() + bound;
+    let mut texts = [None, None];
+    while texts.iter().any(Option::is_none) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, text)) => texts[i] = Some(text),
+            Err(_) => break,
+        }
+    }
+    let finished = texts.iter().all(Option::is_some);
+    if !finished {
+        // Killing ends the pipes (the commands run here start no process that outlives them), so
+        // the readers below finish.
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    for reader in readers {
+        reader.join().expect("a pipe reader panicked");
+    }
+    for (i, text) in rx.try_iter() {
+        texts[i] = Some(text);
+    }
+    let [stdout, stderr] = texts.map(Option::unwrap_or_default);
+    assert!(
+        finished,
+        "{what} did not finish within {bound:?} and was killed; stdout: {:?}; stderr: {:?}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr),
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_to_end_in_thread(
+    mut pipe: impl Read + Send + 'static,
+    index: usize,
+    done: mpsc::Sender<(usize, Vec<u8>)>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut text = Vec::new();
+        // A read error ends the text early; what was read so far is still worth showing.
+        let _ = pipe.read_to_end(&mut text);
+        let _ = done.send((index, text));
+    })
 }
