@@ -2,8 +2,103 @@
 
 use crate::{DefaultHooks, Hooks, Kind, Result, Server, Strategy, job::MakeJob};
 use handler::Handler;
-use socket::ToAddrs;
+use socket::{Family, ToAddrs};
 use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
+
+/// The shortest tick of [`Server::serve_forever`]: a shorter `poll_interval`, zero included, is
+/// raised to this (with a debug log), and so is a strategy's
+/// [`poll_hint`](Strategy::poll_hint).
+///
+/// A short tick buys nothing here: the reactor's waker ends the wait the moment shutdown is
+/// asked for, and a request wakes the loop when it arrives, so the tick only paces
+/// `service_actions` on an idle server. Python's `poll_interval=0` would be a busy loop,
+/// burning a CPU while idle; 10 ms costs nothing measurable and still runs `service_actions`
+/// a hundred times a second.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{MIN_POLL_INTERVAL, TcpServer};
+/// use handler::StreamRequest;
+/// use std::time::Duration;
+///
+/// assert_eq!(MIN_POLL_INTERVAL, Duration::from_millis(10));
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+/// let handle = server.shutdown_handle();
+/// std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
+///     // Ticks every 10 ms rather than spinning; the shutdown still ends it at once.
+///     let serving = s.spawn(|| server.serve_forever_with(Duration::ZERO));
+///     handle.shutdown()?;
+///     serving.join().expect("serving thread panicked")?;
+///     Ok(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The largest UDP datagram: the most the 16-bit UDP length field can say, header included,
+/// so no payload over IPv4 (at most 65,507 bytes) or IPv6 (65,527) is ever cut.
+const UDP_DATAGRAM_LIMIT: usize = 65_535;
+
+/// Linux refuses (`EMSGSIZE`) a Unix datagram longer than the sender's `SO_SNDBUF` minus
+/// this (`af_unix.c`: `len > sk->sk_sndbuf - 32`).
+const UNIX_SNDBUF_OVERHEAD: usize = 32;
+
+/// The longest Unix datagram Linux can build, whatever the sender's `SO_SNDBUF` (even one
+/// forced with `SO_SNDBUFFORCE`): the linear part of the skb is one kmalloc, at most 4 MiB
+/// including 320 bytes of `skb_shared_info`, plus at most 17 page fragments (x86_64, 4 KiB
+/// pages; measured on Linux 6.18: 4,263,616 bytes arrive, one more is `EMSGSIZE`). Also the
+/// limit where `net.core.wmem_max` cannot be read: reserving it costs address space only.
+const UNIX_DATAGRAM_CEILING: usize = (4 << 20) - 320 + 17 * 4096;
+
+/// The largest datagram a socket of `family` can receive whole (see
+/// [`Builder::max_packet_size`]).
+pub(crate) fn max_datagram_size(family: Family) -> usize {
+    match family {
+        Family::Inet | Family::Inet6 => UDP_DATAGRAM_LIMIT,
+        Family::Unix => match wmem_max() {
+            // An unprivileged sender raises its SO_SNDBUF to at most twice wmem_max (the
+            // kernel doubles what it is given, for its bookkeeping).
+            Some(wmem_max) => wmem_max
+                .saturating_mul(2)
+                .saturating_sub(UNIX_SNDBUF_OVERHEAD)
+                .min(UNIX_DATAGRAM_CEILING),
+            None => UNIX_DATAGRAM_CEILING,
+        },
+    }
+}
+
+/// `net.core.wmem_max`, the largest `SO_SNDBUF` an unprivileged process may ask for; `None`
+/// where it cannot be read (no /proc, another system).
+fn wmem_max() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/net/core/wmem_max").ok()?;
+    text.trim().parse().ok().filter(|&n| n > 0)
+}
+
+/// The `max_packet_size` a datagram server on `family` uses: the requested one, clamped to
+/// the largest datagram the family carries, with a warning when it is.
+pub(crate) fn effective_max_packet_size(requested: usize, family: Family, server: &str) -> usize {
+    let limit = max_datagram_size(family);
+    if requested > limit {
+        log::warn!(
+            "{server}: max_packet_size {requested} clamped to {limit}, the largest datagram \
+             of family {family:?}"
+        );
+    }
+    requested.min(limit)
+}
+
+/// The poll interval the serving loop uses: at least [`MIN_POLL_INTERVAL`], with a debug log
+/// when it is raised.
+pub(crate) fn effective_poll_interval(requested: Duration, server: &str) -> Duration {
+    if requested < MIN_POLL_INTERVAL {
+        log::debug!(
+            "{server}: poll_interval {requested:?} raised to {MIN_POLL_INTERVAL:?} \
+             (MIN_POLL_INTERVAL); shutdown wakes the loop at once whatever the tick"
+        );
+    }
+    requested.max(MIN_POLL_INTERVAL)
+}
 
 /// The options Python sets as server class attributes.
 #[derive(Debug, Clone)]
@@ -123,7 +218,27 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     }
 
     /// The largest datagram a datagram server receives whole; longer ones are cut, as in
-    /// CPython. Default 8192.
+    /// CPython. Default 8192; at least 1.
+    ///
+    /// A size beyond the largest datagram the socket's family can carry is clamped to it at
+    /// bind, with a warning naming the option and the limit; [`Server::max_packet_size`] tells
+    /// the size in use. The buffer is reserved, never zeroed or touched in advance, so memory
+    /// is used only as large datagrams arrive. The limits:
+    ///
+    /// - UDP (IPv4 and IPv6): 65,535 bytes, the most the UDP length field can say, so no
+    ///   payload is cut (IPv4 carries at most 65,507, IPv6 65,527).
+    /// - Unix datagram sockets: what a sender can send. Linux refuses a datagram longer than
+    ///   the sender's `SO_SNDBUF` minus 32 bytes, and an unprivileged sender can raise
+    ///   `SO_SNDBUF` to twice `net.core.wmem_max`, so the limit is `2 * wmem_max - 32`, read
+    ///   from `/proc/sys/net/core/wmem_max` at bind (425,952 bytes with Linux's default
+    ///   `wmem_max` of 212,992). It is never more than 4,263,616 bytes, the longest Unix
+    ///   datagram Linux builds at all (x86_64, 4 KiB pages; measured: one byte more is
+    ///   `EMSGSIZE` even with `SO_SNDBUFFORCE`), which is also the limit where `wmem_max`
+    ///   cannot be read (another system, no /proc). A privileged sender that forces a larger
+    ///   `SO_SNDBUF` than `wmem_max` allows can send more than `2 * wmem_max - 32`: such
+    ///   datagrams are cut; raise `net.core.wmem_max` to serve them whole.
+    ///
+    /// Stream servers do not use the option.
     ///
     /// # Examples
     ///
@@ -134,7 +249,13 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
     ///     .max_packet_size(65_507)
     ///     .bind("127.0.0.1:0")?;
-    /// # drop(server);
+    /// assert_eq!(server.max_packet_size(), 65_507);
+    ///
+    /// // 4 GiB: clamped at bind to the largest UDP datagram, and nothing is zero-filled.
+    /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
+    ///     .max_packet_size(4 << 30)
+    ///     .bind("127.0.0.1:0")?;
+    /// assert_eq!(server.max_packet_size(), 65_535);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_packet_size(mut self, size: usize) -> Self {
@@ -144,6 +265,10 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
 
     /// The tick of [`Server::serve_forever`]: how often `service_actions` runs when idle.
     /// Default 0.5 s, Python's. Shutdown never waits for it.
+    ///
+    /// Zero, or anything under [`MIN_POLL_INTERVAL`] (10 ms), is raised to it (with a debug
+    /// log): in Python `poll_interval=0` is a busy loop, and here, where shutdown wakes the
+    /// loop at once, a shorter tick would only burn CPU.
     ///
     /// # Examples
     ///

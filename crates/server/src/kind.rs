@@ -39,7 +39,7 @@ use std::{io, sync::Arc};
 /// Tcp::activate(&listener, 8)?;
 /// let client = create_connection(&listener.getsockname()?, &Default::default())?;
 /// // (a server's socket is non-blocking; this one waits for the connection)
-/// let (conn, client_address) = Tcp::get_request(&listener, &mut [])?;
+/// let (conn, client_address) = Tcp::get_request(&listener, &mut Vec::new())?;
 /// assert_eq!(client_address, client.getsockname()?);
 /// assert!(matches!(Tcp::request_ref(&conn), RequestRef::Stream(_)));
 /// assert!(Tcp::connection(&conn).is_some());
@@ -48,7 +48,8 @@ use std::{io, sync::Arc};
 /// let (server_side, client) = socketpair(Family::Unix, UnixDatagram::SOCKET_TYPE)?;
 /// let server_side = Arc::new(server_side);
 /// UnixDatagram::activate(&server_side, 8)?;
-/// let mut scratch = [0; 64];
+/// // Datagrams land in the scratch buffer's spare capacity: reserved, never zeroed.
+/// let mut scratch = Vec::with_capacity(64);
 /// let drained = UnixDatagram::get_request(&server_side, &mut scratch).unwrap_err();
 /// assert_eq!(drained.kind(), io::ErrorKind::WouldBlock);
 /// client.send(b"ping")?;
@@ -97,7 +98,11 @@ pub trait Kind: Send + Sync + 'static {
     fn activate(socket: &Socket, request_queue_size: i32) -> io::Result<()>;
 
     /// Python's `get_request`, never blocking: `WouldBlock` when nothing is waiting.
-    /// `scratch` is a buffer of the server's `max_packet_size` for datagrams.
+    ///
+    /// `scratch` is the server's datagram buffer, with a capacity of its `max_packet_size`:
+    /// a datagram kind clears it and receives into its spare capacity, which is never zeroed,
+    /// so memory is touched only as far as datagrams reach; a longer datagram is cut to the
+    /// capacity. Stream kinds leave it alone.
     ///
     /// # Errors
     ///
@@ -108,7 +113,7 @@ pub trait Kind: Send + Sync + 'static {
     /// See [`Kind`]'s example.
     fn get_request(
         socket: &Arc<Socket>,
-        scratch: &mut [u8],
+        scratch: &mut Vec<u8>,
     ) -> io::Result<(<Self::Request as Request>::Raw, Address)>;
 
     /// What `verify_request` sees of a request.
@@ -134,10 +139,11 @@ fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
 /// What a datagram server hands its handlers: the packet and the server's socket.
 type DatagramRaw = (Arc<[u8]>, Arc<Socket>);
 
-fn recvfrom(socket: &Arc<Socket>, scratch: &mut [u8]) -> io::Result<(DatagramRaw, Address)> {
-    let (n, addr) = socket.recvfrom_into_nowait(scratch)?;
+fn recvfrom(socket: &Arc<Socket>, scratch: &mut Vec<u8>) -> io::Result<(DatagramRaw, Address)> {
+    scratch.clear();
+    let (_, addr) = socket.recvfrom_spare_nowait(scratch)?;
     // One copy, straight into the shared packet the request reads.
-    Ok(((Arc::from(&scratch[..n]), Arc::clone(socket)), addr))
+    Ok(((Arc::from(scratch.as_slice()), Arc::clone(socket)), addr))
 }
 
 macro_rules! stream_kind {
@@ -159,7 +165,7 @@ macro_rules! stream_kind {
                 socket.listen(request_queue_size)
             }
 
-            fn get_request(socket: &Arc<Socket>, _scratch: &mut [u8]) -> io::Result<(Arc<Socket>, Address)> {
+            fn get_request(socket: &Arc<Socket>, _scratch: &mut Vec<u8>) -> io::Result<(Arc<Socket>, Address)> {
                 accept(socket)
             }
 
@@ -195,7 +201,7 @@ macro_rules! datagram_kind {
 
             fn get_request(
                 socket: &Arc<Socket>,
-                scratch: &mut [u8],
+                scratch: &mut Vec<u8>,
             ) -> io::Result<(DatagramRaw, Address)> {
                 recvfrom(socket, scratch)
             }

@@ -79,7 +79,7 @@ mod shutdown;
 mod strategy;
 mod unix;
 
-pub use builder::Builder;
+pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};

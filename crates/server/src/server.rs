@@ -126,19 +126,29 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
 }
 
 impl<K: Kind, C: Strategy> Server<K, C> {
-    fn from_parts(builder: Builder<K, C>, socket: Socket, server_address: Address) -> Result<Self> {
-        // The datagram buffer: `max_packet_size` is the caller's, so a size that cannot be
-        // allocated is an error here rather than a panic. Stream servers do not use it.
+    fn from_parts(
+        mut builder: Builder<K, C>,
+        socket: Socket,
+        server_address: Address,
+    ) -> Result<Self> {
+        // The datagram buffer: `max_packet_size` clamped to the largest datagram the family
+        // carries (warned about), then reserved but not touched: datagrams are received into
+        // its spare capacity, so memory is used only as large ones arrive. A size that cannot
+        // be reserved is an error here rather than a panic. Stream servers do not use it.
         let mut scratch = Vec::new();
         if K::SOCKET_TYPE == socket::Type::Datagram {
-            let size = builder.options.max_packet_size;
+            let size = crate::builder::effective_max_packet_size(
+                builder.options.max_packet_size,
+                socket.family(),
+                K::NAME,
+            );
+            builder.options.max_packet_size = size;
             scratch.try_reserve_exact(size).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::OutOfMemory,
                     format!("max_packet_size {size}: cannot allocate the datagram buffer: {e}"),
                 )
             })?;
-            scratch.resize(size, 0);
         }
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
@@ -166,6 +176,29 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             socket_file: None,
             _kind: PhantomData,
         })
+    }
+
+    /// The largest datagram this server receives whole: the builder's
+    /// [`max_packet_size`](Builder::max_packet_size), clamped when the server was made to the
+    /// largest datagram its family carries. A stream server does not use it and reports the
+    /// option as set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::UdpServer;
+    /// use handler::DatagramRequest;
+    ///
+    /// let server = UdpServer::bind("127.0.0.1:0", |_r: &mut DatagramRequest| Ok(()))?;
+    /// assert_eq!(server.max_packet_size(), 8192); // Python's default
+    /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
+    ///     .max_packet_size(usize::MAX)
+    ///     .bind("127.0.0.1:0")?;
+    /// assert_eq!(server.max_packet_size(), 65_535); // the largest UDP datagram
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_packet_size(&self) -> usize {
+        self.options.max_packet_size
     }
 
     pub(crate) fn create(builder: Builder<K, C>, address: impl ToAddrs) -> Result<Self> {
@@ -356,7 +389,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     }
 
     /// Serves until shutdown with the given tick (Python's `serve_forever(poll_interval)`).
-    /// The tick only paces `service_actions`: shutdown wakes the loop at once.
+    /// The tick only paces `service_actions`: shutdown wakes the loop at once. Zero, or
+    /// anything under [`MIN_POLL_INTERVAL`](crate::MIN_POLL_INTERVAL) (10 ms), is raised to
+    /// it (with a debug log) rather than spin: in Python `poll_interval=0` is a busy loop.
     ///
     /// # Errors
     ///
@@ -364,8 +399,10 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// # Examples
     ///
-    /// See [`ShutdownHandle`].
+    /// See [`ShutdownHandle`], and [`MIN_POLL_INTERVAL`](crate::MIN_POLL_INTERVAL) for a
+    /// zero tick.
     pub fn serve_forever_with(&mut self, poll_interval: Duration) -> Result<()> {
+        let poll_interval = crate::builder::effective_poll_interval(poll_interval, K::NAME);
         let socket = self.active_socket()?;
         let Some(_running) = self.shared.enter() else {
             return Ok(());
@@ -373,8 +410,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         self.strategy.start(&self.reactor.waker())?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
+            // A strategy's hint is floored too: a zero hint would spin as a zero interval does.
             let tick = match self.strategy.poll_hint() {
-                Some(hint) => poll_interval.min(hint),
+                Some(hint) => poll_interval.min(hint.max(crate::MIN_POLL_INTERVAL)),
                 None => poll_interval,
             };
             let timeout = self.backoff.clamp(tick);

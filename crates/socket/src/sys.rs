@@ -217,14 +217,17 @@ pub(crate) fn receive_buffer(bufsize: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Marks the first `n` bytes of `buf`'s spare capacity, which a receive into
-/// `buf.spare_capacity_mut()` reported writing, as its contents.
-pub(crate) fn set_received(buf: &mut Vec<u8>, n: usize) {
+/// Appends the first `n` bytes of `buf`'s spare capacity, which a receive into
+/// `buf.spare_capacity_mut()` reported writing, to its contents; returns the count appended.
+pub(crate) fn set_received(buf: &mut Vec<u8>, n: usize) -> usize {
     // A receive never reports more than the room it was given; clamp rather than trust it.
-    let n = n.min(buf.capacity());
-    // SAFETY: `n` is within the capacity, and `recv(2)` (through socket2, which takes
-    // `&mut [MaybeUninit<u8>]` for this) initialised the `n` bytes it reported receiving.
-    unsafe { buf.set_len(n) };
+    let n = n.min(buf.capacity() - buf.len());
+    let len = buf.len() + n;
+    // SAFETY: `len` is within the capacity, and `recv(2)` (through socket2, which takes
+    // `&mut [MaybeUninit<u8>]` for this) initialised the `n` bytes it reported receiving,
+    // which start at the old length: the spare capacity begins there.
+    unsafe { buf.set_len(len) };
+    n
 }
 
 /// Closes `fd` with `close(2)` and reports its error, which dropping an `OwnedFd` would hide.

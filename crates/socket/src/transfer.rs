@@ -112,6 +112,31 @@ impl Socket {
         Ok((n, Address::from_sockaddr(&sa)))
     }
 
+    /// Like [`recvfrom_into_nowait`](Socket::recvfrom_into_nowait), but into the spare
+    /// capacity of `buf` (`buf.capacity() - buf.len()` bytes of room), appending what arrived:
+    /// nothing is zeroed or touched beyond what the kernel writes, so a large reserved buffer
+    /// costs memory only as large datagrams arrive. A datagram longer than the room is cut;
+    /// with no room at all it is discarded, so reserve first. Returns the count appended.
+    ///
+    /// ```
+    /// use sockserve_socket::{socketpair, Family, Type};
+    /// let (a, b) = socketpair(Family::Unix, Type::Datagram)?;
+    /// let mut buf = Vec::with_capacity(1 << 20); // reserved, not touched
+    /// let err = b.recvfrom_spare_nowait(&mut buf).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    /// a.send(b"ping")?;
+    /// let (n, _unnamed) = b.recvfrom_spare_nowait(&mut buf)?;
+    /// assert_eq!((n, buf.as_slice()), (4, &b"ping"[..]));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recvfrom_spare_nowait(&self, buf: &mut Vec<u8>) -> io::Result<(usize, Address)> {
+        let (n, sa) = self.call_in(Mode::NonBlocking, Wait::Readable, |s, flags| {
+            s.recv_from_with_flags(buf.spare_capacity_mut(), flags)
+        })?;
+        let n = sys::set_received(buf, n);
+        Ok((n, Address::from_sockaddr(&sa)))
+    }
+
     /// Sends some of `data`, returning how much was sent, which may be less (Python's `send`).
     /// A closed peer gives `BrokenPipe` (or `ConnectionReset`), never `SIGPIPE`.
     ///
