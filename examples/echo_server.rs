@@ -24,8 +24,15 @@
 //! datagram sockets (Linux's default `net.core.wmem_max`: with default buffers a client cannot
 //! send a larger one). SIGTERM or SIGINT (Ctrl-C) stop it gracefully: it stops accepting, lets
 //! the request in flight finish for up to 2 s, then closes the connections that remain (an
-//! idle client does not keep it alive), removes its Unix socket file, and exits with status 0.
-//! Bad arguments exit with status 2 and the usage on stderr; a failure to serve with status 1.
+//! idle client does not keep it alive), removes its Unix socket file, prints one line on stderr
+//! saying how it stopped, and exits with status 0. Whatever a handler does, it exits within the
+//! grace plus 3 s (`sockserve::server::STOP_BOUND`): what still runs then is ended (forking:
+//! its children get SIGTERM, then SIGKILL) or left behind to end with the process, and the
+//! line says so. A second SIGTERM or SIGINT during the stop forces it: connections are shut
+//! down and children killed at once, the socket file is still removed, and the exit status is
+//! 128 + the signal's number (143 for SIGTERM, 130 for SIGINT), as a shell reports a process
+//! the signal killed. Bad arguments exit with status 2 and the usage on stderr; a failure to
+//! serve with status 1.
 //!
 //! Run it, then try it from another terminal:
 //!
@@ -137,7 +144,7 @@ fn main() -> ExitCode {
         _ => run(config.family, address, Synchronous),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
         Err(e) => {
             eprintln!("echo_server: {e}");
             ExitCode::FAILURE
@@ -221,7 +228,7 @@ fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String>
     }
 }
 
-fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<()> {
+fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<ExitCode> {
     match family {
         EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
             TcpServer::builder(StreamEcho)
@@ -253,24 +260,22 @@ fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Re
     }
 }
 
-/// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped.
-fn serve<K: Kind, C: Strategy>(mut server: Server<K, C>) -> io::Result<()> {
+/// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped: the exit
+/// status (0, or 128 + the signal number for a forced stop).
+fn serve<K: Kind, C: Strategy>(server: Server<K, C>) -> io::Result<ExitCode> {
     // The handlers first: whoever reads the announcement may send SIGTERM at once, and must
     // get a graceful stop, not the default action.
     let signals = StopSignals::install()?;
     println!("listening on {}", server.server_address());
     io::stdout().flush()?;
-    let stop = signals.serve_until_signal(&mut server, GRACE)?;
-    match (stop.signal, stop.graceful) {
-        (Some(signal), Some(g)) => eprintln!(
-            "echo_server: {signal}: stopped in {:.3} s ({} connection(s) closed at the deadline)",
-            g.took.as_secs_f64(),
-            g.forced
-        ),
-        (Some(signal), None) => eprintln!("echo_server: {signal}: stopped"),
-        (None, _) => eprintln!("echo_server: stopped"),
-    }
-    Ok(())
+    let stop = signals.serve_until_signal(server, GRACE)?;
+    // One line: how long, what was shut down at the deadline, what was ended or left behind.
+    eprintln!("echo_server: {stop}");
+    Ok(match stop.forced_by {
+        // As a shell reports a process the signal killed: 130 for SIGINT, 143 for SIGTERM.
+        Some(second) => ExitCode::from(128 + second as u8),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// The stream echo: whatever arrives is written back at once, until the client closes its

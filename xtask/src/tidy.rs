@@ -102,8 +102,12 @@ pub(crate) const TEST_HELPERS: &[&str] = &["tempfile"];
 pub(crate) const PROGRAMS: &[&str] = &["sockserve-examples", "xtask"];
 
 /// The files of library crates that may write to stderr (package, path in the package): the
-/// report of a failure when no logger is installed, so that it is never silent.
-pub(crate) const MAY_PRINT: &[(&str, &str)] = &[("sockserve-server", "src/report.rs")];
+/// report of a failure when no logger is installed, so that it is never silent; and the panic
+/// hook of a forked request child, which reports a panic in one line without a backtrace.
+pub(crate) const MAY_PRINT: &[(&str, &str)] = &[
+    ("sockserve-server", "src/report.rs"),
+    ("sockserve-mixins", "src/forking.rs"),
+];
 
 /// What `quiet` looks for in library code: the printing macros and std's process streams.
 const PRINTING: &[&str] = &[

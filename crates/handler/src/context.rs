@@ -6,7 +6,7 @@ use std::{
     fmt, io,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -96,6 +96,8 @@ struct Inner {
     state: Option<Arc<dyn Any + Send + Sync>>,
     /// Set once an unnamed datagram client was logged, so the log says it once, not per datagram.
     warned_unnamed: AtomicBool,
+    /// Datagram replies dropped because they could not be sent at once.
+    dropped_replies: AtomicU64,
 }
 
 impl ServerContext {
@@ -115,6 +117,7 @@ impl ServerContext {
                 stop,
                 state,
                 warned_unnamed: AtomicBool::new(false),
+                dropped_replies: AtomicU64::new(0),
             }),
         }
     }
@@ -141,7 +144,9 @@ impl ServerContext {
     ///
     /// From a handler on a worker thread (threading) this works as in Python; from a handler
     /// running on the serving thread itself (a synchronous server) it returns an error instead
-    /// of deadlocking: use [`request_shutdown`](Self::request_shutdown) there.
+    /// of deadlocking: use [`request_shutdown`](Self::request_shutdown) there. From a handler
+    /// in a forked child (forking) it asks the parent to stop and returns at once: a child
+    /// cannot wait for its parent's loop.
     ///
     /// # Examples
     ///
@@ -150,13 +155,47 @@ impl ServerContext {
         self.inner.stop.shutdown()
     }
 
-    /// Asks the server to stop after the current request, without waiting; works from any thread.
+    /// Asks the server to stop after the current request, without waiting; works from any
+    /// thread, and from a handler in a forked child (forking), whose request reaches the
+    /// parent's loop.
     ///
     /// # Examples
     ///
     /// See [`StopServer`]'s example.
     pub fn request_shutdown(&self) {
         self.inner.stop.request_shutdown()
+    }
+
+    /// Datagram replies this server dropped because they could not be sent at once (the
+    /// client's queue was full: a client that never reads, say). A reply never blocks the
+    /// server; like the kernel with UDP datagrams, it drops what does not fit, counts it here
+    /// and logs it at debug level. Counted in this process: a reply dropped by a forked child
+    /// (the forking strategy) is counted in the child's copy, and logged there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{ServerContext, StopServer};
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(Debug)]
+    /// struct NoStop;
+    /// impl StopServer for NoStop {
+    ///     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    ///     fn request_shutdown(&self) {}
+    /// }
+    ///
+    /// let context = ServerContext::new("127.0.0.1:0".parse()?, Arc::new(NoStop), None);
+    /// assert_eq!(context.dropped_replies(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dropped_replies(&self) -> u64 {
+        self.inner.dropped_replies.load(Ordering::Relaxed)
+    }
+
+    /// Counts a dropped datagram reply; returns the count so far.
+    pub(crate) fn count_dropped_reply(&self) -> u64 {
+        self.inner.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// True the first time it is called on this server, false afterwards: a log-once latch.

@@ -69,9 +69,13 @@ pub struct DatagramRequest {
     pub packet: Arc<[u8]>,
     /// A reader over `packet`.
     pub rfile: Cursor<Arc<[u8]>>,
-    /// The reply, sent to `client_address` when the request finishes.
+    /// The reply, sent to `client_address` when the request finishes. It is sent without
+    /// blocking: a reply the client cannot take at once (its queue is full) is dropped and
+    /// counted ([`ServerContext::dropped_replies`]), never waited for.
     pub wfile: Vec<u8>,
-    /// The server's socket, shared by every request (Python's `self.socket`).
+    /// The server's socket, shared by every request (Python's `self.socket`). It is
+    /// non-blocking: a handler's own `sendto` on it fails with `WouldBlock` when the client's
+    /// queue is full, rather than block the server.
     pub socket: Arc<Socket>,
     /// The sender (`Address::Unnamed` for an unbound Unix client, which gets no reply).
     pub client_address: Address,
@@ -117,7 +121,20 @@ impl Request for DatagramRequest {
             }
             return Ok(());
         }
-        self.socket.sendto(&self.wfile, &self.client_address)?;
-        Ok(())
+        match self.socket.sendto(&self.wfile, &self.client_address) {
+            Ok(_) => Ok(()),
+            // The server's socket is non-blocking: a reply the client's queue cannot take now
+            // is dropped, as the kernel drops a UDP datagram, rather than block the server.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let dropped = self.server.count_dropped_reply();
+                log::debug!(
+                    "reply to {} dropped: its queue is full ({dropped} dropped on {} so far)",
+                    self.client_address,
+                    self.server.server_address()
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -2,13 +2,22 @@
 //! accept loop at `max_children`.
 
 use nix::{
-    sys::wait::{WaitPidFlag, WaitStatus, waitpid},
+    sys::{
+        signal::{Signal, kill},
+        wait::{WaitPidFlag, WaitStatus, waitpid},
+    },
     unistd::{ForkResult, Pid, fork},
 };
-use server::{Job, Strategy};
+use reactor::Waker;
+use server::{CloseDeadline, CloseReport, Job, Strategy};
 use std::{
     collections::HashMap,
+    io,
     panic::{self, AssertUnwindSafe},
+    sync::{
+        Once,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -28,6 +37,49 @@ pub const DEFAULT_MAX_CHILDREN: usize = 40;
 /// How often the loop looks for exited children while it is at `max_children` (it never
 /// takes `SIGCHLD`, which belongs to the whole process).
 const FULL_POLL: Duration = Duration::from_millis(10);
+/// After a graceful stop's deadline, how long children have to exit after `SIGTERM` before
+/// they get `SIGKILL`; and how long a close then waits to reap the killed ones. Both fit in
+/// what [`server::STOP_BOUND`] leaves after the handlers' 2 s.
+const TERM_WAIT: Duration = Duration::from_millis(400);
+const KILL_WAIT: Duration = Duration::from_millis(400);
+
+/// Set in a forked request child (its own copy of memory): the panic hook then reports a panic
+/// in one line, without a backtrace.
+static IN_REQUEST_CHILD: AtomicBool = AtomicBool::new(false);
+static PANIC_HOOK: Once = Once::new();
+
+/// Wraps the process's panic hook, once: in a request child a panic is reported in one line
+/// (message and location) without capturing a backtrace, whatever `RUST_BACKTRACE` says
+/// (symbolising one costs a new process 150-190 ms of CPU, so a client that can make a handler
+/// panic could otherwise keep the server busy); everywhere else the previous hook runs as
+/// before.
+fn install_child_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_REQUEST_CHILD.load(Ordering::Relaxed) {
+                return previous(info);
+            }
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("non-string panic payload");
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let line = format!(
+                "sockserve: request child {} panicked{location}: {message}\n",
+                std::process::id()
+            );
+            // One write(2) on fd 2: no lock of std's stderr (another thread of the parent may
+            // have held it at the fork), and the line is not interleaved with others'.
+            let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+        }));
+    });
+}
 
 /// Each request runs in a forked child process: Python's `ForkingMixIn`.
 ///
@@ -140,6 +192,23 @@ impl Forking {
         });
     }
 
+    /// Sends `signal` to every child still running; returns how many it reached.
+    fn signal_children(&self, signal: Signal) -> usize {
+        self.active_children
+            .keys()
+            .filter(|&&pid| kill(pid, signal).is_ok())
+            .count()
+    }
+
+    /// Reaps children until none is left or `until` says stop, polling (no `SIGCHLD`).
+    fn reap_while(&mut self, mut go_on: impl FnMut() -> bool) {
+        self.collect_children(false);
+        while !self.active_children.is_empty() && go_on() {
+            std::thread::sleep(FULL_POLL); // polling waitpid: no SIGCHLD to wait on
+            self.collect_children(false);
+        }
+    }
+
     fn close(&mut self, wait: Option<Duration>) {
         if !self.block_on_close {
             self.collect_children(false);
@@ -166,6 +235,11 @@ impl Forking {
 }
 
 impl Strategy for Forking {
+    fn start(&mut self, _waker: &Waker) -> io::Result<()> {
+        install_child_panic_hook();
+        Ok(())
+    }
+
     fn has_capacity(&mut self) -> bool {
         if self.active_children.len() >= self.max_children {
             self.collect_children(false);
@@ -181,9 +255,14 @@ impl Strategy for Forking {
         // SAFETY: the child only runs the request and ends in `_exit`, never returning into
         // the caller's stack or running the parent's destructors (a Unix server's Drop would
         // remove the parent's socket file).
-        match unsafe { fork() } {
+        // (`around_fork` only calls fork, unless a server test hook holds a lock across it.)
+        match job.around_fork(|| unsafe { fork() }) {
             Ok(ForkResult::Child) => {
-                let status = match panic::catch_unwind(AssertUnwindSafe(|| job.run())) {
+                IN_REQUEST_CHILD.store(true, Ordering::Relaxed);
+                // The child touches no lock of the parent's: `run_in_forked_child` leaves the
+                // server's in-flight list (behind a lock) to the parent's copy of the job.
+                let run = || job.run_in_forked_child();
+                let status = match panic::catch_unwind(AssertUnwindSafe(run)) {
                     Ok(()) => 0,
                     Err(_) => 1,
                 };
@@ -223,5 +302,42 @@ impl Strategy for Forking {
 
     fn close_within(&mut self, timeout: Duration) {
         self.close(Some(timeout));
+    }
+
+    /// After a graceful stop: waits for the children until the deadline, then sends the ones
+    /// still running `SIGTERM`, gives them 400 ms, sends `SIGKILL` to the rest and reaps them
+    /// for up to 400 ms more (a hurried stop goes straight to `SIGKILL`). Only this server's
+    /// children are signalled, by pid. Without `block_on_close`, reaps what has exited and
+    /// leaves the rest, as `server_close`.
+    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
+        if !self.block_on_close {
+            self.collect_children(false);
+            return CloseReport::default();
+        }
+        self.reap_while(|| !deadline.expired());
+        let mut report = CloseReport::default();
+        if self.active_children.is_empty() {
+            return report;
+        }
+        if !deadline.is_hurried() {
+            let before = self.active_children.len();
+            self.signal_children(Signal::SIGTERM);
+            let until = Instant::now() + TERM_WAIT;
+            self.reap_while(|| Instant::now() < until && !deadline.is_hurried());
+            report.children_terminated = before - self.active_children.len();
+        }
+        if !self.active_children.is_empty() {
+            let before = self.active_children.len();
+            self.signal_children(Signal::SIGKILL);
+            let until = Instant::now() + KILL_WAIT;
+            self.reap_while(|| Instant::now() < until);
+            report.children_killed = before - self.active_children.len();
+            report.children_unreaped = self.active_children.len();
+        }
+        log::warn!(
+            "request children still running at the stop's deadline: {report} (own children \
+             only, by pid)"
+        );
+        report
     }
 }

@@ -2,7 +2,7 @@
 
 use crossbeam_channel::{Receiver, Sender};
 use reactor::Waker;
-use server::{Job, Strategy};
+use server::{CloseDeadline, CloseReport, Job, Strategy};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
@@ -26,6 +26,10 @@ use std::{
 /// assert_ne!(default, format!("{:?}", Threading::new().max_threads(16)));
 /// ```
 pub const DEFAULT_MAX_THREADS: usize = 256;
+
+/// How often a close bounded by a stop's deadline looks at the deadline again (it may move
+/// to now when the stop is hurried).
+const DEADLINE_STEP: Duration = Duration::from_millis(20);
 
 /// Requests run on a pool of threads: Python's `ThreadingMixIn`, bounded and reused.
 ///
@@ -160,50 +164,53 @@ impl Threading {
             .map_or(0, |p| p.shared.in_flight.load(Ordering::SeqCst))
     }
 
-    fn close(&mut self, wait: Option<Duration>) {
+    /// Waits for the threads until the deadline (none: as long as they take), then leaves the
+    /// ones still running behind (they end with the process) and counts them.
+    fn close_until(&mut self, deadline: &CloseDeadline) -> CloseReport {
         let Some(pool) = self.pool.take() else {
-            return;
+            return CloseReport::default();
         };
-        // Closing the channel ends each worker once the queue is empty.
         drop(pool.jobs);
         drop(pool.receiver);
         if self.daemon_threads || !self.block_on_close {
-            return;
+            return CloseReport::default();
         }
-        // A wait too long for the clock is no limit at all.
-        let deadline = wait.and_then(|w| Instant::now().checked_add(w));
         let mut alive = pool.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
         while *alive > 0 {
-            match deadline {
-                None => {
-                    alive = pool
-                        .shared
-                        .ended
-                        .wait(alive)
-                        .unwrap_or_else(|e| e.into_inner());
+            // Short steps: the deadline may move to now (a hurried stop).
+            let step = match deadline.remaining() {
+                Some(left) if left.is_zero() => {
+                    let left_running = *alive;
+                    log::warn!(
+                        "{left_running} request thread(s) still running at the close's deadline; \
+                         not waiting longer"
+                    );
+                    return CloseReport::new(left_running, 0, 0, 0);
                 }
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        log::warn!(
-                            "{} request threads still running; not waiting longer",
-                            *alive
-                        );
-                        return;
-                    }
-                    alive = pool
-                        .shared
-                        .ended
-                        .wait_timeout(alive, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
+                Some(left) => left.min(DEADLINE_STEP),
+                None => DEADLINE_STEP,
+            };
+            alive = pool
+                .shared
+                .ended
+                .wait_timeout(alive, step)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         drop(alive);
         for handle in pool.handles {
             let _ = handle.join();
         }
+        CloseReport::default()
+    }
+
+    fn close(&mut self, wait: Option<Duration>) {
+        // A wait too long for the clock is no limit at all.
+        let deadline = match wait.and_then(|w| Instant::now().checked_add(w)) {
+            Some(at) => CloseDeadline::at(at),
+            None => CloseDeadline::none(),
+        };
+        self.close_until(&deadline);
     }
 }
 
@@ -316,6 +323,10 @@ impl Strategy for Threading {
 
     fn close_within(&mut self, timeout: Duration) {
         self.close(Some(timeout));
+    }
+
+    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
+        self.close_until(deadline)
     }
 }
 

@@ -203,6 +203,185 @@ fn graceful_stop_shuts_down_a_child_blocked_on_an_idle_client() {
     assert_eq!(server.strategy().active_children(), 0);
 }
 
+/// Runs `body` on a thread and waits for it at most `GENEROUS`; on a hang, kills this process's
+/// children (the forked request children a hang leaves blocked) so that the thread can end, and
+/// fails with `what`.
+fn bounded<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(GENEROUS) {
+        Ok(value) => {
+            t.join().unwrap();
+            value
+        }
+        Err(_) => {
+            kill_own_children();
+            panic!("{what}: no end within {GENEROUS:?}");
+        }
+    }
+}
+
+/// SIGKILL to every child of this process (from /proc/self/task/*/children).
+fn kill_own_children() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// A handler in a forked child calls `request_shutdown` (its docs say it works from any
+/// handler): the parent's loop stops. Before, the child set its own copy of the flag and the
+/// parent served on.
+fn request_shutdown_from_a_child_stops_the_parent() {
+    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        req.server.request_shutdown();
+        req.wfile.write_all(b"bye\n")
+    })
+    .unwrap();
+    let address = server.server_address().clone();
+    let handle = server.shutdown_handle();
+    let client = Socket::new(address.family(), Type::Stream).unwrap();
+    client.settimeout(Some(GENEROUS));
+    client.connect(&address).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let serving = thread::spawn(move || {
+        let served = server.serve_forever_with(Duration::from_secs(60));
+        let _ = tx.send(served.is_ok());
+        server.server_close();
+        server
+    });
+    assert_eq!(client.recv(10).unwrap(), b"bye\n");
+    let stopped = rx.recv_timeout(GENEROUS);
+    if stopped.is_err() {
+        handle.shutdown().unwrap(); // end the loop the child could not
+    }
+    let server = serving.join().unwrap();
+    assert_eq!(stopped, Ok(true), "the parent's loop did not stop");
+    assert_eq!(server.strategy().active_children(), 0);
+}
+
+/// With the server's state lock held across each fork (a test hook: another thread of the
+/// parent, the signal watcher say, may hold it at that moment), the child still finishes and
+/// exits: it touches no lock of the parent's. Before, its in-flight ticket locked that state as
+/// it ended, and the child (and the parent's blocking close) hung forever.
+fn a_child_touches_no_lock_of_the_parent() {
+    let mut server = ForkingTcpServer::bind("127.0.0.1:0", echo_line).unwrap();
+    let handle = server.shutdown_handle();
+    handle.hold_lock_across_fork(true);
+    let address = server.server_address().clone();
+    let serving = thread::spawn(move || {
+        server
+            .serve_forever_with(Duration::from_millis(10))
+            .unwrap();
+        server
+    });
+    stream_examine(&address);
+    handle.shutdown().unwrap();
+    let mut server = serving.join().unwrap();
+    // server_close waits for the child; bounded, so a deadlocked child fails the check.
+    let server = bounded(
+        "the request child after a fork with the lock held",
+        move || {
+            server.server_close();
+            server
+        },
+    );
+    assert_eq!(server.strategy().active_children(), 0);
+}
+
+/// The role of this binary re-executed with `RUST_BACKTRACE=1`: serves `PANICS` requests whose
+/// handler panics, then prints the CPU its reaped children used.
+const PANIC_ROLE: &str = "SOCKSERVE_FORKING_PANIC_CHILD";
+const PANICS: usize = 10;
+
+fn panic_child() -> ! {
+    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| {
+        panic!("request handler panicked on purpose")
+    })
+    .unwrap();
+    let address = server.server_address().clone();
+    let handle = server.shutdown_handle();
+    let serving = thread::spawn(move || {
+        server
+            .serve_forever_with(Duration::from_millis(10))
+            .unwrap();
+        server.server_close(); // reaps every child: their CPU time is counted as ours
+    });
+    for _ in 0..PANICS {
+        let c = Socket::new(address.family(), Type::Stream).unwrap();
+        c.settimeout(Some(GENEROUS));
+        c.connect(&address).unwrap();
+        assert_eq!(c.recv(10).unwrap(), b"", "the child closed the connection");
+    }
+    handle.shutdown().unwrap();
+    serving.join().unwrap();
+    // /proc/self/stat fields 16 and 17: cutime and cstime, in clock ticks (100 a second).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap();
+    println!("children_cpu_ms={}", ticks * 10);
+    std::process::exit(0)
+}
+
+/// With `RUST_BACKTRACE=1`, a panicking request child reports its panic in one line and does
+/// not symbolise a backtrace (150-190 ms of CPU each before: a client that can trigger a panic
+/// made a forking server do five requests a second).
+fn a_panicking_child_reports_one_line_without_a_backtrace() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PANIC_ROLE, "1")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{stderr}",
+        output.status
+    );
+    let cpu_ms: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("children_cpu_ms="))
+        .unwrap_or_else(|| panic!("no CPU line in {stdout:?}"))
+        .parse()
+        .unwrap();
+    let reports = stderr
+        .lines()
+        .filter(|l| l.starts_with("sockserve: request child ") && l.contains(" panicked at "))
+        .count();
+    println!(
+        "forking:   {PANICS} panicking children used {cpu_ms} ms of CPU, {reports} report lines"
+    );
+    assert_eq!(reports, PANICS, "one line per panic:\n{stderr}");
+    assert!(
+        !stderr.contains("stack backtrace") && !stderr.contains("RUST_BACKTRACE"),
+        "a backtrace was printed:\n{stderr}"
+    );
+    assert!(
+        cpu_ms < 50 * PANICS as u64,
+        "{cpu_ms} ms of CPU for {PANICS} panics"
+    );
+}
+
 fn no_children_left_at_all() {
     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         Err(nix::errno::Errno::ECHILD) => {}
@@ -211,6 +390,9 @@ fn no_children_left_at_all() {
 }
 
 fn main() {
+    if std::env::var_os(PANIC_ROLE).is_some() {
+        panic_child();
+    }
     let checks: &[(&str, fn())] = &[
         ("forking TCP server, foreign child kept", tcp),
         ("forking Unix stream server", unix_stream),
@@ -227,6 +409,18 @@ fn main() {
         (
             "graceful stop",
             graceful_stop_shuts_down_a_child_blocked_on_an_idle_client,
+        ),
+        (
+            "request_shutdown from a child",
+            request_shutdown_from_a_child_stops_the_parent,
+        ),
+        (
+            "no parent lock in the child",
+            a_child_touches_no_lock_of_the_parent,
+        ),
+        (
+            "one-line panic report",
+            a_panicking_child_reports_one_line_without_a_backtrace,
         ),
         ("no zombies", no_children_left_at_all),
     ];

@@ -41,7 +41,8 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let mut handler = self.0.clone();
-        Job::new(client_address.clone(), move || {
+        let address = client_address.clone();
+        let work = move || {
             if let Err(error) = finish_request(&mut handler, raw, client_address.clone(), context) {
                 guard_hook("handle_error", || {
                     hooks.handle_error(&client_address, &error)
@@ -49,9 +50,10 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
             }
             drop(handler);
             shutdown_request(connection, &client_address, &*hooks);
-            // Last: the request leaves the in-flight list (and its fd closes) only now.
-            drop(ticket);
-        })
+        };
+        // The job releases the ticket after the work: the request leaves the in-flight list
+        // (and its fd closes) only then.
+        Job::tracked(address, work, ticket)
     }
 }
 

@@ -84,8 +84,8 @@ pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use server::Server;
-pub use shutdown::{GracefulStop, ShutdownHandle};
-pub use strategy::{Job, Strategy, Synchronous};
+pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
+pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).

@@ -2,7 +2,8 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, Error, Hooks, Kind, Result, ShutdownHandle, Strategy, Synchronous,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ShutdownHandle, Strategy,
+    Synchronous,
     accept::{AcceptErrorKind, Backoff},
     builder::Options,
     job::{MakeJob, guard_hook, shutdown_request},
@@ -23,6 +24,8 @@ use std::{
 
 /// The reactor key of the server's socket.
 const LISTENER: usize = 0;
+/// The reactor key of the socket on which forked children ask the loop to stop.
+const FROM_CHILDREN: usize = 1;
 /// Requests taken per wakeup before the loop looks at shutdown and service actions again.
 const ACCEPT_BATCH: usize = 64;
 /// How long dropping a server waits for its requests in flight.
@@ -91,12 +94,12 @@ pub struct Server<K: Kind, C: Strategy = Synchronous> {
     context: ServerContext,
     /// The socket is in the reactor (false while paused, before the first loop and once closed).
     registered: bool,
+    /// The socket of stop requests from forked children is in the reactor.
+    watching_children: bool,
     activated: bool,
     paused_for_capacity: bool,
     backoff: Backoff,
     scratch: Vec<u8>,
-    /// The Unix socket file this server created, removed on close.
-    socket_file: Option<SocketFile>,
     _kind: PhantomData<K>,
 }
 
@@ -170,10 +173,10 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             shared,
             context,
             registered: false,
+            watching_children: false,
             activated: false,
             paused_for_capacity: false,
             backoff: Backoff::default(),
-            socket_file: None,
             _kind: PhantomData,
         })
     }
@@ -260,7 +263,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 source,
             })?;
         self.server_address = socket.getsockname()?;
-        self.socket_file = SocketFile::record(&self.server_address);
+        self.shared
+            .set_socket_file(SocketFile::record(&self.server_address));
         self.context = ServerContext::new(
             self.server_address.clone(),
             self.shared.clone(),
@@ -285,12 +289,12 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             address: self.server_address.clone(),
             source,
         })?;
-        if K::SOCKET_TYPE == socket::Type::Stream {
-            // Accepted sockets get their own mode (the socket layer sets it explicitly), so
-            // a non-blocking listener is safe. Datagram sockets stay blocking: handlers send
-            // replies on them, and the loop reads them with MSG_DONTWAIT.
-            socket.setblocking(false)?;
-        }
+        // Streams: accepted sockets get their own mode (the socket layer sets it explicitly),
+        // so a non-blocking listener is safe. Datagrams: replies go out on this socket, and a
+        // reply must never block the server (a Unix datagram client that never reads fills
+        // its queue after a few datagrams): one that cannot be sent at once is dropped, as the
+        // kernel drops UDP datagrams, and a handler's own `sendto` gets `WouldBlock`.
+        socket.setblocking(false)?;
         self.activated = true;
         Ok(())
     }
@@ -408,6 +412,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             return Ok(());
         };
         self.strategy.start(&self.reactor.waker())?;
+        self.watch_children()?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
             // A strategy's hint is floored too: a zero hint would spin as a zero interval does.
@@ -416,11 +421,15 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 None => poll_interval,
             };
             let timeout = self.backoff.clamp(tick);
-            let ready = self
-                .reactor
-                .select(Some(timeout))?
-                .iter()
-                .any(|r| r.key == LISTENER);
+            let (mut ready, mut from_children) = (false, false);
+            for r in self.reactor.select(Some(timeout))? {
+                ready |= r.key == LISTENER;
+                from_children |= r.key == FROM_CHILDREN;
+            }
+            if from_children && self.shared.drain_children_requests() {
+                // A handler in a forked child called request_shutdown (or shutdown).
+                self.shutdown_handle().request_shutdown();
+            }
             // A request that arrived with the stop is not taken (CPython bpo-35017).
             if self.shared.stop_requested() {
                 break;
@@ -511,6 +520,46 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         }
     }
 
+    /// The close after a graceful stop: closes the socket, then lets the strategy wait for
+    /// the requests in flight until `deadline` (see [`ShutdownHandle::close_deadline`]) and
+    /// end or leave behind what still runs (forking: `SIGTERM`, then `SIGKILL`, to its own
+    /// children; threading: threads still running are left and counted). Without a deadline
+    /// it waits as [`server_close`](Self::server_close) does. Idempotent: on a closed server it
+    /// does nothing and reports nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{CloseDeadline, TcpServer};
+    /// use handler::StreamRequest;
+    /// use std::time::Instant;
+    ///
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let report = server.server_close_by(&CloseDeadline::at(Instant::now()));
+    /// assert!(report.is_clean());
+    /// assert_eq!(server.fileno(), -1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn server_close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
+        if self.close_socket() {
+            self.strategy.close_by(deadline)
+        } else {
+            CloseReport::default()
+        }
+    }
+
+    /// Puts the socket of stop requests from forked children in the reactor, once.
+    fn watch_children(&mut self) -> Result<()> {
+        if !self.watching_children {
+            if let Some(children) = self.shared.children_socket() {
+                self.reactor
+                    .register(children, FROM_CHILDREN, Interest::READABLE)?;
+            }
+            self.watching_children = true;
+        }
+        Ok(())
+    }
+
     /// The socket, if the server is open and activated.
     fn active_socket(&self) -> Result<Arc<Socket>> {
         let socket = self.socket.clone().ok_or(Error::Closed)?;
@@ -533,9 +582,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         }
         // Handlers of datagram servers may still hold the socket; it closes with the last one.
         drop(socket);
-        if let Some(file) = self.socket_file.take() {
-            file.remove();
-        }
+        self.shared.remove_socket_file();
         true
     }
 

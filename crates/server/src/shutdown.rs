@@ -1,9 +1,9 @@
 //! `ShutdownHandle`: stops `serve_forever` at once, from any thread, with no state left behind.
 
-use crate::{Error, Result};
+use crate::{Error, Result, unix::SocketFile};
 use handler::StopServer;
 use reactor::Waker;
-use socket::{Shutdown, Socket};
+use socket::{Family, Shutdown, Socket, Type, socketpair};
 use std::{
     fmt, io,
     sync::{
@@ -16,7 +16,22 @@ use std::{
 
 /// After a graceful stop shut the remaining connections down, how long it waits for their
 /// handlers to notice.
-const AFTER_FORCE: Duration = Duration::from_secs(5);
+pub(crate) const AFTER_FORCE: Duration = Duration::from_secs(2);
+
+/// How long after its grace period a graceful stop through `serve_until_signal` gives control
+/// back, whatever the handlers do: 2 s for handlers to notice that their
+/// connections were shut down, then up to 1 s for the strategy to end what still runs (forking:
+/// `SIGTERM`, then `SIGKILL`, to its own children; threading: the threads still running are
+/// left behind and counted; synchronous: the serving thread is left behind).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(sockserve_server::STOP_BOUND, Duration::from_secs(3));
+/// ```
+pub const STOP_BOUND: Duration = Duration::from_secs(3);
 
 /// The state shared by a server, its shutdown handles and its handlers' contexts.
 pub(crate) struct Shared {
@@ -25,6 +40,15 @@ pub(crate) struct Shared {
     /// Mirrors a stop request while a loop runs, so the loop checks it without locking.
     stop: AtomicBool,
     waker: Waker,
+    /// The process that made the server: a handler running elsewhere runs in a forked child,
+    /// whose copy of this state its parent never sees.
+    pid: u32,
+    /// Stop requests from forked children: they write a byte to `.1`, the serving loop
+    /// watches `.0`. A child touches no lock of the parent's, only this socket.
+    from_children: Option<(Socket, Socket)>,
+    /// A test hook: hold the state lock across the fork of each request (see
+    /// [`ShutdownHandle::hold_lock_across_fork`]).
+    lock_across_fork: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -42,16 +66,127 @@ struct LoopState {
     /// Threads waiting on `loop_ended`: a request that ends notifies only when one waits, so
     /// the common case costs no futex syscall per request.
     waiters: usize,
+    /// When a graceful stop stops waiting for requests: its grace plus [`AFTER_FORCE`]; a
+    /// close after the stop ends what still runs then. `None`: no graceful stop was asked for.
+    stop_deadline: Option<Instant>,
+    /// [`ShutdownHandle::stop_now`] was called: every wait of a stop ends at once.
+    hurried: bool,
+    /// The Unix socket file the server created; whoever closes first removes it.
+    socket_file: Option<SocketFile>,
 }
 
 impl Shared {
     pub(crate) fn new(waker: Waker) -> Arc<Self> {
+        let from_children = match children_channel() {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                log::warn!(
+                    "cannot make the channel for stop requests from forked children ({e}); \
+                     request_shutdown in a forked child will not reach the server"
+                );
+                None
+            }
+        };
         Arc::new(Shared {
             state: Mutex::new(LoopState::default()),
             loop_ended: Condvar::new(),
             stop: AtomicBool::new(false),
             waker,
+            pid: std::process::id(),
+            from_children,
+            lock_across_fork: AtomicBool::new(false),
         })
+    }
+
+    /// The socket the serving loop watches for stop requests from forked children.
+    pub(crate) fn children_socket(&self) -> Option<&Socket> {
+        self.from_children.as_ref().map(|(reader, _)| reader)
+    }
+
+    /// Takes the stop requests children sent (the loop calls this when their socket is
+    /// readable); true if there was one.
+    pub(crate) fn drain_children_requests(&self) -> bool {
+        let Some((reader, _)) = &self.from_children else {
+            return false;
+        };
+        let mut scratch = [0u8; 16];
+        let mut any = false;
+        // Non-blocking: ends with WouldBlock once drained.
+        while reader.recv_into(&mut scratch).is_ok() {
+            any = true;
+        }
+        any
+    }
+
+    /// Whether this code runs in a process forked from the server's, where the state is a
+    /// copy its parent never sees and whose locks may have been held at the fork.
+    fn in_forked_child(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
+    /// From a forked child: asks the parent's loop to stop, through the children's socket
+    /// (no lock, no allocation).
+    fn ask_parent_to_stop(&self) {
+        match &self.from_children {
+            Some((_, writer)) => {
+                // WouldBlock: the parent has requests queued already; one is enough.
+                if let Err(e) = writer.send(b"s") {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        log::error!("cannot ask the server to stop from a forked child: {e}");
+                    }
+                }
+            }
+            None => log::error!(
+                "request_shutdown in a forked child: the server has no channel for it (see the \
+                 warning at bind); the server keeps serving"
+            ),
+        }
+    }
+
+    /// Records the socket file the server created, for whoever closes first to remove.
+    pub(crate) fn set_socket_file(&self, file: Option<SocketFile>) {
+        self.lock().socket_file = file;
+    }
+
+    /// Removes the server's socket file, if it has one not removed yet.
+    pub(crate) fn remove_socket_file(&self) -> bool {
+        let file = self.lock().socket_file.take();
+        match file {
+            Some(file) => {
+                file.remove();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs `fork` (a strategy's fork of a request). When the test hook asks, another thread
+    /// holds the state lock across it, as the signal watcher or a graceful stop may: the child
+    /// then starts with that lock held by a thread it does not have, forever.
+    pub(crate) fn around_fork<T>(self: &Arc<Self>, fork: impl FnOnce() -> T) -> T {
+        if !self.lock_across_fork.load(Ordering::SeqCst) {
+            return fork();
+        }
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let shared = Arc::clone(self);
+        let holder = thread::spawn(move || {
+            let _guard = shared.lock();
+            let _ = held_tx.send(());
+            let _ = release_rx.recv();
+        });
+        let _ = held.recv();
+        let forked = fork();
+        // In the parent the holder lets go and ends; in the child there is no holder.
+        let _ = release.send(());
+        drop(holder);
+        forked
+    }
+
+    /// The deadline of the graceful stop in progress, and whether it was cut short.
+    pub(crate) fn stop_deadline(&self) -> (Option<Instant>, bool) {
+        let state = self.lock();
+        (state.stop_deadline, state.hurried)
     }
 
     fn lock(&self) -> MutexGuard<'_, LoopState> {
@@ -97,6 +232,9 @@ impl Shared {
             if state.running.is_none() && state.in_flight.is_empty() {
                 return true;
             }
+            if state.hurried {
+                return false;
+            }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|left| left.is_zero()) {
                 return false;
@@ -118,32 +256,55 @@ impl Shared {
 
     fn shutdown_gracefully(&self, grace: Duration) -> Result<GracefulStop> {
         let started = Instant::now();
+        // A grace too long for the clock is no deadline: wait for the requests to end.
+        let grace_end = started.checked_add(grace);
         {
             let mut state = self.lock();
             if state.running == Some(thread::current().id()) {
                 return Err(Error::ShutdownFromServingThread);
             }
+            let deadline = grace_end.and_then(|end| end.checked_add(AFTER_FORCE));
+            // A stop already under way keeps the earlier deadline.
+            state.stop_deadline = match (state.stop_deadline, deadline) {
+                (Some(old), Some(new)) => Some(old.min(new)),
+                (old, new) => old.or(new),
+            };
             self.request_stop(&mut state);
         }
         let mut report = GracefulStop::default();
-        // A grace too long for the clock is no deadline: wait for the requests to end.
-        if !self.wait_idle(started.checked_add(grace)) {
-            // Shutting both directions down wakes a handler blocked in a read (it sees EOF)
-            // or a write (EPIPE), even on the serving thread of a synchronous server.
-            let connections: Vec<Arc<Socket>> =
-                self.lock().in_flight.connections().cloned().collect();
-            for conn in &connections {
-                if conn.shutdown(Shutdown::Both).is_ok() {
-                    report.forced += 1;
-                }
-            }
+        if !self.wait_idle(grace_end) {
+            report.forced = self.force_connections();
             self.wait_idle(Instant::now().checked_add(AFTER_FORCE));
         }
         let state = self.lock();
         report.still_running = state.in_flight.len();
         report.loop_stopped = state.running.is_none();
+        report.hurried = state.hurried;
         report.took = started.elapsed();
         Ok(report)
+    }
+
+    /// Shuts down both directions of every connection in flight: wakes a handler blocked in a
+    /// read (it sees EOF) or a write (EPIPE), even on the serving thread of a synchronous
+    /// server. Returns how many were shut down.
+    fn force_connections(&self) -> usize {
+        let connections: Vec<Arc<Socket>> = self.lock().in_flight.connections().cloned().collect();
+        connections
+            .iter()
+            .filter(|conn| conn.shutdown(Shutdown::Both).is_ok())
+            .count()
+    }
+
+    fn stop_now(&self) -> usize {
+        {
+            let mut state = self.lock();
+            state.hurried = true;
+            state.stop_deadline = Some(Instant::now());
+            self.request_stop(&mut state);
+        }
+        // Every waiter of a stop looks at `hurried` when woken.
+        self.loop_ended.notify_all();
+        self.force_connections()
     }
 
     /// Whether the running loop was asked to stop.
@@ -186,6 +347,15 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// The channel of stop requests from forked children: a Unix datagram pair, both ends
+/// non-blocking, so neither a child's request nor the loop's draining ever waits.
+fn children_channel() -> io::Result<(Socket, Socket)> {
+    let (reader, writer) = socketpair(Family::Unix, Type::Datagram)?;
+    reader.setblocking(false)?;
+    writer.setblocking(false)?;
+    Ok((reader, writer))
 }
 
 /// A request in flight; dropping it (once the request is closed) takes it off the list.
@@ -240,6 +410,20 @@ impl InFlightSet {
     }
 }
 
+impl InFlight {
+    /// See [`Shared::around_fork`].
+    pub(crate) fn around_fork<T>(&self, fork: impl FnOnce() -> T) -> T {
+        self.shared.around_fork(fork)
+    }
+
+    /// In a forked child: lets go of the ticket without touching the parent's state (its lock
+    /// may have been held by another thread at the fork). The parent's copy of the request
+    /// keeps its own ticket until the child is reaped.
+    pub(crate) fn forget_in_child(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
@@ -267,6 +451,8 @@ pub struct GracefulStop {
     pub still_running: usize,
     /// Whether the serving loop had returned when the stop returned.
     pub loop_stopped: bool,
+    /// Whether [`ShutdownHandle::stop_now`] cut the stop short (a second signal, say).
+    pub hurried: bool,
     /// How long the stop took.
     pub took: Duration,
 }
@@ -327,7 +513,9 @@ impl ShutdownHandle {
         ShutdownHandle { shared }
     }
 
-    /// Stops `serve_forever` and waits until it has returned.
+    /// Stops `serve_forever` and waits until it has returned. In a handler running in a
+    /// forked child (the forking strategy) it asks the parent's loop to stop and returns at
+    /// once: a child cannot wait for its parent.
     ///
     /// # Errors
     ///
@@ -337,11 +525,18 @@ impl ShutdownHandle {
     ///
     /// See [`ShutdownHandle`].
     pub fn shutdown(&self) -> Result<()> {
+        if self.shared.in_forked_child() {
+            // A child cannot wait for its parent's loop: ask, and return.
+            self.shared.ask_parent_to_stop();
+            return Ok(());
+        }
         self.shared.shutdown()
     }
 
     /// Asks `serve_forever` to stop and returns at once, from any thread (the serving thread
-    /// included: the loop returns after the request in hand).
+    /// included: the loop returns after the request in hand), and from a handler running in a
+    /// forked child (the forking strategy), whose request reaches the parent's loop through a
+    /// socket made for it.
     ///
     /// # Examples
     ///
@@ -356,8 +551,7 @@ impl ShutdownHandle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn request_shutdown(&self) {
-        let mut state = self.shared.lock();
-        self.shared.request_stop(&mut state);
+        StopServer::request_shutdown(&*self.shared)
     }
 
     /// Stops gracefully: the loop stops accepting at once, requests in flight may finish until
@@ -402,6 +596,102 @@ impl ShutdownHandle {
     /// ```
     pub fn shutdown_gracefully(&self, grace: Duration) -> Result<GracefulStop> {
         self.shared.shutdown_gracefully(grace)
+    }
+
+    /// Stops now: the loop stops, every connection in flight is shut down (`SHUT_RDWR`) at
+    /// once, a graceful stop in progress skips the rest of its grace and returns, and a close
+    /// after it ([`Server::server_close_by`](crate::Server::server_close_by)) stops waiting:
+    /// what a second `SIGTERM` does in `serve_until_signal`. Returns at once, from any thread,
+    /// with the number of connections shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::{io::Read, net::TcpStream, time::Duration};
+    ///
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    ///     let mut rest = Vec::new();
+    ///     req.rfile.read_to_end(&mut rest).map(|_| ())
+    /// })?;
+    /// let address = server.server_address().as_inet().expect("inet");
+    /// let handle = server.shutdown_handle();
+    /// let _idle = TcpStream::connect(address)?;
+    /// let report = std::thread::scope(|s| {
+    ///     s.spawn(|| server.serve_forever());
+    ///     while handle.in_flight() == 0 {
+    ///         std::thread::yield_now(); // wait until the handler runs
+    ///     }
+    ///     // A graceful stop with an hour of grace, cut short from another thread.
+    ///     let stopper = s.spawn(|| handle.shutdown_gracefully(Duration::from_secs(3600)));
+    ///     while !handle.close_deadline().is_set() {
+    ///         std::thread::yield_now(); // wait until the graceful stop began
+    ///     }
+    ///     handle.stop_now();
+    ///     stopper.join().expect("stopper panicked")
+    /// })?;
+    /// assert!(report.hurried && report.took < Duration::from_secs(60));
+    /// server.server_close();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stop_now(&self) -> usize {
+        self.shared.stop_now()
+    }
+
+    /// The deadline by which a close after a graceful stop ends what still runs: set by
+    /// [`shutdown_gracefully`](Self::shutdown_gracefully) (its grace plus 2 s) and moved to
+    /// now by [`stop_now`](Self::stop_now). Pass it to
+    /// [`Server::server_close_by`](crate::Server::server_close_by).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+    /// let deadline = server.shutdown_handle().close_deadline();
+    /// assert!(!deadline.is_set()); // no graceful stop yet: a close waits as server_close
+    /// server.shutdown_handle().stop_now();
+    /// assert!(deadline.is_set() && deadline.expired() && deadline.is_hurried());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close_deadline(&self) -> CloseDeadline {
+        CloseDeadline {
+            source: DeadlineSource::Shared(Arc::clone(&self.shared)),
+        }
+    }
+
+    /// Removes the Unix socket file the server created, now rather than at `server_close`
+    /// (which then leaves it alone): for a caller that gives up waiting on a serving thread
+    /// whose handler ignores every stop. True if there was a file to remove.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::UnixStreamServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("s.sock");
+    /// let server = UnixStreamServer::bind(&path, |_req: &mut StreamRequest| Ok(()))?;
+    /// assert!(path.exists());
+    /// assert!(server.shutdown_handle().remove_socket_file());
+    /// assert!(!path.exists());
+    /// assert!(!server.shutdown_handle().remove_socket_file()); // once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_socket_file(&self) -> bool {
+        self.shared.remove_socket_file()
+    }
+
+    /// A test hook: while on, the server holds its state lock across the fork of every
+    /// request (through [`Job::around_fork`](crate::Job::around_fork)), so a forked child
+    /// that touched that lock would deadlock every time. Not for production use.
+    #[doc(hidden)]
+    pub fn hold_lock_across_fork(&self, on: bool) {
+        self.shared.lock_across_fork.store(on, Ordering::SeqCst);
     }
 
     /// The number of requests in flight (accepted and not yet closed).
@@ -453,12 +743,118 @@ impl fmt::Debug for Shared {
 
 impl StopServer for Shared {
     fn shutdown(&self) -> io::Result<()> {
+        if self.in_forked_child() {
+            // A child cannot wait for its parent's loop: ask, and return.
+            self.ask_parent_to_stop();
+            return Ok(());
+        }
         Shared::shutdown(self).map_err(io::Error::from)
     }
 
     fn request_shutdown(&self) {
+        if self.in_forked_child() {
+            self.ask_parent_to_stop();
+            return;
+        }
         let mut state = self.lock();
         self.request_stop(&mut state);
+    }
+}
+
+/// How long a close may still wait for requests in flight before it ends what still runs:
+/// the deadline of a graceful stop, which [`ShutdownHandle::stop_now`] moves to now. A
+/// strategy's [`close_by`](crate::Strategy::close_by) reads it as it waits.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::CloseDeadline;
+/// use std::time::{Duration, Instant};
+///
+/// let later = CloseDeadline::at(Instant::now() + Duration::from_secs(60));
+/// assert!(later.is_set() && !later.expired());
+/// assert!(later.remaining().is_some_and(|left| left > Duration::from_secs(50)));
+/// assert!(CloseDeadline::at(Instant::now()).expired());
+/// assert_eq!(CloseDeadline::none().remaining(), None); // wait as long as it takes
+/// ```
+#[derive(Debug, Clone)]
+pub struct CloseDeadline {
+    source: DeadlineSource,
+}
+
+#[derive(Debug, Clone)]
+enum DeadlineSource {
+    Fixed(Option<Instant>),
+    Shared(Arc<Shared>),
+}
+
+impl CloseDeadline {
+    /// A fixed deadline.
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseDeadline`].
+    pub fn at(deadline: Instant) -> Self {
+        CloseDeadline {
+            source: DeadlineSource::Fixed(Some(deadline)),
+        }
+    }
+
+    /// No deadline: a close waits as long as the requests take (Python's `server_close`).
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseDeadline`].
+    pub fn none() -> Self {
+        CloseDeadline {
+            source: DeadlineSource::Fixed(None),
+        }
+    }
+
+    fn read(&self) -> (Option<Instant>, bool) {
+        match &self.source {
+            DeadlineSource::Fixed(at) => (*at, false),
+            DeadlineSource::Shared(shared) => shared.stop_deadline(),
+        }
+    }
+
+    /// Whether there is a deadline now (a graceful stop began).
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseDeadline`].
+    pub fn is_set(&self) -> bool {
+        self.read().0.is_some()
+    }
+
+    /// How long is left (zero once passed); `None` when there is no deadline.
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseDeadline`].
+    pub fn remaining(&self) -> Option<Duration> {
+        self.read()
+            .0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseDeadline`].
+    pub fn expired(&self) -> bool {
+        self.remaining().is_some_and(|left| left.is_zero())
+    }
+
+    /// Whether [`ShutdownHandle::stop_now`] cut the stop short: a strategy then ends what
+    /// still runs at once, without the gentler steps (forking: `SIGKILL` without `SIGTERM`).
+    ///
+    /// # Examples
+    ///
+    /// See [`ShutdownHandle::close_deadline`].
+    pub fn is_hurried(&self) -> bool {
+        self.read().1
     }
 }
 

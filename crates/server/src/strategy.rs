@@ -1,6 +1,7 @@
 //! The concurrency seam: `Strategy` (Python's `process_request` and the mix-ins), `Job`, and
 //! the synchronous strategy.
 
+use crate::{CloseDeadline, shutdown::InFlight};
 use reactor::Waker;
 use socket::Address;
 use std::{fmt, time::Duration};
@@ -25,6 +26,8 @@ use std::{fmt, time::Duration};
 pub struct Job {
     client_address: Address,
     work: Box<dyn FnOnce() + Send>,
+    /// The request's place in the server's in-flight list, released after the work.
+    ticket: Option<InFlight>,
 }
 
 impl Job {
@@ -37,6 +40,20 @@ impl Job {
         Job {
             client_address,
             work: Box::new(work),
+            ticket: None,
+        }
+    }
+
+    /// A server's job: `ticket` leaves the in-flight list when the work is done.
+    pub(crate) fn tracked(
+        client_address: Address,
+        work: impl FnOnce() + Send + 'static,
+        ticket: InFlight,
+    ) -> Self {
+        Job {
+            client_address,
+            work: Box::new(work),
+            ticket: Some(ticket),
         }
     }
 
@@ -56,7 +73,54 @@ impl Job {
     ///
     /// See [`Job`].
     pub fn run(self) {
-        (self.work)()
+        let Job { work, ticket, .. } = self;
+        work();
+        // Last: the request leaves the in-flight list (and its fd closes) only now.
+        drop(ticket);
+    }
+
+    /// Runs the request in a forked child: as [`run`](Self::run), but the server's
+    /// bookkeeping (the in-flight list, behind a lock another thread of the parent may have
+    /// held at the fork) is left alone; the parent keeps its own copy of the job until it
+    /// reaps the child. Follow it with `_exit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::Job;
+    ///
+    /// // Outside a server a job has no bookkeeping; the work runs as with `run`.
+    /// let job = Job::new("127.0.0.1:5000".parse()?, || println!("handled in the child"));
+    /// job.run_in_forked_child();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_in_forked_child(self) {
+        let Job { work, ticket, .. } = self;
+        work();
+        if let Some(ticket) = ticket {
+            ticket.forget_in_child();
+        }
+    }
+
+    /// Runs `fork`, a strategy's `fork()` of this request. Normally it only calls `fork`; a
+    /// server's test hook may hold the server's locks across it, to prove the child never
+    /// touches them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::Job;
+    ///
+    /// let job = Job::new("127.0.0.1:5000".parse()?, || {});
+    /// let pid = job.around_fork(|| 42); // a forking strategy calls fork() here
+    /// assert_eq!(pid, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn around_fork<T>(&self, fork: impl FnOnce() -> T) -> T {
+        match &self.ticket {
+            Some(ticket) => ticket.around_fork(fork),
+            None => fork(),
+        }
     }
 }
 
@@ -250,6 +314,124 @@ pub trait Strategy: Send + fmt::Debug + 'static {
     fn close_within(&mut self, timeout: Duration) {
         let _ = timeout;
         self.server_close()
+    }
+
+    /// The close after a graceful stop ([`Server::server_close_by`](crate::Server::server_close_by)):
+    /// waits for the requests in flight until `deadline` passes (it may move to now, see
+    /// [`CloseDeadline::is_hurried`]), then ends or leaves behind what still runs, within a
+    /// short bound of its own, and says what. Default: `close_within` the time left (or
+    /// `server_close` without a deadline), leaving nothing to report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{CloseDeadline, CloseReport, Job, Strategy};
+    /// use std::time::Instant;
+    ///
+    /// #[derive(Debug)]
+    /// struct Inline;
+    /// impl Strategy for Inline {
+    ///     fn process_request(&mut self, job: Job) {
+    ///         job.run()
+    ///     }
+    /// }
+    ///
+    /// let report = Inline.close_by(&CloseDeadline::at(Instant::now()));
+    /// assert_eq!(report, CloseReport::default());
+    /// assert!(report.is_clean());
+    /// ```
+    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
+        match deadline.remaining() {
+            Some(left) => self.close_within(left),
+            None => self.server_close(),
+        }
+        CloseReport::default()
+    }
+}
+
+/// What a close after a graceful stop ended or left behind: returned by
+/// [`Strategy::close_by`] and [`Server::server_close_by`](crate::Server::server_close_by).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::CloseReport;
+///
+/// let report = CloseReport::default();
+/// assert!(report.is_clean());
+/// assert_eq!(report.to_string(), "every request ended");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseReport {
+    /// Request threads still running at the deadline, left behind (they end with the process).
+    pub threads_abandoned: usize,
+    /// Request children ended by `SIGTERM` at the deadline.
+    pub children_terminated: usize,
+    /// Request children ended by `SIGKILL` (they outlived `SIGTERM`, or the stop was hurried).
+    pub children_killed: usize,
+    /// Request children that were signalled and still not reaped when the close gave up.
+    pub children_unreaped: usize,
+}
+
+impl CloseReport {
+    /// A report of the given counts (strategies outside this crate build theirs with it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::CloseReport;
+    ///
+    /// let report = CloseReport::new(2, 0, 1, 0);
+    /// assert!(!report.is_clean());
+    /// assert_eq!(report.to_string(), "2 request thread(s) left running, 1 child(ren) killed (SIGKILL)");
+    /// ```
+    pub fn new(
+        threads_abandoned: usize,
+        children_terminated: usize,
+        children_killed: usize,
+        children_unreaped: usize,
+    ) -> Self {
+        CloseReport {
+            threads_abandoned,
+            children_terminated,
+            children_killed,
+            children_unreaped,
+        }
+    }
+
+    /// Whether every request ended by itself: nothing was left behind or signalled.
+    ///
+    /// # Examples
+    ///
+    /// See [`CloseReport`].
+    pub fn is_clean(&self) -> bool {
+        *self == CloseReport::default()
+    }
+}
+
+impl fmt::Display for CloseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_clean() {
+            return f.write_str("every request ended");
+        }
+        let parts = [
+            (self.threads_abandoned, "request thread(s) left running"),
+            (self.children_terminated, "child(ren) terminated (SIGTERM)"),
+            (self.children_killed, "child(ren) killed (SIGKILL)"),
+            (self.children_unreaped, "child(ren) not reaped"),
+        ];
+        let mut first = true;
+        for (n, what) in parts {
+            if n > 0 {
+                if !first {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{n} {what}")?;
+                first = false;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,26 +1,35 @@
-//! [`serve_until_signal`]: serve until SIGTERM or SIGINT, then stop gracefully within a deadline.
+//! [`serve_until_signal`]: serve until SIGTERM or SIGINT, then stop gracefully within a deadline
+//! that nothing a handler does can stretch.
 
-use reactor::{Interest, Reactor, Signal, Signals};
-use server::{GracefulStop, Kind, Server, ShutdownHandle, Strategy};
+use reactor::{Interest, Reactor, Signal, Signals, Waker};
+use server::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use std::{
-    io,
-    sync::atomic::{AtomicBool, Ordering},
+    fmt, io,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-/// The reactor key of the signal pipe in the watcher's reactor.
+/// The reactor keys of the watcher: the signal pipe, and the waker that the serving and the
+/// stopping threads use to say they are done.
 const SIGNALS: usize = 0;
-/// How often the watcher looks at the "serving ended" flag when no wake reaches it: a safety
-/// net only, since the serving thread wakes it at once; it keeps a failed wake from turning into
-/// a hang in `join`.
+/// How often the watcher looks at the threads' "done" flags when no wake reaches it: a safety
+/// net only, since both wake it at once; it keeps a failed wake from turning into a hang.
 const SAFETY_TICK: Duration = Duration::from_secs(1);
-/// How often the watcher, holding a signal, looks again for a serving loop that has not started
-/// yet (the signal came between the handler's installation and the loop's start).
+/// How often the stopping thread, holding a signal, looks again for a serving loop that has not
+/// started yet (the signal came between the handlers' installation and the loop's start).
 const START_TICK: Duration = Duration::from_millis(10);
+/// After a second signal, how long the watcher still waits for the serving thread (a forking
+/// server reaps the children it killed) before it leaves it behind.
+const HURRY_BOUND: Duration = Duration::from_millis(500);
 
-/// What [`serve_until_signal`] saw: which signal ended the serving, and what the graceful stop
-/// did.
+/// What [`serve_until_signal`] saw: which signal ended the serving, what the graceful stop did,
+/// and what was ended or left behind when it could wait no longer.
+///
+/// Its `Display` is a one-line report for a program to print as it exits.
 ///
 /// # Examples
 ///
@@ -31,13 +40,76 @@ pub struct SignalStop {
     /// The signal that stopped the server (`SIGTERM` or `SIGINT`); `None` when `serve_forever`
     /// returned for another reason, such as a [`ShutdownHandle`] used elsewhere.
     pub signal: Option<Signal>,
+    /// A second signal during the stop, which made it a forced stop: the rest of the grace was
+    /// skipped, connections were shut down and forking children killed (`SIGKILL`) at once.
+    pub forced_by: Option<Signal>,
     /// The report of the graceful stop the signal started; `None` when no graceful stop ran
     /// (no signal, or the loop had already ended when the signal came).
     pub graceful: Option<GracefulStop>,
+    /// What the close after the stop ended or left behind (threads left running, children
+    /// terminated or killed); all zero when every request ended by itself.
+    pub closed: CloseReport,
+    /// Whether the serving thread itself was left behind: its handler ignored the stop (a
+    /// synchronous server runs its handler on that thread). The process should exit.
+    pub serving_thread_abandoned: bool,
+    /// Requests still running when control came back (left behind; they end with the process).
+    pub still_running: usize,
+    /// From the signal to the return; zero without a signal.
+    pub took: Duration,
+}
+
+impl SignalStop {
+    /// Whether the stop ended everything by itself: no second signal, nothing killed, nothing
+    /// left running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockserve::SignalStop::default().is_clean());
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.forced_by.is_none()
+            && self.closed.is_clean()
+            && !self.serving_thread_abandoned
+            && self.still_running == 0
+    }
+}
+
+impl fmt::Display for SignalStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(signal) = self.signal else {
+            return f.write_str("stopped");
+        };
+        write!(f, "{signal}: ")?;
+        match self.forced_by {
+            Some(second) => write!(f, "forced stop ({second} during the graceful stop)")?,
+            None => f.write_str("stopped")?,
+        }
+        write!(f, " in {:.3} s", self.took.as_secs_f64())?;
+        if let Some(g) = self.graceful.filter(|g| g.forced > 0) {
+            write!(f, "; {} connection(s) shut down at the deadline", g.forced)?;
+        }
+        if !self.closed.is_clean() {
+            write!(f, "; {}", self.closed)?;
+        }
+        if self.serving_thread_abandoned {
+            f.write_str("; the serving thread was left behind (its handler ignored the stop)")?;
+        }
+        if self.still_running > 0 {
+            write!(
+                f,
+                "; {} request(s) still running, abandoned",
+                self.still_running
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Serves until a termination signal (`SIGTERM` or `SIGINT`), then stops gracefully within
-/// `grace`, closes the server, and says what happened.
+/// `grace`, closes the server, and says what happened. Control comes back within `grace` plus
+/// [`STOP_BOUND`] (3 s) of the signal, whatever the handlers do; a second signal makes it come
+/// back at once.
 ///
 /// This is what a long-running server's `main` usually wants, and what Python programs write
 /// by hand with `signal.signal(SIGTERM, ...)` and a thread calling `server.shutdown()`. Step by
@@ -46,18 +118,25 @@ pub struct SignalStop {
 /// 1. Installs handlers for `SIGTERM` and `SIGINT` through [`reactor::Signals`], which does
 ///    only async-signal-safe work in the handler (a flag and a byte written to a pipe). No other
 ///    signal is touched; `SIGCHLD` in particular stays with whoever reaps children.
-/// 2. Starts a watcher thread that waits on a [`Reactor`] for the signal pipe (and for a waker,
-///    so that it can be told to exit).
-/// 3. Runs [`Server::serve_forever`] on the calling thread.
-/// 4. On a signal, the watcher calls [`ShutdownHandle::shutdown_gracefully`]`(grace)`: the loop
-///    stops accepting at once, requests in flight may finish until `grace` has passed, then the
-///    connections that remain are shut down (`SHUT_RDWR`), which wakes a handler blocked reading
-///    or writing them, even a handler running on the serving thread of a synchronous server.
-///    So an idle client cannot hold the server open for longer than `grace` (plus the server
-///    layer's short wait for handlers to notice).
-/// 5. When `serve_forever` returns, for whatever reason: tells the watcher to exit and joins
-///    it, calls [`Server::server_close`] (which removes a Unix socket file the server created),
-///    and restores the previous dispositions of the two signals.
+/// 2. Moves the server to a serving thread of its own, which runs [`Server::serve_forever`] and
+///    then closes the server; the calling thread waits for signals.
+/// 3. On a signal, [`ShutdownHandle::shutdown_gracefully`]`(grace)` starts: the loop stops
+///    accepting at once, requests in flight may finish until `grace` has passed, then the
+///    connections that remain are shut down (`SHUT_RDWR`), which wakes a handler blocked
+///    reading or writing them, even one on the serving thread of a synchronous server.
+/// 4. Handlers have 2 s more to notice. Then the close ends what still runs
+///    ([`Server::server_close_by`]): a forking server sends its own children (by pid, never
+///    another process) `SIGTERM`, then `SIGKILL`; a threading server leaves the threads still
+///    running behind and counts them. If the serving thread itself has not finished by
+///    `grace` + [`STOP_BOUND`] (a synchronous server whose handler sleeps, loops, or waits on a
+///    lock), it is left behind too, and the Unix socket file is removed from here.
+/// 5. A second `SIGTERM` or `SIGINT` during the stop means "stop now"
+///    ([`ShutdownHandle::stop_now`]): the rest of the grace is skipped, connections are shut
+///    down, forking children get `SIGKILL`, the socket file is still removed, and control
+///    comes back within a second, with [`SignalStop::forced_by`] set.
+/// 6. Restores the previous dispositions of the two signals and returns the report. Anything
+///    left behind ends with the process: a program should exit when the report is not
+///    [`clean`](SignalStop::is_clean) (see its `Display`, a line to print).
 ///
 /// Print your "listening on ..." line (or notify a supervisor) *before* calling this only if
 /// a signal that arrives before the handlers are in place may kill the process; otherwise use
@@ -67,21 +146,19 @@ pub struct SignalStop {
 /// The serving can also end without a signal: stop it through a [`ShutdownHandle`] taken
 /// from the server before the call, and the result has `signal: None`.
 ///
-/// A second signal during the grace period does not shorten it. Dispositions are process-wide:
-/// only one `serve_until_signal` (or other [`reactor::Signals`] owning `SIGTERM` or `SIGINT`)
-/// may run at a time in a process. A child forked while it runs (the forking strategy) gets the
-/// default action of both signals, so `SIGTERM` ends the child as usual.
+/// Dispositions are process-wide: only one `serve_until_signal` (or other [`reactor::Signals`]
+/// owning `SIGTERM` or `SIGINT`) may run at a time in a process. A child forked while it runs
+/// (the forking strategy) gets the default action of both signals, so `SIGTERM` ends the child
+/// as usual.
 ///
 /// # Errors
 ///
 /// - `AlreadyExists` when another [`reactor::Signals`] owns `SIGTERM` or `SIGINT` now (another
-///   `serve_until_signal` or [`StopSignals`] among them); the server is then left untouched
-///   (not served, not closed).
-/// - The OS error of the reactor or of spawning the watcher, before serving: the server is left
-///   untouched.
-/// - The error of `serve_forever` (as an `io::Error`), or of the watcher's reactor; the server
-///   is closed in both cases. If the watcher cannot wait for signals any more, it stops the
-///   server rather than leave it running deaf to them.
+///   `serve_until_signal` or [`StopSignals`] among them); the server is then closed unserved.
+/// - The OS error of the reactor or of spawning the serving thread, before serving: the server
+///   is closed unserved.
+/// - The error of `serve_forever` (as an `io::Error`), or of the watcher's reactor (then the
+///   server is stopped rather than left running deaf to signals); the server is closed.
 ///
 /// # Examples
 ///
@@ -92,7 +169,7 @@ pub struct SignalStop {
 /// use sockserve::reactor::Signal;
 /// use std::{io::{BufRead, Write}, process::Command, thread, time::Duration};
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| loop {
+/// let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| loop {
 ///     let data = req.rfile.fill_buf()?;
 ///     if data.is_empty() {
 ///         return Ok(()); // the client closed its side
@@ -113,15 +190,15 @@ pub struct SignalStop {
 ///     Command::new("kill").args(["-TERM", &pid]).status()
 /// });
 ///
-/// let stop = serve_until_signal(&mut server, Duration::from_secs(2))?;
+/// let stop = serve_until_signal(server, Duration::from_secs(2))?;
 /// assert_eq!(stop.signal, Some(Signal::SIGTERM));
 /// assert!(stop.graceful.is_some_and(|g| g.loop_stopped));
-/// assert_eq!(server.fileno(), -1); // closed
+/// assert!(stop.is_clean(), "{stop}");
 /// operator.join().expect("operator thread panicked")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn serve_until_signal<K: Kind, C: Strategy>(
-    server: &mut Server<K, C>,
+    server: Server<K, C>,
     grace: Duration,
 ) -> io::Result<SignalStop> {
     StopSignals::install()?.serve_until_signal(server, grace)
@@ -143,7 +220,7 @@ pub fn serve_until_signal<K: Kind, C: Strategy>(
 /// use sockserve::{StopSignals, StreamRequest, TcpServer};
 /// use std::{process::Command, time::Duration};
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
 /// let signals = StopSignals::install()?;
 /// // From here a SIGTERM stops the server gracefully instead of killing the process, so it is
 /// // time to tell the world.
@@ -153,7 +230,7 @@ pub fn serve_until_signal<K: Kind, C: Strategy>(
 /// let pid = std::process::id().to_string();
 /// Command::new("kill").args(["-TERM", &pid]).status()?;
 ///
-/// let stop = signals.serve_until_signal(&mut server, Duration::from_secs(2))?;
+/// let stop = signals.serve_until_signal(server, Duration::from_secs(2))?;
 /// assert_eq!(stop.signal.map(|s| s.as_str()), Some("SIGTERM"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -194,88 +271,194 @@ impl StopSignals {
     /// See [`StopSignals`].
     pub fn serve_until_signal<K: Kind, C: Strategy>(
         self,
-        server: &mut Server<K, C>,
+        mut server: Server<K, C>,
         grace: Duration,
     ) -> io::Result<SignalStop> {
         let signals = self.signals;
         let mut reactor = Reactor::new()?;
         reactor.register(&signals, SIGNALS, Interest::READABLE)?;
-        let waker = reactor.waker();
         let handle = server.shutdown_handle();
-        let done = AtomicBool::new(false);
-
-        let outcome = thread::scope(|s| -> io::Result<_> {
-            let watcher = thread::Builder::new()
-                .name("sockserve-signals".into())
-                .spawn_scoped(s, || {
-                    let watched = watch(&mut reactor, &signals, &done, &handle, grace);
-                    if watched.is_err() {
-                        // Deaf to signals from now on: stop rather than serve on unstoppable.
-                        handle.request_shutdown();
-                    }
-                    watched
-                })?;
-            let served = server.serve_forever();
-            // Close before joining the watcher: closing waits for the requests in flight
-            // (threads joined, children reaped), which is what the watcher's graceful stop
-            // waits for; at its deadline it shuts their connections down, so this ends.
-            // The server is closed (its Unix socket file removed) before the dispositions are
-            // restored, so a signal now still cannot kill the process with the file left.
-            server.server_close();
-            // Set the flag before waking, as the waker asks: the watcher looks at it after
-            // waking.
-            done.store(true, Ordering::SeqCst);
-            if let Err(e) = waker.wake() {
-                // The watcher's safety tick still sees `done`, within a second.
-                log::warn!("cannot wake the signal watcher: {e}");
+        let serving: Arc<Done<(server::Result<()>, CloseReport)>> = Done::new(reactor.waker());
+        let deadline = handle.close_deadline();
+        let spawned = thread::Builder::new()
+            .name("sockserve-serve".into())
+            .spawn({
+                let serving = Arc::clone(&serving);
+                move || {
+                    let served = server.serve_forever();
+                    // Bounded by the graceful stop's deadline once a signal came; before that
+                    // (the loop ended for another reason) it waits as server_close does.
+                    let closed = server.server_close_by(&deadline);
+                    drop(server);
+                    serving.finish((served, closed));
+                }
+            });
+        // On failure the closure, and the server in it, are dropped: the server is closed.
+        let serving_thread = spawned?;
+        let watched = watch(&mut reactor, &signals, &serving, &handle, grace);
+        if watched.is_err() {
+            // Deaf to signals from now on: stop rather than serve on unstoppable.
+            handle.stop_now();
+        }
+        let mut stop = watched.unwrap_or_default();
+        let outcome = serving.take();
+        match &outcome {
+            Some((_, closed)) => {
+                stop.closed = *closed;
+                // It has handed over its result: all that is left of it is returning.
+                if serving_thread.join().is_err() {
+                    log::error!("the serving thread panicked after serving");
+                }
             }
-            let watched = watcher
-                .join()
-                .map_err(|_| io::Error::other("the signal watcher panicked"))?;
-            Ok((served, watched))
-        });
-        // Closed above on every path but a failed watcher spawn; closing again is a no-op.
-        server.server_close();
+            None => {
+                // Left behind: it still owns the server, so remove the socket file from here
+                // (a signal after the dispositions are restored could kill the process with
+                // the file left otherwise).
+                stop.serving_thread_abandoned = true;
+                handle.remove_socket_file();
+            }
+        }
+        stop.still_running = handle.in_flight();
         drop(reactor);
         drop(signals);
-
-        let (served, watched) = outcome?;
-        served?;
-        let (signal, graceful) = watched?;
-        Ok(SignalStop { signal, graceful })
+        if let Some((served, _)) = outcome {
+            served?;
+        }
+        Ok(stop)
     }
 }
 
-/// The watcher: waits for a signal or for the serving to end; on a signal, stops the loop
-/// gracefully.
+/// A result one thread hands the watcher, with the waker that tells it so.
+struct Done<T> {
+    value: Mutex<Option<T>>,
+    finished: Arc<AtomicBool>,
+    waker: Waker,
+}
+
+impl<T> Done<T> {
+    fn new(waker: Waker) -> Arc<Self> {
+        Arc::new(Done {
+            value: Mutex::new(None),
+            finished: Arc::new(AtomicBool::new(false)),
+            waker,
+        })
+    }
+
+    fn finish(&self, value: T) {
+        *self.value.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+        // Set the flag before waking, as the waker asks: the watcher looks at it after waking.
+        self.finished.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            // The watcher's safety tick still sees the flag, within a second.
+            log::warn!("cannot wake the signal watcher: {e}");
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// The flag alone, for a thread that must not hold the value's type.
+    fn finished_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.finished)
+    }
+
+    fn take(&self) -> Option<T> {
+        self.value
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// The watcher, on the calling thread: waits for a signal or for the serving to end; on a
+/// signal, runs the graceful stop on a thread of its own and keeps watching, for a second
+/// signal and for the bound.
 fn watch(
     reactor: &mut Reactor,
     signals: &Signals,
-    done: &AtomicBool,
+    serving: &Done<(server::Result<()>, CloseReport)>,
     handle: &ShutdownHandle,
     grace: Duration,
-) -> io::Result<(Option<Signal>, Option<GracefulStop>)> {
-    let signal = loop {
+) -> io::Result<SignalStop> {
+    let (signal, mut second) = loop {
         reactor.select(Some(SAFETY_TICK))?;
-        // Signals first: one that arrived just as the loop ended is still reported.
-        if let Some(&signal) = signals.pending()?.first() {
-            break signal;
+        // Signals first: one that arrived just as the loop ended is still reported. (Two
+        // arrivals of one signal before this read are one; SIGTERM and SIGINT are two.)
+        let pending = signals.pending()?;
+        if let Some(&signal) = pending.first() {
+            break (signal, pending.get(1).copied());
         }
-        if done.load(Ordering::SeqCst) {
-            return Ok((None, None));
+        if serving.is_finished() {
+            return Ok(SignalStop::default());
         }
     };
+    let started = Instant::now();
     log::info!("{signal}: stopping gracefully (grace {grace:?})");
+    // Past this, the serving thread is left behind. A grace too long for the clock: no bound.
+    let mut give_up = started
+        .checked_add(grace)
+        .and_then(|t| t.checked_add(STOP_BOUND));
+    let stopping: Arc<Done<Option<GracefulStop>>> = Done::new(reactor.waker());
+    let stopper = thread::Builder::new()
+        .name("sockserve-stop".into())
+        .spawn({
+            let (stopping, handle) = (Arc::clone(&stopping), handle.clone());
+            let serving_done = serving.finished_flag();
+            move || stopping.finish(stop_gracefully(&handle, grace, &serving_done))
+        })?;
+    let mut stop = SignalStop {
+        signal: Some(signal),
+        ..SignalStop::default()
+    };
+    while !(serving.is_finished() && stopping.is_finished()) {
+        if let Some(second) = second.take() {
+            if stop.forced_by.is_none() {
+                log::warn!("{second} during the graceful stop: stopping now");
+                stop.forced_by = Some(second);
+                handle.stop_now();
+                give_up = Some(Instant::now() + HURRY_BOUND);
+            }
+        }
+        let now = Instant::now();
+        if give_up.is_some_and(|t| now >= t) {
+            break;
+        }
+        let wait = give_up.map_or(SAFETY_TICK, |t| (t - now).min(SAFETY_TICK));
+        reactor.select(Some(wait))?;
+        second = signals.pending()?.first().copied();
+    }
+    // The graceful stop's own waits end at its deadline (or at once when hurried), which is
+    // before `give_up`: this join is bounded.
+    if stopper.join().is_err() {
+        log::error!("the graceful stop panicked");
+    }
+    stop.graceful = stopping.take().flatten();
+    stop.took = started.elapsed();
+    Ok(stop)
+}
+
+/// The stopping thread: waits for the loop to be running (a stop asked for while no loop runs
+/// is lost if a loop ran before: the handle keeps no stale state) or over, then stops it
+/// gracefully.
+fn stop_gracefully(
+    handle: &ShutdownHandle,
+    grace: Duration,
+    serving_done: &AtomicBool,
+) -> Option<GracefulStop> {
     loop {
-        // A stop asked for while no loop runs is lost if a loop ran before (the handle keeps no
-        // stale state), so wait for the loop to be running, or to be over.
         if handle.is_serving() {
-            let report = handle.shutdown_gracefully(grace)?;
-            return Ok((Some(signal), Some(report)));
+            return match handle.shutdown_gracefully(grace) {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    log::error!("graceful stop: {e}");
+                    None
+                }
+            };
         }
-        if done.load(Ordering::SeqCst) {
-            return Ok((Some(signal), None));
+        if serving_done.load(Ordering::SeqCst) {
+            return None;
         }
-        reactor.select(Some(START_TICK))?;
+        thread::sleep(START_TICK); // a poll for a loop about to start; rare and short
     }
 }

@@ -11,10 +11,13 @@
 
 use sockserve::reactor::Signal;
 use sockserve::{
-    Address, StopSignals, StreamRequest, TcpServer, UnixStreamServer, serve_until_signal,
+    Address, DatagramRequest, Forking, Kind, Server, SignalStop, StopSignals, Strategy,
+    StreamRequest, Synchronous, TcpServer, Threading, UnixDatagramServer, UnixStreamServer,
+    serve_until_signal,
 };
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -32,6 +35,10 @@ const GRACE: Duration = Duration::from_secs(2);
 const LONG_GRACE: Duration = Duration::from_secs(60);
 /// A generous bound for anything the child does (start, stop, exit).
 const BOUND: Duration = Duration::from_secs(10);
+/// How long the stuck handler sleeps, ignoring its socket: far longer than any stop may take.
+const STUCK: Duration = Duration::from_secs(30);
+/// The strategies the stop checks run under.
+const STRATEGIES: [&str; 3] = ["sync", "threading", "forking"];
 
 type Check = fn() -> Result<(), String>;
 
@@ -62,6 +69,15 @@ fn main() {
         (
             "shutdown_handle_ends_it_without_a_signal",
             shutdown_handle_ends_it_without_a_signal,
+        ),
+        (
+            "a_stuck_handler_cannot_stretch_the_stop",
+            a_stuck_handler_cannot_stretch_the_stop,
+        ),
+        ("a_second_signal_stops_now", a_second_signal_stops_now),
+        (
+            "a_datagram_client_that_never_reads_cannot_wedge_the_server",
+            a_datagram_client_that_never_reads_cannot_wedge_the_server,
         ),
     ];
     let (mut passed, mut failed) = (0, 0);
@@ -99,7 +115,7 @@ fn child_main(mode: &str) -> io::Result<()> {
     };
     // The handlers before the announcement: the parent signals as soon as it reads it.
     let stop = if mode == "tcp" || mode == "tcp-late" || mode == "tcp-long-grace" {
-        let mut server = TcpServer::bind("127.0.0.1:0", echo)?;
+        let server = TcpServer::bind("127.0.0.1:0", echo)?;
         let signals = StopSignals::install()?;
         announce(server.server_address())?;
         if mode == "tcp-late" {
@@ -112,12 +128,22 @@ fn child_main(mode: &str) -> io::Result<()> {
         } else {
             GRACE
         };
-        signals.serve_until_signal(&mut server, grace)?
+        signals.serve_until_signal(server, grace)?
     } else if let Some(path) = mode.strip_prefix("unix:") {
-        let mut server = UnixStreamServer::bind(Path::new(path), echo)?;
+        let server = UnixStreamServer::bind(Path::new(path), echo)?;
         let signals = StopSignals::install()?;
         announce(server.server_address())?;
-        signals.serve_until_signal(&mut server, GRACE)?
+        signals.serve_until_signal(server, GRACE)?
+    } else if let Some((test, rest)) = mode.split_once(':') {
+        let (strategy, path) = rest
+            .split_once(':')
+            .ok_or_else(|| io::Error::other(format!("bad child mode {mode:?}")))?;
+        return match strategy {
+            "sync" => stop_child(test, Path::new(path), Synchronous),
+            "threading" => stop_child(test, Path::new(path), Threading::new()),
+            "forking" => stop_child(test, Path::new(path), Forking::new()),
+            _ => Err(io::Error::other(format!("unknown strategy in {mode:?}"))),
+        };
     } else {
         return Err(io::Error::other(format!("unknown child mode {mode:?}")));
     };
@@ -126,6 +152,84 @@ fn child_main(mode: &str) -> io::Result<()> {
     println!(
         "stopped: signal={signal} forced={} loop_stopped={}",
         graceful.forced, graceful.loop_stopped
+    );
+    io::stdout().flush()
+}
+
+/// A child for the stop checks: `stuck` (a Unix stream server whose handler answers one byte
+/// with its pid, then sleeps [`STUCK`] ignoring its socket; grace [`GRACE`]), `second` (the
+/// same with a grace of [`LONG_GRACE`]) or `dgram` (a Unix datagram echo; grace [`GRACE`]).
+/// Prints `stopping` once the graceful stop began, then the `stopped:` line and a `detail:`
+/// line with the report's fields.
+fn stop_child<C: Strategy>(test: &str, path: &Path, strategy: C) -> io::Result<()> {
+    let stuck = |req: &mut StreamRequest| {
+        let mut one = [0; 1];
+        req.rfile.read_exact(&mut one)?;
+        writeln!(req.wfile, "{}", std::process::id())?;
+        thread::sleep(STUCK); // the handler under test: it ignores its socket and every stop
+        Ok(())
+    };
+    let dgram_echo = |req: &mut DatagramRequest| {
+        req.wfile.extend_from_slice(&req.packet);
+        Ok(())
+    };
+    match test {
+        "stuck" => stop_and_report(
+            UnixStreamServer::builder(stuck)
+                .strategy(strategy)
+                .bind(path)?,
+            GRACE,
+        ),
+        "second" => stop_and_report(
+            UnixStreamServer::builder(stuck)
+                .strategy(strategy)
+                .bind(path)?,
+            LONG_GRACE,
+        ),
+        "dgram" => stop_and_report(
+            UnixDatagramServer::builder(dgram_echo)
+                .strategy(strategy)
+                .bind(path)?,
+            GRACE,
+        ),
+        _ => Err(io::Error::other(format!("unknown stop test {test:?}"))),
+    }
+}
+
+fn stop_and_report<K: Kind, C: Strategy>(server: Server<K, C>, grace: Duration) -> io::Result<()> {
+    let signals = StopSignals::install()?;
+    let deadline = server.shutdown_handle().close_deadline();
+    // Says when the graceful stop began, so the parent's second signal comes after it.
+    thread::spawn(move || {
+        while !deadline.is_set() {
+            thread::sleep(Duration::from_millis(5));
+        }
+        println!("stopping");
+        let _ = io::stdout().flush();
+    });
+    announce(server.server_address())?;
+    let stop = signals.serve_until_signal(server, grace)?;
+    print_report(&stop)
+}
+
+fn print_report(stop: &SignalStop) -> io::Result<()> {
+    let graceful = stop.graceful.unwrap_or_default();
+    println!(
+        "stopped: signal={} forced={} loop_stopped={}",
+        stop.signal.map_or("none", Signal::as_str),
+        graceful.forced,
+        graceful.loop_stopped
+    );
+    println!(
+        "detail: second={} serving_abandoned={} threads_abandoned={} terminated={} killed={} \
+         still_running={} took_ms={} report={stop}",
+        stop.forced_by.map_or("none", Signal::as_str),
+        stop.serving_thread_abandoned,
+        stop.closed.threads_abandoned,
+        stop.closed.children_terminated,
+        stop.closed.children_killed,
+        stop.still_running,
+        stop.took.as_millis(),
     );
     io::stdout().flush()
 }
@@ -325,7 +429,7 @@ fn a_signal_before_serving_is_kept() -> Result<(), String> {
 /// closed, and the signals are free again for a second call.
 fn shutdown_handle_ends_it_without_a_signal() -> Result<(), String> {
     for round in 0..2 {
-        let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))
+        let server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))
             .map_err(|e| format!("bind: {e}"))?;
         let handle = server.shutdown_handle();
         let stopper = thread::spawn(move || {
@@ -335,7 +439,8 @@ fn shutdown_handle_ends_it_without_a_signal() -> Result<(), String> {
             }
             handle.shutdown()
         });
-        let stop = serve_until_signal(&mut server, GRACE)
+        let closed = server.shutdown_handle();
+        let stop = serve_until_signal(server, GRACE)
             .map_err(|e| format!("round {round}: serve_until_signal: {e}"))?;
         stopper
             .join()
@@ -344,8 +449,185 @@ fn shutdown_handle_ends_it_without_a_signal() -> Result<(), String> {
         if stop.signal.is_some() || stop.graceful.is_some() {
             return Err(format!("round {round}: unexpected {stop:?}"));
         }
-        if server.fileno() != -1 {
-            return Err(format!("round {round}: the server is still open"));
+        if closed.is_serving() || closed.in_flight() != 0 || !stop.is_clean() {
+            return Err(format!("round {round}: not cleanly stopped: {stop:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The child's `detail:` line, as `key=value` pairs (the `report=` text last).
+fn detail(server: &ChildServer) -> Result<String, String> {
+    loop {
+        let line = server.next_line("its `detail:` line")?;
+        if let Some(rest) = line.strip_prefix("detail: ") {
+            return Ok(rest.to_owned());
+        }
+    }
+}
+
+fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
+    detail
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Connects to the stuck server and returns the pid its handler runs in.
+fn start_stuck_request(path: &Path) -> Result<UnixStream, String> {
+    let stream = UnixStream::connect(path).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(BOUND))
+        .map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+fn handler_pid(stream: &mut UnixStream) -> Result<u32, String> {
+    stream.write_all(b"x").map_err(|e| format!("send: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&*stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the handler's pid: {e}"))?;
+    line.trim()
+        .parse()
+        .map_err(|e| format!("the handler's pid {line:?}: {e}"))
+}
+
+/// A process that has ended: gone, or a zombie nobody reaped yet.
+fn has_ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// A handler that sleeps 30 s ignoring its socket: SIGTERM with a 2 s grace still exits 0
+/// within the grace plus `STOP_BOUND` (3 s), in every mode, the socket file is removed, and
+/// the report says what was left: sync, the serving thread; threading, the thread; forking,
+/// the child ended by SIGTERM (and it is gone).
+fn a_stuck_handler_cannot_stretch_the_stop() -> Result<(), String> {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("stuck.sock");
+        let mut server = ChildServer::start(&format!("stuck:{strategy}:{}", path.display()))?;
+        let mut client = start_stuck_request(&path)?;
+        let pid = handler_pid(&mut client)?;
+        let (line, took) = server
+            .stop_with("-TERM")
+            .map_err(|e| format!("{strategy}: {e}"))?;
+        let limit = GRACE + sockserve::server::STOP_BOUND + Duration::from_millis(1500);
+        if took > limit || took < GRACE {
+            return Err(format!(
+                "{strategy}: stopped after {took:?}, expected between {GRACE:?} and {limit:?}"
+            ));
+        }
+        if !line.starts_with("stopping") && !line.starts_with("stopped: signal=SIGTERM forced=1") {
+            return Err(format!("{strategy}: unexpected line {line:?}"));
+        }
+        let detail = detail(&server)?;
+        let expected = match strategy {
+            "sync" => ("serving_abandoned", "true"),
+            "threading" => ("threads_abandoned", "1"),
+            _ => ("terminated", "1"),
+        };
+        if field(&detail, expected.0) != Some(expected.1) {
+            return Err(format!(
+                "{strategy}: expected {}={} in {detail:?}",
+                expected.0, expected.1
+            ));
+        }
+        if path.exists() {
+            return Err(format!("{strategy}: the socket file is still there"));
+        }
+        if strategy == "forking" && !has_ended(pid) {
+            return Err(format!("{strategy}: the request child {pid} still runs"));
+        }
+        println!("signals:   {strategy}: stopped in {took:?}: {detail}");
+    }
+    Ok(())
+}
+
+/// A second SIGTERM during a long graceful stop (60 s of grace) stops at once, in every mode:
+/// the stuck request is shut down or killed, the socket file is removed, and the report says the
+/// stop was forced.
+fn a_second_signal_stops_now() -> Result<(), String> {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("second.sock");
+        let mut server = ChildServer::start(&format!("second:{strategy}:{}", path.display()))?;
+        let mut client = start_stuck_request(&path)?;
+        let pid = handler_pid(&mut client)?;
+        server.signal("-TERM")?;
+        let line = server.next_line("`stopping`")?;
+        if line != "stopping" {
+            return Err(format!("{strategy}: expected `stopping`, got {line:?}"));
+        }
+        let (_, took) = server
+            .stop_with("-TERM")
+            .map_err(|e| format!("{strategy}: {e}"))?;
+        if took > Duration::from_secs(3) {
+            return Err(format!("{strategy}: a second signal took {took:?} to stop"));
+        }
+        let detail = detail(&server)?;
+        if field(&detail, "second") != Some("SIGTERM") {
+            return Err(format!("{strategy}: not reported as forced: {detail:?}"));
+        }
+        if strategy == "forking" && field(&detail, "killed") != Some("1") {
+            return Err(format!("{strategy}: the child was not killed: {detail:?}"));
+        }
+        if path.exists() {
+            return Err(format!("{strategy}: the socket file is still there"));
+        }
+        if strategy == "forking" && !has_ended(pid) {
+            return Err(format!("{strategy}: the request child {pid} still runs"));
+        }
+        println!("signals:   {strategy}: second signal stopped it in {took:?}: {detail}");
+    }
+    Ok(())
+}
+
+/// A Unix datagram client that sends and never reads fills its queue after a few replies; the
+/// server must go on serving others (replies are dropped, not waited for) and stop on SIGTERM.
+fn a_datagram_client_that_never_reads_cannot_wedge_the_server() -> Result<(), String> {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("dgram.sock");
+        let mut server = ChildServer::start(&format!("dgram:{strategy}:{}", path.display()))?;
+        let bad = UnixDatagram::bind(dir.path().join("bad.sock")).map_err(|e| e.to_string())?;
+        let good = UnixDatagram::bind(dir.path().join("good.sock")).map_err(|e| e.to_string())?;
+        good.set_read_timeout(Some(BOUND))
+            .map_err(|e| e.to_string())?;
+        bad.set_nonblocking(true).map_err(|e| e.to_string())?;
+        for round in 0..2 {
+            // 200 datagrams, never read (a full server queue drops the rest: not our concern).
+            let sent = (0..200)
+                .filter(|i| bad.send_to(format!("bad {i}").as_bytes(), &path).is_ok())
+                .count();
+            if sent == 0 {
+                return Err(format!("{strategy}: the bad client could send nothing"));
+            }
+            good.send_to(b"hello", &path)
+                .map_err(|e| format!("{strategy}: good send: {e}"))?;
+            let mut buf = [0; 64];
+            let n = good.recv(&mut buf).map_err(|e| {
+                format!("{strategy}: round {round}: the good client got no reply: {e}")
+            })?;
+            if &buf[..n] != b"hello" {
+                return Err(format!("{strategy}: reply {:?}", &buf[..n]));
+            }
+        }
+        let (line, took) = server
+            .stop_with("-TERM")
+            .map_err(|e| format!("{strategy}: {e}"))?;
+        if !line.starts_with("stopping") && !line.starts_with("stopped: signal=SIGTERM") {
+            return Err(format!("{strategy}: unexpected line {line:?}"));
+        }
+        if took > GRACE + Duration::from_secs(1) {
+            return Err(format!("{strategy}: SIGTERM took {took:?}"));
+        }
+        if path.exists() {
+            return Err(format!("{strategy}: the socket file is still there"));
         }
     }
     Ok(())
