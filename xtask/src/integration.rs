@@ -8,7 +8,8 @@
 //! left behind on any path out.
 //!
 //! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
-//! matrix of its own, every family in every mode, each stopped by a signal: see [`echo`]. The
+//! matrix of its own, every family in every mode, each stopped by a signal, and the cases where
+//! a client never reads its replies or a second signal forces the stop: see [`echo`]. The
 //! examples' binaries are built once, up front, by `cargo build -p sockserve-examples
 //! --examples`. One line per scenario, with its time, goes to stdout.
 
@@ -27,6 +28,8 @@ use crate::metadata::Workspace;
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 /// How long one client may take, connect to exit.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
+/// The column of the scenario names in the report (the longest echo case fits).
+const NAME_WIDTH: usize = 56;
 
 /// One server and the clients run against it.
 #[derive(Debug)]
@@ -157,7 +160,7 @@ pub(crate) fn run() -> Result<()> {
         let began = Instant::now();
         run_scenario(&examples, scenario)
             .map_err(|e| format!("scenario `{}` failed: {e}", scenario.name))?;
-        println!("ok    {:<44} {:>5.1}s", scenario.name, secs(began));
+        println!("ok    {:<NAME_WIDTH$} {:>5.1}s", scenario.name, secs(began));
         passed += 1;
     }
     let dir = temp_dir("integration")?;
@@ -168,19 +171,19 @@ pub(crate) fn run() -> Result<()> {
         match echo::run_case(&examples, dir.path(), &case)
             .map_err(|e| format!("scenario `{case}` failed: {e}"))?
         {
-            echo::Outcome::Passed { shutdown } => {
+            echo::Outcome::Passed { shutdown, exit } => {
                 println!(
-                    "ok    {:<44} {:>5.1}s  (SIG{} -> exit 0 in {:.2}s)",
+                    "ok    {:<NAME_WIDTH$} {:>5.1}s  ({} -> exit {exit} in {:.2}s)",
                     case.to_string(),
                     secs(began),
-                    case.signal,
+                    case.signals_shown(),
                     shutdown.as_secs_f64()
                 );
                 passed += 1;
             }
             echo::Outcome::ModeNotAvailable => {
                 println!(
-                    "skip  {:<44} {:>5.1}s  (skipped: mode not available)",
+                    "skip  {:<NAME_WIDTH$} {:>5.1}s  (skipped: mode not available)",
                     case.to_string(),
                     secs(began)
                 );
