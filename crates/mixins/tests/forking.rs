@@ -223,6 +223,26 @@ fn bounded<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'sta
     }
 }
 
+/// Serves on a thread of its own (10 ms ticks) until the handle stops it; the thread gives the
+/// server back, unclosed.
+fn serve_on_a_thread<K: Kind>(
+    mut server: Server<K, Forking>,
+) -> (
+    server::ShutdownHandle,
+    Address,
+    thread::JoinHandle<Server<K, Forking>>,
+) {
+    let handle = server.shutdown_handle();
+    let address = server.server_address().clone();
+    let serving = thread::spawn(move || {
+        server
+            .serve_forever_with(Duration::from_millis(10))
+            .unwrap();
+        server
+    });
+    (handle, address, serving)
+}
+
 /// SIGKILL to every child of this process (from /proc/self/task/*/children).
 fn kill_own_children() {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -278,16 +298,9 @@ fn request_shutdown_from_a_child_stops_the_parent() {
 /// exits: it touches no lock of the parent's. Before, its in-flight ticket locked that state as
 /// it ended, and the child (and the parent's blocking close) hung forever.
 fn a_child_touches_no_lock_of_the_parent() {
-    let mut server = ForkingTcpServer::bind("127.0.0.1:0", echo_line).unwrap();
-    let handle = server.shutdown_handle();
-    handle.hold_lock_across_fork(true);
-    let address = server.server_address().clone();
-    let serving = thread::spawn(move || {
-        server
-            .serve_forever_with(Duration::from_millis(10))
-            .unwrap();
-        server
-    });
+    let server = ForkingTcpServer::bind("127.0.0.1:0", echo_line).unwrap();
+    server.shutdown_handle().hold_lock_across_fork(true);
+    let (handle, address, serving) = serve_on_a_thread(server);
     stream_examine(&address);
     handle.shutdown().unwrap();
     let mut server = serving.join().unwrap();
@@ -382,6 +395,50 @@ fn a_panicking_child_reports_one_line_without_a_backtrace() {
     );
 }
 
+/// The close after a graceful stop ends a stuck request child (SIGTERM at the deadline) and
+/// never signals a child the program started for another reason.
+fn close_by_ends_only_its_own_children() {
+    // SAFETY: the child only waits for a signal, then `_exit`s.
+    let foreign = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            // Not synchronisation: a foreign child that lives until the test kills it.
+            loop {
+                thread::sleep(Duration::from_secs(60));
+            }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    let server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut one = [0; 1];
+        std::io::Read::read_exact(&mut req.rfile, &mut one)?;
+        req.wfile.write_all(b"!")?;
+        thread::sleep(Duration::from_secs(60)); // ignores its socket and every stop
+        Ok(())
+    })
+    .unwrap();
+    let (handle, address, serving) = serve_on_a_thread(server);
+    let client = Socket::new(address.family(), Type::Stream).unwrap();
+    client.settimeout(Some(GENEROUS));
+    client.connect(&address).unwrap();
+    client.sendall(b"x").unwrap();
+    assert_eq!(client.recv(1).unwrap(), b"!", "the request child runs");
+    handle.shutdown().unwrap();
+    let mut server = serving.join().unwrap();
+    let started = Instant::now();
+    let report = server.server_close_by(&server::CloseDeadline::at(Instant::now()));
+    let took = started.elapsed();
+    let foreign_alive = matches!(
+        waitpid(foreign, Some(WaitPidFlag::WNOHANG)),
+        Ok(WaitStatus::StillAlive)
+    );
+    let _ = nix::sys::signal::kill(foreign, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(foreign, None);
+    assert_eq!(report.children_terminated, 1, "{report:?}");
+    assert_eq!(server.strategy().active_children(), 0, "{report:?}");
+    assert!(foreign_alive, "the foreign child was signalled");
+    assert!(took < Duration::from_secs(2), "the close took {took:?}");
+}
+
 fn no_children_left_at_all() {
     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         Err(nix::errno::Errno::ECHILD) => {}
@@ -421,6 +478,10 @@ fn main() {
         (
             "one-line panic report",
             a_panicking_child_reports_one_line_without_a_backtrace,
+        ),
+        (
+            "close_by ends only its own children",
+            close_by_ends_only_its_own_children,
         ),
         ("no zombies", no_children_left_at_all),
     ];

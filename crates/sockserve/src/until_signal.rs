@@ -87,7 +87,12 @@ impl fmt::Display for SignalStop {
         }
         write!(f, " in {:.3} s", self.took.as_secs_f64())?;
         if let Some(g) = self.graceful.filter(|g| g.forced > 0) {
-            write!(f, "; {} connection(s) shut down at the deadline", g.forced)?;
+            let when = if g.hurried {
+                "at once"
+            } else {
+                "at the deadline"
+            };
+            write!(f, "; {} connection(s) shut down {when}", g.forced)?;
         }
         if !self.closed.is_clean() {
             write!(f, "; {}", self.closed)?;
