@@ -3,7 +3,7 @@
 
 mod util;
 
-use handler::{HandlerError, StreamRequest};
+use handler::{HandlerError, ServerContext, StreamRequest};
 use server::{Hooks, Server, ShutdownHandle, Tcp};
 use socket::Address;
 use sockserve_mixins::{
@@ -182,7 +182,7 @@ fn threads_are_bounded_and_reused_with_backpressure() {
 #[derive(Debug, Default, Clone)]
 struct Errors(Arc<Mutex<Vec<String>>>);
 impl Hooks for Errors {
-    fn handle_error(&self, _c: &Address, e: &HandlerError) {
+    fn handle_error(&self, _s: &ServerContext, _c: &Address, e: &HandlerError) {
         self.0.lock().unwrap().push(e.to_string());
     }
 }

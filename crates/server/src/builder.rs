@@ -1,8 +1,10 @@
 //! `Builder`: Python's server class attributes as builder methods, then bind.
 
-use crate::{DefaultHooks, Hooks, Kind, Result, Server, Strategy, job::MakeJob};
-use handler::Handler;
-use socket::{Family, ToAddrs};
+use crate::{
+    DefaultHooks, Hooks, Kind, RequestRef, Result, Server, Strategy, hooks::HookSet, job::MakeJob,
+};
+use handler::{Handler, HandlerError, ServerContext};
+use socket::{Address, Family, ToAddrs};
 use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 
 /// The shortest tick of [`Server::serve_forever`]: a shorter `poll_interval`, zero included, is
@@ -146,7 +148,7 @@ impl Default for Options {
 pub struct Builder<K: Kind, C: Strategy> {
     pub(crate) jobs: Box<dyn MakeJob<K::Request>>,
     pub(crate) options: Options,
-    pub(crate) hooks: Arc<dyn Hooks>,
+    pub(crate) hooks: HookSet,
     pub(crate) state: Option<Arc<dyn Any + Send + Sync>>,
     pub(crate) strategy: C,
 }
@@ -156,7 +158,7 @@ impl<K: Kind, C: Strategy + Default> Builder<K, C> {
         Builder {
             jobs: crate::job::boxed(handler),
             options: Options::default(),
-            hooks: Arc::new(DefaultHooks),
+            hooks: HookSet::new(DefaultHooks),
             state: None,
             strategy: C::default(),
         }
@@ -308,13 +310,184 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
         self
     }
 
-    /// The server's hooks (`verify_request`, `handle_error`, ...). Default: [`DefaultHooks`].
+    /// The server's hooks (`verify_request`, `handle_error`, ...) as a value of a [`Hooks`]
+    /// type. Default: [`DefaultHooks`]. Calling it again replaces the value.
+    ///
+    /// The closures set with [`verify_request`](Self::verify_request),
+    /// [`handle_error`](Self::handle_error), [`handle_timeout`](Self::handle_timeout) and
+    /// [`service_actions`](Self::service_actions) win over the matching methods of this value,
+    /// whether they are set before or after it; its other methods still run.
     ///
     /// # Examples
     ///
-    /// See [`Hooks`].
+    /// A hooks type for `shutdown_request`, and a closure over its `verify_request` (set first,
+    /// and still the one that runs):
+    ///
+    /// ```
+    /// use sockserve_server::{Hooks, RequestRef, TcpServer};
+    /// use handler::{ServerContext, StreamRequest};
+    /// use socket::{Address, create_connection};
+    /// use std::io::{Read, Write};
+    ///
+    /// struct Log;
+    /// impl Hooks for Log {
+    ///     fn verify_request(&self, _: &ServerContext, _: RequestRef<'_>, _: &Address) -> bool {
+    ///         false // never runs: the closure below replaces it
+    ///     }
+    ///     fn shutdown_request(&self, _server: &ServerContext, client: &Address) {
+    ///         log::debug!("done with {client}");
+    ///     }
+    /// }
+    ///
+    /// let mut server = TcpServer::builder(|req: &mut StreamRequest| req.wfile.write_all(b"hi"))
+    ///     .verify_request(|_server, _request, _client| true)
+    ///     .hooks(Log)
+    ///     .bind("127.0.0.1:0")?;
+    /// let mut client = create_connection(server.server_address(), &Default::default())?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// client.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "hi"); // accepted
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hooks(mut self, hooks: impl Hooks) -> Self {
-        self.hooks = Arc::new(hooks);
+        self.hooks.set_base(hooks);
+        self
+    }
+
+    /// Python's `verify_request`, as a closure: called with the server, the request (a
+    /// [`RequestRef`]) and the client's address before any handler runs; `false` rejects
+    /// the request, which is then shut down and closed. Replaces
+    /// [`Hooks::verify_request`] of the [`hooks`](Self::hooks) value; set again, the last
+    /// closure wins.
+    ///
+    /// The server is what a handler sees as `request.server`: its
+    /// [`server_address`](handler::ServerContext::server_address), its
+    /// [`state`](handler::ServerContext::state). The closure may run on the serving thread
+    /// while requests run elsewhere, so it is `Fn + Send + Sync`; a panic in it is caught and
+    /// reported, the request rejected, and the server keeps serving.
+    ///
+    /// # Examples
+    ///
+    /// Loopback clients only:
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    ///
+    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .verify_request(|_server, _request, client| {
+    ///         client.as_inet().is_some_and(|a| a.ip().is_loopback())
+    ///     })
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_request<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ServerContext, RequestRef<'_>, &Address) -> bool + Send + Sync + 'static,
+    {
+        self.hooks.verify_request = Some(Box::new(hook));
+        self
+    }
+
+    /// Python's `handle_error`, as a closure: called once for every failed request (an error
+    /// or a panic of its handler) with the server, the client's address and the
+    /// error. Replaces [`Hooks::handle_error`] of the [`hooks`](Self::hooks) value, and so
+    /// the default report (see there); set again, the last closure wins.
+    ///
+    /// It runs where the request ran (a worker thread, a forked child), so it is
+    /// `Fn + Send + Sync`; a panic in it is caught and reported, and the server keeps
+    /// serving.
+    ///
+    /// # Examples
+    ///
+    /// Count the failures in the server's state, and log each one:
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .state(AtomicUsize::new(0))
+    ///     .handle_error(|server, client, error| {
+    ///         if let Some(failures) = server.state::<AtomicUsize>() {
+    ///             failures.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///         let on = server.server_address();
+    ///         log::error!("{on}: request from {client} failed: {error}");
+    ///     })
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ServerContext, &Address, &HandlerError) + Send + Sync + 'static,
+    {
+        self.hooks.handle_error = Some(Box::new(hook));
+        self
+    }
+
+    /// Python's `handle_timeout`, as a closure: called with the server when
+    /// [`Server::handle_request`] waited the builder's [`timeout`](Self::timeout) and no
+    /// request came. Replaces [`Hooks::handle_timeout`] of the [`hooks`](Self::hooks) value;
+    /// set again, the last closure wins. A panic in it is caught and reported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::{sync::{Arc, atomic::{AtomicBool, Ordering}}, time::Duration};
+    ///
+    /// let timed_out = Arc::new(AtomicBool::new(false));
+    /// let flag = Arc::clone(&timed_out);
+    /// let mut server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .timeout(Some(Duration::ZERO))
+    ///     .handle_timeout(move |_server| flag.store(true, Ordering::Relaxed))
+    ///     .bind("127.0.0.1:0")?;
+    /// server.handle_request()?; // nobody connects
+    /// assert!(timed_out.load(Ordering::Relaxed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_timeout<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ServerContext) + Send + Sync + 'static,
+    {
+        self.hooks.handle_timeout = Some(Box::new(hook));
+        self
+    }
+
+    /// Python's `service_actions`, as a closure: called with the server on every tick of
+    /// [`Server::serve_forever`] (at least once per [`poll_interval`](Self::poll_interval)),
+    /// on the serving thread. Replaces [`Hooks::service_actions`] of the
+    /// [`hooks`](Self::hooks) value (the strategy's own actions, such as reaping children,
+    /// still run); set again, the last closure wins. A panic in it is caught and reported, and
+    /// the loop goes on.
+    ///
+    /// # Examples
+    ///
+    /// Stop after the first tick:
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::StreamRequest;
+    /// use std::time::Duration;
+    ///
+    /// let mut server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .poll_interval(Duration::from_millis(10))
+    ///     .service_actions(|server| server.request_shutdown())
+    ///     .bind("127.0.0.1:0")?;
+    /// server.serve_forever()?; // returns after one tick
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn service_actions<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ServerContext) + Send + Sync + 'static,
+    {
+        self.hooks.service_actions = Some(Box::new(hook));
         self
     }
 
@@ -436,7 +609,8 @@ impl<K: Kind, C: Strategy> fmt::Debug for Builder<K, C> {
             .field("kind", &K::NAME)
             .field("options", &self.options)
             .field("hooks", &self.hooks)
-            .field("strategy", &self.strategy)
+            // A strategy need not implement `Debug`.
+            .field("strategy", &std::any::type_name::<C>())
             .finish_non_exhaustive()
     }
 }

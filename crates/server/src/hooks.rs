@@ -1,8 +1,9 @@
-//! `Hooks`: the methods Python users override on a server (`verify_request`, `handle_error`, ...).
+//! `Hooks`: the methods Python users override on a server (`verify_request`, `handle_error`, ...),
+//! and `HookSet`, a builder's hooks: a `Hooks` value with closures over some of its methods.
 
-use handler::HandlerError;
+use handler::{HandlerError, ServerContext};
 use socket::{Address, Socket};
-use std::fmt;
+use std::{any, fmt, sync::Arc};
 
 /// What `verify_request` sees of a request before any handler runs.
 ///
@@ -32,30 +33,48 @@ pub enum RequestRef<'a> {
 
 /// The server methods Python users override, as a trait with default methods.
 ///
+/// Each method gets the server as Python's `self` gives it: `server`, the
+/// [`ServerContext`] handlers see as `request.server` (the bound address, the user state, a
+/// way to stop). `&self` is the hooks value itself, for state of its own.
+///
+/// For one or two hooks, closures on the builder are shorter: [`Builder::verify_request`],
+/// [`handle_error`][handle_error], [`handle_timeout`][handle_timeout] and
+/// [`service_actions`][service_actions]. A closure replaces the matching method of a
+/// [`Builder::hooks`] value; the value's other methods still run. The trait is for hooks
+/// that share state of their own, or for `shutdown_request`, which has no closure.
+///
 /// All methods take `&self` and may run on worker threads (threading) or in children
 /// (forking), so state lives in atomics or locks. A panic in a hook is caught and reported as
 /// the default [`handle_error`](Hooks::handle_error) reports a failure; the server keeps
-/// serving.
+/// serving. A hooks type need not implement `Debug`.
+///
+/// [`Builder::verify_request`]: crate::Builder::verify_request
+/// [handle_error]: crate::Builder::handle_error
+/// [handle_timeout]: crate::Builder::handle_timeout
+/// [service_actions]: crate::Builder::service_actions
+/// [`Builder::hooks`]: crate::Builder::hooks
+/// [`ServerContext`]: handler::ServerContext
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-/// use handler::{HandlerError, StreamRequest};
+/// use handler::{HandlerError, ServerContext, StreamRequest};
 /// use socket::Address;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 ///
-/// #[derive(Debug, Default)]
+/// #[derive(Default)]
 /// struct LocalOnly {
 ///     errors: AtomicUsize,
 /// }
 ///
 /// impl Hooks for LocalOnly {
-///     fn verify_request(&self, _request: RequestRef<'_>, client: &Address) -> bool {
+///     fn verify_request(&self, _: &ServerContext, _: RequestRef<'_>, client: &Address) -> bool {
 ///         client.as_inet().is_some_and(|a| a.ip().is_loopback())
 ///     }
-///     fn handle_error(&self, _client: &Address, _error: &HandlerError) {
-///         self.errors.fetch_add(1, Ordering::Relaxed);
+///     fn handle_error(&self, server: &ServerContext, _client: &Address, _error: &HandlerError) {
+///         let n = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+///         log::warn!("{n} failed requests on {}", server.server_address());
 ///     }
 /// }
 ///
@@ -65,15 +84,20 @@ pub enum RequestRef<'a> {
 /// # drop(server);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Hooks: Send + Sync + fmt::Debug + 'static {
+pub trait Hooks: Send + Sync + 'static {
     /// Python's `verify_request`: return false to reject the request; the handler does not
     /// run and the request is shut down and closed. Default: accept everything.
     ///
     /// # Examples
     ///
     /// See [`Hooks`].
-    fn verify_request(&self, request: RequestRef<'_>, client_address: &Address) -> bool {
-        let _ = (request, client_address);
+    fn verify_request(
+        &self,
+        server: &ServerContext,
+        request: RequestRef<'_>,
+        client_address: &Address,
+    ) -> bool {
+        let _ = (server, request, client_address);
         true
     }
 
@@ -99,8 +123,9 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     /// the forking strategy each child reports its own request's failure. A panicking hook is
     /// reported the same way, within the same limit.
     ///
-    /// To see every failure, override this method: it runs once for each failed request, with
-    /// no limit, and whatever it does is up to you (log, count, print).
+    /// To see every failure, override this method, or set a closure with
+    /// [`Builder::handle_error`](crate::Builder::handle_error): it runs once for each failed
+    /// request, with no limit, and whatever it does is up to you (log, count, print).
     ///
     /// # Examples
     ///
@@ -108,15 +133,14 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::{HandlerError, StreamRequest};
+    /// use handler::{HandlerError, ServerContext, StreamRequest};
     /// use socket::Address;
     ///
-    /// #[derive(Debug)]
     /// struct EveryFailure;
     ///
     /// impl Hooks for EveryFailure {
-    ///     fn handle_error(&self, client_address: &Address, error: &HandlerError) {
-    ///         log::error!("request from {client_address} failed: {error}");
+    ///     fn handle_error(&self, _: &ServerContext, client: &Address, error: &HandlerError) {
+    ///         log::error!("request from {client} failed: {error}");
     ///     }
     /// }
     ///
@@ -126,7 +150,8 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     /// # drop(server);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn handle_error(&self, client_address: &Address, error: &HandlerError) {
+    fn handle_error(&self, server: &ServerContext, client_address: &Address, error: &HandlerError) {
+        let _ = server;
         crate::report::failure(format_args!(
             "Exception occurred during processing of request from {client_address}: {error}"
         ));
@@ -138,17 +163,19 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
+    /// use handler::ServerContext;
     ///
-    /// #[derive(Debug)]
     /// struct Quiet;
     /// impl Hooks for Quiet {
-    ///     fn handle_timeout(&self) {
-    ///         log::debug!("no request this time");
+    ///     fn handle_timeout(&self, server: &ServerContext) {
+    ///         log::debug!("no request on {} this time", server.server_address());
     ///     }
     /// }
-    /// # Quiet.handle_timeout();
+    /// # let _ = Quiet;
     /// ```
-    fn handle_timeout(&self) {}
+    fn handle_timeout(&self, server: &ServerContext) {
+        let _ = server;
+    }
 
     /// Python's `service_actions`: runs on every tick of `serve_forever` (at least once per
     /// poll interval).
@@ -157,18 +184,21 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
+    /// use handler::ServerContext;
     /// use std::sync::atomic::{AtomicU64, Ordering};
     ///
-    /// #[derive(Debug, Default)]
+    /// #[derive(Default)]
     /// struct Ticks(AtomicU64);
     /// impl Hooks for Ticks {
-    ///     fn service_actions(&self) {
+    ///     fn service_actions(&self, _server: &ServerContext) {
     ///         self.0.fetch_add(1, Ordering::Relaxed);
     ///     }
     /// }
-    /// # Ticks::default().service_actions();
+    /// # let _ = Ticks::default();
     /// ```
-    fn service_actions(&self) {}
+    fn service_actions(&self, server: &ServerContext) {
+        let _ = server;
+    }
 
     /// Python's `shutdown_request`, as an observer: runs exactly once per request, on every
     /// path (handled, failed, rejected), after the server has shut the request down (streams:
@@ -177,20 +207,25 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_server::Hooks;
+    /// use sockserve_server::{Hooks, TcpServer};
+    /// use handler::{ServerContext, StreamRequest};
     /// use socket::Address;
     ///
-    /// #[derive(Debug)]
     /// struct Log;
     /// impl Hooks for Log {
-    ///     fn shutdown_request(&self, client_address: &Address) {
+    ///     fn shutdown_request(&self, _server: &ServerContext, client_address: &Address) {
     ///         log::debug!("done with {client_address}");
     ///     }
     /// }
-    /// # Log.shutdown_request(&Address::Unnamed);
+    ///
+    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    ///     .hooks(Log)
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn shutdown_request(&self, client_address: &Address) {
-        let _ = client_address;
+    fn shutdown_request(&self, server: &ServerContext, client_address: &Address) {
+        let _ = (server, client_address);
     }
 }
 
@@ -199,11 +234,128 @@ pub trait Hooks: Send + Sync + fmt::Debug + 'static {
 /// # Examples
 ///
 /// ```
-/// use sockserve_server::{DefaultHooks, Hooks};
+/// use sockserve_server::{DefaultHooks, TcpServer};
+/// use handler::StreamRequest;
 ///
-/// DefaultHooks.service_actions();
+/// // The same as setting no hooks at all.
+/// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+///     .hooks(DefaultHooks)
+///     .bind("127.0.0.1:0")?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DefaultHooks;
 
 impl Hooks for DefaultHooks {}
+
+/// A `verify_request` closure (see [`Builder::verify_request`](crate::Builder::verify_request)).
+type VerifyRequestFn = dyn Fn(&ServerContext, RequestRef<'_>, &Address) -> bool + Send + Sync;
+/// A `handle_error` closure.
+type HandleErrorFn = dyn Fn(&ServerContext, &Address, &HandlerError) + Send + Sync;
+/// A `handle_timeout` or `service_actions` closure.
+type ServerFn = dyn Fn(&ServerContext) + Send + Sync;
+
+/// A builder's hooks: the [`Hooks`] value of [`Builder::hooks`](crate::Builder::hooks) and the
+/// closures set over some of its methods. A closure wins over the value's method whichever was
+/// set first, so the rule does not depend on the order of the builder calls.
+pub(crate) struct HookSet {
+    base: Box<dyn Hooks>,
+    /// The base's type, for `Debug` (a hooks type need not implement it).
+    base_type: &'static str,
+    pub(crate) verify_request: Option<Box<VerifyRequestFn>>,
+    pub(crate) handle_error: Option<Box<HandleErrorFn>>,
+    pub(crate) handle_timeout: Option<Box<ServerFn>>,
+    pub(crate) service_actions: Option<Box<ServerFn>>,
+}
+
+impl HookSet {
+    /// `hooks`, with no closures over it.
+    pub(crate) fn new<H: Hooks>(hooks: H) -> Self {
+        HookSet {
+            base: Box::new(hooks),
+            base_type: any::type_name::<H>(),
+            verify_request: None,
+            handle_error: None,
+            handle_timeout: None,
+            service_actions: None,
+        }
+    }
+
+    /// Replaces the base value, keeping the closures.
+    pub(crate) fn set_base<H: Hooks>(&mut self, hooks: H) {
+        self.base = Box::new(hooks);
+        self.base_type = any::type_name::<H>();
+    }
+
+    /// The names of the hooks set as closures.
+    fn closures(&self) -> Vec<&'static str> {
+        [
+            ("verify_request", self.verify_request.is_some()),
+            ("handle_error", self.handle_error.is_some()),
+            ("handle_timeout", self.handle_timeout.is_some()),
+            ("service_actions", self.service_actions.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    /// The hooks a server calls: the base itself when no closure is set (no indirection per
+    /// call), the set otherwise.
+    pub(crate) fn into_hooks(self) -> Arc<dyn Hooks> {
+        if self.closures().is_empty() {
+            Arc::from(self.base)
+        } else {
+            Arc::new(self)
+        }
+    }
+}
+
+impl Hooks for HookSet {
+    fn verify_request(
+        &self,
+        server: &ServerContext,
+        request: RequestRef<'_>,
+        client_address: &Address,
+    ) -> bool {
+        match &self.verify_request {
+            Some(hook) => hook(server, request, client_address),
+            None => self.base.verify_request(server, request, client_address),
+        }
+    }
+
+    fn handle_error(&self, server: &ServerContext, client_address: &Address, error: &HandlerError) {
+        match &self.handle_error {
+            Some(hook) => hook(server, client_address, error),
+            None => self.base.handle_error(server, client_address, error),
+        }
+    }
+
+    fn handle_timeout(&self, server: &ServerContext) {
+        match &self.handle_timeout {
+            Some(hook) => hook(server),
+            None => self.base.handle_timeout(server),
+        }
+    }
+
+    fn service_actions(&self, server: &ServerContext) {
+        match &self.service_actions {
+            Some(hook) => hook(server),
+            None => self.base.service_actions(server),
+        }
+    }
+
+    fn shutdown_request(&self, server: &ServerContext, client_address: &Address) {
+        self.base.shutdown_request(server, client_address)
+    }
+}
+
+impl fmt::Debug for HookSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("hooks", &self.base_type)
+            .field("closures", &self.closures())
+            .finish()
+    }
+}

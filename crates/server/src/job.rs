@@ -43,13 +43,14 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
         let mut handler = self.0.clone();
         let address = client_address.clone();
         let work = move || {
-            if let Err(error) = finish_request(&mut handler, raw, client_address.clone(), context) {
+            let done = finish_request(&mut handler, raw, client_address.clone(), context.clone());
+            if let Err(error) = done {
                 guard_hook("handle_error", || {
-                    hooks.handle_error(&client_address, &error)
+                    hooks.handle_error(&context, &client_address, &error)
                 });
             }
             drop(handler);
-            shutdown_request(connection, &client_address, &*hooks);
+            shutdown_request(connection, &context, &client_address, &*hooks);
         };
         // The job releases the ticket after the work: the request leaves the in-flight list
         // (and its fd closes) only then.
@@ -60,6 +61,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
 /// Python's `shutdown_request`: shut down writes, tell the hook, close. Runs once per request.
 pub(crate) fn shutdown_request(
     connection: Option<Arc<Socket>>,
+    server: &ServerContext,
     client_address: &Address,
     hooks: &dyn Hooks,
 ) {
@@ -70,7 +72,7 @@ pub(crate) fn shutdown_request(
         }
     }
     guard_hook("shutdown_request", || {
-        hooks.shutdown_request(client_address)
+        hooks.shutdown_request(server, client_address)
     });
     drop(connection);
 }

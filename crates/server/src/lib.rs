@@ -8,8 +8,10 @@
 //! | class attributes `request_queue_size`, `allow_reuse_address`, `allow_reuse_port`, `timeout`, `max_packet_size` | [`Builder`] methods of the same names |
 //! | `serve_forever(poll_interval=0.5)` | [`Server::serve_forever`], [`Server::serve_forever_with`] |
 //! | `shutdown()` (from another thread) | [`ShutdownHandle::shutdown`] (any thread; an error instead of a deadlock on the serving one) |
-//! | `handle_request()`, `handle_timeout()` | [`Server::handle_request`], [`Hooks::handle_timeout`] |
-//! | `verify_request`, `handle_error`, `service_actions`, `shutdown_request` | [`Hooks`] methods |
+//! | `handle_request()`, `handle_timeout()` | [`Server::handle_request`], [`Builder::handle_timeout`] |
+//! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions` | closures: [`Builder::verify_request`], [`Builder::handle_error`], [`Builder::handle_timeout`], [`Builder::service_actions`]; or a [`Hooks`] type, set with [`Builder::hooks`] (closures win over its methods) |
+//! | overriding `shutdown_request` | [`Hooks::shutdown_request`] |
+//! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`](handler::ServerContext) handlers see as `request.server` |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.socket`, `server.fileno()`, `server.server_address` | [`Server::socket`], [`Server::fileno`], [`Server::server_address`] |
 //! | `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter (`sockserve-mixins`) |

@@ -166,7 +166,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             scratch,
             options: builder.options,
             jobs: builder.jobs,
-            hooks: builder.hooks,
+            hooks: builder.hooks.into_hooks(),
             state: builder.state,
             strategy: builder.strategy,
             reactor,
@@ -495,7 +495,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout == Some(Duration::ZERO) {
                 self.strategy.handle_timeout();
-                guard_hook("handle_timeout", || self.hooks.handle_timeout());
+                guard_hook("handle_timeout", || {
+                    self.hooks.handle_timeout(&self.context)
+                });
                 return Ok(());
             }
             let wait = match (timeout, self.strategy.poll_hint()) {
@@ -624,13 +626,13 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     fn process(&mut self, raw: <K::Request as handler::Request>::Raw, address: Address) {
         let hooks = &self.hooks;
         let accepted = guard_hook("verify_request", || {
-            hooks.verify_request(K::request_ref(&raw), &address)
+            hooks.verify_request(&self.context, K::request_ref(&raw), &address)
         })
         .unwrap_or(false);
         let connection = K::connection(&raw);
         if !accepted {
             drop(raw);
-            shutdown_request(connection, &address, &**hooks);
+            shutdown_request(connection, &self.context, &address, &**hooks);
             return;
         }
         let ticket = self.shared.begin_request(connection.clone());
@@ -647,7 +649,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
 
     fn service_actions(&mut self) {
         self.strategy.service_actions();
-        guard_hook("service_actions", || self.hooks.service_actions());
+        guard_hook("service_actions", || {
+            self.hooks.service_actions(&self.context)
+        });
     }
 
     fn register(&mut self, socket: &Arc<Socket>) -> Result<()> {
@@ -708,7 +712,8 @@ impl<K: Kind, C: Strategy> fmt::Debug for Server<K, C> {
         f.debug_struct(K::NAME)
             .field("server_address", &self.server_address)
             .field("fileno", &self.fileno())
-            .field("strategy", &self.strategy)
+            // A strategy need not implement `Debug`: its type names it.
+            .field("strategy", &std::any::type_name::<C>())
             .finish_non_exhaustive()
     }
 }

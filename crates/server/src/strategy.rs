@@ -137,6 +137,7 @@ impl fmt::Debug for Job {
 /// `handle_timeout` and `server_close`.
 ///
 /// The server core never names a strategy; `sockserve-mixins` provides threading and forking.
+/// A strategy type need not implement `Debug` (a server's `Debug` names its strategy's type).
 ///
 /// # Examples
 ///
@@ -146,7 +147,7 @@ impl fmt::Debug for Job {
 /// use sockserve_server::{Job, Strategy, Server, Tcp, TcpServer};
 /// use handler::StreamRequest;
 ///
-/// #[derive(Debug, Default)]
+/// #[derive(Default)]
 /// struct ThreadPerRequest(Vec<std::thread::JoinHandle<()>>);
 ///
 /// impl Strategy for ThreadPerRequest {
@@ -177,7 +178,7 @@ impl fmt::Debug for Job {
 /// use socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
 ///
-/// #[derive(Clone, Debug, Default)]
+/// #[derive(Clone, Default)]
 /// struct Recorder(Arc<Mutex<BTreeSet<&'static str>>>);
 ///
 /// impl Recorder {
@@ -238,7 +239,7 @@ impl fmt::Debug for Job {
 /// assert_eq!(calls.take(), ["close_within"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Strategy: Send + fmt::Debug + 'static {
+pub trait Strategy: Send + 'static {
     /// Called when a serving loop starts (and by each `handle_request`), with the loop's
     /// waker: a strategy that pauses accepting (see [`has_capacity`](Self::has_capacity))
     /// wakes the loop when it can take more.
@@ -328,7 +329,6 @@ pub trait Strategy: Send + fmt::Debug + 'static {
     /// use sockserve_server::{CloseDeadline, CloseReport, Job, Strategy};
     /// use std::time::Instant;
     ///
-    /// #[derive(Debug)]
     /// struct Inline;
     /// impl Strategy for Inline {
     ///     fn process_request(&mut self, job: Job) {

@@ -53,7 +53,19 @@
 //! from ADDR: ERROR` to stderr, as Python does (at most 10 reports a second). Install any `log`
 //! implementation at the start of `main` (`env_logger::init()` from the `env_logger` crate is a
 //! common one) and the reports, with the rest of sockserve's records, go to it instead;
-//! override [`Hooks::handle_error`] to handle every failure yourself.
+//! or handle every failure yourself, with a closure:
+//!
+//! ```
+//! use sockserve::{StreamRequest, TcpServer};
+//!
+//! let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+//!     .handle_error(|server, client, error| {
+//!         log::error!("{}: request from {client} failed: {error}", server.server_address());
+//!     })
+//!     .bind("127.0.0.1:0")?;
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # From Python's names to ours
 //!
@@ -74,7 +86,8 @@
 //! | (none: hand-written with `signal.signal` and a thread) | [`ShutdownHandle::shutdown_gracefully`] ([`GracefulStop`]), [`serve_until_signal`] ([`SignalStop`], [`StopSignals`]) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.server_address`, `server.socket`, `server.fileno()` | [`Server::server_address`], [`Server::socket`], [`Server::fileno`] |
-//! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions`, `shutdown_request` | [`Hooks`] (default: [`DefaultHooks`]), set with [`Builder::hooks`]; `verify_request` sees a [`RequestRef`] |
+//! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions` | closures: [`Builder::verify_request`], [`Builder::handle_error`], [`Builder::handle_timeout`], [`Builder::service_actions`], each given the server (Python's `self`) as a [`ServerContext`]; `verify_request` sees a [`RequestRef`] |
+//! | a class of hooks, overriding `shutdown_request` | [`Hooks`] (default: [`DefaultHooks`]), set with [`Builder::hooks`]; a closure wins over the matching method |
 //! | `process_request`, `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter: [`Synchronous`] runs each [`Job`] inline, [`Threading`] on a bounded pool of reused threads (`max_threads`, `daemon_threads`, `block_on_close`), [`Forking`] in children (`max_children`) |
 //! | `ThreadingTCPServer`, `ForkingUDPServer`, ... (the eight combinations) | [`ThreadingTcpServer`], [`ForkingUdpServer`], ... (type aliases) |
 //! | `BaseRequestHandler` with `setup` / `handle` / `finish` | [`Handler`] (a closure is one too); [`HandlerExt::with_options`] |

@@ -5,8 +5,8 @@ use sockserve::prelude::*;
 use sockserve::socket::{ConnectOptions, Shutdown, create_connection};
 use sockserve::{
     Address, DatagramRequest, DefaultHooks, Family, GracefulStop, HandlerError, RequestRef, Server,
-    ShutdownHandle, Socket, StreamOptions, StreamRequest, Synchronous, Tcp, TcpServer, Type,
-    UdpServer, UnixDatagramServer, UnixStreamServer,
+    ServerContext, ShutdownHandle, Socket, StreamOptions, StreamRequest, Synchronous, Tcp,
+    TcpServer, Type, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 use std::io::{self, BufRead, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,14 +45,14 @@ struct Counting {
 }
 
 impl Hooks for Counting {
-    fn verify_request(&self, request: RequestRef<'_>, _client: &Address) -> bool {
+    fn verify_request(&self, _: &ServerContext, request: RequestRef<'_>, _: &Address) -> bool {
         self.verified.fetch_add(1, Ordering::SeqCst);
         matches!(request, RequestRef::Stream(_))
     }
-    fn handle_error(&self, client: &Address, error: &HandlerError) {
+    fn handle_error(&self, _: &ServerContext, client: &Address, error: &HandlerError) {
         panic!("unexpected handler error from {client}: {error}");
     }
-    fn shutdown_request(&self, _client: &Address) {
+    fn shutdown_request(&self, _: &ServerContext, _client: &Address) {
         self.closed.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -92,14 +92,14 @@ fn tcp_echo_through_the_facade() -> io::Result<()> {
     #[derive(Debug)]
     struct Shared(std::sync::Arc<Counting>);
     impl Hooks for Shared {
-        fn verify_request(&self, r: RequestRef<'_>, c: &Address) -> bool {
-            self.0.verify_request(r, c)
+        fn verify_request(&self, s: &ServerContext, r: RequestRef<'_>, c: &Address) -> bool {
+            self.0.verify_request(s, r, c)
         }
-        fn handle_error(&self, c: &Address, e: &HandlerError) {
-            self.0.handle_error(c, e)
+        fn handle_error(&self, s: &ServerContext, c: &Address, e: &HandlerError) {
+            self.0.handle_error(s, c, e)
         }
-        fn shutdown_request(&self, c: &Address) {
-            self.0.shutdown_request(c)
+        fn shutdown_request(&self, s: &ServerContext, c: &Address) {
+            self.0.shutdown_request(s, c)
         }
     }
     let mut server: Server<Tcp, Synchronous> = TcpServer::builder(Echo::default())

@@ -2,7 +2,7 @@
 //! hooks that record what happened.
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
 
-use handler::{HandlerError, StreamRequest};
+use handler::{HandlerError, ServerContext, StreamRequest};
 use socket::Address;
 use sockserve_server::{Hooks, Kind, RequestRef, Server, ShutdownHandle, Strategy};
 use std::{
@@ -162,21 +162,21 @@ impl Recorder {
 pub struct Shared(pub Arc<Recorder>);
 
 impl Hooks for Shared {
-    fn verify_request(&self, _request: RequestRef<'_>, _client: &Address) -> bool {
+    fn verify_request(&self, _: &ServerContext, _: RequestRef<'_>, _client: &Address) -> bool {
         !self.0.reject
     }
-    fn handle_error(&self, _client: &Address, error: &HandlerError) {
+    fn handle_error(&self, _: &ServerContext, _client: &Address, error: &HandlerError) {
         self.0.errors.lock().unwrap().push(error.to_string());
         self.0.bump();
     }
-    fn handle_timeout(&self) {
+    fn handle_timeout(&self, _: &ServerContext) {
         self.0.timeouts.fetch_add(1, Ordering::SeqCst);
         self.0.bump();
     }
-    fn service_actions(&self) {
+    fn service_actions(&self, _: &ServerContext) {
         self.0.service_actions.fetch_add(1, Ordering::SeqCst);
     }
-    fn shutdown_request(&self, _client: &Address) {
+    fn shutdown_request(&self, _: &ServerContext, _client: &Address) {
         self.0.shutdowns.fetch_add(1, Ordering::SeqCst);
         self.0.bump();
     }
