@@ -60,6 +60,17 @@ pub trait StopServer: Send + Sync + fmt::Debug {
     ///
     /// See [`StopServer`]'s example ([`ServerContext::request_shutdown`] calls this).
     fn request_shutdown(&self);
+
+    /// Whether this runs in a process forked from the server's (a forking strategy's request
+    /// child), where the server's state is a copy and its locks may be held by threads the
+    /// child does not have. Default: false.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopServer`]'s example.
+    fn is_forked_child(&self) -> bool {
+        false
+    }
 }
 
 /// A handler's view of its server: the address, user state and a way to stop it.
@@ -98,6 +109,8 @@ struct Inner {
     warned_unnamed: AtomicBool,
     /// Datagram replies dropped because they could not be sent at once.
     dropped_replies: AtomicU64,
+    /// Set once a dropped reply was logged at warn.
+    warned_dropped: AtomicBool,
 }
 
 impl ServerContext {
@@ -118,6 +131,7 @@ impl ServerContext {
                 state,
                 warned_unnamed: AtomicBool::new(false),
                 dropped_replies: AtomicU64::new(0),
+                warned_dropped: AtomicBool::new(false),
             }),
         }
     }
@@ -168,9 +182,10 @@ impl ServerContext {
 
     /// Datagram replies this server dropped because they could not be sent at once (the
     /// client's queue was full: a client that never reads, say). A reply never blocks the
-    /// server; like the kernel with UDP datagrams, it drops what does not fit, counts it here
-    /// and logs it at debug level. Counted in this process: a reply dropped by a forked child
-    /// (the forking strategy) is counted in the child's copy, and logged there.
+    /// server; like the kernel with UDP datagrams, it drops what does not fit, counts it here,
+    /// and logs the first drop at warn level (with why), later ones at debug. Counted in this
+    /// process: a reply dropped by a forked child (the forking strategy) is counted in the
+    /// child's copy and not logged (a logger's locks may be held by a thread of the parent).
     ///
     /// # Examples
     ///
@@ -196,6 +211,17 @@ impl ServerContext {
     /// Counts a dropped datagram reply; returns the count so far.
     pub(crate) fn count_dropped_reply(&self) -> u64 {
         self.inner.dropped_replies.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether the handler runs in a forked child (see [`StopServer::is_forked_child`]).
+    pub(crate) fn in_forked_child(&self) -> bool {
+        self.inner.stop.is_forked_child()
+    }
+
+    /// True for the first dropped reply of this server: it is logged at warn, later ones at
+    /// debug.
+    pub(crate) fn first_dropped_reply(&self) -> bool {
+        !self.inner.warned_dropped.swap(true, Ordering::Relaxed)
     }
 
     /// True the first time it is called on this server, false afterwards: a log-once latch.

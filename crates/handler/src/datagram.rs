@@ -123,15 +123,27 @@ impl Request for DatagramRequest {
         }
         match self.socket.sendto(&self.wfile, &self.client_address) {
             Ok(_) => Ok(()),
-            // The server's socket is non-blocking: a reply the client's queue cannot take now
-            // is dropped, as the kernel drops a UDP datagram, rather than block the server.
+            // The server's socket is non-blocking: a reply that cannot be queued now is
+            // dropped rather than wait for a client that may never read (UDP's kernel drops
+            // datagrams the same way; a Unix datagram socket would block the server instead).
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let dropped = self.server.count_dropped_reply();
-                log::debug!(
-                    "reply to {} dropped: its queue is full ({dropped} dropped on {} so far)",
-                    self.client_address,
-                    self.server.server_address()
-                );
+                // Not from a forked child: a logger's locks may be held by a parent thread.
+                if self.server.in_forked_child() {
+                    return Ok(());
+                }
+                let (client, server) = (&self.client_address, self.server.server_address());
+                if self.server.first_dropped_reply() {
+                    log::warn!(
+                        "{server}: reply to {client} dropped: it cannot be queued now (the \
+                         client does not read its replies, or the server's send buffer is full \
+                         of replies to such clients); replies are never waited for, dropped \
+                         ones are counted in ServerContext::dropped_replies, further drops are \
+                         logged at debug"
+                    );
+                } else {
+                    log::debug!("{server}: reply to {client} dropped ({dropped} so far)");
+                }
                 Ok(())
             }
             Err(e) => Err(e),

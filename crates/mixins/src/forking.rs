@@ -307,13 +307,9 @@ impl Strategy for Forking {
     /// After a graceful stop: waits for the children until the deadline, then sends the ones
     /// still running `SIGTERM`, gives them 400 ms, sends `SIGKILL` to the rest and reaps them
     /// for up to 400 ms more (a hurried stop goes straight to `SIGKILL`). Only this server's
-    /// children are signalled, by pid. Without `block_on_close`, reaps what has exited and
-    /// leaves the rest, as `server_close`.
+    /// children are signalled, by pid. This is the graceful-stop path, bounded by its deadline:
+    /// it waits whatever `block_on_close` says (which is for `server_close`).
     fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
-        if !self.block_on_close {
-            self.collect_children(false);
-            return CloseReport::default();
-        }
         self.reap_while(|| !deadline.expired());
         let mut report = CloseReport::default();
         if self.active_children.is_empty() {

@@ -166,13 +166,16 @@ impl Threading {
 
     /// Waits for the threads until the deadline (none: as long as they take), then leaves the
     /// ones still running behind (they end with the process) and counts them.
-    fn close_until(&mut self, deadline: &CloseDeadline) -> CloseReport {
+    ///
+    /// `server_close` honours `daemon_threads` and `block_on_close` (no wait at all); the
+    /// graceful-stop path (`close_by`) waits until its deadline whatever they say.
+    fn close_until(&mut self, deadline: &CloseDeadline, graceful: bool) -> CloseReport {
         let Some(pool) = self.pool.take() else {
             return CloseReport::default();
         };
         drop(pool.jobs);
         drop(pool.receiver);
-        if self.daemon_threads || !self.block_on_close {
+        if !graceful && (self.daemon_threads || !self.block_on_close) {
             return CloseReport::default();
         }
         let mut alive = pool.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
@@ -180,7 +183,11 @@ impl Threading {
             // Short steps: the deadline may move to now (a hurried stop).
             let step = match deadline.remaining() {
                 Some(left) if left.is_zero() => {
-                    let left_running = *alive;
+                    // Threads with a request; idle ones are ending with the closed channel.
+                    let left_running = pool.shared.in_flight.load(Ordering::SeqCst).min(*alive);
+                    if left_running == 0 {
+                        return CloseReport::default();
+                    }
                     log::warn!(
                         "{left_running} request thread(s) still running at the close's deadline; \
                          not waiting longer"
@@ -210,7 +217,7 @@ impl Threading {
             Some(at) => CloseDeadline::at(at),
             None => CloseDeadline::none(),
         };
-        self.close_until(&deadline);
+        self.close_until(&deadline, false);
     }
 }
 
@@ -326,7 +333,7 @@ impl Strategy for Threading {
     }
 
     fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
-        self.close_until(deadline)
+        self.close_until(deadline, true)
     }
 }
 

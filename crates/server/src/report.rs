@@ -15,7 +15,7 @@ use std::{
     fs::File,
     io::{self, Write as _},
     os::fd::AsFd,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -36,12 +36,22 @@ const HIDDEN_MAX: u32 = (1 << 24) - 1;
 /// without one, written to stderr. Past [`LIMIT`] reports in a second, the rest of that
 /// second's are counted, not shown: the first one held back writes a line saying so, and the
 /// next report shown, in a later second, is preceded by their count.
+/// Set in a forked request child (its own copy of memory): reports then always go to stderr in
+/// one `write`, never through the logger, whose own locks (std's stderr lock, for most loggers)
+/// another thread of the parent may have held at the fork.
+static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Marks this process as a forked request child (see [`FORKED_CHILD`]).
+pub(crate) fn in_forked_child() {
+    FORKED_CHILD.store(true, Ordering::Relaxed);
+}
+
 pub(crate) fn failure(message: fmt::Arguments<'_>) {
     let verdict = admit(clock_second());
     let Some(text) = render(verdict, message) else {
         return;
     };
-    if log::max_level() == log::LevelFilter::Off {
+    if log::max_level() == log::LevelFilter::Off || FORKED_CHILD.load(Ordering::Relaxed) {
         write_stderr(&text);
     } else {
         for line in text.lines() {

@@ -28,6 +28,9 @@ const LISTENER: usize = 0;
 const FROM_CHILDREN: usize = 1;
 /// Requests taken per wakeup before the loop looks at shutdown and service actions again.
 const ACCEPT_BATCH: usize = 64;
+/// The send buffer a Unix datagram server asks for (the kernel grants at most twice
+/// `net.core.wmem_max`, 416 KiB by default).
+const UNIX_REPLY_BUFFER: usize = 4 << 20;
 /// How long dropping a server waits for its requests in flight.
 const DROP_WAIT: Duration = Duration::from_secs(5);
 
@@ -295,6 +298,14 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         // its queue after a few datagrams): one that cannot be sent at once is dropped, as the
         // kernel drops UDP datagrams, and a handler's own `sendto` gets `WouldBlock`.
         socket.setblocking(false)?;
+        if K::SOCKET_TYPE == socket::Type::Datagram && socket.family() == Family::Unix {
+            // Replies queued at Unix datagram clients that have not read them yet are charged
+            // to this socket's send buffer: a larger one (the kernel caps the request at twice
+            // net.core.wmem_max) lets a few slow clients not crowd out the others' replies.
+            if let Err(e) = socket.setsockopt(opt::SendBufferSize, UNIX_REPLY_BUFFER) {
+                log::debug!("{}: cannot raise SO_SNDBUF: {e}", K::NAME);
+            }
+        }
         self.activated = true;
         Ok(())
     }

@@ -132,14 +132,16 @@ impl Shared {
                 // WouldBlock: the parent has requests queued already; one is enough.
                 if let Err(e) = writer.send(b"s") {
                     if e.kind() != io::ErrorKind::WouldBlock {
-                        log::error!("cannot ask the server to stop from a forked child: {e}");
+                        crate::report::failure(format_args!(
+                            "cannot ask the server to stop from a forked child: {e}"
+                        ));
                     }
                 }
             }
-            None => log::error!(
+            None => crate::report::failure(format_args!(
                 "request_shutdown in a forked child: the server has no channel for it (see the \
                  warning at bind); the server keeps serving"
-            ),
+            )),
         }
     }
 
@@ -150,6 +152,9 @@ impl Shared {
 
     /// Removes the server's socket file, if it has one not removed yet.
     pub(crate) fn remove_socket_file(&self) -> bool {
+        if self.in_forked_child() {
+            return false; // the parent's live file: never a child's to remove
+        }
         let file = self.lock().socket_file.take();
         match file {
             Some(file) => {
@@ -203,7 +208,14 @@ impl Shared {
             return None;
         }
         state.running = Some(thread::current().id());
+        // A new loop starts with no stop in progress: a stop that was hurried or given a
+        // deadline before belongs to an earlier loop (no state left behind).
+        state.hurried = false;
+        state.stop_deadline = None;
         self.stop.store(false, Ordering::SeqCst);
+        drop(state);
+        // Likewise a forked child's stop request that came after the last loop ended.
+        self.drain_children_requests();
         Some(LoopGuard {
             shared: Arc::clone(self),
         })
@@ -255,6 +267,11 @@ impl Shared {
     }
 
     fn shutdown_gracefully(&self, grace: Duration) -> Result<GracefulStop> {
+        if self.in_forked_child() {
+            // A child cannot stop its parent's requests or wait for them: it asks.
+            self.ask_parent_to_stop();
+            return Ok(GracefulStop::default());
+        }
         let started = Instant::now();
         // A grace too long for the clock is no deadline: wait for the requests to end.
         let grace_end = started.checked_add(grace);
@@ -296,6 +313,10 @@ impl Shared {
     }
 
     fn stop_now(&self) -> usize {
+        if self.in_forked_child() {
+            self.ask_parent_to_stop();
+            return 0;
+        }
         {
             let mut state = self.lock();
             state.hurried = true;
@@ -563,6 +584,10 @@ impl ShutdownHandle {
     /// after the deadline if a handler ignores the shutdown (the report says so). Call
     /// `server_close` afterwards.
     ///
+    /// In a handler running in a forked child (forking) it asks the parent's loop to stop and
+    /// returns at once with an empty report: a child can neither stop nor wait for its
+    /// parent's requests.
+    ///
     /// # Errors
     ///
     /// [`Error::ShutdownFromServingThread`] when called from the thread running the loop.
@@ -603,6 +628,8 @@ impl ShutdownHandle {
     /// after it ([`Server::server_close_by`](crate::Server::server_close_by)) stops waiting:
     /// what a second `SIGTERM` does in `serve_until_signal`. Returns at once, from any thread,
     /// with the number of connections shut down.
+    ///
+    /// In a forked child (forking) it only asks the parent's loop to stop, and returns 0.
     ///
     /// # Examples
     ///
@@ -666,6 +693,9 @@ impl ShutdownHandle {
     /// Removes the Unix socket file the server created, now rather than at `server_close`
     /// (which then leaves it alone): for a caller that gives up waiting on a serving thread
     /// whose handler ignores every stop. True if there was a file to remove.
+    ///
+    /// In a forked child (forking) it does nothing and returns false: the file is the
+    /// parent's, and its server is live.
     ///
     /// # Examples
     ///
@@ -742,6 +772,10 @@ impl fmt::Debug for Shared {
 }
 
 impl StopServer for Shared {
+    fn is_forked_child(&self) -> bool {
+        self.in_forked_child()
+    }
+
     fn shutdown(&self) -> io::Result<()> {
         if self.in_forked_child() {
             // A child cannot wait for its parent's loop: ask, and return.

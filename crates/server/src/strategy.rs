@@ -96,10 +96,13 @@ impl Job {
     /// ```
     pub fn run_in_forked_child(self) {
         let Job { work, ticket, .. } = self;
-        work();
+        // Before the work: a panic escaping it must not drop the ticket (which would lock).
         if let Some(ticket) = ticket {
             ticket.forget_in_child();
         }
+        // From here on, the server's own reports in this process take no lock either.
+        crate::report::in_forked_child();
+        work();
     }
 
     /// Runs `fork`, a strategy's `fork()` of this request. Normally it only calls `fork`; a

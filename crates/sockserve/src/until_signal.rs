@@ -5,6 +5,7 @@ use reactor::{Interest, Reactor, Signal, Signals, Waker};
 use server::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use std::{
     fmt, io,
+    panic::{self, AssertUnwindSafe},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -285,27 +286,53 @@ impl StopSignals {
         let handle = server.shutdown_handle();
         let serving: Arc<Done<(server::Result<()>, CloseReport)>> = Done::new(reactor.waker());
         let deadline = handle.close_deadline();
+        let loop_returned = Arc::new(AtomicBool::new(false));
         let spawned = thread::Builder::new()
             .name("sockserve-serve".into())
             .spawn({
-                let serving = Arc::clone(&serving);
+                let (serving, loop_returned) = (Arc::clone(&serving), Arc::clone(&loop_returned));
                 move || {
-                    let served = server.serve_forever();
-                    // Bounded by the graceful stop's deadline once a signal came; before that
-                    // (the loop ended for another reason) it waits as server_close does.
-                    let closed = server.server_close_by(&deadline);
-                    drop(server);
-                    serving.finish((served, closed));
+                    // Whatever happens here, the watcher hears of it: a panic (a strategy's,
+                    // or a handler's Drop on a synchronous server) is an error, not a hang.
+                    let run = panic::catch_unwind(AssertUnwindSafe(|| {
+                        let served = server.serve_forever();
+                        loop_returned.store(true, Ordering::SeqCst);
+                        // Bounded by the graceful stop's deadline once a signal came; before
+                        // that (the loop ended for another reason) it waits as server_close
+                        // does, until a signal gives it a deadline.
+                        let closed = server.server_close_by(&deadline);
+                        drop(server);
+                        (served, closed)
+                    }));
+                    loop_returned.store(true, Ordering::SeqCst);
+                    serving.finish(run.unwrap_or_else(|payload| {
+                        let error = handler::HandlerError::from_panic(payload);
+                        let error =
+                            io::Error::other(format!("the serving thread panicked: {error}"));
+                        (Err(server::Error::Io(error)), CloseReport::default())
+                    }));
                 }
             });
         // On failure the closure, and the server in it, are dropped: the server is closed.
         let serving_thread = spawned?;
-        let watched = watch(&mut reactor, &signals, &serving, &handle, grace);
-        if watched.is_err() {
-            // Deaf to signals from now on: stop rather than serve on unstoppable.
-            handle.stop_now();
-        }
-        let mut stop = watched.unwrap_or_default();
+        let watched = watch(
+            &mut reactor,
+            &signals,
+            &serving,
+            &handle,
+            grace,
+            &loop_returned,
+        );
+        let mut stop = match watched {
+            Ok(stop) => stop,
+            Err(e) => {
+                // Deaf to signals from now on: stop now rather than serve on unstoppable, and
+                // say why. The serving thread ends by itself.
+                handle.stop_now();
+                handle.remove_socket_file();
+                return Err(e);
+            }
+        };
         let outcome = serving.take();
         match &outcome {
             Some((_, closed)) => {
@@ -385,6 +412,7 @@ fn watch(
     serving: &Done<(server::Result<()>, CloseReport)>,
     handle: &ShutdownHandle,
     grace: Duration,
+    loop_returned: &Arc<AtomicBool>,
 ) -> io::Result<SignalStop> {
     let (signal, mut second) = loop {
         reactor.select(Some(SAFETY_TICK))?;
@@ -409,8 +437,12 @@ fn watch(
         .name("sockserve-stop".into())
         .spawn({
             let (stopping, handle) = (Arc::clone(&stopping), handle.clone());
-            let serving_done = serving.finished_flag();
-            move || stopping.finish(stop_gracefully(&handle, grace, &serving_done))
+            let (serving_done, loop_returned) =
+                (serving.finished_flag(), Arc::clone(loop_returned));
+            move || {
+                let report = stop_gracefully(&handle, grace, &loop_returned, &serving_done);
+                stopping.finish(report)
+            }
         })?;
     let mut stop = SignalStop {
         signal: Some(signal),
@@ -433,9 +465,9 @@ fn watch(
         reactor.select(Some(wait))?;
         second = signals.pending()?.first().copied();
     }
-    // The graceful stop's own waits end at its deadline (or at once when hurried), which is
-    // before `give_up`: this join is bounded.
-    if stopper.join().is_err() {
+    // The graceful stop's own waits end at its deadline (or at once when hurried), before
+    // `give_up`; should it still run, it is left behind rather than waited for.
+    if stopping.is_finished() && stopper.join().is_err() {
         log::error!("the graceful stop panicked");
     }
     stop.graceful = stopping.take().flatten();
@@ -444,15 +476,17 @@ fn watch(
 }
 
 /// The stopping thread: waits for the loop to be running (a stop asked for while no loop runs
-/// is lost if a loop ran before: the handle keeps no stale state) or over, then stops it
-/// gracefully.
+/// is lost if a loop ran before: the handle keeps no stale state) or to have returned (its
+/// requests may still be in flight, the close waiting for them: the graceful stop gives that
+/// wait its deadline), then stops gracefully.
 fn stop_gracefully(
     handle: &ShutdownHandle,
     grace: Duration,
+    loop_returned: &AtomicBool,
     serving_done: &AtomicBool,
 ) -> Option<GracefulStop> {
     loop {
-        if handle.is_serving() {
+        if handle.is_serving() || loop_returned.load(Ordering::SeqCst) {
             return match handle.shutdown_gracefully(grace) {
                 Ok(report) => Some(report),
                 Err(e) => {
