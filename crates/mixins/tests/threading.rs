@@ -103,6 +103,23 @@ fn close_immediately_without_serving() {
     assert_eq!(server.fileno(), -1);
 }
 
+/// Two clients connect at once and read their whole replies (only concurrent handlers answer
+/// both when they wait for each other).
+fn two_clients_at_once(addr: std::net::SocketAddr) -> Vec<String> {
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(GENEROUS)).unwrap();
+                let mut out = String::new();
+                c.read_to_string(&mut out).expect("served concurrently");
+                out
+            })
+        })
+        .collect();
+    clients.into_iter().map(|c| c.join().unwrap()).collect()
+}
+
 #[test]
 fn requests_run_concurrently() {
     // Two handlers wait for each other: only concurrent requests get past the barrier.
@@ -115,20 +132,7 @@ fn requests_run_concurrently() {
     .unwrap();
     let serving = Serving::start(server);
     let addr = serving.address.as_inet().unwrap();
-    let clients: Vec<_> = (0..2)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut c = TcpStream::connect(addr).unwrap();
-                c.set_read_timeout(Some(GENEROUS)).unwrap();
-                let mut out = String::new();
-                c.read_to_string(&mut out).expect("served concurrently");
-                out
-            })
-        })
-        .collect();
-    for c in clients {
-        assert_eq!(c.join().unwrap(), "both\n");
-    }
+    assert_eq!(two_clients_at_once(addr), ["both\n", "both\n"]);
     serving.stop();
 }
 
@@ -311,4 +315,69 @@ fn connections_arriving_together_each_get_a_thread_when_one_is_idle() {
         }
     }
     serving.stop();
+}
+
+#[test]
+fn a_bounded_close_counts_only_threads_with_a_request_as_left_running() {
+    // Two requests at once start two threads; once both are answered the threads are idle.
+    let barrier = Arc::new(Barrier::new(2));
+    let b = barrier.clone();
+    let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
+        b.wait();
+        req.wfile.write_all(b"done\n")
+    })
+    .unwrap();
+    let mut serving = Serving::start(server);
+    let addr = serving.address.as_inet().unwrap();
+    assert_eq!(two_clients_at_once(addr), ["done\n", "done\n"]);
+    let handle = serving.handle.clone();
+    let deadline = Instant::now() + GENEROUS;
+    while handle.in_flight() != 0 {
+        assert!(Instant::now() < deadline, "the requests never ended");
+        thread::yield_now();
+    }
+    handle.shutdown().unwrap();
+    let mut server = serving.thread.take().unwrap().join().unwrap();
+    assert_eq!(server.strategy().threads(), 2);
+    // A deadline that has passed already: idle threads are ending, not left running.
+    let report = server.server_close_by(&server::CloseDeadline::at(Instant::now()));
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
+    // daemon_threads is for server_close; the graceful-stop close still waits until its deadline
+    // and then says what it left.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder({
+        let released = released.clone();
+        move |req: &mut StreamRequest| {
+            req.wfile.write_all(b"started\n")?;
+            let _ = released.lock().unwrap().recv_timeout(GENEROUS);
+            Ok(())
+        }
+    })
+    .strategy(Threading::new().daemon_threads(true))
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let mut serving = Serving::start(server);
+    let mut client = TcpStream::connect(serving.address.as_inet().unwrap()).unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&client)
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    serving.handle.shutdown().unwrap();
+    let mut server = serving.thread.take().unwrap().join().unwrap();
+    let wait = Duration::from_millis(300);
+    let started = Instant::now();
+    let report = server.server_close_by(&server::CloseDeadline::at(started + wait));
+    let took = started.elapsed();
+    assert!(took >= wait, "returned after {took:?}, before its deadline");
+    assert_eq!(report.threads_abandoned, 1, "{report:?}");
+    release.send(()).unwrap();
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
 }

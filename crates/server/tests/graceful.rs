@@ -149,3 +149,28 @@ fn a_grace_too_long_for_the_clock_means_no_deadline() {
     // The stop was asked before the loop started: the loop returns at once.
     server.serve_forever().unwrap();
 }
+
+#[test]
+fn a_stop_now_leaves_no_hurry_for_a_later_loop() {
+    // stop_now before serving (the next loop returns at once), then a second loop: its
+    // graceful stop gets its whole grace, not the earlier stop's hurry.
+    let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+        let mut rest = Vec::new();
+        req.rfile.read_to_end(&mut rest)?;
+        Ok(())
+    })
+    .unwrap();
+    let handle = server.shutdown_handle();
+    handle.stop_now();
+    let mut server = server;
+    server.serve_forever().unwrap(); // returns at once: stopped before it started
+    let serving = Serving::start(server, Duration::from_secs(60));
+    let _idle = TcpStream::connect(inet(&serving.address)).unwrap();
+    wait_in_flight(&serving.handle, 1);
+    let grace = Duration::from_millis(300);
+    let report = serving.handle.shutdown_gracefully(grace).unwrap();
+    assert!(!report.hurried, "{report:?}");
+    assert!(report.took >= grace, "the grace was cut short: {report:?}");
+    assert_eq!(report.forced, 1, "{report:?}");
+    serving.stop();
+}

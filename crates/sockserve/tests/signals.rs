@@ -79,6 +79,14 @@ fn main() {
             "a_datagram_client_that_never_reads_cannot_wedge_the_server",
             a_datagram_client_that_never_reads_cannot_wedge_the_server,
         ),
+        (
+            "a_signal_after_the_loop_ended_still_bounds_the_close",
+            a_signal_after_the_loop_ended_still_bounds_the_close,
+        ),
+        (
+            "a_panic_on_the_serving_thread_is_an_error_not_a_hang",
+            a_panic_on_the_serving_thread_is_an_error_not_a_hang,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {
@@ -180,6 +188,40 @@ fn stop_child<C: Strategy>(test: &str, path: &Path, strategy: C) -> io::Result<(
                 .bind(path)?,
             GRACE,
         ),
+        "quit" => {
+            // A request that ends the loop ("q", as a handler's request_shutdown) beside a
+            // stuck one: the close then waits for the stuck one, until the signal's stop gives
+            // it a deadline.
+            let quit_or_stick = |req: &mut StreamRequest| {
+                let mut one = [0; 1];
+                req.rfile.read_exact(&mut one)?;
+                if one == *b"q" {
+                    req.server.request_shutdown();
+                    return req.wfile.write_all(b"quitting\n");
+                }
+                writeln!(req.wfile, "{}", std::process::id())?;
+                thread::sleep(STUCK);
+                Ok(())
+            };
+            let server = UnixStreamServer::builder(quit_or_stick)
+                .strategy(strategy)
+                .bind(path)?;
+            let handle = server.shutdown_handle();
+            // Says when the loop has returned, so the parent's signal comes after it.
+            thread::spawn(move || {
+                // Serving began: seen serving, or a request in flight (the stuck one stays in
+                // flight until the stop, even if the loop came and went between two looks).
+                while !handle.is_serving() && handle.in_flight() == 0 {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                while handle.is_serving() {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                println!("loop-ended");
+                let _ = io::stdout().flush();
+            });
+            stop_and_report(server, GRACE)
+        }
         "second" => stop_and_report(
             UnixStreamServer::builder(stuck)
                 .strategy(strategy)
@@ -472,6 +514,22 @@ fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// Reads the `detail:` line of a stop that had to leave a stuck request, and checks it says
+/// what each strategy does with one: sync leaves the serving thread, threading the thread,
+/// forking ends the child with SIGTERM.
+fn left_behind(server: &ChildServer, strategy: &str) -> Result<String, String> {
+    let detail = detail(server)?;
+    let (key, value) = match strategy {
+        "sync" => ("serving_abandoned", "true"),
+        "threading" => ("threads_abandoned", "1"),
+        _ => ("terminated", "1"),
+    };
+    if field(&detail, key) != Some(value) {
+        return Err(format!("{strategy}: expected {key}={value} in {detail:?}"));
+    }
+    Ok(detail)
+}
+
 /// Connects to the stuck server and returns the pid its handler runs in.
 fn start_stuck_request(path: &Path) -> Result<UnixStream, String> {
     let stream = UnixStream::connect(path).map_err(|e| format!("connect: {e}"))?;
@@ -525,18 +583,7 @@ fn a_stuck_handler_cannot_stretch_the_stop() -> Result<(), String> {
         if !line.starts_with("stopping") && !line.starts_with("stopped: signal=SIGTERM forced=1") {
             return Err(format!("{strategy}: unexpected line {line:?}"));
         }
-        let detail = detail(&server)?;
-        let expected = match strategy {
-            "sync" => ("serving_abandoned", "true"),
-            "threading" => ("threads_abandoned", "1"),
-            _ => ("terminated", "1"),
-        };
-        if field(&detail, expected.0) != Some(expected.1) {
-            return Err(format!(
-                "{strategy}: expected {}={} in {detail:?}",
-                expected.0, expected.1
-            ));
-        }
+        let detail = left_behind(&server, strategy)?;
         if path.exists() {
             return Err(format!("{strategy}: the socket file is still there"));
         }
@@ -631,4 +678,79 @@ fn a_datagram_client_that_never_reads_cannot_wedge_the_server() -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// The loop ended without a signal (a handler's `request_shutdown`) while another request is
+/// stuck, so the close waits for it; a SIGTERM then still ends it all within the grace plus
+/// `STOP_BOUND`. Before, the close had no deadline and waited the stuck request out.
+fn a_signal_after_the_loop_ended_still_bounds_the_close() -> Result<(), String> {
+    for strategy in ["threading", "forking"] {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("quit.sock");
+        let mut server = ChildServer::start(&format!("quit:{strategy}:{}", path.display()))?;
+        let mut stuck = start_stuck_request(&path)?;
+        let pid = handler_pid(&mut stuck)?;
+        let mut quit = start_stuck_request(&path)?;
+        quit.write_all(b"q").map_err(|e| format!("send q: {e}"))?;
+        let mut reply = String::new();
+        BufReader::new(&quit)
+            .read_line(&mut reply)
+            .map_err(|e| format!("{strategy}: quit reply: {e}"))?;
+        let line = server
+            .next_line("`loop-ended`")
+            .map_err(|e| format!("{strategy}: {e}"))?;
+        if line != "loop-ended" {
+            return Err(format!("{strategy}: expected `loop-ended`, got {line:?}"));
+        }
+        let (_, took) = server
+            .stop_with("-TERM")
+            .map_err(|e| format!("{strategy}: {e}"))?;
+        let limit = GRACE + sockserve::server::STOP_BOUND + Duration::from_millis(1500);
+        if took > limit {
+            return Err(format!(
+                "{strategy}: stopped after {took:?}, over {limit:?}"
+            ));
+        }
+        let detail = left_behind(&server, strategy)?;
+        if strategy == "forking" && !has_ended(pid) {
+            return Err(format!("{strategy}: the request child {pid} still runs"));
+        }
+        if path.exists() {
+            return Err(format!("{strategy}: the socket file is still there"));
+        }
+        println!("signals:   {strategy}: stopped in {took:?}: {detail}");
+    }
+    Ok(())
+}
+
+/// A strategy that panics, which unwinds through `serve_forever` on the serving thread.
+struct PanickingStrategy;
+
+impl Strategy for PanickingStrategy {
+    fn process_request(&mut self, _job: sockserve::Job) {
+        panic!("the strategy panicked on purpose");
+    }
+}
+
+/// In this process: a panic on the serving thread comes back as an error of
+/// `serve_until_signal`, promptly. Before, the watcher waited for a signal, and then for ever.
+fn a_panic_on_the_serving_thread_is_an_error_not_a_hang() -> Result<(), String> {
+    let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+        .strategy(PanickingStrategy)
+        .bind("127.0.0.1:0")
+        .map_err(|e| format!("bind: {e}"))?;
+    let address = server.server_address().as_inet().ok_or("not inet")?;
+    let (tx, rx) = mpsc::channel();
+    // Not joined on a hang (it would never end); the process ends with the check run.
+    thread::spawn(move || {
+        let _ = tx.send(serve_until_signal(server, GRACE));
+    });
+    let _client = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
+    match rx.recv_timeout(BOUND) {
+        Ok(Err(e)) if e.to_string().contains("panicked on purpose") => Ok(()),
+        Ok(other) => Err(format!("expected the panic as an error, got {other:?}")),
+        Err(_) => Err(format!(
+            "serve_until_signal hung for {BOUND:?} after the panic"
+        )),
+    }
 }
