@@ -231,7 +231,7 @@ fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String>
 fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<ExitCode> {
     match family {
         EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
-            TcpServer::builder(StreamEcho)
+            TcpServer::builder_handler(StreamEcho)
                 .allow_reuse_address(true)
                 .handle_error(report_failure)
                 .strategy(strategy)
@@ -245,7 +245,7 @@ fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Re
                 .bind(address)?,
         ),
         EchoFamily::Unix => serve(
-            UnixStreamServer::builder(StreamEcho)
+            UnixStreamServer::builder_handler(StreamEcho)
                 .handle_error(report_failure)
                 .strategy(strategy)
                 .bind(address)?,

@@ -96,9 +96,8 @@ fn install_child_panic_hook() {
 /// ```no_run
 /// use sockserve_mixins::Forking;
 /// use server::{Server, Tcp, TcpServer};
-/// use handler::StreamRequest;
 ///
-/// let mut server: Server<Tcp, Forking> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+/// let mut server: Server<Tcp, Forking> = TcpServer::builder(|_r| Ok(()))
 ///     .strategy(Forking::new().max_children(8))
 ///     .bind("127.0.0.1:0")?;
 /// server.serve_forever()?;

@@ -14,10 +14,9 @@
 //!
 //! ```
 //! use sockserve_mixins::ThreadingTcpServer;
-//! use handler::StreamRequest;
 //! use std::io::{BufRead, Write};
 //!
-//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
 //!     let mut line = String::new();
 //!     req.rfile.read_line(&mut line)?;
 //!     req.wfile.write_all(line.as_bytes())
@@ -43,11 +42,10 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 ///
 /// ```
 /// use sockserve_mixins::ThreadingTcpServer;
-/// use handler::StreamRequest;
 /// use socket::create_connection;
 /// use std::io::{Read, Write};
 ///
-/// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+/// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile.write_all(format!("{:?}", std::thread::current().id()).as_bytes())
 /// })?;
 /// let mut client = create_connection(server.server_address(), &Default::default())?;
@@ -65,10 +63,9 @@ pub type ThreadingTcpServer = Server<Tcp, Threading>;
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUdpServer;
-/// use handler::DatagramRequest;
 /// use socket::{Family, Socket, Type};
 ///
-/// let mut server = ThreadingUdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+/// let mut server = ThreadingUdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
 /// })?;
@@ -133,9 +130,8 @@ pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
 ///
 /// ```
 /// use sockserve_mixins::{Forking, ForkingTcpServer};
-/// use handler::StreamRequest;
 ///
-/// let mut server = ForkingTcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+/// let mut server = ForkingTcpServer::builder(|_req| Ok(()))
 ///     .strategy(Forking::new().max_children(8))
 ///     .bind("127.0.0.1:0")?;
 /// assert_ne!(server.server_address().as_inet().map(|a| a.port()), Some(0));
@@ -153,10 +149,9 @@ pub type ForkingTcpServer = Server<Tcp, Forking>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUdpServer;
-/// use handler::DatagramRequest;
 /// use socket::Type;
 ///
-/// let mut server = ForkingUdpServer::bind("127.0.0.1:0", |_req: &mut DatagramRequest| Ok(()))?;
+/// let mut server = ForkingUdpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// assert_eq!(server.socket().map(|s| s.socket_type()), Some(Type::Datagram));
 /// server.server_close();
 /// assert!(server.socket().is_none());
@@ -172,11 +167,10 @@ pub type ForkingUdpServer = Server<Udp, Forking>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUnixStreamServer;
-/// use handler::StreamRequest;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("s.sock");
-/// let mut server = ForkingUnixStreamServer::bind(&path, |_req: &mut StreamRequest| Ok(()))?;
+/// let mut server = ForkingUnixStreamServer::bind(&path, |_req| Ok(()))?;
 /// assert!(path.exists());
 /// server.server_close(); // closes the socket and removes its file
 /// assert!(!path.exists());
@@ -192,12 +186,11 @@ pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUnixDatagramServer;
-/// use handler::DatagramRequest;
 /// use socket::Address;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("d.sock");
-/// let mut server = ForkingUnixDatagramServer::bind(&path, |_req: &mut DatagramRequest| Ok(()))?;
+/// let mut server = ForkingUnixDatagramServer::bind(&path, |_req| Ok(()))?;
 /// assert_eq!(server.server_address(), &Address::Unix(path));
 /// server.server_close();
 /// # Ok::<(), Box<dyn std::error::Error>>(())

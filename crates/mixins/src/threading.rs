@@ -46,9 +46,8 @@ const DEADLINE_STEP: Duration = Duration::from_millis(20);
 /// ```
 /// use sockserve_mixins::Threading;
 /// use server::{Server, Tcp, TcpServer};
-/// use handler::StreamRequest;
 ///
-/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r| Ok(()))
 ///     .strategy(Threading::new().max_threads(16))
 ///     .bind("127.0.0.1:0")?;
 /// assert_eq!(server.strategy().threads(), 0); // started on demand

@@ -21,11 +21,10 @@ use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 ///
 /// ```
 /// use sockserve_server::{MIN_POLL_INTERVAL, TcpServer};
-/// use handler::StreamRequest;
 /// use std::time::Duration;
 ///
 /// assert_eq!(MIN_POLL_INTERVAL, Duration::from_millis(10));
-/// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
 /// let handle = server.shutdown_handle();
 /// std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
 ///     // Ticks every 10 ms rather than spinning; the shutdown still ends it at once.
@@ -134,10 +133,9 @@ impl Default for Options {
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use handler::StreamRequest;
 /// use std::time::Duration;
 ///
-/// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+/// let server = TcpServer::builder(|_req| Ok(()))
 ///     .request_queue_size(1024)
 ///     .allow_reuse_address(true)
 ///     .timeout(Some(Duration::from_secs(5)))
@@ -194,11 +192,10 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let a = TcpServer::builder(|_r: &mut StreamRequest| Ok(())).allow_reuse_port(true).bind("127.0.0.1:0")?;
+    /// let a = TcpServer::builder(|_r| Ok(())).allow_reuse_port(true).bind("127.0.0.1:0")?;
     /// let same_port = a.server_address().to_string();
-    /// let b = TcpServer::builder(|_r: &mut StreamRequest| Ok(())).allow_reuse_port(true).bind(same_port.as_str())?;
+    /// let b = TcpServer::builder(|_r| Ok(())).allow_reuse_port(true).bind(same_port.as_str())?;
     /// assert_eq!(a.server_address(), b.server_address());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -246,15 +243,14 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::UdpServer;
-    /// use handler::DatagramRequest;
     ///
-    /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
+    /// let server = UdpServer::builder(|_r| Ok(()))
     ///     .max_packet_size(65_507)
     ///     .bind("127.0.0.1:0")?;
     /// assert_eq!(server.max_packet_size(), 65_507);
     ///
     /// // 4 GiB: clamped at bind to the largest UDP datagram, and nothing is zero-filled.
-    /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
+    /// let server = UdpServer::builder(|_r| Ok(()))
     ///     .max_packet_size(4 << 30)
     ///     .bind("127.0.0.1:0")?;
     /// assert_eq!(server.max_packet_size(), 65_535);
@@ -276,10 +272,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::time::Duration;
     ///
-    /// let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_r| Ok(()))
     ///     .poll_interval(Duration::from_millis(10))
     ///     .bind("127.0.0.1:0")?;
     /// # drop(server);
@@ -297,9 +292,8 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```no_run
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_r| Ok(()))
     ///     .dualstack_ipv6(true)
     ///     .bind("[::]:8080")?;
     /// # drop(server);
@@ -325,7 +319,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-    /// use handler::{ServerContext, StreamRequest};
+    /// use handler::ServerContext;
     /// use socket::{Address, create_connection};
     /// use std::io::{Read, Write};
     ///
@@ -339,7 +333,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///     }
     /// }
     ///
-    /// let mut server = TcpServer::builder(|req: &mut StreamRequest| req.wfile.write_all(b"hi"))
+    /// let mut server = TcpServer::builder(|req| req.wfile.write_all(b"hi"))
     ///     .verify_request(|_server, _request, _client| true)
     ///     .hooks(Log)
     ///     .bind("127.0.0.1:0")?;
@@ -373,9 +367,8 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_req| Ok(()))
     ///     .verify_request(|_server, _request, client| {
     ///         client.as_inet().is_some_and(|a| a.ip().is_loopback())
     ///     })
@@ -406,10 +399,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     ///
-    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_req| Ok(()))
     ///     .state(AtomicUsize::new(0))
     ///     .handle_error(|server, client, error| {
     ///         if let Some(failures) = server.state::<AtomicUsize>() {
@@ -439,12 +431,11 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::{sync::{Arc, atomic::{AtomicBool, Ordering}}, time::Duration};
     ///
     /// let timed_out = Arc::new(AtomicBool::new(false));
     /// let flag = Arc::clone(&timed_out);
-    /// let mut server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let mut server = TcpServer::builder(|_req| Ok(()))
     ///     .timeout(Some(Duration::ZERO))
     ///     .handle_timeout(move |_server| flag.store(true, Ordering::Relaxed))
     ///     .bind("127.0.0.1:0")?;
@@ -473,10 +464,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::time::Duration;
     ///
-    /// let mut server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let mut server = TcpServer::builder(|_req| Ok(()))
     ///     .poll_interval(Duration::from_millis(10))
     ///     .service_actions(|server| server.request_shutdown())
     ///     .bind("127.0.0.1:0")?;
@@ -499,10 +489,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::{io::Write, sync::atomic::{AtomicUsize, Ordering}};
     ///
-    /// let server = TcpServer::builder(|req: &mut StreamRequest| {
+    /// let server = TcpServer::builder(|req| {
     ///     let hits = req.server.state::<AtomicUsize>().expect("state is set");
     ///     let n = hits.fetch_add(1, Ordering::Relaxed);
     ///     writeln!(req.wfile, "visitor {n}")
@@ -563,10 +552,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use socket::opt;
     ///
-    /// let mut server = TcpServer::builder(|_r: &mut StreamRequest| Ok(())).build_unbound("127.0.0.1:0")?;
+    /// let mut server = TcpServer::builder(|_r| Ok(())).build_unbound("127.0.0.1:0")?;
     /// server.socket().expect("open").setsockopt(opt::KeepAlive, true)?;
     /// server.server_bind()?;
     /// server.server_activate()?;
@@ -588,12 +576,11 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::{net::TcpListener, os::fd::OwnedFd};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let port = listener.local_addr()?.port();
-    /// let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_r| Ok(()))
     ///     .from_listener(OwnedFd::from(listener))?;
     /// assert_eq!(server.server_address().as_inet().map(|a| a.port()), Some(port));
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -12,11 +12,10 @@ use std::io;
 ///
 /// ```
 /// use sockserve_server::{Error, TcpServer};
-/// use handler::StreamRequest;
 ///
-/// let first = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let first = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// let taken = first.server_address().to_string();
-/// let err = TcpServer::bind(taken.as_str(), |_req: &mut StreamRequest| Ok(())).unwrap_err();
+/// let err = TcpServer::bind(taken.as_str(), |_req| Ok(())).unwrap_err();
 /// assert!(matches!(err, Error::Bind { .. }));
 /// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -82,10 +81,9 @@ impl From<Error> for io::Error {
 ///
 /// ```
 /// use sockserve_server::{Error, Result, TcpServer};
-/// use handler::StreamRequest;
 ///
 /// fn bind_port(address: &str) -> Result<u16> {
-///     let server = TcpServer::bind(address, |_req: &mut StreamRequest| Ok(()))?;
+///     let server = TcpServer::bind(address, |_req| Ok(()))?;
 ///     Ok(server.server_address().as_inet().map_or(0, |a| a.port()))
 /// }
 ///

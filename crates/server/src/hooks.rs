@@ -59,7 +59,7 @@ pub enum RequestRef<'a> {
 ///
 /// ```
 /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-/// use handler::{HandlerError, ServerContext, StreamRequest};
+/// use handler::{HandlerError, ServerContext};
 /// use socket::Address;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 ///
@@ -78,7 +78,7 @@ pub enum RequestRef<'a> {
 ///     }
 /// }
 ///
-/// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+/// let server = TcpServer::builder(|_req| Ok(()))
 ///     .hooks(LocalOnly::default())
 ///     .bind("127.0.0.1:0")?;
 /// # drop(server);
@@ -133,7 +133,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::{HandlerError, ServerContext, StreamRequest};
+    /// use handler::{HandlerError, ServerContext};
     /// use socket::Address;
     ///
     /// struct EveryFailure;
@@ -144,7 +144,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///     }
     /// }
     ///
-    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_req| Ok(()))
     ///     .hooks(EveryFailure)
     ///     .bind("127.0.0.1:0")?;
     /// # drop(server);
@@ -208,7 +208,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::{ServerContext, StreamRequest};
+    /// use handler::ServerContext;
     /// use socket::Address;
     ///
     /// struct Log;
@@ -218,7 +218,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///     }
     /// }
     ///
-    /// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+    /// let server = TcpServer::builder(|_req| Ok(()))
     ///     .hooks(Log)
     ///     .bind("127.0.0.1:0")?;
     /// # drop(server);
@@ -235,10 +235,9 @@ pub trait Hooks: Send + Sync + 'static {
 ///
 /// ```
 /// use sockserve_server::{DefaultHooks, TcpServer};
-/// use handler::StreamRequest;
 ///
 /// // The same as setting no hooks at all.
-/// let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+/// let server = TcpServer::builder(|_req| Ok(()))
 ///     .hooks(DefaultHooks)
 ///     .bind("127.0.0.1:0")?;
 /// # drop(server);

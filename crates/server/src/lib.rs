@@ -56,10 +56,9 @@
 //!
 //! ```
 //! use sockserve_server::UdpServer;
-//! use handler::DatagramRequest;
 //! use std::io::Write;
 //!
-//! let server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+//! let server = UdpServer::bind("127.0.0.1:0", |req| {
 //!     let packet = req.packet.clone();
 //!     req.wfile.write_all(&packet)
 //! })?;
@@ -96,11 +95,10 @@ pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use handler::StreamRequest;
 /// use socket::create_connection;
 /// use std::io::{Read, Write};
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+/// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile.write_all(b"hello")
 /// })?;
 /// let mut client = create_connection(server.server_address(), &Default::default())?;
@@ -117,10 +115,9 @@ pub type TcpServer = Server<Tcp, Synchronous>;
 ///
 /// ```
 /// use sockserve_server::UdpServer;
-/// use handler::DatagramRequest;
 /// use socket::{Family, Socket, Type};
 ///
-/// let mut server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+/// let mut server = UdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
 /// })?;
@@ -139,13 +136,12 @@ pub type UdpServer = Server<Udp, Synchronous>;
 ///
 /// ```
 /// use sockserve_server::UnixStreamServer;
-/// use handler::StreamRequest;
 /// use socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("hello.sock");
-/// let mut server = UnixStreamServer::bind(&path, |req: &mut StreamRequest| {
+/// let mut server = UnixStreamServer::bind(&path, |req| {
 ///     req.wfile.write_all(b"hello")
 /// })?;
 /// let mut client = Socket::new(Family::Unix, Type::Stream)?;

@@ -46,9 +46,8 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 ///
 /// ```compile_fail
 /// use sockserve_server::TcpServer;
-/// use handler::StreamRequest;
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(())).unwrap();
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_r| Ok(())).unwrap();
 /// std::thread::scope(|s| {
 ///     s.spawn(|| server.serve_forever());
 ///     server.server_close(); // error: `server` is mutably borrowed by the serving thread
@@ -59,11 +58,10 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use handler::StreamRequest;
 /// use socket::create_connection;
 /// use std::io::{BufRead, Read, Write};
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+/// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
 ///     let mut line = String::new();
 ///     req.rfile.read_line(&mut line)?;
 ///     req.wfile.write_all(line.to_uppercase().as_bytes())
@@ -107,8 +105,12 @@ pub struct Server<K: Kind, C: Strategy = Synchronous> {
 }
 
 impl<K: Kind, C: Strategy + Default> Server<K, C> {
-    /// Binds and activates a server with default options: Python's
-    /// `TCPServer(address, Handler)`.
+    /// Binds and activates a server with default options whose handler is a closure:
+    /// Python's `TCPServer(address, Handler)` with a `handle` method. The closure's argument
+    /// type is inferred from the server's kind (`StreamRequest` for TCP and Unix stream,
+    /// `DatagramRequest` for UDP and Unix datagram), so `|req| ...` needs no annotation. A
+    /// handler type (with `setup`, `handle` and `finish`, or options) goes through
+    /// [`bind_handler`](Self::bind_handler).
     ///
     /// # Errors
     ///
@@ -116,17 +118,90 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     ///
     /// # Examples
     ///
-    /// See [`Server`].
-    pub fn bind<H: Handler<K::Request>>(address: impl ToAddrs, handler: H) -> Result<Self> {
+    /// ```
+    /// use sockserve_server::{TcpServer, UdpServer};
+    /// use std::io::{BufRead, Write};
+    ///
+    /// let tcp = TcpServer::bind("127.0.0.1:0", |req| {
+    ///     let mut line = String::new();
+    ///     req.rfile.read_line(&mut line)?;
+    ///     req.wfile.write_all(line.to_uppercase().as_bytes())
+    /// })?;
+    /// let udp = UdpServer::bind("127.0.0.1:0", |req| {
+    ///     req.wfile = req.packet.to_ascii_uppercase();
+    ///     Ok(())
+    /// })?;
+    /// # drop((tcp, udp));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind<F>(address: impl ToAddrs, handler: F) -> Result<Self>
+    where
+        F: FnMut(&mut K::Request) -> std::io::Result<()> + Clone + Send + 'static,
+    {
         Builder::new(handler).bind(address)
     }
 
-    /// A builder, to set options by their Python names before binding.
+    /// Binds and activates a server with default options whose handler is any [`Handler`]: a
+    /// type of your own (Python's `class MyHandler(StreamRequestHandler)`), or a closure with
+    /// options (`HandlerExt::with_options`).
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use handler::{Handler, StreamRequest};
+    /// use std::io::{self, Write};
+    ///
+    /// #[derive(Clone)]
+    /// struct Hello;
+    ///
+    /// impl Handler<StreamRequest> for Hello {
+    ///     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    ///         req.wfile.write_all(b"hello\n")
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::bind_handler("127.0.0.1:0", Hello)?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_handler<H: Handler<K::Request>>(address: impl ToAddrs, handler: H) -> Result<Self> {
+        Builder::new(handler).bind(address)
+    }
+
+    /// A builder, to set options by their Python names before binding, with a closure as
+    /// the handler (its argument type is inferred, as for [`bind`](Self::bind)).
     ///
     /// # Examples
     ///
     /// See [`Builder`].
-    pub fn builder<H: Handler<K::Request>>(handler: H) -> Builder<K, C> {
+    pub fn builder<F>(handler: F) -> Builder<K, C>
+    where
+        F: FnMut(&mut K::Request) -> std::io::Result<()> + Clone + Send + 'static,
+    {
+        Builder::new(handler)
+    }
+
+    /// A builder with any [`Handler`] (a type of your own, or a closure with options).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::UdpServer;
+    /// use handler::{DatagramOptions, DatagramRequest, HandlerExt};
+    ///
+    /// // A closure with options is a handler value: no empty reply when it writes nothing.
+    /// let quiet = (|_req: &mut DatagramRequest| Ok(()))
+    ///     .with_options(DatagramOptions::default().reply_when_empty(false));
+    /// let server = UdpServer::builder_handler(quiet).bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder_handler<H: Handler<K::Request>>(handler: H) -> Builder<K, C> {
         Builder::new(handler)
     }
 }
@@ -193,11 +268,10 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::UdpServer;
-    /// use handler::DatagramRequest;
     ///
-    /// let server = UdpServer::bind("127.0.0.1:0", |_r: &mut DatagramRequest| Ok(()))?;
+    /// let server = UdpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
     /// assert_eq!(server.max_packet_size(), 8192); // Python's default
-    /// let server = UdpServer::builder(|_r: &mut DatagramRequest| Ok(()))
+    /// let server = UdpServer::builder(|_r| Ok(()))
     ///     .max_packet_size(usize::MAX)
     ///     .bind("127.0.0.1:0")?;
     /// assert_eq!(server.max_packet_size(), 65_535); // the largest UDP datagram
@@ -334,9 +408,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
     /// assert!(server.fileno() >= 0);
     /// server.server_close();
     /// assert_eq!(server.fileno(), -1);
@@ -361,9 +434,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::builder(|_r: &mut StreamRequest| Ok(())).state(7u8).bind("127.0.0.1:0")?;
+    /// let server = TcpServer::builder(|_r| Ok(())).state(7u8).bind("127.0.0.1:0")?;
     /// assert_eq!(server.context().state::<u8>(), Some(&7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -377,9 +449,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::{Synchronous, TcpServer};
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
     /// let _: &Synchronous = server.strategy();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -465,10 +536,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::time::Duration;
     ///
-    /// let mut server = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+    /// let mut server = TcpServer::builder(|_r| Ok(()))
     ///     .timeout(Some(Duration::from_millis(10)))
     ///     .bind("127.0.0.1:0")?;
     /// server.handle_request()?; // nobody connects: handle_timeout runs after 10 ms
@@ -544,10 +614,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::{CloseDeadline, TcpServer};
-    /// use handler::StreamRequest;
     /// use std::time::Instant;
     ///
-    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
     /// let report = server.server_close_by(&CloseDeadline::at(Instant::now()));
     /// assert!(report.is_clean());
     /// assert_eq!(server.fileno(), -1);

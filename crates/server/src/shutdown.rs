@@ -510,10 +510,9 @@ impl Drop for LoopGuard {
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use handler::StreamRequest;
 /// use std::time::Duration;
 ///
-/// let mut server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// let handle = server.shutdown_handle();
 /// std::thread::scope(|s| {
 ///     // A long poll interval does not delay the stop: the handle wakes the loop.
@@ -563,9 +562,8 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let mut server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
     /// // Asked before the loop starts: serve_forever returns at once.
     /// server.shutdown_handle().request_shutdown();
     /// server.serve_forever()?;
@@ -596,11 +594,10 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::{io::Read, net::TcpStream, time::Duration};
     ///
     /// // A synchronous server whose only handler blocks reading from an idle client.
-    /// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
     ///     let mut rest = Vec::new();
     ///     req.rfile.read_to_end(&mut rest).map(|_| ())
     /// })?;
@@ -635,10 +632,9 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     /// use std::{io::Read, net::TcpStream, time::Duration};
     ///
-    /// let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
     ///     let mut rest = Vec::new();
     ///     req.rfile.read_to_end(&mut rest).map(|_| ())
     /// })?;
@@ -675,9 +671,8 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+    /// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
     /// let deadline = server.shutdown_handle().close_deadline();
     /// assert!(!deadline.is_set()); // no graceful stop yet: a close waits as server_close
     /// server.shutdown_handle().stop_now();
@@ -701,11 +696,10 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::UnixStreamServer;
-    /// use handler::StreamRequest;
     ///
     /// let dir = tempfile::tempdir()?;
     /// let path = dir.path().join("s.sock");
-    /// let server = UnixStreamServer::bind(&path, |_req: &mut StreamRequest| Ok(()))?;
+    /// let server = UnixStreamServer::bind(&path, |_req| Ok(()))?;
     /// assert!(path.exists());
     /// assert!(server.shutdown_handle().remove_socket_file());
     /// assert!(!path.exists());
@@ -730,9 +724,8 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::bind("127.0.0.1:0", |_r: &mut StreamRequest| Ok(()))?;
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
     /// assert_eq!(server.shutdown_handle().in_flight(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -746,9 +739,8 @@ impl ShutdownHandle {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::StreamRequest;
     ///
-    /// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+    /// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
     /// assert!(!server.shutdown_handle().is_serving());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -148,7 +148,6 @@ impl fmt::Debug for Job {
 ///
 /// ```
 /// use sockserve_server::{Job, Strategy, Server, Tcp, TcpServer};
-/// use handler::StreamRequest;
 ///
 /// #[derive(Default)]
 /// struct ThreadPerRequest(Vec<std::thread::JoinHandle<()>>);
@@ -164,7 +163,7 @@ impl fmt::Debug for Job {
 ///     }
 /// }
 ///
-/// let server: Server<Tcp, ThreadPerRequest> = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+/// let server: Server<Tcp, ThreadPerRequest> = TcpServer::builder(|_req| Ok(()))
 ///     .strategy(ThreadPerRequest::default())
 ///     .bind("127.0.0.1:0")?;
 /// # drop(server);
@@ -176,7 +175,6 @@ impl fmt::Debug for Job {
 ///
 /// ```
 /// use sockserve_server::{Job, Strategy, UnixStreamServer};
-/// use handler::StreamRequest;
 /// use reactor::Waker;
 /// use socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
@@ -219,7 +217,7 @@ impl fmt::Debug for Job {
 /// let dir = tempfile::tempdir()?;
 /// let calls = Recorder::default();
 /// let bind = |name: &str| {
-///     UnixStreamServer::builder(|req: &mut StreamRequest| {
+///     UnixStreamServer::builder(|req| {
 ///         req.server.request_shutdown(); // one request, then serve_forever returns
 ///         Ok(())
 ///     })
@@ -444,10 +442,9 @@ impl fmt::Display for CloseReport {
 ///
 /// ```
 /// use sockserve_server::{Server, Synchronous, Tcp};
-/// use handler::StreamRequest;
 ///
 /// let server: Server<Tcp, Synchronous> =
-///     Server::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+///     Server::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// # drop(server);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -116,7 +116,7 @@ fn finish_runs_when_handle_fails_but_not_when_setup_fails() {
     ] {
         let steps = Arc::new(Mutex::new(Vec::new()));
         let rec = Shared::default();
-        let mut server = TcpServer::builder(Steps(steps.clone(), fail_setup))
+        let mut server = TcpServer::builder_handler(Steps(steps.clone(), fail_setup))
             .hooks(rec.clone())
             .bind("127.0.0.1:0")
             .unwrap();
@@ -204,7 +204,7 @@ fn buffered_wfile_is_flushed_in_finish() {
         req.wfile.write_all(b"buffered\n")
     })
     .with_options(StreamOptions::default().wbufsize(8192));
-    let mut server = TcpServer::bind("127.0.0.1:0", handler).unwrap();
+    let mut server = TcpServer::bind_handler("127.0.0.1:0", handler).unwrap();
     let mut c = TcpStream::connect(inet(server.server_address())).unwrap();
     server.handle_request().unwrap();
     assert_eq!(read_to_end(&mut c), b"buffered\n");
@@ -227,7 +227,7 @@ fn handler_timeout_limits_reads_and_nodelay_is_set() {
             .timeout(Some(Duration::from_millis(100)))
             .disable_nagle_algorithm(true),
     );
-    let mut server = TcpServer::builder(handler)
+    let mut server = TcpServer::builder_handler(handler)
         .hooks(rec.clone())
         .bind("127.0.0.1:0")
         .unwrap();

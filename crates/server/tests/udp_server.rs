@@ -30,7 +30,7 @@ fn empty_reply_is_sent_as_cpython_does_unless_disabled() {
 
     let quiet = (|_r: &mut DatagramRequest| Ok(()))
         .with_options(DatagramOptions::default().reply_when_empty(false));
-    let mut server = UdpServer::bind("127.0.0.1:0", quiet).unwrap();
+    let mut server = UdpServer::bind_handler("127.0.0.1:0", quiet).unwrap();
     client.send_to(b"x", inet(server.server_address())).unwrap();
     server.handle_request().unwrap();
     client

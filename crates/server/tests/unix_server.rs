@@ -171,7 +171,7 @@ fn unnamed_stream_clients_have_an_unnamed_address_and_nagle_is_skipped() {
     let rec = Shared::default();
     let handler = (|req: &mut StreamRequest| writeln!(req.wfile, "{}", req.client_address))
         .with_options(StreamOptions::default().disable_nagle_algorithm(true));
-    let mut server = UnixStreamServer::builder(handler)
+    let mut server = UnixStreamServer::builder_handler(handler)
         .hooks(rec.clone())
         .bind(path.as_path())
         .unwrap();

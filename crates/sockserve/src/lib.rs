@@ -7,12 +7,12 @@
 //! thread, a client, then shutdown and close:
 //!
 //! ```
-//! use sockserve::{StreamRequest, TcpServer};
+//! use sockserve::TcpServer;
 //! use sockserve::socket::{ConnectOptions, Shutdown, create_connection};
 //! use std::io::{BufRead, Read, Write};
 //!
 //! // The handler runs once per connection: it echoes what arrives until the client closes.
-//! let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| loop {
+//! let mut server = TcpServer::bind("127.0.0.1:0", |req| loop {
 //!     let data = req.rfile.fill_buf()?;
 //!     if data.is_empty() {
 //!         return Ok(());
@@ -56,9 +56,9 @@
 //! or handle every failure yourself, with a closure:
 //!
 //! ```
-//! use sockserve::{StreamRequest, TcpServer};
+//! use sockserve::TcpServer;
 //!
-//! let server = TcpServer::builder(|_req: &mut StreamRequest| Ok(()))
+//! let server = TcpServer::builder(|_req| Ok(()))
 //!     .handle_error(|server, client, error| {
 //!         log::error!("{}: request from {client} failed: {error}", server.server_address());
 //!     })
@@ -78,7 +78,7 @@
 //! | `socketserver.TCPServer`, `UDPServer` | [`TcpServer`], [`UdpServer`] |
 //! | `socketserver.UnixStreamServer`, `UnixDatagramServer` | [`UnixStreamServer`], [`UnixDatagramServer`] |
 //! | `BaseServer` (any of them) | [`Server`]`<Kind, Strategy>` with a [`Kind`]: [`Tcp`], [`Udp`], [`UnixStream`], [`UnixDatagram`] |
-//! | `TCPServer(addr, Handler)` | [`TcpServer::bind`]`(addr, handler)` |
+//! | `TCPServer(addr, Handler)` | [`TcpServer::bind`]`(addr, \|req\| ...)` (the closure's argument type is inferred); a handler type: [`Server::bind_handler`]`(addr, handler)` |
 //! | class attributes (`allow_reuse_address`, `request_queue_size`, `timeout`, `max_packet_size`, ...) | [`Builder`] methods of the same names, from [`TcpServer::builder`] |
 //! | `bind_and_activate=False`, `server_bind()`, `server_activate()` | [`Builder::build_unbound`], [`Server::server_bind`], [`Server::server_activate`] |
 //! | `serve_forever(poll_interval)`, `handle_request()` | [`Server::serve_forever`], [`Server::serve_forever_with`], [`Server::handle_request`] |
@@ -151,9 +151,8 @@ pub use handler;
 ///
 /// ```
 /// use sockserve::server::{Error, TcpServer};
-/// use sockserve::StreamRequest;
 ///
-/// let err = TcpServer::bind("/tmp/not-an-ip.sock", |_r: &mut StreamRequest| Ok(())).unwrap_err();
+/// let err = TcpServer::bind("/tmp/not-an-ip.sock", |_r| Ok(())).unwrap_err();
 /// assert!(matches!(err, Error::Address(_)));
 /// ```
 pub use server;
@@ -162,9 +161,9 @@ pub use server;
 /// crate), as strategies, and the eight predefined combinations.
 ///
 /// ```
-/// use sockserve::{Server, Tcp, TcpServer, Threading, StreamRequest};
+/// use sockserve::{Server, Tcp, TcpServer, Threading};
 ///
-/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r: &mut StreamRequest| Ok(()))
+/// let server: Server<Tcp, Threading> = TcpServer::builder(|_r| Ok(()))
 ///     .strategy(Threading::new().max_threads(32))
 ///     .bind("127.0.0.1:0")?;
 /// # drop(server);

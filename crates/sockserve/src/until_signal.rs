@@ -171,11 +171,11 @@ impl fmt::Display for SignalStop {
 /// A TCP echo server stopped by `SIGTERM`, as `kill -TERM <pid>` sends it from a shell:
 ///
 /// ```
-/// use sockserve::{StreamRequest, TcpServer, serve_until_signal};
+/// use sockserve::{TcpServer, serve_until_signal};
 /// use sockserve::reactor::Signal;
 /// use std::{io::{BufRead, Write}, process::Command, thread, time::Duration};
 ///
-/// let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| loop {
+/// let server = TcpServer::bind("127.0.0.1:0", |req| loop {
 ///     let data = req.rfile.fill_buf()?;
 ///     if data.is_empty() {
 ///         return Ok(()); // the client closed its side
@@ -223,10 +223,10 @@ pub fn serve_until_signal<K: Kind, C: Strategy>(
 /// # Examples
 ///
 /// ```
-/// use sockserve::{StopSignals, StreamRequest, TcpServer};
+/// use sockserve::{StopSignals, TcpServer};
 /// use std::{process::Command, time::Duration};
 ///
-/// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// let signals = StopSignals::install()?;
 /// // From here a SIGTERM stops the server gracefully instead of killing the process, so it is
 /// // time to tell the world.

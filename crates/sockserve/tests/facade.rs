@@ -102,7 +102,7 @@ fn tcp_echo_through_the_facade() -> io::Result<()> {
             self.0.shutdown_request(s, c)
         }
     }
-    let mut server: Server<Tcp, Synchronous> = TcpServer::builder(Echo::default())
+    let mut server: Server<Tcp, Synchronous> = TcpServer::builder_handler(Echo::default())
         .hooks(Shared(hooks.clone()))
         .allow_reuse_address(true)
         .bind("127.0.0.1:0")?;
@@ -123,7 +123,7 @@ fn tcp_echo_through_the_facade() -> io::Result<()> {
 fn unix_stream_echo_and_socket_file_removed() -> io::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("echo.sock");
-    let mut server = UnixStreamServer::builder(Echo::default())
+    let mut server = UnixStreamServer::builder_handler(Echo::default())
         .hooks(DefaultHooks)
         .bind(path.as_path())?;
     assert_eq!(server.server_address(), &Address::Unix(path.clone()));
@@ -183,7 +183,7 @@ fn unix_datagram_echo() -> io::Result<()> {
 
 #[test]
 fn graceful_stop_and_errors_through_the_facade() -> io::Result<()> {
-    let mut server = TcpServer::bind("127.0.0.1:0", Echo::default())?;
+    let mut server = TcpServer::bind_handler("127.0.0.1:0", Echo::default())?;
     let address = server.server_address().clone();
     let handle = server.shutdown_handle();
     let report: GracefulStop = std::thread::scope(|s| -> io::Result<GracefulStop> {
