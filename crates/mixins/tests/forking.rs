@@ -26,17 +26,12 @@ use util::*;
 
 /// CPython's run_server for a forking server: serve in a thread, examine three times,
 /// shutdown, close; then no child is left (`not active_children`).
-fn run_server<K: Kind>(mut server: Server<K, Forking>, examine: impl Fn(&Address)) {
-    let handle = server.shutdown_handle();
-    let address = server.server_address().clone();
-    thread::scope(|s| {
-        let t = s.spawn(|| server.serve_forever_with(Duration::from_millis(10)));
-        for _ in 0..3 {
-            examine(&address);
-        }
-        handle.shutdown().unwrap();
-        t.join().unwrap().unwrap();
-    });
+fn run_server<K: Kind>(server: Server<K, Forking>, examine: impl Fn(&Address)) {
+    let running = server.spawn_with(Duration::from_millis(10)).unwrap();
+    for _ in 0..3 {
+        examine(running.server_address());
+    }
+    let mut server = running.shutdown().unwrap();
     server.server_close();
     assert_eq!(server.fileno(), -1);
     assert_eq!(
@@ -223,24 +218,9 @@ fn bounded<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'sta
     }
 }
 
-/// Serves on a thread of its own (10 ms ticks) until the handle stops it; the thread gives the
-/// server back, unclosed.
-fn serve_on_a_thread<K: Kind>(
-    mut server: Server<K, Forking>,
-) -> (
-    server::ShutdownHandle,
-    Address,
-    thread::JoinHandle<Server<K, Forking>>,
-) {
-    let handle = server.shutdown_handle();
-    let address = server.server_address().clone();
-    let serving = thread::spawn(move || {
-        server
-            .serve_forever_with(Duration::from_millis(10))
-            .unwrap();
-        server
-    });
-    (handle, address, serving)
+/// Serves on a thread of its own (10 ms ticks) until the handle stops it.
+fn serve_on_a_thread<K: Kind>(server: Server<K, Forking>) -> server::Running<K, Forking> {
+    server.spawn_with(Duration::from_millis(10)).unwrap()
 }
 
 /// SIGKILL to every child of this process (from /proc/self/task/*/children).
@@ -300,10 +280,10 @@ fn request_shutdown_from_a_child_stops_the_parent() {
 fn a_child_touches_no_lock_of_the_parent() {
     let server = ForkingTcpServer::bind("127.0.0.1:0", echo_line).unwrap();
     server.shutdown_handle().hold_lock_across_fork(true);
-    let (handle, address, serving) = serve_on_a_thread(server);
+    let running = serve_on_a_thread(server);
+    let address = running.server_address().clone();
     stream_examine(&address);
-    handle.shutdown().unwrap();
-    let mut server = serving.join().unwrap();
+    let mut server = running.shutdown().unwrap();
     // server_close waits for the child; bounded, so a deadlocked child fails the check.
     let server = bounded(
         "the request child after a fork with the lock held",
@@ -416,14 +396,14 @@ fn close_by_ends_only_its_own_children() {
         Ok(())
     })
     .unwrap();
-    let (handle, address, serving) = serve_on_a_thread(server);
+    let running = serve_on_a_thread(server);
+    let address = running.server_address().clone();
     let client = Socket::new(address.family(), Type::Stream).unwrap();
     client.settimeout(Some(GENEROUS));
     client.connect(&address).unwrap();
     client.sendall(b"x").unwrap();
     assert_eq!(client.recv(1).unwrap(), b"!", "the request child runs");
-    handle.shutdown().unwrap();
-    let mut server = serving.join().unwrap();
+    let mut server = running.shutdown().unwrap();
     let started = Instant::now();
     let report = server.server_close_by(&server::CloseDeadline::at(Instant::now()));
     let took = started.elapsed();

@@ -22,44 +22,33 @@ use std::{
 };
 use util::*;
 
-/// Serves in a thread until dropped or stopped.
+/// A threading server on a thread of its own (`Server::spawn_with`, 10 ms ticks).
 struct Serving<K: server::Kind> {
     handle: ShutdownHandle,
     address: Address,
-    thread: Option<thread::JoinHandle<Server<K, Threading>>>,
+    running: Option<server::Running<K, Threading>>,
 }
 
 impl<K: server::Kind> Serving<K> {
-    fn start(mut server: Server<K, Threading>) -> Self {
-        let handle = server.shutdown_handle();
-        let address = server.server_address().clone();
-        let thread = Some(thread::spawn(move || {
-            server
-                .serve_forever_with(Duration::from_millis(10))
-                .expect("serve");
-            server
-        }));
+    fn start(server: Server<K, Threading>) -> Self {
+        let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
         Serving {
-            handle,
-            address,
-            thread,
+            handle: running.shutdown_handle(),
+            address: running.server_address().clone(),
+            running: Some(running),
         }
+    }
+
+    /// Stops the loop and gives the server back, not closed.
+    fn stop_loop(&mut self) -> Server<K, Threading> {
+        let running = self.running.take().expect("not stopped twice");
+        running.shutdown().expect("serve or shutdown")
     }
 
     fn stop(mut self) -> Server<K, Threading> {
-        self.handle.shutdown().expect("shutdown");
-        let mut server = self.thread.take().unwrap().join().expect("serving thread");
+        let mut server = self.stop_loop();
         server.server_close();
         server
-    }
-}
-
-impl<K: server::Kind> Drop for Serving<K> {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.handle.shutdown();
-            let _ = t.join();
-        }
     }
 }
 
@@ -336,8 +325,7 @@ fn a_bounded_close_counts_only_threads_with_a_request_as_left_running() {
         assert!(Instant::now() < deadline, "the requests never ended");
         thread::yield_now();
     }
-    handle.shutdown().unwrap();
-    let mut server = serving.thread.take().unwrap().join().unwrap();
+    let mut server = serving.stop_loop();
     assert_eq!(server.strategy().threads(), 2);
     // A deadline that has passed already: idle threads are ending, not left running.
     let report = server.server_close_by(&server::CloseDeadline::at(Instant::now()));
@@ -369,8 +357,7 @@ fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "started\n");
-    serving.handle.shutdown().unwrap();
-    let mut server = serving.thread.take().unwrap().join().unwrap();
+    let mut server = serving.stop_loop();
     let wait = Duration::from_millis(300);
     let started = Instant::now();
     let report = server.server_close_by(&server::CloseDeadline::at(started + wait));

@@ -69,6 +69,7 @@
 
 mod accept;
 mod activation;
+mod background;
 mod builder;
 mod error;
 mod hooks;
@@ -80,6 +81,7 @@ mod shutdown;
 mod strategy;
 mod unix;
 
+pub use background::Running;
 pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};

@@ -85,7 +85,7 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 pub struct Server<K: Kind, C: Strategy = Synchronous> {
     socket: Option<Arc<Socket>>,
     server_address: Address,
-    options: Options,
+    pub(crate) options: Options,
     jobs: Box<dyn MakeJob<K::Request>>,
     hooks: Arc<dyn Hooks>,
     state: Option<Arc<dyn Any + Send + Sync>>,
@@ -488,9 +488,22 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// See [`ShutdownHandle`], and [`MIN_POLL_INTERVAL`](crate::MIN_POLL_INTERVAL) for a
     /// zero tick.
     pub fn serve_forever_with(&mut self, poll_interval: Duration) -> Result<()> {
+        self.serve_loop(poll_interval, || {})
+    }
+
+    /// The serving loop; `entered` runs once the loop is running (or has returned at once for
+    /// a stop asked before it started), so that a stop asked after it cannot be lost.
+    pub(crate) fn serve_loop(
+        &mut self,
+        poll_interval: Duration,
+        entered: impl FnOnce(),
+    ) -> Result<()> {
         let poll_interval = crate::builder::effective_poll_interval(poll_interval, K::NAME);
-        let socket = self.active_socket()?;
-        let Some(_running) = self.shared.enter() else {
+        let socket = self.active_socket();
+        let running = socket.is_ok().then(|| self.shared.enter()).flatten();
+        entered();
+        let socket = socket?;
+        let Some(_running) = running else {
             return Ok(());
         };
         self.strategy.start(&self.reactor.waker())?;
@@ -643,7 +656,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     }
 
     /// The socket, if the server is open and activated.
-    fn active_socket(&self) -> Result<Arc<Socket>> {
+    pub(crate) fn active_socket(&self) -> Result<Arc<Socket>> {
         let socket = self.socket.clone().ok_or(Error::Closed)?;
         if !self.activated {
             return Err(Error::NotActivated);

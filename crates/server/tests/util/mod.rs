@@ -4,7 +4,7 @@
 
 use handler::{HandlerError, ServerContext, StreamRequest};
 use socket::Address;
-use sockserve_server::{Hooks, Kind, RequestRef, Server, ShutdownHandle, Strategy};
+use sockserve_server::{Hooks, Kind, RequestRef, Running, Server, ShutdownHandle, Strategy};
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
@@ -34,50 +34,32 @@ pub fn inet(address: &Address) -> SocketAddr {
     address.as_inet().expect("an inet server address")
 }
 
-/// A server serving in a background thread; `stop` shuts it down, joins and closes it.
+/// A server serving in a background thread (`Server::spawn_with`); `stop` shuts it down, joins
+/// and closes it.
 pub struct Serving<K: Kind, C: Strategy> {
     pub handle: ShutdownHandle,
     pub address: Address,
-    thread: Option<thread::JoinHandle<Server<K, C>>>,
+    running: Option<Running<K, C>>,
 }
 
 impl<K: Kind, C: Strategy> Serving<K, C> {
-    pub fn start(mut server: Server<K, C>, poll_interval: Duration) -> Self {
-        let handle = server.shutdown_handle();
-        let address = server.server_address().clone();
-        let thread = thread::spawn(move || {
-            server
-                .serve_forever_with(poll_interval)
-                .expect("serve_forever failed");
-            server
-        });
+    pub fn start(server: Server<K, C>, poll_interval: Duration) -> Self {
+        let running = server.spawn_with(poll_interval).expect("spawn failed");
         Serving {
-            handle,
-            address,
-            thread: Some(thread),
+            handle: running.shutdown_handle(),
+            address: running.server_address().clone(),
+            running: Some(running),
         }
     }
 
     /// Shuts down, joins, closes; returns the closed server for inspection.
     pub fn stop(mut self) -> Server<K, C> {
-        self.handle.shutdown().expect("shutdown failed");
-        let mut server = self
-            .thread
-            .take()
-            .expect("not stopped twice")
-            .join()
-            .expect("the serving thread panicked");
+        let running = self.running.take().expect("not stopped twice");
+        let mut server = running
+            .shutdown()
+            .expect("serve_forever or shutdown failed");
         server.server_close();
         server
-    }
-}
-
-impl<K: Kind, C: Strategy> Drop for Serving<K, C> {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.handle.shutdown();
-            let _ = t.join();
-        }
     }
 }
 

@@ -1,0 +1,235 @@
+//! [`Server::spawn`]: a server serving on a thread of its own, and the handle that stops it and
+//! gives it back.
+
+use crate::{Error, GracefulStop, Kind, Result, Server, ShutdownHandle, Strategy};
+use socket::Address;
+use std::{
+    fmt,
+    sync::mpsc,
+    thread::{self, JoinHandle},
+    time::Duration,
+};
+
+/// What the serving thread hands back: the server, and how its loop ended.
+type Served<K, C> = (Server<K, C>, Result<()>);
+
+/// A server running [`serve_forever`](Server::serve_forever) on a thread of its own: the
+/// threading pattern of Python's docs (`threading.Thread(target=server.serve_forever)`), with
+/// the stop and the join in one call.
+///
+/// [`shutdown`](Self::shutdown) and [`shutdown_gracefully`](Self::shutdown_gracefully) stop the
+/// loop, join the thread and give the server back, not closed (call
+/// [`server_close`](Server::server_close), or drop it). Dropping a `Running` stops it and closes
+/// the server (a bounded wait, as dropping a server).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::TcpServer;
+/// use socket::create_connection;
+/// use std::io::{Read, Write};
+///
+/// let running = TcpServer::bind("127.0.0.1:0", |req| req.wfile.write_all(b"hello\n"))?.spawn()?;
+/// let mut client = create_connection(running.server_address(), &Default::default())?;
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply)?;
+/// assert_eq!(reply, "hello\n");
+/// let mut server = running.shutdown()?;
+/// server.server_close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Running<K: Kind, C: Strategy> {
+    address: Address,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<Served<K, C>>>,
+}
+
+impl<K: Kind, C: Strategy> Server<K, C> {
+    /// Runs [`serve_forever`](Self::serve_forever) on a new thread and returns at once with a
+    /// [`Running`] handle. By the time it returns the loop is running, so a stop asked through
+    /// the handle is never lost.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or [`Error::NotActivated`] for a server that cannot serve (the server
+    /// is dropped), or the OS error of spawning the thread.
+    ///
+    /// # Examples
+    ///
+    /// See [`Running`].
+    pub fn spawn(self) -> Result<Running<K, C>> {
+        let poll_interval = self.options.poll_interval;
+        self.spawn_with(poll_interval)
+    }
+
+    /// [`spawn`](Self::spawn) with the given tick for `service_actions` (as
+    /// [`serve_forever_with`](Self::serve_forever_with)).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// // A long tick does not delay the stop: the handle wakes the loop.
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?
+    ///     .spawn_with(Duration::from_secs(60))?;
+    /// let started = Instant::now();
+    /// running.shutdown()?;
+    /// assert!(started.elapsed() < Duration::from_secs(30));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_with(self, poll_interval: Duration) -> Result<Running<K, C>> {
+        self.active_socket()?;
+        let address = self.server_address().clone();
+        let handle = self.shutdown_handle();
+        let (entered, loop_started) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("sockserve-serve".into())
+            .spawn(move || {
+                let mut server = self;
+                let served = server.serve_loop(poll_interval, move || {
+                    let _ = entered.send(());
+                });
+                (server, served)
+            })?;
+        // The loop has entered (or failed before): a stop from now on reaches it. An error
+        // here means the thread ended without entering (it panicked): `shutdown` reports it.
+        let _ = loop_started.recv();
+        Ok(Running {
+            address,
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl<K: Kind, C: Strategy> Running<K, C> {
+    /// The address the server is bound to (the real port when it was bound to port 0).
+    ///
+    /// # Examples
+    ///
+    /// See [`Running`].
+    pub fn server_address(&self) -> &Address {
+        &self.address
+    }
+
+    /// A handle that stops the loop from anywhere (a handler, a signal watcher, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// assert!(running.shutdown_handle().is_serving());
+    /// running.shutdown_handle().request_shutdown(); // the loop returns...
+    /// let server = running.shutdown()?; // ...and this joins it
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Requests in flight now: accepted and not yet closed (a live figure; one count for
+    /// every strategy, the server's own).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// assert_eq!(running.in_flight(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.handle.in_flight()
+    }
+
+    /// Stops the loop (Python's `server.shutdown()`), joins the serving thread and gives the
+    /// server back, not closed.
+    ///
+    /// # Errors
+    ///
+    /// The error `serve_forever` ended with, if it failed (the server is then dropped), or
+    /// [`Error::Io`] if the serving thread panicked.
+    ///
+    /// # Examples
+    ///
+    /// See [`Running`].
+    pub fn shutdown(mut self) -> Result<Server<K, C>> {
+        self.handle.shutdown()?;
+        self.join()
+    }
+
+    /// Stops the loop gracefully ([`ShutdownHandle::shutdown_gracefully`]: requests in flight
+    /// may finish within `grace`, then their connections are shut down), joins the serving
+    /// thread and gives the server back with the report. Then close it: for a bounded close
+    /// of what still runs, [`Server::server_close_by`] with the handle's
+    /// [`close_deadline`](ShutdownHandle::close_deadline).
+    ///
+    /// # Errors
+    ///
+    /// As [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use std::time::Duration;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// let (mut server, report) = running.shutdown_gracefully(Duration::from_secs(2))?;
+    /// assert!(report.loop_stopped && report.still_running == 0);
+    /// server.server_close();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown_gracefully(mut self, grace: Duration) -> Result<(Server<K, C>, GracefulStop)> {
+        let report = self.handle.shutdown_gracefully(grace)?;
+        Ok((self.join()?, report))
+    }
+
+    fn join(&mut self) -> Result<Server<K, C>> {
+        let thread = self.thread.take().ok_or(Error::Closed)?;
+        match thread.join() {
+            Ok((server, Ok(()))) => Ok(server),
+            Ok((_, Err(e))) => Err(e),
+            Err(payload) => {
+                let panic = handler::HandlerError::from_panic(payload);
+                Err(Error::Io(std::io::Error::other(format!(
+                    "the serving thread panicked: {panic}"
+                ))))
+            }
+        }
+    }
+}
+
+impl<K: Kind, C: Strategy> Drop for Running<K, C> {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Err(e) = self.handle.shutdown() {
+                log::error!("stopping a dropped Running server: {e}");
+            }
+            // The server, if it comes back, is dropped too: closed with a bounded wait.
+            if let Err(e) = self.join() {
+                log::debug!("a dropped Running server had ended with: {e}");
+            }
+        }
+    }
+}
+
+impl<K: Kind, C: Strategy> fmt::Debug for Running<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("server_address", &self.address)
+            .field("serving", &self.handle.is_serving())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
