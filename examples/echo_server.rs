@@ -66,9 +66,9 @@ use std::time::Duration;
 
 use sockserve::prelude::*;
 use sockserve::{
-    Address, DatagramRequest, Family, Forking, HandlerError, Kind, Server, ServerContext,
-    StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer, Threading, UdpServer,
-    UnixDatagramServer, UnixStreamServer,
+    Address, BoxError, DatagramRequest, Family, Forking, HandlerError, Kind, Next, Server,
+    ServerContext, StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer, Threading,
+    UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
@@ -293,12 +293,12 @@ impl Handler<StreamRequest> for StreamEcho {
             .disable_nagle_algorithm(true)
     }
 
-    fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
         loop {
             // One read of whatever is available (up to READ_CHUNK), without waiting for more.
             let data = req.rfile.fill_buf()?;
             if data.is_empty() {
-                return Ok(()); // end of file: the client is done sending
+                return Ok(Next::Done); // end of file: the client is done sending
             }
             req.wfile.write_all(data)?; // unbuffered: sent before it returns
             let n = data.len();
@@ -308,7 +308,7 @@ impl Handler<StreamRequest> for StreamEcho {
 }
 
 /// The datagram echo: the reply is the datagram itself.
-fn datagram_echo(req: &mut DatagramRequest) -> io::Result<()> {
+fn datagram_echo(req: &mut DatagramRequest) -> Result<(), BoxError> {
     req.wfile.extend_from_slice(&req.packet);
     Ok(())
 }

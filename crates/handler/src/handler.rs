@@ -1,7 +1,76 @@
 //! The `Handler` trait (Python's `BaseRequestHandler`), closures as handlers, and options.
 
-use crate::Request;
-use std::io;
+use crate::{BoxError, Request};
+
+/// What a handler's turn says should happen next. Returned by [`Handler::handle`]; a closure
+/// returning `Ok(())` means [`Next::Done`].
+///
+/// Only `Done` exists today. Coming with idle connections that wait in the reactor between a
+/// handler's turns: a variant that means "wait for more input on this connection, then call
+/// `handle` again", so that a keep-alive connection holds no thread while it is idle. The enum
+/// is `#[non_exhaustive]` for it.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::Next;
+///
+/// assert_eq!(Next::from(()), Next::Done);
+/// assert_eq!(Next::default(), Next::Done);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Next {
+    /// Done with this request: the server finishes it (`finish`, then the connection is shut
+    /// down and closed). What every handler means today.
+    #[default]
+    Done,
+}
+
+impl From<()> for Next {
+    fn from((): ()) -> Next {
+        Next::Done
+    }
+}
+
+/// What a handler closure may return: `io::Result<()>`, `Result<(), E>` or `Result<Next, E>` for
+/// any error `E` that converts into a [`BoxError`] (every `std::error::Error + Send + Sync`,
+/// `&str`, `String`), or `()`. The server turns it into the closure's outcome.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{IntoOutcome, Next};
+/// use std::io;
+///
+/// assert_eq!(Ok::<(), io::Error>(()).into_outcome().ok(), Some(Next::Done));
+/// assert!(Err::<(), _>("bad input").into_outcome().is_err());
+/// assert_eq!(().into_outcome().ok(), Some(Next::Done));
+/// ```
+pub trait IntoOutcome {
+    /// The outcome: what comes next, or the error.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, boxed.
+    ///
+    /// # Examples
+    ///
+    /// See [`IntoOutcome`].
+    fn into_outcome(self) -> Result<Next, BoxError>;
+}
+
+impl<T: Into<Next>, E: Into<BoxError>> IntoOutcome for Result<T, E> {
+    fn into_outcome(self) -> Result<Next, BoxError> {
+        self.map(Into::into).map_err(Into::into)
+    }
+}
+
+impl IntoOutcome for () {
+    fn into_outcome(self) -> Result<Next, BoxError> {
+        Ok(Next::Done)
+    }
+}
 
 /// A request handler: Python's `BaseRequestHandler` with `setup`, `handle` and `finish`.
 ///
@@ -12,42 +81,47 @@ use std::io;
 ///
 /// Ordering is Python's: `setup`, then `handle`, then `finish`; `finish` runs even when `handle`
 /// fails (or panics), but not when `setup` fails. Every error still reaches the server's
-/// `handle_error`.
+/// `handle_error`, with the step that failed ([`HandlerError::stage`](crate::HandlerError::stage)).
 ///
-/// Any `FnMut(&mut R) -> io::Result<()>` closure that is `Clone + Send` is a handler too: it
-/// is its own `handle`.
+/// Each step may fail with any error (a [`BoxError`]: `?` converts an `io::Error`, a
+/// `ParseIntError`, your own error type), as a Python handler may raise anything. `handle`
+/// returns what comes next ([`Next`]; today always [`Next::Done`]).
+///
+/// Any `FnMut(&mut R) -> O` closure that is `Clone + Send`, where `O` is an [`IntoOutcome`]
+/// (`io::Result<()>`, `Result<(), E>`, `()`, ...), is a handler too: it is its own `handle`.
 ///
 /// # Examples
 ///
 /// A handler type with per-request state:
 ///
 /// ```
-/// use sockserve_handler::{Handler, StreamRequest};
-/// use std::io::{self, BufRead, Write};
+/// use sockserve_handler::{BoxError, Handler, Next, StreamRequest};
+/// use std::io::{BufRead, Write};
 ///
 /// #[derive(Clone, Default)]
-/// struct Echo {
+/// struct Sum {
 ///     lines: usize,
 /// }
 ///
-/// impl Handler<StreamRequest> for Echo {
-///     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+/// impl Handler<StreamRequest> for Sum {
+///     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
 ///         let mut line = String::new();
 ///         while req.rfile.read_line(&mut line)? > 0 {
 ///             self.lines += 1;
-///             req.wfile.write_all(line.as_bytes())?;
+///             let n: i64 = line.trim().parse()?; // any error: a ParseIntError here
+///             writeln!(req.wfile, "{}", n * 2)?;
 ///             line.clear();
 ///         }
-///         Ok(())
+///         Ok(Next::Done)
 ///     }
 ///
-///     fn finish(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+///     fn finish(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
 ///         log::info!("{} sent {} lines", req.client_address, self.lines);
 ///         Ok(())
 ///     }
 /// }
 /// # fn assert_handler<H: Handler<StreamRequest>>(_: H) {}
-/// # assert_handler(Echo::default());
+/// # assert_handler(Sum::default());
 /// ```
 ///
 /// A closure:
@@ -71,8 +145,8 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{Handler, StreamOptions, StreamRequest};
-    /// use std::{io, time::Duration};
+    /// use sockserve_handler::{BoxError, Handler, Next, StreamOptions, StreamRequest};
+    /// use std::time::Duration;
     ///
     /// #[derive(Clone)]
     /// struct Patient;
@@ -80,7 +154,9 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     ///     fn options(&self) -> StreamOptions {
     ///         StreamOptions::default().timeout(Some(Duration::from_secs(30)))
     ///     }
-    ///     fn handle(&mut self, _req: &mut StreamRequest) -> io::Result<()> { Ok(()) }
+    ///     fn handle(&mut self, _req: &mut StreamRequest) -> Result<Next, BoxError> {
+    ///         Ok(Next::Done)
+    ///     }
     /// }
     /// assert_eq!(Patient.options().timeout, Some(Duration::from_secs(30)));
     /// ```
@@ -93,9 +169,11 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{finish_request, Handler, ServerContext, StopServer, StreamRequest};
+    /// use sockserve_handler::{
+    ///     finish_request, BoxError, Handler, Next, ServerContext, Stage, StopServer, StreamRequest,
+    /// };
     /// use socket::{socketpair, Family, Type};
-    /// use std::{io::{self, Read, Write}, sync::Arc};
+    /// use std::{io::{Read, Write}, sync::Arc};
     ///
     /// # #[derive(Debug)] struct NoStop;
     /// # impl StopServer for NoStop {
@@ -108,14 +186,15 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// }
     ///
     /// impl Handler<StreamRequest> for Greeter {
-    ///     fn setup(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    ///     fn setup(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
     ///         if !self.open {
-    ///             return Err(io::Error::other("closed for the day"));
+    ///             return Err("closed for the day".into());
     ///         }
-    ///         req.wfile.write_all(b"hello, ")
+    ///         Ok(req.wfile.write_all(b"hello, ")?)
     ///     }
-    ///     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
-    ///         req.wfile.write_all(b"world")
+    ///     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
+    ///         req.wfile.write_all(b"world")?;
+    ///         Ok(Next::Done)
     ///     }
     /// }
     ///
@@ -127,12 +206,13 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     ///     let mut reply = String::new();
     ///     client.read_to_string(&mut reply)?;
     ///     assert_eq!(done.is_ok(), open);
+    ///     assert!(done.err().is_none_or(|e| e.stage() == Stage::Setup));
     ///     // A failed setup: no `handle`, nothing written.
     ///     assert_eq!(reply, if open { "hello, world" } else { "" });
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn setup(&mut self, request: &mut R) -> io::Result<()> {
+    fn setup(&mut self, request: &mut R) -> Result<(), BoxError> {
         let _ = request;
         Ok(())
     }
@@ -142,26 +222,27 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// # Examples
     ///
     /// See [`Handler`].
-    fn handle(&mut self, request: &mut R) -> io::Result<()>;
+    fn handle(&mut self, request: &mut R) -> Result<Next, BoxError>;
 
     /// Runs after `handle`, even when `handle` failed.
     ///
     /// # Examples
     ///
     /// See [`Handler`].
-    fn finish(&mut self, request: &mut R) -> io::Result<()> {
+    fn finish(&mut self, request: &mut R) -> Result<(), BoxError> {
         let _ = request;
         Ok(())
     }
 }
 
-impl<R, F> Handler<R> for F
+impl<R, F, O> Handler<R> for F
 where
     R: Request,
-    F: FnMut(&mut R) -> io::Result<()> + Clone + Send + 'static,
+    F: FnMut(&mut R) -> O + Clone + Send + 'static,
+    O: IntoOutcome,
 {
-    fn handle(&mut self, request: &mut R) -> io::Result<()> {
-        self(request)
+    fn handle(&mut self, request: &mut R) -> Result<Next, BoxError> {
+        self(request).into_outcome()
     }
 }
 
@@ -172,7 +253,7 @@ where
 /// ```
 /// use sockserve_handler::{Handler, HandlerExt, StreamOptions, StreamRequest};
 ///
-/// let h = (|_req: &mut StreamRequest| Ok(())).with_options(StreamOptions::default().wbufsize(8192));
+/// let h = (|_req: &mut StreamRequest| {}).with_options(StreamOptions::default().wbufsize(8192));
 /// assert_eq!(h.options().wbufsize, 8192);
 /// ```
 #[derive(Clone, Debug)]
@@ -189,13 +270,13 @@ where
     fn options(&self) -> R::Options {
         self.options.clone()
     }
-    fn setup(&mut self, request: &mut R) -> io::Result<()> {
+    fn setup(&mut self, request: &mut R) -> Result<(), BoxError> {
         self.handler.setup(request)
     }
-    fn handle(&mut self, request: &mut R) -> io::Result<()> {
+    fn handle(&mut self, request: &mut R) -> Result<Next, BoxError> {
         self.handler.handle(request)
     }
-    fn finish(&mut self, request: &mut R) -> io::Result<()> {
+    fn finish(&mut self, request: &mut R) -> Result<(), BoxError> {
         self.handler.finish(request)
     }
 }
@@ -208,7 +289,7 @@ where
 /// use sockserve_handler::{HandlerExt, StreamOptions, StreamRequest};
 /// use std::time::Duration;
 ///
-/// let handler = (|_req: &mut StreamRequest| Ok(()))
+/// let handler = (|_req: &mut StreamRequest| {})
 ///     .with_options(StreamOptions::default().timeout(Some(Duration::from_secs(5))));
 /// # let _ = handler;
 /// ```

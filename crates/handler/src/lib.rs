@@ -16,17 +16,18 @@
 //! # Examples
 //!
 //! ```
-//! use sockserve_handler::{Handler, StreamRequest};
-//! use std::io::{self, BufRead, Write};
+//! use sockserve_handler::{BoxError, Handler, Next, StreamRequest};
+//! use std::io::{BufRead, Write};
 //!
 //! #[derive(Clone, Default)]
 //! struct Upper;
 //!
 //! impl Handler<StreamRequest> for Upper {
-//!     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+//!     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
 //!         let mut line = String::new();
 //!         req.rfile.read_line(&mut line)?;
-//!         req.wfile.write_all(line.to_uppercase().as_bytes())
+//!         req.wfile.write_all(line.to_uppercase().as_bytes())?;
+//!         Ok(Next::Done)
 //!     }
 //! }
 //! # let _ = Upper;
@@ -42,7 +43,7 @@ mod stream;
 
 pub use context::{ServerContext, StopServer};
 pub use datagram::{DatagramOptions, DatagramRequest};
-pub use error::HandlerError;
-pub use handler::{Handler, HandlerExt, WithOptions};
+pub use error::{BoxError, HandlerError, Stage};
+pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};
 pub use request::{Request, finish_request};
 pub use stream::{StreamOptions, StreamRequest, StreamWriter};

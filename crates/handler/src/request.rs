@@ -1,6 +1,6 @@
 //! The `Request` trait, and `finish_request`: Python's setup/handle/finish ordering in one place.
 
-use crate::{Handler, HandlerError, ServerContext};
+use crate::{BoxError, Handler, HandlerError, ServerContext, Stage};
 use socket::Address;
 use std::{
     fmt, io,
@@ -99,7 +99,8 @@ pub trait Request: Sized + Send + 'static {
 /// `setup`, `handle`, `finish` (which runs even when `handle` fails or panics), then the
 /// request's own finish. Python's `BaseServer.finish_request`.
 ///
-/// Panics in the handler are caught and returned as [`HandlerError::Panic`]; the first error
+/// Panics in the handler are caught and returned as [`HandlerError::Panicked`]; each error says
+/// which [`Stage`] failed; the first error
 /// wins, later ones are logged at debug level.
 ///
 /// # Errors
@@ -139,11 +140,13 @@ pub fn finish_request<R: Request, H: Handler<R>>(
     server: ServerContext,
 ) -> Result<(), HandlerError> {
     let options = handler.options();
-    let mut request = R::setup(raw, client_address, server, &options)?;
-    guarded(|| handler.setup(&mut request))?;
-    let handled = guarded(|| handler.handle(&mut request));
-    let finished = guarded(|| handler.finish(&mut request));
-    let flushed = guarded(|| request.finish());
+    let mut request = R::setup(raw, client_address, server, &options)
+        .map_err(|e| HandlerError::failed(Stage::Setup, e))?;
+    guarded(Stage::Setup, || handler.setup(&mut request))?;
+    // Only `Next::Done` exists yet: the request ends after this turn.
+    let handled = guarded(Stage::Handle, || handler.handle(&mut request).map(drop));
+    let finished = guarded(Stage::Finish, || handler.finish(&mut request));
+    let flushed = guarded(Stage::Finish, || request.finish().map_err(BoxError::from));
     let mut first = None;
     for result in [handled, finished, flushed] {
         if let Err(e) = result {
@@ -157,11 +160,11 @@ pub fn finish_request<R: Request, H: Handler<R>>(
     first.map_or(Ok(()), Err)
 }
 
-/// Runs one step, turning an error or a panic into a `HandlerError`.
-fn guarded(step: impl FnOnce() -> io::Result<()>) -> Result<(), HandlerError> {
+/// Runs one step, turning an error or a panic into a `HandlerError` of that step.
+fn guarded(stage: Stage, step: impl FnOnce() -> Result<(), BoxError>) -> Result<(), HandlerError> {
     match panic::catch_unwind(AssertUnwindSafe(step)) {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(HandlerError::Io(e)),
-        Err(payload) => Err(HandlerError::from_panic(payload)),
+        Ok(Err(error)) => Err(HandlerError::Failed { stage, error }),
+        Err(payload) => Err(HandlerError::from_panic(payload).at(stage)),
     }
 }

@@ -19,7 +19,7 @@
 //! let server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
 //!     let mut line = String::new();
 //!     req.rfile.read_line(&mut line)?;
-//!     req.wfile.write_all(line.as_bytes())
+//!     Ok(req.wfile.write_all(line.as_bytes())?)
 //! })?;
 //! println!("serving on {}", server.server_address());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -46,7 +46,7 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 /// use std::io::{Read, Write};
 ///
 /// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
-///     req.wfile.write_all(format!("{:?}", std::thread::current().id()).as_bytes())
+///     Ok(req.wfile.write_all(format!("{:?}", std::thread::current().id()).as_bytes())?)
 /// })?;
 /// let mut client = create_connection(server.server_address(), &Default::default())?;
 /// server.handle_request()?; // hands the connection to a pool thread
@@ -83,13 +83,13 @@ pub type ThreadingUdpServer = Server<Udp, Threading>;
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUnixStreamServer;
-/// use handler::StreamRequest;
 /// use socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let hello = |req: &mut StreamRequest| req.wfile.write_all(b"hello");
-/// let mut server = ThreadingUnixStreamServer::bind(dir.path().join("s.sock"), hello)?;
+/// let mut server = ThreadingUnixStreamServer::bind(dir.path().join("s.sock"), |req| {
+///     Ok(req.wfile.write_all(b"hello")?)
+/// })?;
 /// let mut client = Socket::new(Family::Unix, Type::Stream)?;
 /// client.connect(server.server_address())?;
 /// server.handle_request()?;

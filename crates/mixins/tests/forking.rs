@@ -6,7 +6,7 @@
 
 mod util;
 
-use handler::StreamRequest;
+use handler::{BoxError, StreamRequest};
 use nix::{
     sys::wait::{WaitPidFlag, WaitStatus, waitpid},
     unistd::{ForkResult, fork},
@@ -107,7 +107,7 @@ fn panicking_child_exits_and_the_server_serves_on() {
             !line.starts_with("panic"),
             "child handler panicked on purpose"
         );
-        req.wfile.write_all(line.as_bytes())
+        Ok(req.wfile.write_all(line.as_bytes())?)
     })
     .unwrap();
     run_server(server, |a| {
@@ -168,7 +168,7 @@ fn max_children_pauses_accepting_without_blocking_the_loop() {
 fn graceful_stop_shuts_down_a_child_blocked_on_an_idle_client() {
     let mut server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let mut rest = Vec::new();
-        std::io::Read::read_to_end(&mut req.rfile, &mut rest).map(|_| ())
+        Ok(std::io::Read::read_to_end(&mut req.rfile, &mut rest).map(|_| ())?)
     })
     .unwrap();
     let handle = server.shutdown_handle();
@@ -248,7 +248,7 @@ fn kill_own_children() {
 fn request_shutdown_from_a_child_stops_the_parent() {
     let mut server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         req.server.request_shutdown();
-        req.wfile.write_all(b"bye\n")
+        Ok(req.wfile.write_all(b"bye\n")?)
     })
     .unwrap();
     let address = server.server_address().clone();
@@ -301,7 +301,8 @@ const PANIC_ROLE: &str = "SOCKSERVE_FORKING_PANIC_CHILD";
 const PANICS: usize = 10;
 
 fn panic_child() -> ! {
-    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| {
+    // A closure that only panics says nothing of its outcome: `-> Result<(), _>` does.
+    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |_req| -> Result<(), BoxError> {
         panic!("request handler panicked on purpose")
     })
     .unwrap();

@@ -116,7 +116,7 @@ fn requests_run_concurrently() {
     let b = barrier.clone();
     let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
         b.wait();
-        req.wfile.write_all(b"both\n")
+        Ok(req.wfile.write_all(b"both\n")?)
     })
     .unwrap();
     let serving = Serving::start(server);
@@ -137,7 +137,7 @@ fn threads_are_bounded_and_reused_with_backpressure() {
             let mut line = String::new();
             req.rfile.read_line(&mut line)?;
             r.fetch_sub(1, Ordering::SeqCst);
-            req.wfile.write_all(line.as_bytes())
+            Ok(req.wfile.write_all(line.as_bytes())?)
         })
         .strategy(Threading::new().max_threads(2))
         .bind("127.0.0.1:0")
@@ -187,7 +187,7 @@ fn a_panicking_handler_is_reported_and_the_worker_lives_on() {
         let mut line = String::new();
         req.rfile.read_line(&mut line)?;
         assert!(!line.starts_with("panic"), "handler panicked on purpose");
-        req.wfile.write_all(line.as_bytes())
+        Ok(req.wfile.write_all(line.as_bytes())?)
     })
     .strategy(Threading::new().max_threads(1))
     .hooks(errors.clone())
@@ -246,7 +246,7 @@ fn server_close_waits_for_requests_in_flight() {
 fn graceful_stop_forces_idle_connections_on_worker_threads() {
     let server = ThreadingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let mut rest = Vec::new();
-        req.rfile.read_to_end(&mut rest).map(|_| ())
+        Ok(req.rfile.read_to_end(&mut rest).map(|_| ())?)
     })
     .unwrap();
     let serving = Serving::start(server);
@@ -313,7 +313,7 @@ fn a_bounded_close_counts_only_threads_with_a_request_as_left_running() {
     let b = barrier.clone();
     let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
         b.wait();
-        req.wfile.write_all(b"done\n")
+        Ok(req.wfile.write_all(b"done\n")?)
     })
     .unwrap();
     let mut serving = Serving::start(server);

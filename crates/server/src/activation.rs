@@ -33,8 +33,8 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// use handler::StreamRequest;
     /// use std::io::{ErrorKind, Write};
     ///
-    /// fn hello(req: &mut StreamRequest) -> std::io::Result<()> {
-    ///     req.wfile.write_all(b"hello\n")
+    /// fn hello(req: &mut StreamRequest) -> Result<(), handler::BoxError> {
+    ///     Ok(req.wfile.write_all(b"hello\n")?)
     /// }
     ///
     /// let server = match TcpServer::builder(hello).from_activation(Some("web")) {

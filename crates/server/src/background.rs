@@ -29,7 +29,7 @@ type Served<K, C> = (Server<K, C>, Result<()>);
 /// use socket::create_connection;
 /// use std::io::{Read, Write};
 ///
-/// let running = TcpServer::bind("127.0.0.1:0", |req| req.wfile.write_all(b"hello\n"))?.spawn()?;
+/// let running = TcpServer::bind("127.0.0.1:0", |req| Ok(req.wfile.write_all(b"hello\n")?))?.spawn()?;
 /// let mut client = create_connection(running.server_address(), &Default::default())?;
 /// let mut reply = String::new();
 /// client.read_to_string(&mut reply)?;

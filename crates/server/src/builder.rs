@@ -333,7 +333,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///     }
     /// }
     ///
-    /// let mut server = TcpServer::builder(|req| req.wfile.write_all(b"hi"))
+    /// let mut server = TcpServer::builder(|req| Ok(req.wfile.write_all(b"hi")?))
     ///     .verify_request(|_server, _request, _client| true)
     ///     .hooks(Log)
     ///     .bind("127.0.0.1:0")?;
@@ -494,7 +494,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// let server = TcpServer::builder(|req| {
     ///     let hits = req.server.state::<AtomicUsize>().expect("state is set");
     ///     let n = hits.fetch_add(1, Ordering::Relaxed);
-    ///     writeln!(req.wfile, "visitor {n}")
+    ///     Ok(writeln!(req.wfile, "visitor {n}")?)
     /// })
     /// .state(AtomicUsize::new(0))
     /// .bind("127.0.0.1:0")?;

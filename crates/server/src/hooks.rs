@@ -107,7 +107,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// Default: report the failure, as Python's `handle_error` prints it, in one line:
     ///
     /// ```text
-    /// Exception occurred during processing of request from 127.0.0.1:5000: handler failed: bad line
+    /// Exception occurred during processing of request from 127.0.0.1:5000: handle failed: bad line
     /// ```
     ///
     /// If the program installed a [`log`] logger, the line is logged at error level; if it

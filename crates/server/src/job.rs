@@ -83,10 +83,8 @@ pub(crate) fn guard_hook<T>(name: &str, hook: impl FnOnce() -> T) -> Option<T> {
         Ok(value) => Some(value),
         Err(payload) => {
             // Through the default handle_error's report: never silent, even without a logger.
-            let message = match handler::HandlerError::from_panic(payload) {
-                handler::HandlerError::Panic(message) => message,
-                other => other.to_string(),
-            };
+            let error = handler::HandlerError::from_panic(payload);
+            let message = error.panic_message().unwrap_or_default();
             crate::report::failure(format_args!("The {name} hook panicked: {message}"));
             None
         }

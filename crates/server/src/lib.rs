@@ -60,7 +60,7 @@
 //!
 //! let server = UdpServer::bind("127.0.0.1:0", |req| {
 //!     let packet = req.packet.clone();
-//!     req.wfile.write_all(&packet)
+//!     Ok(req.wfile.write_all(&packet)?)
 //! })?;
 //! println!("echoing datagrams on {}", server.server_address());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -101,7 +101,7 @@ pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 /// use std::io::{Read, Write};
 ///
 /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
-///     req.wfile.write_all(b"hello")
+///     Ok(req.wfile.write_all(b"hello")?)
 /// })?;
 /// let mut client = create_connection(server.server_address(), &Default::default())?;
 /// server.handle_request()?;
@@ -144,7 +144,7 @@ pub type UdpServer = Server<Udp, Synchronous>;
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("hello.sock");
 /// let mut server = UnixStreamServer::bind(&path, |req| {
-///     req.wfile.write_all(b"hello")
+///     Ok(req.wfile.write_all(b"hello")?)
 /// })?;
 /// let mut client = Socket::new(Family::Unix, Type::Stream)?;
 /// client.connect(&path)?;

@@ -10,7 +10,7 @@ use crate::{
     shutdown::Shared,
     unix::{self, SocketFile},
 };
-use handler::{Handler, ServerContext};
+use handler::{BoxError, Handler, Next, ServerContext};
 use reactor::{Interest, Reactor};
 use socket::{Address, Family, Socket, ToAddrs, opt};
 use std::{
@@ -64,7 +64,7 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
 ///     let mut line = String::new();
 ///     req.rfile.read_line(&mut line)?;
-///     req.wfile.write_all(line.to_uppercase().as_bytes())
+///     Ok(req.wfile.write_all(line.to_uppercase().as_bytes())?)
 /// })?;
 /// let address = server.server_address().clone();
 /// let handle = server.shutdown_handle();
@@ -108,8 +108,11 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// Binds and activates a server with default options whose handler is a closure:
     /// Python's `TCPServer(address, Handler)` with a `handle` method. The closure's argument
     /// type is inferred from the server's kind (`StreamRequest` for TCP and Unix stream,
-    /// `DatagramRequest` for UDP and Unix datagram), so `|req| ...` needs no annotation. A
-    /// handler type (with `setup`, `handle` and `finish`, or options) goes through
+    /// `DatagramRequest` for UDP and Unix datagram), so `|req| ...` needs no annotation. It
+    /// returns `Result<(), BoxError>`: `?` works on any error (an `io::Error`, a
+    /// `ParseIntError`, your own), as a Python handler raises anything, and `handle_error`
+    /// sees it; a closure that ends with an I/O call writes `Ok(call?)`. A handler type (with
+    /// `setup`, `handle` and `finish`, or options) goes through
     /// [`bind_handler`](Self::bind_handler).
     ///
     /// # Errors
@@ -125,7 +128,7 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// let tcp = TcpServer::bind("127.0.0.1:0", |req| {
     ///     let mut line = String::new();
     ///     req.rfile.read_line(&mut line)?;
-    ///     req.wfile.write_all(line.to_uppercase().as_bytes())
+    ///     Ok(req.wfile.write_all(line.to_uppercase().as_bytes())?)
     /// })?;
     /// let udp = UdpServer::bind("127.0.0.1:0", |req| {
     ///     req.wfile = req.packet.to_ascii_uppercase();
@@ -134,9 +137,10 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// # drop((tcp, udp));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn bind<F>(address: impl ToAddrs, handler: F) -> Result<Self>
+    pub fn bind<F, T>(address: impl ToAddrs, handler: F) -> Result<Self>
     where
-        F: FnMut(&mut K::Request) -> std::io::Result<()> + Clone + Send + 'static,
+        F: FnMut(&mut K::Request) -> Result<T, BoxError> + Clone + Send + 'static,
+        T: Into<Next>,
     {
         Builder::new(handler).bind(address)
     }
@@ -153,15 +157,16 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::{Handler, StreamRequest};
-    /// use std::io::{self, Write};
+    /// use handler::{BoxError, Handler, Next, StreamRequest};
+    /// use std::io::Write;
     ///
     /// #[derive(Clone)]
     /// struct Hello;
     ///
     /// impl Handler<StreamRequest> for Hello {
-    ///     fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
-    ///         req.wfile.write_all(b"hello\n")
+    ///     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
+    ///         req.wfile.write_all(b"hello\n")?;
+    ///         Ok(Next::Done)
     ///     }
     /// }
     ///
@@ -179,9 +184,10 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// # Examples
     ///
     /// See [`Builder`].
-    pub fn builder<F>(handler: F) -> Builder<K, C>
+    pub fn builder<F, T>(handler: F) -> Builder<K, C>
     where
-        F: FnMut(&mut K::Request) -> std::io::Result<()> + Clone + Send + 'static,
+        F: FnMut(&mut K::Request) -> Result<T, BoxError> + Clone + Send + 'static,
+        T: Into<Next>,
     {
         Builder::new(handler)
     }
@@ -195,7 +201,7 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// use handler::{DatagramOptions, DatagramRequest, HandlerExt};
     ///
     /// // A closure with options is a handler value: no empty reply when it writes nothing.
-    /// let quiet = (|_req: &mut DatagramRequest| Ok(()))
+    /// let quiet = (|_req: &mut DatagramRequest| {})
     ///     .with_options(DatagramOptions::default().reply_when_empty(false));
     /// let server = UdpServer::builder_handler(quiet).bind("127.0.0.1:0")?;
     /// # drop(server);

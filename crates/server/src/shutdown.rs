@@ -599,7 +599,7 @@ impl ShutdownHandle {
     /// // A synchronous server whose only handler blocks reading from an idle client.
     /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
     ///     let mut rest = Vec::new();
-    ///     req.rfile.read_to_end(&mut rest).map(|_| ())
+    ///     Ok(req.rfile.read_to_end(&mut rest).map(|_| ())?)
     /// })?;
     /// let address = server.server_address().as_inet().expect("inet");
     /// let handle = server.shutdown_handle();
@@ -636,7 +636,7 @@ impl ShutdownHandle {
     ///
     /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
     ///     let mut rest = Vec::new();
-    ///     req.rfile.read_to_end(&mut rest).map(|_| ())
+    ///     Ok(req.rfile.read_to_end(&mut rest).map(|_| ())?)
     /// })?;
     /// let address = server.server_address().as_inet().expect("inet");
     /// let handle = server.shutdown_handle();

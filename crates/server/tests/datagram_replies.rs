@@ -105,7 +105,7 @@ fn a_handlers_own_sendto_gets_would_block_and_reaches_handle_error() {
         req.socket.sendto(&req.packet, &req.client_address)?;
         Ok(())
     };
-    let server = UnixDatagramServer::builder(own_sendto)
+    let server = UnixDatagramServer::builder_handler(own_sendto)
         .hooks(recorder.clone())
         .timeout(Some(WAIT))
         .bind(dir.path().join("s.sock"))

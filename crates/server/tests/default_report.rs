@@ -128,10 +128,9 @@ fn failing_server() -> Result<(), String> {
         if line == "panic" {
             panic!("the handler panicked on purpose");
         }
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad input {line:?}"),
-        ))
+        Err::<(), _>(
+            io::Error::new(io::ErrorKind::InvalidData, format!("bad input {line:?}")).into(),
+        )
     })
     .map_err(|e| e.to_string())?;
     thread::spawn(|| {
@@ -355,14 +354,14 @@ fn errors_and_panics_reach_stderr_without_a_logger() -> Result<(), String> {
     let address = kid.listening_on()?;
 
     let client = failing_request(address, "hello")?;
-    let expected = format!("{REPORT}{client}: handler failed: bad input \"hello\"");
+    let expected = format!("{REPORT}{client}: handle failed: bad input \"hello\"");
     let line = kid.stderr_line(&format!("{REPORT}{client}"))?;
     if line != expected {
         return Err(format!("the report is {line:?}, not {expected:?}"));
     }
 
     let client = failing_request(address, "panic")?;
-    let expected = format!("{REPORT}{client}: handler panicked: the handler panicked on purpose");
+    let expected = format!("{REPORT}{client}: handle panicked: the handler panicked on purpose");
     let line = kid.stderr_line(&format!("{REPORT}{client}"))?;
     if line != expected {
         return Err(format!("the report is {line:?}, not {expected:?}"));
@@ -375,7 +374,7 @@ fn an_installed_logger_gets_the_report_instead_of_stderr() -> Result<(), String>
     let mut kid = Kid::spawn("server with a logger", "logger")?;
     let address = kid.listening_on()?;
     let client = failing_request(address, "hello")?;
-    let expected = format!("log: ERROR: {REPORT}{client}: handler failed: bad input \"hello\"");
+    let expected = format!("log: ERROR: {REPORT}{client}: handle failed: bad input \"hello\"");
     let line = kid.stdout_line(|l| l.contains(REPORT), "the report, through the logger")?;
     if line != expected {
         return Err(format!("the logger got {line:?}, not {expected:?}"));

@@ -32,7 +32,7 @@ fn a_request_that_finishes_within_the_deadline_is_not_forced() {
     let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let mut line = String::new();
         req.rfile.read_line(&mut line)?;
-        req.wfile.write_all(b"finished\n")
+        Ok(req.wfile.write_all(b"finished\n")?)
     })
     .unwrap();
     let serving = Serving::start(server, Duration::from_secs(60));
@@ -63,7 +63,7 @@ fn an_idle_client_is_shut_down_at_the_deadline_and_the_sync_loop_returns() {
     let server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let mut rest = Vec::new();
         req.rfile.read_to_end(&mut rest)?; // blocks the serving thread until EOF
-        req.wfile.write_all(b"bye\n")
+        Ok(req.wfile.write_all(b"bye\n")?)
     })
     .unwrap();
     let serving = Serving::start(server, Duration::from_secs(60));

@@ -5,6 +5,7 @@
 
 mod util;
 
+use handler::BoxError;
 use handler::StreamRequest;
 use socket::Address;
 use sockserve_server::{Job, RequestRef, Strategy, TcpServer};
@@ -43,13 +44,13 @@ fn assert_saw_once(seen: &Seen, server: &TcpServer, tag: &'static str, client: &
 }
 
 /// The one-line echo, failing on a line that starts with "fail".
-fn echo_or_fail(req: &mut StreamRequest) -> std::io::Result<()> {
+fn echo_or_fail(req: &mut StreamRequest) -> Result<(), BoxError> {
     let mut line = String::new();
     req.rfile.read_line(&mut line)?;
     if line.starts_with("fail") {
-        return Err(std::io::Error::other("failed on purpose"));
+        return Err(std::io::Error::other("failed on purpose").into());
     }
-    req.wfile.write_all(line.as_bytes())
+    Ok(req.wfile.write_all(line.as_bytes())?)
 }
 
 /// Connects, sends `line`, and reads the reply to the end.

@@ -129,7 +129,7 @@ fn pid_server() -> Result<(), String> {
     let port = env::var(PORT).map_err(|e| format!("{PORT}: {e}"))?;
     let reuse = env::var(REUSE_PORT).is_ok_and(|v| v == "1");
     let mut server =
-        TcpServer::builder(|req: &mut StreamRequest| writeln!(req.wfile, "{}", process::id()))
+        TcpServer::builder(|req: &mut StreamRequest| Ok(writeln!(req.wfile, "{}", process::id())?))
             .allow_reuse_port(reuse)
             .bind(format!("127.0.0.1:{port}").as_str())
             .map_err(|e| e.to_string())?;

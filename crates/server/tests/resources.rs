@@ -163,7 +163,7 @@ fn huge_packets() -> Result<(), String> {
     .bind("127.0.0.1:0")
     .map_err(|e| format!("binding the UDP server: {e}"))?;
     let unix = UnixDatagramServer::builder(|req: &mut DatagramRequest| {
-        write!(req.wfile, "{}", req.packet.len())
+        Ok(write!(req.wfile, "{}", req.packet.len())?)
     })
     .max_packet_size(HUGE)
     .bind(Path::new(&dir).join("server.sock"))
@@ -556,7 +556,7 @@ fn huge_max_packet_size_is_clamped_to_the_largest_datagrams() -> Result<(), Stri
 fn unix_datagram_of_the_clamped_size_arrives_whole() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
     let mut server = UnixDatagramServer::builder(|req: &mut DatagramRequest| {
-        write!(req.wfile, "{}", req.packet.len())
+        Ok(write!(req.wfile, "{}", req.packet.len())?)
     })
     .max_packet_size(HUGE)
     .timeout(Some(GENEROUS))

@@ -79,7 +79,7 @@ fn shutdown_from_the_serving_thread_is_an_error_not_a_deadlock() {
     let mut server = TcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let result = req.server.shutdown();
         req.server.request_shutdown();
-        result
+        Ok(result?)
     })
     .expect("bind");
     let rec = Shared::default();

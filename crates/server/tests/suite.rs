@@ -3,7 +3,7 @@
 
 mod util;
 
-use handler::{DatagramRequest, StreamRequest};
+use handler::{BoxError, DatagramRequest, StreamRequest};
 use socket::{Address, Socket, Type};
 use sockserve_server::{Kind, Server, Synchronous};
 use std::{
@@ -18,10 +18,10 @@ use std::{
 use util::*;
 
 /// The one-line echo of CPython's `MyHandler`, for datagrams.
-fn echo_line_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+fn echo_line_dgram(req: &mut DatagramRequest) -> Result<(), BoxError> {
     let mut line = Vec::new();
     req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
+    Ok(req.wfile.write_all(&line)?)
 }
 
 /// CPython's `stream_examine`, for any family, through the socket layer.
@@ -120,11 +120,12 @@ fn stream_suite<K: Kind<Request = StreamRequest>>(unix: bool) {
     );
     // A handler error reaches handle_error once; shutdown_request runs once.
     let rec = Shared::default();
-    let mut server =
-        Server::<K>::builder(|_r: &mut StreamRequest| Err(std::io::Error::other("Test error")))
-            .hooks(rec.clone())
-            .bind(address_in(unix, dir.path()))
-            .unwrap();
+    let mut server = Server::<K>::builder(|_r: &mut StreamRequest| {
+        Err::<(), _>(std::io::Error::other("Test error").into())
+    })
+    .hooks(rec.clone())
+    .bind(address_in(unix, dir.path()))
+    .unwrap();
     let client = Socket::new(server.server_address().family(), Type::Stream).unwrap();
     client.connect(server.server_address()).unwrap();
     server.handle_request().unwrap();
@@ -168,7 +169,7 @@ fn datagram_suite<K: Kind<Request = DatagramRequest>>(unix: bool) {
     let rec = Shared::default();
     let mut server = Server::<K>::builder(|r: &mut DatagramRequest| {
         r.wfile.write_all(b"partial")?;
-        Err(std::io::Error::other("Test error"))
+        Err::<(), _>(std::io::Error::other("Test error").into())
     })
     .hooks(rec.clone())
     .bind(address_in(unix, dir.path()))

@@ -49,7 +49,7 @@ fn handler_error_reaches_handle_error_exactly_once() {
     let rec = Shared::default();
     let mut server = TcpServer::builder(|req: &mut StreamRequest| {
         req.wfile.write_all(b"partial")?;
-        Err(std::io::Error::other("Test error"))
+        Err::<(), _>(std::io::Error::other("Test error").into())
     })
     .hooks(rec.clone())
     .bind("127.0.0.1:0")
@@ -71,7 +71,7 @@ fn handler_panic_reaches_handle_error_and_the_server_keeps_serving() {
         if line.starts_with("panic") {
             panic!("handler panicked on purpose");
         }
-        req.wfile.write_all(line.as_bytes())
+        Ok(req.wfile.write_all(line.as_bytes())?)
     })
     .hooks(rec.clone())
     .bind("127.0.0.1:0")
@@ -89,23 +89,23 @@ fn handler_panic_reaches_handle_error_and_the_server_keeps_serving() {
 
 #[test]
 fn finish_runs_when_handle_fails_but_not_when_setup_fails() {
-    use handler::Handler;
+    use handler::{BoxError, Handler, Next};
     #[derive(Clone)]
     struct Steps(Arc<Mutex<Vec<&'static str>>>, bool);
     impl Handler<StreamRequest> for Steps {
-        fn setup(&mut self, _r: &mut StreamRequest) -> std::io::Result<()> {
+        fn setup(&mut self, _r: &mut StreamRequest) -> Result<(), BoxError> {
             self.0.lock().unwrap().push("setup");
             if self.1 {
-                Err(std::io::Error::other("setup failed"))
+                Err("setup failed".into())
             } else {
                 Ok(())
             }
         }
-        fn handle(&mut self, _r: &mut StreamRequest) -> std::io::Result<()> {
+        fn handle(&mut self, _r: &mut StreamRequest) -> Result<Next, BoxError> {
             self.0.lock().unwrap().push("handle");
-            Err(std::io::Error::other("handle failed"))
+            Err("handle failed".into())
         }
-        fn finish(&mut self, _r: &mut StreamRequest) -> std::io::Result<()> {
+        fn finish(&mut self, _r: &mut StreamRequest) -> Result<(), BoxError> {
             self.0.lock().unwrap().push("finish");
             Ok(())
         }

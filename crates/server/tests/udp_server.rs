@@ -2,7 +2,7 @@
 
 mod util;
 
-use handler::{DatagramOptions, DatagramRequest, HandlerExt};
+use handler::{BoxError, DatagramOptions, DatagramRequest, HandlerExt};
 use sockserve_server::UdpServer;
 use std::{
     io::{BufRead, Write},
@@ -11,10 +11,10 @@ use std::{
 };
 use util::*;
 
-fn echo_line_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+fn echo_line_dgram(req: &mut DatagramRequest) -> Result<(), BoxError> {
     let mut line = Vec::new();
     req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
+    Ok(req.wfile.write_all(&line)?)
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn empty_reply_is_sent_as_cpython_does_unless_disabled() {
     let (n, _) = client.recv_from(&mut buf).expect("a zero-length reply");
     assert_eq!(n, 0);
 
-    let quiet = (|_r: &mut DatagramRequest| Ok(()))
+    let quiet = (|_r: &mut DatagramRequest| Ok::<(), std::io::Error>(()))
         .with_options(DatagramOptions::default().reply_when_empty(false));
     let mut server = UdpServer::bind_handler("127.0.0.1:0", quiet).unwrap();
     client.send_to(b"x", inet(server.server_address())).unwrap();
@@ -46,7 +46,7 @@ fn empty_reply_is_sent_as_cpython_does_unless_disabled() {
 fn large_datagrams_up_to_max_packet_size() {
     let mut server = UdpServer::builder(|req: &mut DatagramRequest| {
         let p = req.packet.clone();
-        req.wfile.write_all(&p)
+        Ok(req.wfile.write_all(&p)?)
     })
     .max_packet_size(65_507)
     .bind("127.0.0.1:0")
@@ -67,7 +67,7 @@ fn large_datagrams_up_to_max_packet_size() {
 fn datagrams_beyond_max_packet_size_are_cut_as_in_cpython() {
     let mut server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
         let n = req.packet.len();
-        write!(req.wfile, "{n}")
+        Ok(write!(req.wfile, "{n}")?)
     })
     .unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();

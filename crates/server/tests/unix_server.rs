@@ -3,7 +3,7 @@
 
 mod util;
 
-use handler::{DatagramRequest, HandlerExt, StreamOptions, StreamRequest};
+use handler::{BoxError, DatagramRequest, HandlerExt, StreamOptions, StreamRequest};
 use socket::{Address, Family, Socket, Type};
 use sockserve_server::{Error, UnixDatagramServer, UnixStreamServer};
 use std::{
@@ -19,9 +19,9 @@ use std::{
 };
 use util::*;
 
-fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+fn echo_dgram(req: &mut DatagramRequest) -> Result<(), BoxError> {
     let packet = req.packet.clone();
-    req.wfile.write_all(&packet)
+    Ok(req.wfile.write_all(&packet)?)
 }
 
 fn is_socket(path: &std::path::Path) -> bool {

@@ -143,7 +143,7 @@ pub use reactor;
 /// use sockserve::handler::{Handler, StreamRequest};
 ///
 /// fn assert_handler<H: Handler<StreamRequest>>(_: H) {}
-/// assert_handler(|_req: &mut StreamRequest| Ok(()));
+/// assert_handler(|_req: &mut StreamRequest| {});
 /// ```
 pub use handler;
 
@@ -179,8 +179,8 @@ pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, T
 // The handler layer.
 #[doc(inline)]
 pub use handler::{
-    DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, ServerContext,
-    StreamOptions, StreamRequest,
+    BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
+    Next, ServerContext, Stage, StreamOptions, StreamRequest,
 };
 
 // The server layer.
@@ -214,7 +214,7 @@ pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
 /// use sockserve::{StreamOptions, StreamRequest};
 ///
 /// // `HandlerExt` brings `with_options`; `ToAddrs` brings `to_addrs`.
-/// let handler = (|_req: &mut StreamRequest| Ok(())).with_options(StreamOptions::default());
+/// let handler = (|_req: &mut StreamRequest| {}).with_options(StreamOptions::default());
 /// assert_eq!(handler.options().rbufsize, 8192);
 /// assert!(!"127.0.0.1:0".to_addrs()?.is_empty());
 /// # Ok::<(), std::io::Error>(())

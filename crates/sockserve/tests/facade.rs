@@ -4,9 +4,9 @@
 use sockserve::prelude::*;
 use sockserve::socket::{ConnectOptions, Shutdown, create_connection};
 use sockserve::{
-    Address, DatagramRequest, DefaultHooks, Family, GracefulStop, HandlerError, RequestRef, Server,
-    ServerContext, ShutdownHandle, Socket, StreamOptions, StreamRequest, Synchronous, Tcp,
-    TcpServer, Type, UdpServer, UnixDatagramServer, UnixStreamServer,
+    Address, BoxError, DatagramRequest, DefaultHooks, Family, GracefulStop, HandlerError, Next,
+    RequestRef, Server, ServerContext, ShutdownHandle, Socket, StreamOptions, StreamRequest,
+    Synchronous, Tcp, TcpServer, Type, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 use std::io::{self, BufRead, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,11 +23,11 @@ impl Handler<StreamRequest> for Echo {
         StreamOptions::default().timeout(Some(Duration::from_secs(10)))
     }
 
-    fn handle(&mut self, req: &mut StreamRequest) -> io::Result<()> {
+    fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
         loop {
             let data = req.rfile.fill_buf()?;
             if data.is_empty() {
-                return Ok(());
+                return Ok(Next::Done);
             }
             req.wfile.write_all(data)?;
             let n = data.len();
@@ -216,6 +216,7 @@ fn root_types_are_the_layer_types() {
     let _: Option<sockserve::socket::Socket> = None::<Socket>;
     let _: Option<sockserve::reactor::Signal> = sockserve::SignalStop::default().signal;
     let options = StreamOptions::default().rbufsize(1);
-    let handler = (|_r: &mut StreamRequest| Ok(())).with_options(options.clone());
+    let handler =
+        (|_r: &mut StreamRequest| Ok::<(), std::io::Error>(())).with_options(options.clone());
     assert_eq!(Handler::<StreamRequest>::options(&handler), options);
 }

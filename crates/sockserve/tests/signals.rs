@@ -192,12 +192,12 @@ fn stop_child<C: Strategy>(test: &str, path: &Path, strategy: C) -> io::Result<(
             // A request that ends the loop ("q", as a handler's request_shutdown) beside a
             // stuck one: the close then waits for the stuck one, until the signal's stop gives
             // it a deadline.
-            let quit_or_stick = |req: &mut StreamRequest| {
+            let quit_or_stick = |req: &mut StreamRequest| -> Result<(), sockserve::BoxError> {
                 let mut one = [0; 1];
                 req.rfile.read_exact(&mut one)?;
                 if one == *b"q" {
                     req.server.request_shutdown();
-                    return req.wfile.write_all(b"quitting\n");
+                    return Ok(req.wfile.write_all(b"quitting\n")?);
                 }
                 writeln!(req.wfile, "{}", std::process::id())?;
                 thread::sleep(STUCK);

@@ -1,7 +1,7 @@
 //! Helpers shared by the mixins tests: CPython's echo handlers and examine functions.
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
 
-use handler::{DatagramRequest, StreamRequest};
+use handler::{BoxError, DatagramRequest, StreamRequest};
 use socket::{Address, Socket, Type};
 use std::{
     io::{BufRead, Write},
@@ -15,16 +15,16 @@ pub const TEST_STR: &[u8] = b"hello world\n";
 pub const GENEROUS: Duration = Duration::from_secs(10);
 
 /// The one-line echo of CPython's `MyHandler`, for streams.
-pub fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+pub fn echo_line(req: &mut StreamRequest) -> Result<(), BoxError> {
     let mut line = Vec::new();
     req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
+    Ok(req.wfile.write_all(&line)?)
 }
 
 /// The datagram echo: the reply is the packet.
-pub fn echo_dgram(req: &mut DatagramRequest) -> std::io::Result<()> {
+pub fn echo_dgram(req: &mut DatagramRequest) -> Result<(), BoxError> {
     let p = req.packet.clone();
-    req.wfile.write_all(&p)
+    Ok(req.wfile.write_all(&p)?)
 }
 
 /// CPython's `stream_examine`, for any family.

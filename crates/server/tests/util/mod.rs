@@ -2,7 +2,7 @@
 //! hooks that record what happened.
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
 
-use handler::{HandlerError, ServerContext, StreamRequest};
+use handler::{BoxError, HandlerError, ServerContext, StreamRequest};
 use socket::Address;
 use sockserve_server::{Hooks, Kind, RequestRef, Running, Server, ShutdownHandle, Strategy};
 use std::{
@@ -24,10 +24,10 @@ pub const TEST_STR: &[u8] = b"hello world\n";
 pub const GENEROUS: Duration = Duration::from_secs(10);
 
 /// The one-line echo of CPython's `MyHandler`, for streams.
-pub fn echo_line(req: &mut StreamRequest) -> std::io::Result<()> {
+pub fn echo_line(req: &mut StreamRequest) -> Result<(), BoxError> {
     let mut line = Vec::new();
     req.rfile.read_until(b'\n', &mut line)?;
-    req.wfile.write_all(&line)
+    Ok(req.wfile.write_all(&line)?)
 }
 
 pub fn inet(address: &Address) -> SocketAddr {
