@@ -235,29 +235,39 @@ fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Re
                 .allow_reuse_address(true)
                 .handle_error(report_failure)
                 .strategy(strategy)
-                .bind(address)?,
+                .bind(address)
+                .map_err(with_context)?,
         ),
         EchoFamily::Udp => serve(
             UdpServer::builder(datagram_echo)
                 .max_packet_size(UDP_MAX_PACKET)
                 .handle_error(report_failure)
                 .strategy(strategy)
-                .bind(address)?,
+                .bind(address)
+                .map_err(with_context)?,
         ),
         EchoFamily::Unix => serve(
             UnixStreamServer::builder_handler(StreamEcho)
                 .handle_error(report_failure)
                 .strategy(strategy)
-                .bind(address)?,
+                .bind(address)
+                .map_err(with_context)?,
         ),
         EchoFamily::UnixDatagram => serve(
             UnixDatagramServer::builder(datagram_echo)
                 .max_packet_size(UNIX_MAX_PACKET)
                 .handle_error(report_failure)
                 .strategy(strategy)
-                .bind(address)?,
+                .bind(address)
+                .map_err(with_context)?,
         ),
     }
+}
+
+/// A server error as an `io::Error` that keeps its message (the address it could not bind).
+fn with_context(e: sockserve::Error) -> io::Error {
+    let text = e.to_string();
+    io::Error::new(io::Error::from(e).kind(), text)
 }
 
 /// Announces the address, serves until SIGTERM or SIGINT, and says how it stopped: the exit

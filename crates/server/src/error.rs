@@ -5,8 +5,10 @@ use std::io;
 
 /// An error of the server layer.
 ///
-/// Converts into `io::Error` (keeping the OS error's kind), so `main() -> io::Result<()>` can
-/// use `?` on every server call.
+/// Converts into `io::Error`, so `main() -> io::Result<()>` can use `?` on every server call:
+/// an OS error comes back as that OS error (its kind and `raw_os_error()` kept; print the
+/// `server::Error` itself to see the address too), anything else as an `io::Error` carrying
+/// this error.
 ///
 /// # Examples
 ///
@@ -17,7 +19,10 @@ use std::io;
 /// let taken = first.server_address().to_string();
 /// let err = TcpServer::bind(taken.as_str(), |_req| Ok(())).unwrap_err();
 /// assert!(matches!(err, Error::Bind { .. }));
-/// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::AddrInUse);
+/// assert!(err.to_string().contains(&taken)); // the message names the address
+/// let io = std::io::Error::from(err);
+/// assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+/// assert_eq!(io.raw_os_error(), Some(98)); // EADDRINUSE on Linux
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -63,15 +68,31 @@ pub enum Error {
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
-        let kind = match &e {
+        let source = match &e {
             Error::Address(source) | Error::Bind { source, .. } | Error::Listen { source, .. } => {
-                source.kind()
+                Some(source)
             }
-            Error::Io(source) => source.kind(),
-            Error::ShutdownFromServingThread => io::ErrorKind::Deadlock,
-            Error::Closed | Error::NotActivated => io::ErrorKind::NotConnected,
+            Error::Io(_) => None,
+            Error::ShutdownFromServingThread => {
+                return io::Error::new(io::ErrorKind::Deadlock, e);
+            }
+            Error::Closed | Error::NotActivated => {
+                return io::Error::new(io::ErrorKind::NotConnected, e);
+            }
         };
-        io::Error::new(kind, e)
+        if let Error::Io(source) = e {
+            return source;
+        }
+        match source.and_then(io::Error::raw_os_error) {
+            // The OS error code is what programs match on (`EADDRINUSE`, `EACCES`): keep it.
+            // (An io::Error holds a code or a message, not both: print the server::Error itself
+            // for the address.)
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => {
+                let kind = source.map_or(io::ErrorKind::Other, io::Error::kind);
+                io::Error::new(kind, e)
+            }
+        }
     }
 }
 
