@@ -14,6 +14,7 @@
 //! --examples`. One line per scenario, with its time, goes to stdout.
 
 mod echo;
+mod ports;
 
 pub(crate) use echo::{Family, not_available_message, temp_dir};
 
@@ -163,6 +164,7 @@ pub(crate) fn run() -> Result<()> {
         println!("ok    {:<NAME_WIDTH$} {:>5.1}s", scenario.name, secs(began));
         passed += 1;
     }
+    passed += ports::run(&examples)?;
     let dir = temp_dir("integration")?;
     let mut skipped = Vec::new();
     for case in echo::cases() {

@@ -4,6 +4,7 @@
 //! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, integration)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
+//! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
 //!                           echo_server (sync, threading, forking), a bare std server and CPython's
 //!                           socketserver under one load generator, side by side (release build)
@@ -21,6 +22,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod integration;
+mod lines;
 mod metadata;
 mod tidy;
 
@@ -39,6 +41,8 @@ commands:
   ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, integration)
   tidy          check the invariants of ARCHITECTURE.md
   integration   run the examples as real processes against real clients (Rust and CPython)
+  lines         count the lines of the six Python programs' ports against their originals
+                (at most 1.2 times, or 3 more)
   bench         load-test echo_server (sync, threading, forking), a bare std server and
                 CPython's socketserver, side by side (release build; not part of ci)
                   --duration SECS     seconds per workload and server (default 3)
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         "ci" => no_flags(command, rest).and_then(|()| ci::run()),
         "tidy" => no_flags(command, rest).and_then(|()| tidy::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
+        "lines" => no_flags(command, rest).and_then(|()| lines::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
