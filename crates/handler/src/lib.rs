@@ -46,4 +46,4 @@ pub use datagram::{DatagramOptions, DatagramRequest};
 pub use error::{BoxError, HandlerError, Stage};
 pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};
 pub use request::{Request, finish_request};
-pub use stream::{StreamOptions, StreamRequest, StreamWriter};
+pub use stream::{StreamOptions, StreamReader, StreamRequest, StreamWriter};

@@ -4,7 +4,7 @@ use crate::{Request, ServerContext};
 use socket::{Address, Family, Socket, SocketReader, SocketWriter, opt};
 use std::{
     fmt,
-    io::{self, BufWriter, Write},
+    io::{self, BufRead, BufWriter, Read, Write},
     sync::Arc,
     time::Duration,
 };
@@ -188,6 +188,72 @@ impl fmt::Debug for StreamWriter {
     }
 }
 
+/// A stream request's `rfile` (Python's `self.rfile`): a buffered reader over the connection,
+/// with `Read` and `BufRead` (`read_line`, `lines`, `fill_buf`, ...). Its type names no socket,
+/// so that an encrypted connection can stand behind it later.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::StreamRequest;
+/// use std::io::BufRead;
+///
+/// fn first_line(req: &mut StreamRequest) -> std::io::Result<String> {
+///     let mut line = String::new();
+///     req.rfile.read_line(&mut line)?;
+///     assert!(req.rfile.capacity() >= 1);
+///     Ok(line)
+/// }
+/// # let _ = first_line;
+/// ```
+#[derive(Debug)]
+pub struct StreamReader {
+    inner: SocketReader<Arc<Socket>>,
+}
+
+impl StreamReader {
+    /// The size of the read buffer (`rbufsize`; 1 means unbuffered).
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamReader`].
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// What is buffered now and not read yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamRequest;
+    ///
+    /// fn nothing_pending(req: &StreamRequest) -> bool {
+    ///     req.rfile.buffer().is_empty()
+    /// }
+    /// # let _ = nothing_pending;
+    /// ```
+    pub fn buffer(&self) -> &[u8] {
+        self.inner.buffer()
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl BufRead for StreamReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount)
+    }
+}
+
 /// A stream request (Python's `StreamRequestHandler` attributes): the connection, a buffered
 /// reader `rfile`, a writer `wfile`, the client's address and the server.
 ///
@@ -210,7 +276,7 @@ pub struct StreamRequest {
     /// The connected socket (Python's `self.request` and `self.connection`).
     pub connection: Arc<Socket>,
     /// Buffered reader over the connection (`rbufsize`).
-    pub rfile: SocketReader<Arc<Socket>>,
+    pub rfile: StreamReader,
     /// Writer over the connection (`wbufsize`).
     pub wfile: StreamWriter,
     /// The peer's address (`Address::Unnamed` for an unbound Unix client).
@@ -237,7 +303,9 @@ impl Request for StreamRequest {
             connection.setsockopt(opt::NoDelay, true)?;
         }
         // A capacity of 1 is the unbuffered reader: `BufReader` needs room for one byte.
-        let rfile = SocketReader::with_capacity(options.rbufsize.max(1), Arc::clone(&connection));
+        let rfile = StreamReader {
+            inner: SocketReader::with_capacity(options.rbufsize.max(1), Arc::clone(&connection)),
+        };
         let wfile = StreamWriter::new(Arc::clone(&connection), options.wbufsize);
         Ok(StreamRequest {
             connection,

@@ -180,7 +180,7 @@ pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, T
 #[doc(inline)]
 pub use handler::{
     BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
-    Next, ServerContext, Stage, StreamOptions, StreamRequest,
+    Next, ServerContext, Stage, StreamOptions, StreamReader, StreamRequest, StreamWriter,
 };
 
 // The server layer.
