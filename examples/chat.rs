@@ -26,12 +26,11 @@ fn main() -> Result<(), sockserve::Error> {
     let mut server = ThreadingTcpServer::builder(move |req| {
         let (me, connection) = (req.client_address.clone(), Arc::clone(&req.connection));
         members.lock().unwrap().insert(me.clone(), connection);
-        let client = me.as_inet().expect("a TCP client has an IP address");
         let mut line = Vec::new();
         // The closure is Python's `try:`; what follows it, the `finally:`.
         let served = (|| -> io::Result<()> {
             while req.rfile.read_until(b'\n', &mut line)? > 0 {
-                let mut msg = format!("('{}', {}): ", client.ip(), client.port()).into_bytes();
+                let mut msg = format!("{me:#}: ").into_bytes(); // Python's tuple
                 msg.append(&mut line); // moves the line, leaving `line` empty for the next
                 let mut others = members.lock().unwrap().clone();
                 others.remove(&me);

@@ -42,9 +42,11 @@ struct Session {
 impl Handler<StreamRequest> for Session {
     fn setup(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
         self.started = Some(Instant::now());
-        let (client, pid) = (repr(&req.client_address), process::id());
-        writeln!(req.wfile, "welcome {client}, served by pid {pid}")?;
-        Ok(())
+        let (client, pid) = (&req.client_address, process::id());
+        Ok(writeln!(
+            req.wfile,
+            "welcome {client:#}, served by pid {pid}"
+        )?)
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
@@ -70,12 +72,6 @@ impl Handler<StreamRequest> for Session {
     }
 }
 
-/// An address as Python prints an address tuple: `('127.0.0.1', 9997)`.
-fn repr(address: &sockserve::Address) -> String {
-    let a = address.as_inet().expect("a TCP address is an IP address");
-    format!("('{}', {})", a.ip(), a.port())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Python's `signal.signal(SIGTERM, ...)`: caught from here on, before the server says it is up.
     let signals = StopSignals::install()?;
@@ -85,18 +81,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .verify_request(|_server, _request, client| {
             let ok = client.as_inet().is_some_and(|a| ALLOW.contains(&a.ip()));
             if !ok {
-                eprintln!("verify_request: rejecting {}", repr(client));
+                eprintln!("verify_request: rejecting {client:#}"); // `{:#}`: Python's tuple
             }
             ok
         })
         .handle_error(|_server, client, error| {
-            let (pid, client) = (process::id(), repr(client));
-            eprintln!("handle_error (pid {pid}): request from {client} failed: {error}");
+            let pid = process::id();
+            eprintln!("handle_error (pid {pid}): request from {client:#} failed: {error}");
         })
         // Only loopback in this project: the original binds 0.0.0.0.
         .bind("127.0.0.1:9997")?;
-    let (address, pid) = (repr(server.server_address()), process::id());
-    println!("forking server on {address} (pid {pid})");
+    let (address, pid) = (server.server_address(), process::id());
+    println!("forking server on {address:#} (pid {pid})");
     signals.serve_until_signal(server, Duration::from_secs(5))?;
     Ok(())
 }

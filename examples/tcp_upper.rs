@@ -22,11 +22,10 @@ use std::io::{BufRead, Write};
 
 fn main() -> Result<(), sockserve::Error> {
     TcpServer::bind("localhost:9999", |req| {
-        let client = req.client_address.as_inet().expect("an IP client");
         // Python's `for line in self.rfile`, each line stripped: the newline is split off.
         for line in (&mut req.rfile).split(b'\n') {
             let data = line?.trim_ascii().to_vec();
-            println!("{} wrote:", client.ip());
+            println!("{} wrote:", req.client_address.host()); // client_address[0]
             println!("b'{}'", data.escape_ascii());
             req.wfile.write_all(&data.to_ascii_uppercase())?;
         }

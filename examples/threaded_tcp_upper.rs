@@ -21,12 +21,11 @@ use std::io::{BufRead, Write};
 
 fn main() -> Result<(), sockserve::Error> {
     ThreadingTcpServer::bind("localhost:9999", |req| {
-        let c = req.client_address.as_inet().expect("an IP client");
-        let client = format!("('{}', {})", c.ip(), c.port()); // as Python prints the tuple
         // Python's `for line in self.rfile`, each line stripped: the newline is split off.
         for line in (&mut req.rfile).split(b'\n') {
             let data = line?.trim_ascii().to_vec();
-            println!("{client} wrote: b'{}'", data.escape_ascii());
+            // `{:#}`: the address as Python prints its tuple.
+            println!("{:#} wrote: b'{}'", req.client_address, data.escape_ascii());
             req.wfile.write_all(&data.to_ascii_uppercase())?;
         }
         Ok(())

@@ -21,8 +21,7 @@ fn main() -> Result<(), sockserve::Error> {
     UdpServer::bind("localhost:9999", |req| {
         // Python's `self.rfile.read()`: the whole datagram.
         let data = req.packet.trim_ascii();
-        let client = req.client_address.as_inet().expect("an IP client");
-        println!("{} wrote:", client.ip());
+        println!("{} wrote:", req.client_address.host()); // client_address[0]
         println!("b'{}'", data.escape_ascii());
         // `wfile` collects the reply, sent when the handler returns (as Python's).
         req.wfile.write_all(&data.to_ascii_uppercase())?;

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, integration, tidy};
+use crate::{Result, integration, lines, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -47,6 +47,7 @@ fn steps() -> Vec<(&'static str, Step)> {
             ),
         ),
         ("tidy", Step::InProcess(tidy::run)),
+        ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),
     ]
 }

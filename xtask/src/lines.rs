@@ -2,17 +2,18 @@
 //! programs of the reference set (copied unchanged into `examples/python/`, beside
 //! `chat_test.py`, the client that checks `chat`) has a Rust port in `examples/` of the same
 //! name; a port may take at most 1.2 times the lines of its original, or at most 3 lines more,
-//! whichever is larger. This prints a table of both counts and fails if any port is over. It is
-//! not a step of `cargo xtask ci` while a port is over the bar.
+//! whichever is larger. This prints a table of both counts and fails if any port is over; it is
+//! a step of `cargo xtask ci`.
 //!
 //! What counts is a line of code, the same way in both languages, kept simple enough to check
 //! by eye (a line-based count, not a parser):
 //!
 //! - **Python**: every line but blank ones, `#` comments (a shebang too), and the lines of a
-//!   docstring (a statement that is only a `"""` or `'''` string). The originals are counted as
-//!   they are. They are black-style but for four lines longer than black's 88 columns, which
-//!   black would split (black 26 makes `chat.py` 33 lines instead of 31, `forking.py` 54
-//!   instead of 42); counting them unsplit is the stricter bar, and needs no black here.
+//!   docstring (a statement that is only a `"""` or `'''` string), in the original as
+//!   `black` formats it (`python3 -m black --code`; `.ci/run` installs black): the
+//!   issue's measure. The originals are black-style but for four lines longer than black's 88
+//!   columns, which black splits (`chat.py` is 33 lines so, 31 as written; `forking.py` 54, 42
+//!   as written).
 //! - **Rust**: every line but blank ones, `//` comments (doc comments `///` and `//!`
 //!   included), `/* */` blocks that start a line, and inner attributes `#![...]`. The only
 //!   inner attribute the ports carry is `#![allow(clippy::print_stdout, ...)]`: this workspace
@@ -144,11 +145,28 @@ fn count(examples: &Path, program: &str) -> Result<Row> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
+    let original = read(&examples.join("python").join(format!("{program}.py")))?;
+    let shown = format!("<{program}.py>");
+    let black = Cmd::new("python3")
+        .args(["-m", "black", "--quiet", "--code"])
+        .arg_shown_as(original.as_str(), &shown)
+        .read()
+        // Debian's package puts a `black` of its own on the PATH, for the system's python.
+        .or_else(|_| {
+            Cmd::new("black")
+                .args(["--quiet", "--code"])
+                .arg_shown_as(original.as_str(), &shown)
+                .read()
+        })
+        .map_err(|e| {
+            format!(
+                "{program}.py is counted as black formats it, which needs black \
+                 (python3 -m pip install black): {e}"
+            )
+        })?;
     Ok(Row {
         program: program.to_owned(),
-        python: python_lines(&read(
-            &examples.join("python").join(format!("{program}.py")),
-        )?),
+        python: python_lines(&black),
         rust: rust_lines(&read(&examples.join(format!("{program}.rs")))?),
     })
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so that it runs wherever cargo runs.
 //!
 //! ```text
-//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, integration)
+//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
@@ -38,7 +38,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, integration)
+  ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, lines, integration)
   tidy          check the invariants of ARCHITECTURE.md
   integration   run the examples as real processes against real clients (Rust and CPython)
   lines         count the lines of the six Python programs' ports against their originals

@@ -72,6 +72,26 @@ impl Address {
         }
     }
 
+    /// The host: Python's `client_address[0]` for an IP address (`"127.0.0.1"`, `"::1"`), the
+    /// path (or `@name`, or an empty string for an unnamed client) for a Unix address.
+    ///
+    /// ```
+    /// use sockserve_socket::Address;
+    /// let addr: Address = "127.0.0.1:5000".parse()?;
+    /// assert_eq!(addr.host(), "127.0.0.1");
+    /// let addr: Address = "/tmp/s.sock".parse()?;
+    /// assert_eq!(addr.host(), "/tmp/s.sock");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn host(&self) -> String {
+        match self {
+            Address::Inet(a) => a.ip().to_string(),
+            Address::Inet6(a) => a.ip().to_string(),
+            Address::Unnamed => String::new(),
+            other => other.to_string(),
+        }
+    }
+
     /// The IP address and port, or `None` for a Unix address.
     ///
     /// ```
@@ -302,7 +322,40 @@ impl FromStr for Address {
 
 impl fmt::Display for Address {
     /// The form [`FromStr`] parses. Non-printable bytes of an abstract name are escaped.
+    ///
+    /// The alternate form (`{:#}`) is Python's: the tuple `('127.0.0.1', 5000)` (IPv6:
+    /// `('::1', 5000, 0, 0)`, with flow info and scope id), `'/tmp/s.sock'` for a path,
+    /// `b'\x00name'` for an abstract name and `''` for an unnamed client, as
+    /// `print(self.client_address)` shows them.
+    ///
+    /// ```
+    /// use sockserve_socket::Address;
+    /// let addr: Address = "127.0.0.1:5000".parse()?;
+    /// assert_eq!(format!("{addr}"), "127.0.0.1:5000");
+    /// assert_eq!(format!("{addr:#}"), "('127.0.0.1', 5000)");
+    /// let addr: Address = "[::1]:5000".parse()?;
+    /// assert_eq!(format!("{addr:#}"), "('::1', 5000, 0, 0)");
+    /// let addr: Address = "/tmp/s.sock".parse()?;
+    /// assert_eq!(format!("{addr:#}"), "'/tmp/s.sock'");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return match self {
+                Address::Inet(a) => write!(f, "('{}', {})", a.ip(), a.port()),
+                Address::Inet6(a) => write!(
+                    f,
+                    "('{}', {}, {}, {})",
+                    a.ip(),
+                    a.port(),
+                    a.flowinfo(),
+                    a.scope_id()
+                ),
+                Address::Unix(p) => write!(f, "'{}'", p.display()),
+                Address::Abstract(name) => write!(f, "b'\\x00{}'", name.escape_ascii()),
+                Address::Unnamed => f.write_str("''"),
+            };
+        }
         match self {
             Address::Inet(a) => a.fmt(f),
             Address::Inet6(a) => a.fmt(f),
