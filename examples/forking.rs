@@ -24,7 +24,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use sockserve::{BoxError, Forking, ForkingTcpServer, Handler, Next, StopSignals, StreamRequest};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::{net::IpAddr, net::Ipv4Addr, process, time::Duration, time::Instant};
 
 /// The clients `verify_request` lets in (Python's `allow` class attribute).
@@ -50,7 +50,7 @@ impl Handler<StreamRequest> for Session {
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
-        for line in (&mut req.rfile).split(b'\n') {
+        for line in req.rfile.split(b'\n') {
             // Python's `.decode()`: a line that is not UTF-8 is an error.
             let text = String::from_utf8(line?.trim_ascii().to_vec())?;
             match text.as_str() {

@@ -18,12 +18,12 @@
 #![allow(clippy::print_stdout)]
 
 use sockserve::TcpServer;
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 fn main() -> Result<(), sockserve::Error> {
     TcpServer::bind("localhost:9999", |req| {
         // Python's `for line in self.rfile`, each line stripped: the newline is split off.
-        for line in (&mut req.rfile).split(b'\n') {
+        for line in req.rfile.split(b'\n') {
             let data = line?.trim_ascii().to_vec();
             println!("{} wrote:", req.client_address.host()); // client_address[0]
             println!("b'{}'", data.escape_ascii());

@@ -17,12 +17,12 @@
 #![allow(clippy::print_stdout)]
 
 use sockserve::ThreadingTcpServer;
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 fn main() -> Result<(), sockserve::Error> {
     ThreadingTcpServer::bind("localhost:9999", |req| {
         // Python's `for line in self.rfile`, each line stripped: the newline is split off.
-        for line in (&mut req.rfile).split(b'\n') {
+        for line in req.rfile.split(b'\n') {
             let data = line?.trim_ascii().to_vec();
             // `{:#}`: the address as Python prints its tuple.
             println!("{:#} wrote: b'{}'", req.client_address, data.escape_ascii());

@@ -73,7 +73,11 @@ pub struct DatagramRequest {
     /// blocking: a reply the client cannot take at once (its queue is full) is dropped and
     /// counted ([`ServerContext::dropped_replies`]), never waited for.
     pub wfile: Vec<u8>,
-    /// The server's socket, shared by every request (Python's `self.socket`). It is
+    /// The server's socket, shared by every request (Python's `self.socket`). A handler that
+    /// replies through it itself (as Python's docs' `BaseRequestHandler` UDP example does with
+    /// `socket.sendto`) should leave `wfile` empty and turn off
+    /// [`reply_when_empty`](DatagramOptions::reply_when_empty): like CPython's
+    /// `DatagramRequestHandler`, the request sends `wfile` when it finishes, even empty. It is
     /// non-blocking: a handler's own `sendto` on it fails with `WouldBlock` when the client's
     /// queue is full, rather than block the server.
     pub socket: Arc<Socket>,

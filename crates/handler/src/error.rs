@@ -89,8 +89,8 @@ pub enum HandlerError {
     Failed {
         /// The step.
         stage: Stage,
-        /// What it returned.
-        #[source]
+        /// What it returned (shown in this error's message, so not also its `source`: see
+        /// [`HandlerError::error`]).
         error: BoxError,
     },
     /// A step panicked; the payload's message, if it was a string.

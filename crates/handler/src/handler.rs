@@ -80,8 +80,10 @@ impl IntoOutcome for () {
 /// ([`ServerContext::state`](crate::ServerContext::state)).
 ///
 /// Ordering is Python's: `setup`, then `handle`, then `finish`; `finish` runs even when `handle`
-/// fails (or panics), but not when `setup` fails. Every error still reaches the server's
-/// `handle_error`, with the step that failed ([`HandlerError::stage`](crate::HandlerError::stage)).
+/// fails (or panics), but not when `setup` fails. The first error of a request reaches the
+/// server's `handle_error`, with the step that failed
+/// ([`HandlerError::stage`](crate::HandlerError::stage)); a later one of the same request (a
+/// `finish` that fails after `handle` failed) is logged at debug level.
 ///
 /// Each step may fail with any error (a [`BoxError`]: `?` converts an `io::Error`, a
 /// `ParseIntError`, your own error type), as a Python handler may raise anything. `handle`

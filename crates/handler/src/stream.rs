@@ -221,6 +221,51 @@ impl StreamReader {
         self.inner.capacity()
     }
 
+    /// The lines of the connection, each without its newline (Python's `for line in
+    /// self.rfile`, but as `String`s: a line that is not UTF-8 is an error). `BufRead::lines`
+    /// takes the reader by value; this borrows it, so `req.rfile.lines()` works in a handler
+    /// (with `BufRead` imported, the trait's method is found first: write
+    /// `req.rfile.by_ref().lines()` then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{BoxError, StreamRequest};
+    /// use std::io::Write;
+    ///
+    /// fn upper(req: &mut StreamRequest) -> Result<(), BoxError> {
+    ///     for line in req.rfile.lines() {
+    ///         writeln!(req.wfile, "{}", line?.to_uppercase())?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = upper;
+    /// ```
+    pub fn lines(&mut self) -> io::Lines<&mut StreamReader> {
+        BufRead::lines(self)
+    }
+
+    /// The connection's bytes split at `byte`, without it (Python's `for line in self.rfile`
+    /// with `byte` `b'\n'`, as bytes). Borrows the reader, as [`lines`](Self::lines).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{BoxError, StreamRequest};
+    /// use std::io::Write;
+    ///
+    /// fn echo_lines(req: &mut StreamRequest) -> Result<(), BoxError> {
+    ///     for line in req.rfile.split(b'\n') {
+    ///         req.wfile.write_all(&line?)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = echo_lines;
+    /// ```
+    pub fn split(&mut self, byte: u8) -> io::Split<&mut StreamReader> {
+        BufRead::split(self, byte)
+    }
+
     /// What is buffered now and not read yet.
     ///
     /// # Examples

@@ -166,27 +166,22 @@ fn max_children_pauses_accepting_without_blocking_the_loop() {
 }
 
 fn graceful_stop_shuts_down_a_child_blocked_on_an_idle_client() {
-    let mut server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
+    let server = ForkingTcpServer::bind("127.0.0.1:0", |req: &mut StreamRequest| {
         let mut rest = Vec::new();
         Ok(std::io::Read::read_to_end(&mut req.rfile, &mut rest).map(|_| ())?)
     })
     .unwrap();
-    let handle = server.shutdown_handle();
-    let address = server.server_address().clone();
-    // The serving thread serves, then closes (reaping), as serve_until_signal does.
-    let serving = thread::spawn(move || {
-        server.serve_forever_with(Duration::from_secs(60)).unwrap();
-        server.server_close();
-        server
-    });
-    let idle = Socket::new(address.family(), Type::Stream).unwrap();
-    idle.connect(&address).unwrap();
+    // A long tick: the stop must not wait for it to reap the child.
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    let handle = running.shutdown_handle();
+    let idle = Socket::new(running.server_address().family(), Type::Stream).unwrap();
+    idle.connect(running.server_address()).unwrap();
     let deadline = Instant::now() + GENEROUS;
     while handle.in_flight() == 0 {
         assert!(Instant::now() < deadline, "the child never started");
         thread::yield_now();
     }
-    let report = handle
+    let (mut server, report) = running
         .shutdown_gracefully(Duration::from_millis(200))
         .unwrap();
     assert_eq!(
@@ -194,8 +189,25 @@ fn graceful_stop_shuts_down_a_child_blocked_on_an_idle_client() {
         "the parent's copy let it reach the child's connection"
     );
     assert_eq!(report.still_running, 0, "{report:?}");
-    let server = serving.join().unwrap();
     assert_eq!(server.strategy().active_children(), 0);
+    server.server_close();
+}
+
+/// A graceful stop through `Running` of a forking server whose children are done returns at
+/// once, with nothing left running: the children are reaped while the stop waits (before, it
+/// waited out grace + 2 s and reported them as still running).
+fn graceful_stop_of_finished_children_is_prompt() {
+    let running = ForkingTcpServer::bind("127.0.0.1:0", echo_line)
+        .unwrap()
+        .spawn_with(Duration::from_secs(60))
+        .unwrap();
+    stream_examine(running.server_address());
+    let grace = Duration::from_secs(5);
+    let (mut server, report) = running.shutdown_gracefully(grace).unwrap();
+    assert_eq!(report.still_running, 0, "{report:?}");
+    assert!(report.took < grace, "waited out the grace: {report:?}");
+    assert_eq!(server.strategy().active_children(), 0);
+    server.server_close();
 }
 
 /// Runs `body` on a thread and waits for it at most `GENEROUS`; on a hang, kills this process's
@@ -447,6 +459,10 @@ fn main() {
         (
             "graceful stop",
             graceful_stop_shuts_down_a_child_blocked_on_an_idle_client,
+        ),
+        (
+            "graceful stop of finished children",
+            graceful_stop_of_finished_children_is_prompt,
         ),
         (
             "request_shutdown from a child",

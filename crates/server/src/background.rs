@@ -19,8 +19,10 @@ type Served<K, C> = (Server<K, C>, Result<()>);
 ///
 /// [`shutdown`](Self::shutdown) and [`shutdown_gracefully`](Self::shutdown_gracefully) stop the
 /// loop, join the thread and give the server back, not closed (call
-/// [`server_close`](Server::server_close), or drop it). Dropping a `Running` stops it and closes
-/// the server (a bounded wait, as dropping a server).
+/// [`server_close`](Server::server_close), or drop it). Dropping a `Running` stops it within a
+/// bounded time whatever its handlers do: a graceful stop with no grace (connections in flight
+/// are shut down), then the server is closed as dropping a server does; a serving thread whose
+/// handler ignores even that is left behind (logged) rather than waited for.
 ///
 /// # Examples
 ///
@@ -38,6 +40,7 @@ type Served<K, C> = (Server<K, C>, Result<()>);
 /// server.server_close();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping a Running stops the server at once"]
 pub struct Running<K: Kind, C: Strategy> {
     address: Address,
     handle: ShutdownHandle,
@@ -88,6 +91,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         let address = self.server_address().clone();
         let handle = self.shutdown_handle();
         let (entered, loop_started) = mpsc::channel();
+        let deadline = handle.close_deadline();
         let thread = thread::Builder::new()
             .name("sockserve-serve".into())
             .spawn(move || {
@@ -95,6 +99,9 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 let served = server.serve_loop(poll_interval, move || {
                     let _ = entered.send(());
                 });
+                // A graceful stop waits for the requests in flight; the strategy keeps ending
+                // them (forking reaps its children) until they are done or its deadline passes.
+                server.drain(&deadline);
                 (server, served)
             })?;
         // The loop has entered (or failed before): a stop from now on reaches it. An error
@@ -137,7 +144,8 @@ impl<K: Kind, C: Strategy> Running<K, C> {
     }
 
     /// Requests in flight now: accepted and not yet closed (a live figure; one count for
-    /// every strategy, the server's own).
+    /// every strategy, the server's own). A forking server's child counts until it is reaped,
+    /// on the loop's next tick after it exits.
     ///
     /// # Examples
     ///
@@ -153,7 +161,9 @@ impl<K: Kind, C: Strategy> Running<K, C> {
     }
 
     /// Stops the loop (Python's `server.shutdown()`), joins the serving thread and gives the
-    /// server back, not closed.
+    /// server back, not closed. As Python's, it waits for the request in hand: on a synchronous
+    /// server, as long as its handler runs (use [`shutdown_gracefully`](Self::shutdown_gracefully)
+    /// for a bound).
     ///
     /// # Errors
     ///
@@ -212,14 +222,28 @@ impl<K: Kind, C: Strategy> Running<K, C> {
 
 impl<K: Kind, C: Strategy> Drop for Running<K, C> {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            if let Err(e) = self.handle.shutdown() {
+        if self.thread.is_none() {
+            return;
+        }
+        // No grace: connections in flight are shut down at once, which ends handlers blocked
+        // on them; the stop itself waits a bounded time for them.
+        let stopped = match self.handle.shutdown_gracefully(Duration::ZERO) {
+            Ok(report) => report.loop_stopped,
+            Err(e) => {
                 log::error!("stopping a dropped Running server: {e}");
+                false
             }
-            // The server, if it comes back, is dropped too: closed with a bounded wait.
-            if let Err(e) = self.join() {
-                log::debug!("a dropped Running server had ended with: {e}");
-            }
+        };
+        if !stopped {
+            log::warn!(
+                "a dropped Running server's loop did not stop (a handler ignores its socket); \
+                 leaving its thread behind"
+            );
+            return;
+        }
+        // The server, if it comes back, is dropped too: closed with a bounded wait.
+        if let Err(e) = self.join() {
+            log::debug!("a dropped Running server had ended with: {e}");
         }
     }
 }

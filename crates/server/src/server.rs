@@ -31,6 +31,8 @@ const ACCEPT_BATCH: usize = 64;
 /// The send buffer a Unix datagram server asks for (the kernel grants at most twice
 /// `net.core.wmem_max`, 416 KiB by default).
 const UNIX_REPLY_BUFFER: usize = 4 << 20;
+/// How often a drain after a graceful stop lets the strategy end requests.
+const DRAIN_TICK: Duration = Duration::from_millis(10);
 /// How long dropping a server waits for its requests in flight.
 const DROP_WAIT: Duration = Duration::from_secs(5);
 
@@ -646,6 +648,18 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             self.strategy.close_by(deadline)
         } else {
             CloseReport::default()
+        }
+    }
+
+    /// After the loop returned for a graceful stop: lets the strategy go on ending the requests
+    /// in flight (forking reaps its children in `service_actions`) until none is left or the
+    /// stop's deadline passes. Without a graceful stop, returns at once.
+    pub(crate) fn drain(&mut self, deadline: &CloseDeadline) {
+        while self.shared.in_flight() > 0 && deadline.is_set() && !deadline.expired() {
+            self.strategy.service_actions();
+            // Polling: a strategy has no way to say a request ended (forking takes no
+            // SIGCHLD); the stop waits in steps this short.
+            std::thread::sleep(DRAIN_TICK);
         }
     }
 

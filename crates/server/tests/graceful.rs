@@ -174,3 +174,28 @@ fn a_stop_now_leaves_no_hurry_for_a_later_loop() {
     assert_eq!(report.forced, 1, "{report:?}");
     serving.stop();
 }
+
+#[test]
+fn dropping_a_running_server_is_bounded_even_with_a_handler_blocked_on_a_client() {
+    // A synchronous server whose only handler reads until EOF from a client that never closes.
+    let server = TcpServer::bind("127.0.0.1:0", |req| {
+        let mut rest = Vec::new();
+        req.rfile.read_to_end(&mut rest)?;
+        Ok(())
+    })
+    .unwrap();
+    let running = server.spawn().unwrap();
+    let handle = running.shutdown_handle();
+    let idle = TcpStream::connect(inet(running.server_address())).unwrap();
+    wait_in_flight(&handle, 1);
+    let (done, dropped) = mpsc::channel();
+    let dropper = std::thread::spawn(move || {
+        drop(running);
+        let _ = done.send(());
+    });
+    let bounded = dropped.recv_timeout(GENEROUS).is_ok();
+    drop(idle); // ends the handler if the drop is stuck waiting for it
+    dropper.join().unwrap();
+    assert!(bounded, "dropping the Running waited for the handler");
+    assert_eq!(handle.in_flight(), 0);
+}
