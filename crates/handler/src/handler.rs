@@ -33,9 +33,16 @@ impl From<()> for Next {
     }
 }
 
-/// What a handler closure may return: `io::Result<()>`, `Result<(), E>` or `Result<Next, E>` for
-/// any error `E` that converts into a [`BoxError`] (every `std::error::Error + Send + Sync`,
-/// `&str`, `String`), or `()`. The server turns it into the closure's outcome.
+/// What a closure that is a [`Handler`] may return: `io::Result<()>`, `Result<(), E>` or
+/// `Result<Next, E>` for any error `E` that converts into a [`BoxError`] (every
+/// `std::error::Error + Send + Sync`, `&str`, `String`), or `()`. The server turns it into the
+/// closure's outcome.
+///
+/// The servers' closure entry points (`Server::bind`, `Server::builder`) take the one form that
+/// infers without annotations, `Result<(), BoxError>` (or `Result<Next, BoxError>`): `?` on any
+/// error, `Ok(())` at the end, `Ok(call?)` for a closing I/O call; options for such a closure
+/// go on the builder (`request_options`). The other forms reach a server as a handler value,
+/// through `Server::bind_handler` / `builder_handler` (with `HandlerExt::with_options`, say).
 ///
 /// # Examples
 ///

@@ -3,7 +3,7 @@
 use crate::{
     DefaultHooks, Hooks, Kind, RequestRef, Result, Server, Strategy, hooks::HookSet, job::MakeJob,
 };
-use handler::{Handler, HandlerError, ServerContext};
+use handler::{Handler, HandlerError, Request, ServerContext};
 use socket::{Address, Family, ToAddrs};
 use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 
@@ -301,6 +301,37 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// ```
     pub fn dualstack_ipv6(mut self, on: bool) -> Self {
         self.options.dualstack_ipv6 = on;
+        self
+    }
+
+    /// The options of every request, in place of the handler's own
+    /// ([`Handler::options`]): Python's handler class attributes (`timeout`, `rbufsize`,
+    /// `wbufsize`, `disable_nagle_algorithm` for streams; `reply_when_empty` for datagrams),
+    /// for a closure, which has no `options` of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{TcpServer, UdpServer};
+    /// use handler::{DatagramOptions, StreamOptions};
+    /// use std::time::Duration;
+    ///
+    /// // A stream handler whose reads and writes time out after 5 s.
+    /// let tcp = TcpServer::builder(|_req| Ok(()))
+    ///     .request_options(StreamOptions::default().timeout(Some(Duration::from_secs(5))))
+    ///     .bind("127.0.0.1:0")?;
+    /// // A datagram handler that replies itself: no empty reply when `wfile` stays empty.
+    /// let udp = UdpServer::builder(|req| {
+    ///     req.socket.sendto(&req.packet, &req.client_address)?;
+    ///     Ok(())
+    /// })
+    /// .request_options(DatagramOptions::default().reply_when_empty(false))
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop((tcp, udp));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_options(mut self, options: <K::Request as Request>::Options) -> Self {
+        self.jobs = self.jobs.with_options(options);
         self
     }
 

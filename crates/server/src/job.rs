@@ -2,7 +2,7 @@
 //! shutdown_request, in one closure.
 
 use crate::{Hooks, Job, shutdown::InFlight};
-use handler::{Handler, Request, ServerContext, finish_request};
+use handler::{Handler, HandlerExt, Request, ServerContext, finish_request};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -21,15 +21,25 @@ pub(crate) trait MakeJob<R: Request>: Send {
         hooks: Arc<dyn Hooks>,
         ticket: InFlight,
     ) -> Job;
+
+    /// The same handler with these request options instead of its own.
+    fn with_options(self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>>;
 }
 
-struct HandlerJobs<H>(H);
+struct HandlerJobs<R: Request, H> {
+    handler: H,
+    /// Request options set on the builder, in place of the handler's own.
+    options: Option<R::Options>,
+}
 
 pub(crate) fn boxed<R: Request, H: Handler<R>>(handler: H) -> Box<dyn MakeJob<R>> {
-    Box::new(HandlerJobs(handler))
+    Box::new(HandlerJobs {
+        handler,
+        options: None,
+    })
 }
 
-impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
+impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
     fn make(
         &self,
         raw: R::Raw,
@@ -40,22 +50,48 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<H> {
         ticket: InFlight,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
-        let mut handler = self.0.clone();
-        let address = client_address.clone();
-        let work = move || {
-            let done = finish_request(&mut handler, raw, client_address.clone(), context.clone());
-            if let Err(error) = done {
-                guard_hook("handle_error", || {
-                    hooks.handle_error(&context, &client_address, &error)
-                });
-            }
-            drop(handler);
-            shutdown_request(connection, &context, &client_address, &*hooks);
-        };
-        // The job releases the ticket after the work: the request leaves the in-flight list
-        // (and its fd closes) only then.
-        Job::tracked(address, work, ticket)
+        let handler = self.handler.clone();
+        let parts = (raw, connection, client_address, context, hooks, ticket);
+        match &self.options {
+            Some(options) => job(handler.with_options(options.clone()), parts),
+            None => job(handler, parts),
+        }
     }
+
+    fn with_options(mut self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>> {
+        self.options = Some(options);
+        self
+    }
+}
+
+/// What a job is made of, besides its handler.
+type Parts<R> = (
+    <R as Request>::Raw,
+    Option<Arc<Socket>>,
+    Address,
+    ServerContext,
+    Arc<dyn Hooks>,
+    InFlight,
+);
+
+/// The job of one request: finish_request, then handle_error on a failure, then
+/// shutdown_request.
+fn job<R: Request, H: Handler<R>>(mut handler: H, parts: Parts<R>) -> Job {
+    let (raw, connection, client_address, context, hooks, ticket) = parts;
+    let address = client_address.clone();
+    let work = move || {
+        let done = finish_request(&mut handler, raw, client_address.clone(), context.clone());
+        if let Err(error) = done {
+            guard_hook("handle_error", || {
+                hooks.handle_error(&context, &client_address, &error)
+            });
+        }
+        drop(handler);
+        shutdown_request(connection, &context, &client_address, &*hooks);
+    };
+    // The job releases the ticket after the work: the request leaves the in-flight list (and
+    // its fd closes) only then.
+    Job::tracked(address, work, ticket)
 }
 
 /// Python's `shutdown_request`: shut down writes, tell the hook, close. Runs once per request.

@@ -133,3 +133,29 @@ fn a_timeout_too_long_for_the_clock_means_no_deadline() {
     let (n, _) = client.recv_from(&mut buf).expect("the echo");
     assert_eq!(&buf[..n], TEST_STR);
 }
+
+#[test]
+fn request_options_on_the_builder_reach_a_closure() {
+    // A handler that replies through the socket itself, with no empty reply afterwards.
+    let mut server = UdpServer::builder(|req| {
+        req.socket.sendto(b"mine", &req.client_address)?;
+        Ok(())
+    })
+    .request_options(DatagramOptions::default().reply_when_empty(false))
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"x", inet(server.server_address())).unwrap();
+    server.handle_request().unwrap();
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"mine");
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "no empty reply after the handler's own"
+    );
+}
