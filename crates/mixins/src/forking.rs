@@ -8,8 +8,7 @@ use nix::{
     },
     unistd::{ForkResult, Pid, fork},
 };
-use reactor::Waker;
-use server::{CloseDeadline, CloseReport, Job, Strategy};
+use server::{CloseDeadline, CloseReport, Job, Notifier, Strategy};
 use std::{
     collections::HashMap,
     io,
@@ -234,7 +233,7 @@ impl Forking {
 }
 
 impl Strategy for Forking {
-    fn start(&mut self, _waker: &Waker) -> io::Result<()> {
+    fn start(&mut self, _room: &Notifier) -> io::Result<()> {
         install_child_panic_hook();
         Ok(())
     }

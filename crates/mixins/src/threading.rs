@@ -1,8 +1,7 @@
 //! `Threading`: Python's `ThreadingMixIn`, on a bounded pool of reused threads.
 
 use crossbeam_channel::{Receiver, Sender};
-use reactor::Waker;
-use server::{CloseDeadline, CloseReport, Job, Strategy};
+use server::{CloseDeadline, CloseReport, Job, Notifier, Strategy};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
@@ -77,7 +76,7 @@ struct PoolShared {
     alive: Mutex<usize>,
     ended: Condvar,
     max_threads: usize,
-    waker: Waker,
+    room: Notifier,
 }
 
 impl Default for Threading {
@@ -221,7 +220,7 @@ impl Threading {
 }
 
 impl Pool {
-    fn new(max_threads: usize, waker: Waker) -> Self {
+    fn new(max_threads: usize, room: Notifier) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded();
         Pool {
             jobs,
@@ -232,7 +231,7 @@ impl Pool {
                 alive: Mutex::new(0),
                 ended: Condvar::new(),
                 max_threads,
-                waker,
+                room,
             }),
             handles: Vec::new(),
         }
@@ -280,9 +279,7 @@ fn worker(jobs: Receiver<Job>, shared: Arc<PoolShared>) {
         let before = shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if before == shared.max_threads {
             // The pool was full and the loop paused accepting: it may accept again.
-            if let Err(e) = shared.waker.wake() {
-                log::error!("cannot wake the serving loop: {e}");
-            }
+            shared.room.notify();
         }
     }
     let mut alive = shared.alive.lock().unwrap_or_else(|e| e.into_inner());
@@ -292,9 +289,9 @@ fn worker(jobs: Receiver<Job>, shared: Arc<PoolShared>) {
 }
 
 impl Strategy for Threading {
-    fn start(&mut self, waker: &Waker) -> io::Result<()> {
+    fn start(&mut self, room: &Notifier) -> io::Result<()> {
         if self.pool.is_none() {
-            self.pool = Some(Pool::new(self.max_threads, waker.clone()));
+            self.pool = Some(Pool::new(self.max_threads, room.clone()));
         }
         Ok(())
     }

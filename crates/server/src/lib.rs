@@ -88,7 +88,7 @@ pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use server::Server;
 pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
-pub use strategy::{CloseReport, Job, Strategy, Synchronous};
+pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).

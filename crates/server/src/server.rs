@@ -2,8 +2,8 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ShutdownHandle, Strategy,
-    Synchronous,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Notifier, Result, ShutdownHandle,
+    Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
     builder::Options,
     job::{MakeJob, guard_hook, shutdown_request},
@@ -514,7 +514,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         let Some(_running) = running else {
             return Ok(());
         };
-        self.strategy.start(&self.reactor.waker())?;
+        self.strategy.start(&Notifier::new(self.reactor.waker()))?;
         self.watch_children()?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
@@ -572,7 +572,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             .options
             .timeout
             .and_then(|t| Instant::now().checked_add(t));
-        self.strategy.start(&self.reactor.waker())?;
+        self.strategy.start(&Notifier::new(self.reactor.waker()))?;
         if !self.registered {
             self.register(&socket)?;
         }

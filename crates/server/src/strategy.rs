@@ -2,7 +2,6 @@
 //! the synchronous strategy.
 
 use crate::{CloseDeadline, shutdown::InFlight};
-use reactor::Waker;
 use socket::Address;
 use std::{fmt, time::Duration};
 
@@ -127,6 +126,68 @@ impl Job {
     }
 }
 
+/// How a strategy tells the server it has room again (see
+/// [`Strategy::has_capacity`]): the server gives one to [`Strategy::start`]. Cheap to clone;
+/// [`notify`](Self::notify) works from any thread and never blocks. What stands behind it (the
+/// serving loop's reactor) is the server's business.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{Job, Notifier, Strategy};
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+///
+/// /// Runs one job at a time on a thread; full while it runs.
+/// #[derive(Default)]
+/// struct OneAtATime {
+///     busy: Arc<AtomicUsize>,
+///     room: Option<Notifier>,
+/// }
+///
+/// impl Strategy for OneAtATime {
+///     fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
+///         self.room = Some(room.clone());
+///         Ok(())
+///     }
+///     fn has_capacity(&mut self) -> bool {
+///         self.busy.load(Ordering::SeqCst) == 0
+///     }
+///     fn process_request(&mut self, job: Job) {
+///         let (busy, room) = (Arc::clone(&self.busy), self.room.clone());
+///         busy.fetch_add(1, Ordering::SeqCst);
+///         std::thread::spawn(move || {
+///             job.run();
+///             busy.fetch_sub(1, Ordering::SeqCst);
+///             if let Some(room) = room {
+///                 room.notify(); // the paused loop accepts again
+///             }
+///         });
+///     }
+/// }
+/// # let _ = OneAtATime::default();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    waker: reactor::Waker,
+}
+
+impl Notifier {
+    pub(crate) fn new(waker: reactor::Waker) -> Self {
+        Notifier { waker }
+    }
+
+    /// Tells the serving loop to look again at [`Strategy::has_capacity`] (it wakes at once).
+    ///
+    /// # Examples
+    ///
+    /// See [`Notifier`].
+    pub fn notify(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the serving loop: {e}");
+        }
+    }
+}
+
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
@@ -175,7 +236,7 @@ impl fmt::Debug for Job {
 ///
 /// ```
 /// use sockserve_server::{Job, Strategy, UnixStreamServer};
-/// use reactor::Waker;
+/// use sockserve_server::Notifier;
 /// use socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
 ///
@@ -192,7 +253,7 @@ impl fmt::Debug for Job {
 /// }
 ///
 /// impl Strategy for Recorder {
-///     fn start(&mut self, _waker: &Waker) -> std::io::Result<()> {
+///     fn start(&mut self, _room: &Notifier) -> std::io::Result<()> {
 ///         self.saw("start");
 ///         Ok(())
 ///     }
@@ -242,8 +303,8 @@ impl fmt::Debug for Job {
 /// ```
 pub trait Strategy: Send + 'static {
     /// Called when a serving loop starts (and by each `handle_request`), with the loop's
-    /// waker: a strategy that pauses accepting (see [`has_capacity`](Self::has_capacity))
-    /// wakes the loop when it can take more.
+    /// [`Notifier`]: a strategy that pauses accepting (see [`has_capacity`](Self::has_capacity))
+    /// notifies the loop when it can take more.
     ///
     /// # Errors
     ///
@@ -252,8 +313,8 @@ pub trait Strategy: Send + 'static {
     /// # Examples
     ///
     /// See [`Strategy`]'s example of when each method runs.
-    fn start(&mut self, waker: &Waker) -> std::io::Result<()> {
-        let _ = waker;
+    fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
+        let _ = room;
         Ok(())
     }
 

@@ -3,8 +3,7 @@
 
 mod util;
 
-use reactor_free::*;
-use sockserve_server::{Job, Server, Strategy, Tcp, TcpServer};
+use sockserve_server::{Job, Notifier, Server, Strategy, Tcp, TcpServer};
 use std::{
     io::Write,
     net::TcpStream,
@@ -16,10 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 use util::*;
-
-mod reactor_free {
-    pub(crate) use reactor::Waker;
-}
 
 #[test]
 fn two_hundred_clients_connected_before_serving_are_all_answered_within_5s() {
@@ -51,21 +46,21 @@ fn two_hundred_clients_connected_before_serving_are_all_answered_within_5s() {
 #[derive(Debug, Clone, Default)]
 struct Gate {
     open: Arc<AtomicBool>,
-    waker: Arc<Mutex<Option<Waker>>>,
+    room: Arc<Mutex<Option<Notifier>>>,
 }
 
 impl Gate {
     fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
-        if let Some(w) = &*self.waker.lock().unwrap() {
-            w.wake().unwrap();
+        if let Some(room) = &*self.room.lock().unwrap() {
+            room.notify();
         }
     }
 }
 
 impl Strategy for Gate {
-    fn start(&mut self, waker: &Waker) -> std::io::Result<()> {
-        *self.waker.lock().unwrap() = Some(waker.clone());
+    fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
+        *self.room.lock().unwrap() = Some(room.clone());
         Ok(())
     }
     fn has_capacity(&mut self) -> bool {
