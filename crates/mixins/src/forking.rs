@@ -216,11 +216,7 @@ impl Forking {
         match wait.and_then(|limit| Instant::now().checked_add(limit)) {
             None => self.collect_children(true),
             Some(deadline) => {
-                self.collect_children(false);
-                while !self.active_children.is_empty() && Instant::now() < deadline {
-                    std::thread::sleep(FULL_POLL); // polling waitpid: no SIGCHLD to wait on
-                    self.collect_children(false);
-                }
+                self.reap_while(|| Instant::now() < deadline);
                 if !self.active_children.is_empty() {
                     log::warn!(
                         "{} request children still running; not waiting longer",

@@ -349,6 +349,11 @@ impl Shared {
     }
 
     fn shutdown(&self) -> Result<()> {
+        if self.in_forked_child() {
+            // A child cannot wait for its parent's loop: ask, and return.
+            self.ask_parent_to_stop();
+            return Ok(());
+        }
         let mut state = self.lock();
         if state.running == Some(thread::current().id()) {
             return Err(Error::ShutdownFromServingThread);
@@ -545,11 +550,6 @@ impl ShutdownHandle {
     ///
     /// See [`ShutdownHandle`].
     pub fn shutdown(&self) -> Result<()> {
-        if self.shared.in_forked_child() {
-            // A child cannot wait for its parent's loop: ask, and return.
-            self.shared.ask_parent_to_stop();
-            return Ok(());
-        }
         self.shared.shutdown()
     }
 
@@ -769,11 +769,6 @@ impl StopServer for Shared {
     }
 
     fn shutdown(&self) -> io::Result<()> {
-        if self.in_forked_child() {
-            // A child cannot wait for its parent's loop: ask, and return.
-            self.ask_parent_to_stop();
-            return Ok(());
-        }
         Shared::shutdown(self).map_err(io::Error::from)
     }
 

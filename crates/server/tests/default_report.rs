@@ -20,13 +20,12 @@ use std::{
     env,
     io::{self, BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
-    panic::{self, AssertUnwindSafe},
     process::{self, Child, ChildStdin, Command, Stdio},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
     time::Instant,
 };
-use util::GENEROUS;
+use util::{Check, GENEROUS, run_checks};
 
 /// Selects the child's role; absent in the parent.
 const ROLE: &str = "SOCKSERVE_REPORT_ROLE";
@@ -36,8 +35,6 @@ const REPORT: &str = "Exception occurred during processing of request from ";
 const LIMIT: usize = 10;
 /// How many failing requests the flood sends.
 const FLOOD: usize = 1000;
-
-type Check = fn() -> Result<(), String>;
 
 fn main() {
     if let Ok(role) = env::var(ROLE) {
@@ -57,26 +54,7 @@ fn main() {
             a_flood_of_failures_is_rate_limited,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        // A panic inside a check fails that check; its children are killed as it unwinds.
-        let result = panic::catch_unwind(AssertUnwindSafe(check))
-            .unwrap_or_else(|_| Err("panicked (message above)".to_owned()));
-        match result {
-            Ok(()) => {
-                passed += 1;
-                println!("default_report: {name} ... ok");
-            }
-            Err(message) => {
-                failed += 1;
-                println!("default_report: {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("default_report: {passed} passed, {failed} failed");
-    if failed > 0 {
-        process::exit(1);
-    }
+    run_checks("default_report", checks);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,12 +21,11 @@ use std::{
     env,
     io::{self, BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    panic::{self, AssertUnwindSafe},
     process::{self, Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
 };
-use util::GENEROUS;
+use util::{Check, GENEROUS, run_checks};
 
 /// Selects the child's role; absent in the parent.
 const ROLE: &str = "SOCKSERVE_PROCESS_ROLE";
@@ -38,8 +37,6 @@ const REUSE_PORT: &str = "SOCKSERVE_PROCESS_REUSE_PORT";
 const LISTEN_VARS: [&str; 3] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"];
 /// At most this many connections to see both servers of a shared port.
 const MAX_CONNECTIONS: usize = 500;
-
-type Check = fn() -> Result<(), String>;
 
 fn main() {
     if let Ok(role) = env::var(ROLE) {
@@ -71,26 +68,7 @@ fn main() {
             second_bind_without_reuse_port_is_in_use,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        // A panic inside a check fails that check; its children are killed as it unwinds.
-        let result = panic::catch_unwind(AssertUnwindSafe(check))
-            .unwrap_or_else(|_| Err("panicked (message above)".to_owned()));
-        match result {
-            Ok(()) => {
-                passed += 1;
-                println!("process: {name} ... ok");
-            }
-            Err(message) => {
-                failed += 1;
-                println!("process: {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("process: {passed} passed, {failed} failed");
-    if failed > 0 {
-        process::exit(1);
-    }
+    run_checks("process", checks);
 }
 
 // ---------------------------------------------------------------------------------------------

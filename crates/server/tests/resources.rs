@@ -22,14 +22,13 @@ use std::{
     env, fs,
     io::{self, BufRead, BufReader, Read, Write},
     net::{SocketAddr, UdpSocket},
-    panic::{self, AssertUnwindSafe},
     path::Path,
     process::{self, Child, ChildStdin, Command, Stdio},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
     time::{Duration, Instant},
 };
-use util::GENEROUS;
+use util::{Check, GENEROUS, run_checks};
 
 /// Selects the child's role; absent in the parent.
 const ROLE: &str = "SOCKSERVE_RESOURCES_ROLE";
@@ -59,8 +58,6 @@ const START_HANG: Duration = Duration::from_secs(60);
 /// architecture this crate builds for (x86, arm, riscv, ...; it is what sysconf(_SC_CLK_TCK)
 /// reports, which would need libc, a crate this layer's tests do not name).
 const USER_HZ: u64 = 100;
-
-type Check = fn() -> Result<(), String>;
 
 fn main() {
     if let Ok(role) = env::var(ROLE) {
@@ -92,26 +89,7 @@ fn main() {
             default_poll_interval_idles_without_spinning,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        // A panic inside a check fails that check; its children are killed as it unwinds.
-        let result = panic::catch_unwind(AssertUnwindSafe(check))
-            .unwrap_or_else(|_| Err("panicked (message above)".to_owned()));
-        match result {
-            Ok(()) => {
-                passed += 1;
-                println!("resources: {name} ... ok");
-            }
-            Err(message) => {
-                failed += 1;
-                println!("resources: {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("resources: {passed} passed, {failed} failed");
-    if failed > 0 {
-        process::exit(1);
-    }
+    run_checks("resources", checks);
 }
 
 // ---------------------------------------------------------------------------------------------

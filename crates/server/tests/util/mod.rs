@@ -233,3 +233,33 @@ fn read_to_end_in_thread(
         let _ = done.send((index, text));
     })
 }
+
+/// A check of a harness-less test binary: `Err` says what went wrong.
+pub type Check = fn() -> Result<(), String>;
+
+/// The runner of a harness-less test binary (`harness = false`): runs each check in order (a
+/// panic fails that check; its children are killed as it unwinds), prints
+/// `BINARY: NAME ... ok|FAILED: why` and `BINARY: N passed, M failed`, as libtest would, and
+/// exits non-zero on a failure.
+#[allow(clippy::print_stdout)] // a harness-less test reports on stdout, as libtest does
+pub fn run_checks(binary: &str, checks: &[(&str, Check)]) {
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in checks {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+            .unwrap_or_else(|_| Err("panicked (message above)".to_owned()));
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("{binary}: {name} ... ok");
+            }
+            Err(message) => {
+                failed += 1;
+                println!("{binary}: {name} ... FAILED: {message}");
+            }
+        }
+    }
+    println!("{binary}: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
