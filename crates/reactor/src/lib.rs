@@ -14,6 +14,7 @@
 //! | `EVENT_READ`, `EVENT_WRITE` | [`Interest::READABLE`], [`Interest::WRITABLE`] |
 //! | `key.data` | `Ready::key`, a `usize` of your choice (an index into your table) |
 //! | a self-pipe written to from another thread | [`Waker`], from [`Reactor::waker`] |
+//! | (none: one thread owns a selector) | [`Registrar`], from [`Reactor::registrar`]: register and unregister from any thread |
 //! | `signal.set_wakeup_fd(fd)` + `signal.signal(...)` | [`Signals::new`], registered like a socket; [`Signals::pending`] |
 //! | (none: the selector is level-triggered) | [`Reactor::still_ready`] |
 //!
@@ -114,6 +115,7 @@
 mod interest;
 mod reactor;
 mod ready;
+mod registrar;
 #[cfg(unix)]
 mod signals;
 mod waker;
@@ -121,6 +123,7 @@ mod waker;
 pub use crate::interest::Interest;
 pub use crate::reactor::{RESERVED_KEY, Reactor};
 pub use crate::ready::Ready;
+pub use crate::registrar::Registrar;
 #[cfg(unix)]
 pub use crate::signals::Signals;
 pub use crate::waker::Waker;

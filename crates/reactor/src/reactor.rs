@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Registry, Token};
 
-use crate::{Interest, Ready, Waker};
+use crate::{Interest, Ready, Registrar, Waker};
 
 /// The key reserved for the reactor's own [`Waker`]; [`Reactor::register`] refuses it.
 ///
@@ -48,8 +48,8 @@ const DEFAULT_CAPACITY: usize = 1024;
 /// registered again.
 ///
 /// `register`, `modify` and `unregister` take `&self`; `select` and `still_ready` take
-/// `&mut self`, so registrations change between selects, on the thread that owns the reactor
-/// (another thread asks it for a change through its own channel and the [`Waker`]).
+/// `&mut self`, so on the owner's thread registrations change between selects. Another thread
+/// changes them with a [`Registrar`] ([`Reactor::registrar`]), even while a `select` waits.
 ///
 /// ```
 /// use sockserve_reactor::{Interest, Reactor};
@@ -80,33 +80,101 @@ pub struct Reactor {
     ready: Vec<Ready>,
     /// Entries from `still_ready`, merged into the next `select`'s answer.
     again: Vec<Ready>,
-    registrations: Mutex<Registrations>,
+    /// Shared with the reactor's [`Registrar`]s, which change it from other threads.
+    registrations: Arc<Mutex<Registrations>>,
     waker: Waker,
 }
 
 /// What the reactor knows about its registrations: enough to mask events by interest and to
-/// forget `still_ready` entries of keys that were unregistered.
+/// forget `still_ready` entries of keys that were unregistered. Several descriptors may share
+/// a key: the key's interest is what any of them asks for, and it is in use while one is.
 #[derive(Debug, Default)]
-struct Registrations {
-    key_of_fd: HashMap<RawFd, usize>,
-    interest_of_key: HashMap<usize, Interest>,
+pub(crate) struct Registrations {
+    of_fd: HashMap<RawFd, (usize, Interest)>,
+    of_key: HashMap<usize, KeyUse>,
+}
+
+/// How many of a key's descriptors ask for reading and for writing.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyUse {
+    readers: usize,
+    writers: usize,
+    fds: usize,
 }
 
 impl Registrations {
     fn set(&mut self, fd: RawFd, key: usize, interest: Interest) {
-        if let Some(old) = self.key_of_fd.insert(fd, key) {
-            if old != key {
-                self.interest_of_key.remove(&old);
-            }
+        if let Some((old_key, old_interest)) = self.of_fd.insert(fd, (key, interest)) {
+            self.release(old_key, old_interest);
         }
-        self.interest_of_key.insert(key, interest);
+        let used = self.of_key.entry(key).or_default();
+        used.fds += 1;
+        used.readers += usize::from(interest.is_readable());
+        used.writers += usize::from(interest.is_writable());
     }
 
     fn remove(&mut self, fd: RawFd) {
-        if let Some(key) = self.key_of_fd.remove(&fd) {
-            self.interest_of_key.remove(&key);
+        if let Some((key, interest)) = self.of_fd.remove(&fd) {
+            self.release(key, interest);
         }
     }
+
+    fn release(&mut self, key: usize, interest: Interest) {
+        if let Some(used) = self.of_key.get_mut(&key) {
+            used.fds -= 1;
+            used.readers -= usize::from(interest.is_readable());
+            used.writers -= usize::from(interest.is_writable());
+            if used.fds == 0 {
+                self.of_key.remove(&key);
+            }
+        }
+    }
+
+    /// What `key`'s descriptors ask for; `None` when no descriptor is registered under it.
+    fn interest_of(&self, key: usize) -> Option<Interest> {
+        let used = self.of_key.get(&key)?;
+        match (used.readers > 0, used.writers > 0) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+/// `register` on `registry`, recorded in `registrations`: for the reactor and its registrars.
+pub(crate) fn register(
+    registry: &Registry,
+    registrations: &Mutex<Registrations>,
+    raw: RawFd,
+    key: usize,
+    interest: Interest,
+) -> io::Result<()> {
+    check_key(key)?;
+    // The table is locked across the system call, so that the table and the kernel's set
+    // never disagree when two threads change the same descriptor.
+    let mut table = lock(registrations);
+    registry.register(&mut SourceFd(&raw), Token(key), interest.to_mio())?;
+    table.set(raw, key, interest);
+    Ok(())
+}
+
+/// `unregister` on `registry`, recorded in `registrations`: for the reactor and its registrars.
+pub(crate) fn unregister(
+    registry: &Registry,
+    registrations: &Mutex<Registrations>,
+    raw: RawFd,
+) -> io::Result<()> {
+    let mut table = lock(registrations);
+    registry.deregister(&mut SourceFd(&raw))?;
+    table.remove(raw);
+    Ok(())
+}
+
+fn lock(registrations: &Mutex<Registrations>) -> MutexGuard<'_, Registrations> {
+    // The lock is held only for a few map operations that do not panic (and the system call
+    // that goes with them), so a poisoned lock still holds consistent maps.
+    registrations.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Reactor {
@@ -143,7 +211,7 @@ impl Reactor {
             events: Events::with_capacity(events.max(1)),
             ready: Vec::new(),
             again: Vec::new(),
-            registrations: Mutex::new(Registrations::default()),
+            registrations: Arc::default(),
             waker,
         })
     }
@@ -160,8 +228,10 @@ impl Reactor {
     /// for a while (backpressure, out of file descriptors) and registered again without losing
     /// the connections that queued up meanwhile.
     ///
-    /// Keys should be unique among the live registrations: two descriptors under one key cannot
-    /// be told apart in the answer.
+    /// Several descriptors may share a key, but then they cannot be told apart in the answer:
+    /// one entry for the key says that one of them (or more) is ready. That suits a set of
+    /// descriptors that all mean the same thing to the caller ("a child ended"), which looks
+    /// at each of them itself.
     ///
     /// ```
     /// use sockserve_reactor::{Interest, Reactor};
@@ -174,13 +244,13 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn register(&self, fd: &impl AsRawFd, key: usize, interest: Interest) -> io::Result<()> {
-        check_key(key)?;
-        let raw = fd.as_raw_fd();
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&raw), Token(key), interest.to_mio())?;
-        self.registrations().set(raw, key, interest);
-        Ok(())
+        register(
+            self.poll.registry(),
+            &self.registrations,
+            fd.as_raw_fd(),
+            key,
+            interest,
+        )
     }
 
     /// Changes the interest and/or key of a registered `fd`: Python's
@@ -206,10 +276,11 @@ impl Reactor {
     pub fn modify(&self, fd: &impl AsRawFd, key: usize, interest: Interest) -> io::Result<()> {
         check_key(key)?;
         let raw = fd.as_raw_fd();
+        let mut table = self.registrations();
         self.poll
             .registry()
             .reregister(&mut SourceFd(&raw), Token(key), interest.to_mio())?;
-        self.registrations().set(raw, key, interest);
+        table.set(raw, key, interest);
         Ok(())
     }
 
@@ -231,10 +302,7 @@ impl Reactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn unregister(&self, fd: &impl AsRawFd) -> io::Result<()> {
-        let raw = fd.as_raw_fd();
-        self.poll.registry().deregister(&mut SourceFd(&raw))?;
-        self.registrations().remove(raw);
-        Ok(())
+        unregister(self.poll.registry(), &self.registrations, fd.as_raw_fd())
     }
 
     /// Waits until a registration is ready, the [`Waker`] is woken, or `timeout` runs out:
@@ -272,16 +340,16 @@ impl Reactor {
         };
         poll_resuming(&mut self.poll, &mut self.events, timeout)?;
 
-        let registrations = self
-            .registrations
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        // A registrar may change the table from another thread meanwhile: an event of a
+        // descriptor unregistered since the kernel reported it is still passed on (its key's
+        // interest unknown), as it would have been a moment earlier.
+        let registrations = lock(&self.registrations);
         for event in self.events.iter() {
             if event.token() == WAKER_TOKEN {
                 self.waker.clear();
                 continue;
             }
-            let interest = registrations.interest_of_key.get(&event.token().0).copied();
+            let interest = registrations.interest_of(event.token().0);
             let ready = Ready::from_event(event, interest);
             if ready.any() {
                 self.ready.push(ready);
@@ -289,7 +357,7 @@ impl Reactor {
         }
         for again in self.again.drain(..) {
             // Only for a key that is still registered, and only for what it still asks for.
-            let Some(&interest) = registrations.interest_of_key.get(&again.key) else {
+            let Some(interest) = registrations.interest_of(again.key) else {
                 continue;
             };
             let readable = again.readable && interest.is_readable();
@@ -360,12 +428,36 @@ impl Reactor {
         self.waker.clone()
     }
 
+    /// A [`Registrar`]: registers and unregisters descriptors in this reactor from any thread,
+    /// even while a `select` waits (which then reports a new registration that is ready).
+    ///
+    /// Errors: the operating system refuses to duplicate the reactor's descriptor (mio's
+    /// `Registry::try_clone`; out of file descriptors, `EMFILE`).
+    ///
+    /// ```
+    /// use sockserve_reactor::{Interest, Reactor};
+    /// use std::net::UdpSocket;
+    /// use std::time::Duration;
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let registrar = reactor.registrar()?;
+    /// let sock = UdpSocket::bind("127.0.0.1:0")?;
+    /// sock.send_to(b"x", sock.local_addr()?)?;
+    /// std::thread::scope(|s| s.spawn(|| registrar.register(&sock, 3, Interest::READABLE)).join())
+    ///     .expect("registering thread panicked")?;
+    /// let ready = reactor.select(Some(Duration::from_secs(5)))?;
+    /// assert!(ready[0].key == 3 && ready[0].readable);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn registrar(&self) -> io::Result<Registrar> {
+        Ok(Registrar::new(
+            self.poll.registry().try_clone()?,
+            Arc::clone(&self.registrations),
+        ))
+    }
+
     fn registrations(&self) -> MutexGuard<'_, Registrations> {
-        // The lock is held only for a few map operations that do not panic, so a poisoned lock
-        // still holds consistent maps.
-        self.registrations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.registrations)
     }
 }
 
@@ -374,7 +466,7 @@ impl fmt::Debug for Reactor {
         f.debug_struct("Reactor")
             .field("poll", &self.poll)
             .field("capacity", &self.events.capacity())
-            .field("registered", &self.registrations().key_of_fd.len())
+            .field("registered", &self.registrations().of_fd.len())
             .field("still_ready", &self.again)
             .finish_non_exhaustive()
     }

@@ -279,3 +279,56 @@ fn reactor_debug_is_useful() -> io::Result<()> {
     assert!(text.contains("registered: 1"), "{text}");
     Ok(())
 }
+
+#[test]
+fn a_registrar_registers_from_another_thread_while_select_waits() -> io::Result<()> {
+    let mut reactor = Reactor::new()?;
+    let registrar = reactor.registrar()?;
+    let (watched, mut peer) = UnixStream::pair()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || -> io::Result<UnixStream> {
+        // Once the owner waits (or is about to): the registration must reach that wait.
+        rx.recv().expect("the owner is waiting");
+        registrar.register(&watched, 9, Interest::READABLE)?;
+        peer.write_all(b"x")?;
+        Ok(watched)
+    });
+    tx.send(()).expect("the registering thread is alive");
+    let r = select_until(
+        &mut reactor,
+        9,
+        "a descriptor registered by another thread",
+        |r| r.readable,
+    );
+    assert!(!r.writable, "only readable was asked for: {r:?}");
+    let watched = t.join().expect("registering thread panicked")?;
+    reactor.unregister(&watched)?;
+    Ok(())
+}
+
+#[test]
+fn descriptors_sharing_a_key_keep_it_until_the_last_is_unregistered() -> io::Result<()> {
+    let mut reactor = Reactor::new()?;
+    let registrar = reactor.registrar()?;
+    let (a, mut a_peer) = UnixStream::pair()?;
+    let (b, mut b_peer) = UnixStream::pair()?;
+    registrar.register(&a, 4, Interest::READABLE)?;
+    registrar.register(&b, 4, Interest::READABLE)?;
+    registrar.unregister(&a)?;
+    b_peer.write_all(b"b")?;
+    let r = select_until(&mut reactor, 4, "the key's other descriptor", |r| {
+        r.readable
+    });
+    assert!(
+        !r.writable,
+        "the key's interest is still readable only: {r:?}"
+    );
+    reactor.still_ready(4, Interest::READABLE);
+    registrar.unregister(&b)?;
+    a_peer.write_all(b"a")?;
+    assert_quiet(
+        &mut reactor,
+        "after both descriptors of the key were unregistered",
+    );
+    Ok(())
+}
