@@ -85,7 +85,7 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Server<K: Kind, C: Strategy = Synchronous> {
-    socket: Option<Arc<Socket>>,
+    phase: Phase,
     server_address: Address,
     pub(crate) options: Options,
     jobs: Box<dyn MakeJob<K::Request>>,
@@ -95,12 +95,6 @@ pub struct Server<K: Kind, C: Strategy = Synchronous> {
     reactor: Reactor,
     shared: Arc<Shared>,
     context: ServerContext,
-    /// The socket is in the reactor (false while paused, before the first loop and once closed).
-    registered: bool,
-    /// The socket of stop requests from forked children is in the reactor.
-    watching_children: bool,
-    activated: bool,
-    paused_for_capacity: bool,
     backoff: Backoff,
     scratch: Vec<u8>,
     _kind: PhantomData<K>,
@@ -247,7 +241,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             builder.state.clone(),
         );
         Ok(Server {
-            socket: Some(Arc::new(socket)),
+            phase: Phase::NotActivated(Arc::new(socket)),
             server_address,
             scratch,
             options: builder.options,
@@ -258,10 +252,6 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             reactor,
             shared,
             context,
-            registered: false,
-            watching_children: false,
-            activated: false,
-            paused_for_capacity: false,
             backoff: Backoff::default(),
             _kind: PhantomData,
         })
@@ -325,7 +315,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// See [`Builder::build_unbound`].
     pub fn server_bind(&mut self) -> Result<()> {
-        let socket = self.socket.as_ref().ok_or(Error::Closed)?;
+        let socket = self.open_socket()?;
         let family = socket.family();
         let inet = matches!(family, Family::Inet | Family::Inet6);
         if self.options.allow_reuse_address {
@@ -363,14 +353,15 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Listen`] with the OS error, [`Error::Closed`] after `server_close`.
+    /// [`Error::Listen`] with the OS error, [`Error::Closed`] after `server_close`, or an OS
+    /// error of the reactor (watching the channel of stop requests from forked children).
     ///
     /// # Examples
     ///
     /// See [`Builder::build_unbound`].
     pub fn server_activate(&mut self) -> Result<()> {
-        let socket = self.socket.as_ref().ok_or(Error::Closed)?;
-        K::activate(socket, self.options.request_queue_size).map_err(|source| Error::Listen {
+        let socket = Arc::clone(self.open_socket()?);
+        K::activate(&socket, self.options.request_queue_size).map_err(|source| Error::Listen {
             address: self.server_address.clone(),
             source,
         })?;
@@ -388,7 +379,17 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 log::debug!("{}: cannot raise SO_SNDBUF: {e}", K::NAME);
             }
         }
-        self.activated = true;
+        if let Phase::NotActivated(_) = self.phase {
+            // Stop requests from forked children are watched as long as the server is active.
+            if let Some(children) = self.shared.children_socket() {
+                self.reactor
+                    .register(children, FROM_CHILDREN, Interest::READABLE)?;
+            }
+            self.phase = Phase::Active {
+                socket,
+                listening: Listening::Off,
+            };
+        }
         Ok(())
     }
 
@@ -407,7 +408,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     ///
     /// See [`Builder::build_unbound`].
     pub fn socket(&self) -> Option<&Socket> {
-        self.socket.as_deref()
+        self.open_socket().ok().map(|s| &**s)
     }
 
     /// The socket's fd, or -1 once the server is closed (Python's `server.fileno()`).
@@ -424,7 +425,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fileno(&self) -> RawFd {
-        self.socket.as_ref().map_or(-1, |s| s.fileno())
+        self.socket().map_or(-1, |s| s.fileno())
     }
 
     /// A handle that stops `serve_forever` from any thread.
@@ -515,7 +516,6 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             return Ok(());
         };
         self.strategy.start(&Notifier::new(self.reactor.waker()))?;
-        self.watch_children()?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
             // A strategy's hint is floored too: a zero hint would spin as a zero interval does.
@@ -573,25 +573,18 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             .timeout
             .and_then(|t| Instant::now().checked_add(t));
         self.strategy.start(&Notifier::new(self.reactor.waker()))?;
-        if !self.registered {
+        if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
         loop {
-            if self.strategy.has_capacity() {
-                match K::get_request(&socket, &mut self.scratch) {
-                    Ok((raw, address)) => {
-                        self.process(raw, address);
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => match AcceptErrorKind::of(&e) {
-                        AcceptErrorKind::Transient => continue,
-                        // Python swallows get_request errors and returns.
-                        AcceptErrorKind::Exhausted | AcceptErrorKind::Other => {
-                            log::error!("{}: cannot get a request: {e}", K::NAME);
-                            return Ok(());
-                        }
-                    },
+            match self.take_request(&socket) {
+                Took::Served => return Ok(()),
+                Took::WouldBlock | Took::NoCapacity => {}
+                Took::Failed(AcceptErrorKind::Transient, _) => continue,
+                // Python swallows get_request errors and returns.
+                Took::Failed(_, e) => {
+                    log::error!("{}: cannot get a request: {e}", K::NAME);
+                    return Ok(());
                 }
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -663,38 +656,51 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         }
     }
 
-    /// Puts the socket of stop requests from forked children in the reactor, once.
-    fn watch_children(&mut self) -> Result<()> {
-        if !self.watching_children {
-            if let Some(children) = self.shared.children_socket() {
-                self.reactor
-                    .register(children, FROM_CHILDREN, Interest::READABLE)?;
-            }
-            self.watching_children = true;
+    /// The socket, if the server is open (activated or not).
+    fn open_socket(&self) -> Result<&Arc<Socket>> {
+        match &self.phase {
+            Phase::NotActivated(socket) | Phase::Active { socket, .. } => Ok(socket),
+            Phase::Closed => Err(Error::Closed),
         }
-        Ok(())
     }
 
     /// The socket, if the server is open and activated.
     pub(crate) fn active_socket(&self) -> Result<Arc<Socket>> {
-        let socket = self.socket.clone().ok_or(Error::Closed)?;
-        if !self.activated {
-            return Err(Error::NotActivated);
+        match &self.phase {
+            Phase::Active { socket, .. } => Ok(Arc::clone(socket)),
+            Phase::NotActivated(_) => Err(Error::NotActivated),
+            Phase::Closed => Err(Error::Closed),
         }
-        Ok(socket)
+    }
+
+    /// Where the socket stands in the reactor; `None` unless the server is active.
+    fn listening(&self) -> Option<Listening> {
+        match self.phase {
+            Phase::Active { listening, .. } => Some(listening),
+            _ => None,
+        }
+    }
+
+    fn set_listening(&mut self, now: Listening) {
+        if let Phase::Active { listening, .. } = &mut self.phase {
+            *listening = now;
+        }
     }
 
     /// Closes the socket; true if it was open.
     fn close_socket(&mut self) -> bool {
-        let Some(socket) = self.socket.take() else {
-            return false;
-        };
-        if self.registered {
-            if let Err(e) = self.reactor.unregister(&*socket) {
-                log::debug!("unregistering the server socket: {e}");
+        let socket = match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Closed => return false,
+            Phase::NotActivated(socket) => socket,
+            Phase::Active { socket, listening } => {
+                if listening == Listening::Registered {
+                    if let Err(e) = self.reactor.unregister(&*socket) {
+                        log::debug!("unregistering the server socket: {e}");
+                    }
+                }
+                socket
             }
-            self.registered = false;
-        }
+        };
         // Handlers of datagram servers may still hold the socket; it closes with the last one.
         drop(socket);
         self.shared.remove_socket_file();
@@ -708,31 +714,43 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             if self.shared.stop_requested() {
                 return Ok(());
             }
-            if !self.strategy.has_capacity() {
-                self.paused_for_capacity = true;
-                self.pause(socket);
-                return Ok(());
-            }
-            match K::get_request(socket, &mut self.scratch) {
-                Ok((raw, address)) => {
-                    self.backoff.succeeded();
-                    self.process(raw, address);
+            match self.take_request(socket) {
+                Took::Served => self.backoff.succeeded(),
+                Took::WouldBlock => return Ok(()),
+                Took::NoCapacity => {
+                    self.pause(socket, Listening::PausedForCapacity);
+                    return Ok(());
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => match AcceptErrorKind::of(&e) {
-                    AcceptErrorKind::Transient => {
-                        log::debug!("{}: skipping a failed request: {e}", K::NAME);
-                    }
-                    AcceptErrorKind::Exhausted | AcceptErrorKind::Other => {
-                        self.backoff.failed(K::NAME, &e);
-                        self.pause(socket);
-                        return Ok(());
-                    }
-                },
+                Took::Failed(AcceptErrorKind::Transient, e) => {
+                    log::debug!("{}: skipping a failed request: {e}", K::NAME);
+                }
+                Took::Failed(AcceptErrorKind::Exhausted | AcceptErrorKind::Other, e) => {
+                    self.backoff.failed(K::NAME, &e);
+                    self.pause(socket, Listening::PausedForBackoff);
+                    return Ok(());
+                }
             }
         }
         self.reactor.still_ready(LISTENER, Interest::READABLE);
         Ok(())
+    }
+
+    /// Takes one request if the strategy has room: `get_request`, then `verify_request` and
+    /// the strategy's `process_request` (or `shutdown_request` if rejected). The one routine
+    /// of `serve_forever` and `handle_request`; they differ only in what they make of the
+    /// outcome.
+    fn take_request(&mut self, socket: &Arc<Socket>) -> Took {
+        if !self.strategy.has_capacity() {
+            return Took::NoCapacity;
+        }
+        match K::get_request(socket, &mut self.scratch) {
+            Ok((raw, address)) => {
+                self.process(raw, address);
+                Took::Served
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Took::WouldBlock,
+            Err(e) => Took::Failed(AcceptErrorKind::of(&e), e),
+        }
     }
 
     /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
@@ -770,23 +788,23 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     fn register(&mut self, socket: &Arc<Socket>) -> Result<()> {
         self.reactor
             .register(&**socket, LISTENER, Interest::READABLE)?;
-        self.registered = true;
+        self.set_listening(Listening::Registered);
         Ok(())
     }
 
-    /// Takes the socket out of the reactor (backpressure or fd exhaustion).
-    fn pause(&mut self, socket: &Arc<Socket>) {
-        if self.registered {
+    /// Takes the socket out of the reactor, saying why (backpressure or fd exhaustion).
+    fn pause(&mut self, socket: &Arc<Socket>, why: Listening) {
+        if self.listening() == Some(Listening::Registered) {
             if let Err(e) = self.reactor.unregister(&**socket) {
                 log::debug!("pausing the server socket: {e}");
             }
-            self.registered = false;
         }
+        self.set_listening(why);
     }
 
     /// Puts the socket back and makes the next select report it, whatever arrived meanwhile.
     fn resume(&mut self, socket: &Arc<Socket>) -> Result<()> {
-        if !self.registered {
+        if self.listening() != Some(Listening::Registered) {
             self.register(socket)?;
         }
         self.reactor.still_ready(LISTENER, Interest::READABLE);
@@ -795,21 +813,55 @@ impl<K: Kind, C: Strategy> Server<K, C> {
 
     /// Resumes a paused socket when the strategy has room again or the backoff is over.
     fn maybe_resume(&mut self, socket: &Arc<Socket>) -> Result<bool> {
-        if self.registered {
-            return Ok(false);
-        }
-        if self.paused_for_capacity {
-            if !self.strategy.has_capacity() {
-                return Ok(false);
-            }
-            self.paused_for_capacity = false;
-        }
-        if !self.backoff.is_over() {
-            return Ok(false);
+        match self.listening() {
+            Some(Listening::PausedForCapacity) if self.strategy.has_capacity() => {}
+            Some(Listening::PausedForBackoff) if self.backoff.is_over() => {}
+            _ => return Ok(false),
         }
         self.resume(socket)?;
         Ok(true)
     }
+}
+
+/// Where a server is in its life: one state, so that no combination of flags can say two
+/// things at once.
+#[derive(Debug)]
+enum Phase {
+    /// Made (bound or not), `server_activate` not called yet: it cannot serve.
+    NotActivated(Arc<Socket>),
+    /// Activated: it may serve.
+    Active {
+        socket: Arc<Socket>,
+        listening: Listening,
+    },
+    /// `server_close` ran (or the server was dropped).
+    Closed,
+}
+
+/// Where an active server's socket stands in the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listening {
+    /// Not in the reactor: no loop has run yet.
+    Off,
+    /// In the reactor: a request wakes the loop.
+    Registered,
+    /// Out of the reactor until the strategy has room again (backpressure).
+    PausedForCapacity,
+    /// Out of the reactor until the backoff after an exhausting accept error is over.
+    PausedForBackoff,
+}
+
+/// What one attempt to take a request did.
+#[derive(Debug)]
+enum Took {
+    /// A request was taken and handed on (or rejected by `verify_request`).
+    Served,
+    /// No request is waiting.
+    WouldBlock,
+    /// The strategy has no room: nothing was taken.
+    NoCapacity,
+    /// `get_request` failed.
+    Failed(AcceptErrorKind, std::io::Error),
 }
 
 impl<K: Kind, C: Strategy> Drop for Server<K, C> {
