@@ -8,7 +8,7 @@ use nix::{
     },
     unistd::{ForkResult, Pid, fork},
 };
-use server::{CloseDeadline, CloseReport, Job, Notifier, Strategy};
+use server::{CloseDeadline, CloseReport, Job, ServerLink, Strategy};
 use std::{
     collections::HashMap,
     io,
@@ -109,6 +109,8 @@ pub struct Forking {
     /// Each child with the parent's copy of its request: held until the child is reaped, so
     /// the request counts as in flight and a graceful stop can shut its connection down.
     active_children: HashMap<Pid, Job>,
+    /// The server's link, from `start`: where the number of children is published.
+    link: Option<ServerLink>,
 }
 
 impl Default for Forking {
@@ -117,6 +119,7 @@ impl Default for Forking {
             max_children: DEFAULT_MAX_CHILDREN,
             block_on_close: true,
             active_children: HashMap::new(),
+            link: None,
         }
     }
 }
@@ -177,6 +180,7 @@ impl Forking {
         };
         // A reaped child's request is dropped here: the parent's copy closes, and the request
         // leaves the server's in-flight list.
+        let before = self.active_children.len();
         self.active_children.retain(|&pid, _| {
             loop {
                 match waitpid(pid, flags) {
@@ -188,6 +192,16 @@ impl Forking {
                 }
             }
         });
+        if self.active_children.len() != before {
+            self.publish();
+        }
+    }
+
+    /// Publishes the number of children (the server's live figure).
+    fn publish(&self) {
+        if let Some(link) = &self.link {
+            link.record_children(self.active_children.len());
+        }
     }
 
     /// Sends `signal` to every child still running; returns how many it reached.
@@ -229,8 +243,9 @@ impl Forking {
 }
 
 impl Strategy for Forking {
-    fn start(&mut self, _room: &Notifier) -> io::Result<()> {
+    fn start(&mut self, link: &ServerLink) -> io::Result<()> {
         install_child_panic_hook();
+        self.link = Some(link.clone());
         Ok(())
     }
 
@@ -271,6 +286,7 @@ impl Strategy for Forking {
                 // list, so a graceful stop can shut the connection down at its deadline, which
                 // ends a child blocked on an idle client.
                 self.active_children.insert(child, job);
+                self.publish();
             }
             Err(e) => {
                 log::error!(

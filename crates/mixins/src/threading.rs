@@ -1,7 +1,7 @@
 //! `Threading`: Python's `ThreadingMixIn`, on a bounded pool of reused threads.
 
 use crossbeam_channel::{Receiver, Sender};
-use server::{CloseDeadline, CloseReport, Job, Notifier, Strategy};
+use server::{CloseDeadline, CloseReport, Job, ServerLink, Strategy};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
@@ -34,8 +34,10 @@ const DEADLINE_STEP: Duration = Duration::from_millis(20);
 ///
 /// Threads are started as requests need them, up to `max_threads`, and then reused. When all
 /// of them are busy the server stops accepting (backpressure: connections wait in the kernel's
-/// backlog) until one is free, instead of starting thread after thread. A panicking handler is
-/// caught, reported through `handle_error`, and the thread lives on.
+/// backlog) until one is free, instead of starting thread after thread: the room is the
+/// server's own count of requests in flight, and the loop wakes when one ends. A panicking
+/// handler is caught, reported through `handle_error`, and the thread lives on. The pool's
+/// size is a live figure: [`Running::threads`](server::Running::threads).
 ///
 /// `server_close` waits for the requests in flight unless `block_on_close` is false or
 /// `daemon_threads` is true (Python's attributes); dropping a server waits a bounded time.
@@ -67,8 +69,6 @@ struct Pool {
 }
 
 struct PoolShared {
-    /// Jobs handed over and not yet finished (queued or running).
-    in_flight: AtomicUsize,
     /// Threads waiting for a job and not yet claimed by one: every job sent is covered by a
     /// claimed idle thread or a new one, so no job waits behind a busy thread.
     idle: AtomicUsize,
@@ -76,7 +76,9 @@ struct PoolShared {
     alive: Mutex<usize>,
     ended: Condvar,
     max_threads: usize,
-    room: Notifier,
+    /// The server's count of requests in flight (the pool keeps none of its own), and where
+    /// the pool's size is published.
+    link: ServerLink,
 }
 
 impl Default for Threading {
@@ -149,19 +151,6 @@ impl Threading {
         })
     }
 
-    /// Requests handed to the pool and not finished yet.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(sockserve_mixins::Threading::new().in_flight(), 0);
-    /// ```
-    pub fn in_flight(&self) -> usize {
-        self.pool
-            .as_ref()
-            .map_or(0, |p| p.shared.in_flight.load(Ordering::SeqCst))
-    }
-
     /// Waits for the threads until the deadline (none: as long as they take), then leaves the
     /// ones still running behind (they end with the process) and counts them.
     ///
@@ -182,7 +171,7 @@ impl Threading {
             let step = match deadline.remaining() {
                 Some(left) if left.is_zero() => {
                     // Threads with a request; idle ones are ending with the closed channel.
-                    let left_running = pool.shared.in_flight.load(Ordering::SeqCst).min(*alive);
+                    let left_running = pool.shared.link.in_flight().min(*alive);
                     if left_running == 0 {
                         return CloseReport::default();
                     }
@@ -220,25 +209,25 @@ impl Threading {
 }
 
 impl Pool {
-    fn new(max_threads: usize, room: Notifier) -> Self {
+    fn new(max_threads: usize, link: ServerLink) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded();
         Pool {
             jobs,
             receiver,
             shared: Arc::new(PoolShared {
-                in_flight: AtomicUsize::new(0),
                 idle: AtomicUsize::new(0),
                 alive: Mutex::new(0),
                 ended: Condvar::new(),
                 max_threads,
-                room,
+                link,
             }),
             handles: Vec::new(),
         }
     }
 
     /// Finds a thread for one more job: claims an idle one, or starts one if the pool is not
-    /// full (if it is, the job queues; `has_capacity` keeps that from outgrowing the pool).
+    /// full (if it is, the job queues; `has_capacity` keeps that from outgrowing the pool, and
+    /// a thread whose request ended is on its way to take it).
     fn grow(&mut self) -> io::Result<()> {
         let claimed = self
             .shared
@@ -258,6 +247,7 @@ impl Pool {
             .name("sockserve-worker".into())
             .spawn(move || worker(receiver, shared))?;
         *alive += 1;
+        self.shared.link.record_threads(*alive);
         drop(alive);
         self.handles.retain(|h| !h.is_finished());
         self.handles.push(handle);
@@ -274,30 +264,34 @@ fn worker(jobs: Receiver<Job>, shared: Arc<PoolShared>) {
         if panic::catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
             log::error!("a request panicked outside its handler; the worker lives on");
         }
-        // Idle first, then out of flight: once the loop sees room, a thread is there to claim.
+        // The request left the server's in-flight count as it ended (which wakes a loop paused
+        // for room), a moment before this thread is idle: a job the loop hands over in that
+        // moment finds no idle thread to claim and queues, which only happens in a full pool
+        // (else a thread is started for it), and this thread takes it next. So the idle count
+        // may then run ahead of the threads really waiting, but only once no thread can be
+        // started any more, where it decides nothing.
         shared.idle.fetch_add(1, Ordering::SeqCst);
-        let before = shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if before == shared.max_threads {
-            // The pool was full and the loop paused accepting: it may accept again.
-            shared.room.notify();
-        }
     }
     let mut alive = shared.alive.lock().unwrap_or_else(|e| e.into_inner());
     *alive -= 1;
+    shared.link.record_threads(*alive);
     drop(alive);
     shared.ended.notify_all();
 }
 
 impl Strategy for Threading {
-    fn start(&mut self, room: &Notifier) -> io::Result<()> {
+    fn start(&mut self, link: &ServerLink) -> io::Result<()> {
         if self.pool.is_none() {
-            self.pool = Some(Pool::new(self.max_threads, room.clone()));
+            self.pool = Some(Pool::new(self.max_threads, link.clone()));
         }
         Ok(())
     }
 
     fn has_capacity(&mut self) -> bool {
-        self.in_flight() < self.max_threads
+        // The server's count: a request counts from accept to close, whichever thread runs it.
+        self.pool
+            .as_ref()
+            .is_none_or(|p| p.shared.link.in_flight() < self.max_threads)
     }
 
     fn process_request(&mut self, job: Job) {
@@ -305,17 +299,14 @@ impl Strategy for Threading {
             // start() always runs first; if not, serving inline is still correct.
             return job.run();
         };
-        pool.shared.in_flight.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = pool.grow() {
             log::error!("cannot start a request thread ({e}); queueing for the ones there are");
         }
         if pool.handles.is_empty() {
-            pool.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             return job.run();
         }
         if let Err(crossbeam_channel::SendError(job)) = pool.jobs.send(job) {
             // Unreachable while the pool holds its receiver; serve inline rather than drop.
-            pool.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             job.run();
         }
     }
@@ -340,7 +331,6 @@ impl fmt::Debug for Threading {
             .field("daemon_threads", &self.daemon_threads)
             .field("block_on_close", &self.block_on_close)
             .field("threads", &self.threads())
-            .field("in_flight", &self.in_flight())
             .finish()
     }
 }

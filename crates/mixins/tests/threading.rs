@@ -57,9 +57,10 @@ fn the_four_threading_servers_echo_three_clients() {
     let dir = tempfile::tempdir().unwrap();
     let serving = Serving::start(ThreadingTcpServer::bind("127.0.0.1:0", echo_line).unwrap());
     (0..3).for_each(|_| stream_examine(&serving.address));
+    let handle = serving.handle.clone();
     let server = serving.stop();
     assert_eq!(server.fileno(), -1);
-    assert_eq!(server.strategy().in_flight(), 0);
+    assert_eq!(handle.in_flight(), 0);
 
     let path = dir.path().join("s.sock");
     let serving =
@@ -332,23 +333,31 @@ fn a_bounded_close_counts_only_threads_with_a_request_as_left_running() {
     assert!(report.is_clean(), "{report:?}");
 }
 
+/// A handler that says "started" and then waits (at most `GENEROUS`) for one message on the
+/// channel: requests that stay in flight until the test lets each go.
+fn held_requests() -> (
+    std::sync::mpsc::Sender<()>,
+    impl FnMut(&mut StreamRequest) -> Result<(), handler::BoxError> + Clone + Send + 'static,
+) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    let held = move |req: &mut StreamRequest| -> Result<(), handler::BoxError> {
+        req.wfile.write_all(b"started\n")?;
+        let _ = released.lock().unwrap().recv_timeout(GENEROUS);
+        Ok(())
+    };
+    (release, held)
+}
+
 #[test]
 fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
     // daemon_threads is for server_close; the graceful-stop close still waits until its deadline
     // and then says what it left.
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Arc::new(Mutex::new(released));
-    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder({
-        let released = released.clone();
-        move |req: &mut StreamRequest| {
-            req.wfile.write_all(b"started\n")?;
-            let _ = released.lock().unwrap().recv_timeout(GENEROUS);
-            Ok(())
-        }
-    })
-    .strategy(Threading::new().daemon_threads(true))
-    .bind("127.0.0.1:0")
-    .unwrap();
+    let (release, held) = held_requests();
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(held)
+        .strategy(Threading::new().daemon_threads(true))
+        .bind("127.0.0.1:0")
+        .unwrap();
     let mut serving = Serving::start(server);
     let mut client = TcpStream::connect(serving.address.as_inet().unwrap()).unwrap();
     client.set_read_timeout(Some(GENEROUS)).unwrap();
@@ -367,4 +376,100 @@ fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
     release.send(()).unwrap();
     let mut rest = Vec::new();
     let _ = client.read_to_end(&mut rest);
+}
+
+/// Waits (bounded) until `done` holds, failing with `what`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + GENEROUS;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {GENEROUS:?}");
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn a_full_pool_takes_the_next_client_when_a_request_ends_without_a_tick() {
+    // One thread and a 60 s tick: once the loop has paused for room, only the end of the
+    // first request can wake it in time.
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(echo_line)
+        .strategy(Threading::new().max_threads(1))
+        .service_actions({
+            let ticks = ticks.clone();
+            move |_server| {
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    let addr = running.server_address().as_inet().unwrap();
+    let mut first = TcpStream::connect(addr).unwrap();
+    first.set_read_timeout(Some(GENEROUS)).unwrap();
+    // The loop took the first request and finished that round: it holds the only thread.
+    wait_until("the first request started", || {
+        running.in_flight() == 1 && ticks.load(Ordering::SeqCst) >= 1
+    });
+    let round = ticks.load(Ordering::SeqCst);
+    let mut second = TcpStream::connect(addr).unwrap();
+    second.set_read_timeout(Some(GENEROUS)).unwrap();
+    second.write_all(TEST_STR).unwrap();
+    // A round woken by the second connect, with no room: the loop paused accepting.
+    wait_until("the loop saw the second client", || {
+        ticks.load(Ordering::SeqCst) > round
+    });
+    first.write_all(TEST_STR).unwrap();
+    let mut reply = vec![0; TEST_STR.len()];
+    first.read_exact(&mut reply).unwrap();
+    let freed = Instant::now();
+    second
+        .read_exact(&mut reply)
+        .expect("the second client is served when the first request ends, not at a tick");
+    assert_eq!(reply, TEST_STR);
+    assert!(freed.elapsed() < GENEROUS, "took {:?}", freed.elapsed());
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+}
+
+#[test]
+fn running_shows_live_threads_and_requests_in_flight() {
+    let (release, held) = held_requests();
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(held)
+        .strategy(Threading::new().max_threads(4))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    assert_eq!((running.threads(), running.in_flight()), (0, 0));
+    let clients: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let c = TcpStream::connect(running.server_address().as_inet().unwrap()).unwrap();
+            c.set_read_timeout(Some(GENEROUS)).unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&c).read_line(&mut line).unwrap();
+            assert_eq!(line, "started\n");
+            c
+        })
+        .collect();
+    // Both handlers are blocked now.
+    assert_eq!((running.threads(), running.in_flight()), (2, 2));
+    let shown = format!("{running:?}");
+    assert!(
+        shown.contains("in_flight: 2")
+            && shown.contains("threads: 2")
+            && shown.contains("children: 0"),
+        "{shown}"
+    );
+    for _ in &clients {
+        release.send(()).unwrap();
+    }
+    for mut c in clients {
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+    }
+    wait_until("the requests ended", || running.in_flight() == 0);
+    assert_eq!(running.threads(), 2, "idle threads stay in the pool");
+    let handle = running.shutdown_handle();
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+    assert_eq!((handle.threads(), handle.in_flight()), (0, 0), "closed");
 }

@@ -160,6 +160,38 @@ impl<K: Kind, C: Strategy> Running<K, C> {
         self.handle.in_flight()
     }
 
+    /// Threads the strategy runs now (a live figure the strategy publishes): a threading
+    /// server's pool, idle threads included; 0 for a synchronous or forking server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// assert_eq!(running.threads(), 0); // synchronous: requests run on the serving thread
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.handle.threads()
+    }
+
+    /// Child processes the strategy has now (a live figure the strategy publishes): a forking
+    /// server's children, started and not yet reaped; 0 for a synchronous or threading server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// assert_eq!(running.children(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn children(&self) -> usize {
+        self.handle.children()
+    }
+
     /// Stops the loop (Python's `server.shutdown()`), joins the serving thread and gives the
     /// server back, not closed. As Python's, it waits for the request in hand: on a synchronous
     /// server, as long as its handler runs (use [`shutdown_gracefully`](Self::shutdown_gracefully)
@@ -254,6 +286,8 @@ impl<K: Kind, C: Strategy> fmt::Debug for Running<K, C> {
             .field("server_address", &self.address)
             .field("serving", &self.handle.is_serving())
             .field("in_flight", &self.in_flight())
+            .field("threads", &self.threads())
+            .field("children", &self.children())
             .finish()
     }
 }

@@ -75,6 +75,7 @@ mod error;
 mod hooks;
 mod job;
 mod kind;
+mod link;
 mod report;
 mod server;
 mod shutdown;
@@ -86,9 +87,10 @@ pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
+pub use link::{ServerLink, Watch};
 pub use server::Server;
 pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
-pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
+pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).

@@ -2,7 +2,7 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Notifier, Result, ShutdownHandle,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ServerLink, ShutdownHandle,
     Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
     builder::Options,
@@ -94,6 +94,8 @@ pub struct Server<K: Kind, C: Strategy = Synchronous> {
     strategy: C,
     reactor: Reactor,
     shared: Arc<Shared>,
+    /// What the strategy is given at `start`.
+    link: ServerLink,
     context: ServerContext,
     backoff: Backoff,
     scratch: Vec<u8>,
@@ -235,6 +237,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         }
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
+        let link = ServerLink::new(shared.clone(), reactor.registrar()?);
         let context = ServerContext::new(
             server_address.clone(),
             shared.clone(),
@@ -251,6 +254,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             strategy: builder.strategy,
             reactor,
             shared,
+            link,
             context,
             backoff: Backoff::default(),
             _kind: PhantomData,
@@ -515,7 +519,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         let Some(_running) = running else {
             return Ok(());
         };
-        self.strategy.start(&Notifier::new(self.reactor.waker()))?;
+        self.strategy.start(&self.link)?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
             // A strategy's hint is floored too: a zero hint would spin as a zero interval does.
@@ -572,7 +576,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             .options
             .timeout
             .and_then(|t| Instant::now().checked_add(t));
-        self.strategy.start(&Notifier::new(self.reactor.waker()))?;
+        self.strategy.start(&self.link)?;
         if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
@@ -740,7 +744,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// of `serve_forever` and `handle_request`; they differ only in what they make of the
     /// outcome.
     fn take_request(&mut self, socket: &Arc<Socket>) -> Took {
-        if !self.strategy.has_capacity() {
+        if !self.has_room() {
             return Took::NoCapacity;
         }
         match K::get_request(socket, &mut self.scratch) {
@@ -792,6 +796,21 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         Ok(())
     }
 
+    /// Whether the strategy has room for a request. When it has none, a request that ends
+    /// from now on wakes the loop (most strategies' room is their requests in flight): that is
+    /// asked for before the strategy is asked again, so a request that ends in between cannot
+    /// be missed, and a full server never polls for room.
+    fn has_room(&mut self) -> bool {
+        if !self.strategy.has_capacity() {
+            self.shared.wake_when_a_request_ends(true);
+            if !self.strategy.has_capacity() {
+                return false;
+            }
+        }
+        self.shared.wake_when_a_request_ends(false);
+        true
+    }
+
     /// Takes the socket out of the reactor, saying why (backpressure or fd exhaustion).
     fn pause(&mut self, socket: &Arc<Socket>, why: Listening) {
         if self.listening() == Some(Listening::Registered) {
@@ -814,7 +833,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// Resumes a paused socket when the strategy has room again or the backoff is over.
     fn maybe_resume(&mut self, socket: &Arc<Socket>) -> Result<bool> {
         match self.listening() {
-            Some(Listening::PausedForCapacity) if self.strategy.has_capacity() => {}
+            Some(Listening::PausedForCapacity) if self.has_room() => {}
             Some(Listening::PausedForBackoff) if self.backoff.is_over() => {}
             _ => return Ok(false),
         }

@@ -8,7 +8,7 @@ use std::{
     fmt, io,
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::{self, ThreadId},
     time::{Duration, Instant},
@@ -49,6 +49,15 @@ pub(crate) struct Shared {
     /// A test hook: hold the state lock across the fork of each request (see
     /// [`ShutdownHandle::hold_lock_across_fork`]).
     lock_across_fork: AtomicBool,
+    /// The number of requests in flight, kept beside their set (changed under its lock) so
+    /// that it is read without the lock: a strategy's `has_capacity` reads it per request.
+    in_flight: AtomicUsize,
+    /// The serving loop waits for a request to end (paused for capacity, or draining after a
+    /// graceful stop): a request that ends wakes it.
+    wake_on_end: AtomicBool,
+    /// Live figures a strategy publishes through its `ServerLink`.
+    threads: AtomicUsize,
+    children: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +104,10 @@ impl Shared {
             pid: std::process::id(),
             from_children,
             lock_across_fork: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            wake_on_end: AtomicBool::new(false),
+            threads: AtomicUsize::new(0),
+            children: AtomicUsize::new(0),
         })
     }
 
@@ -225,15 +238,41 @@ impl Shared {
     pub(crate) fn begin_request(self: &Arc<Self>, connection: Option<Arc<Socket>>) -> InFlight {
         let mut state = self.lock();
         let id = state.in_flight.insert(connection);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight {
             shared: Arc::clone(self),
             id,
         }
     }
 
-    /// The number of requests in flight.
+    /// The number of requests in flight (no lock taken).
     pub(crate) fn in_flight(&self) -> usize {
-        self.lock().in_flight.len()
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// While on, a request that ends wakes the serving loop. Set it before looking at what
+    /// a request's end would change (SeqCst, as the count): then either the look sees the
+    /// request gone or the request's end sees the flag and wakes the loop.
+    pub(crate) fn wake_when_a_request_ends(&self, on: bool) {
+        // Most calls change nothing: they skip the fence of a SeqCst store.
+        if self.wake_on_end.load(Ordering::Relaxed) != on {
+            self.wake_on_end.store(on, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends the serving loop's current (or next) wait.
+    pub(crate) fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the serving loop: {e}");
+        }
+    }
+
+    pub(crate) fn record_threads(&self, n: usize) {
+        self.threads.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_children(&self, n: usize) {
+        self.children.store(n, Ordering::Relaxed);
     }
 
     /// Waits until no loop runs and no request is in flight, or `deadline` passes (`None`:
@@ -337,9 +376,7 @@ impl Shared {
         match state.running {
             Some(_) => {
                 self.stop.store(true, Ordering::SeqCst);
-                if let Err(e) = self.waker.wake() {
-                    log::error!("cannot wake the serving loop: {e}");
-                }
+                self.wake();
             }
             // Never started: the next loop returns at once (CPython's test_shutdown). Already
             // ended: nothing to stop, and nothing is left to stop a later loop.
@@ -414,13 +451,16 @@ impl InFlightSet {
         }
     }
 
-    fn remove(&mut self, id: usize) {
+    /// Frees the slot `id`; true if it was taken.
+    fn remove(&mut self, id: usize) -> bool {
         if let Some(slot) = self.slots.get_mut(id) {
             if slot.take().is_some() {
                 self.len -= 1;
                 self.free.push(id);
+                return true;
             }
         }
+        false
     }
 
     fn len(&self) -> usize {
@@ -453,12 +493,18 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        state.in_flight.remove(self.id);
+        if state.in_flight.remove(self.id) {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         // Read under the lock a waiter holds until it waits: none can be missed.
         let notify = state.in_flight.is_empty() && state.waiters > 0;
         drop(state);
         if notify {
             self.shared.loop_ended.notify_all();
+        }
+        // After the count went down (SeqCst): see `wake_when_a_request_ends`.
+        if self.shared.wake_on_end.load(Ordering::SeqCst) {
+            self.shared.wake();
         }
     }
 }
@@ -731,6 +777,41 @@ impl ShutdownHandle {
     /// ```
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
+    }
+
+    /// The threads the server's strategy runs now, as it publishes them
+    /// ([`ServerLink::record_threads`](crate::ServerLink::record_threads)): a threading
+    /// server's pool (threads started and not yet ended; idle ones count), 0 for strategies
+    /// that publish none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
+    /// assert_eq!(server.shutdown_handle().threads(), 0); // a synchronous server has none
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.shared.threads.load(Ordering::Relaxed)
+    }
+
+    /// The child processes the server's strategy has now, as it publishes them
+    /// ([`ServerLink::record_children`](crate::ServerLink::record_children)): a forking
+    /// server's children, started and not yet reaped; 0 for strategies that publish none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
+    /// assert_eq!(server.shutdown_handle().children(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn children(&self) -> usize {
+        self.shared.children.load(Ordering::Relaxed)
     }
 
     /// Whether a `serve_forever` is running now.

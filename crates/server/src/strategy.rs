@@ -1,7 +1,7 @@
 //! The concurrency seam: `Strategy` (Python's `process_request` and the mix-ins), `Job`, and
 //! the synchronous strategy.
 
-use crate::{CloseDeadline, shutdown::InFlight};
+use crate::{CloseDeadline, ServerLink, shutdown::InFlight};
 use socket::Address;
 use std::{fmt, time::Duration};
 
@@ -126,68 +126,6 @@ impl Job {
     }
 }
 
-/// How a strategy tells the server it has room again (see
-/// [`Strategy::has_capacity`]): the server gives one to [`Strategy::start`]. Cheap to clone;
-/// [`notify`](Self::notify) works from any thread and never blocks. What stands behind it (the
-/// serving loop's reactor) is the server's business.
-///
-/// # Examples
-///
-/// ```
-/// use sockserve_server::{Job, Notifier, Strategy};
-/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-///
-/// /// Runs one job at a time on a thread; full while it runs.
-/// #[derive(Default)]
-/// struct OneAtATime {
-///     busy: Arc<AtomicUsize>,
-///     room: Option<Notifier>,
-/// }
-///
-/// impl Strategy for OneAtATime {
-///     fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
-///         self.room = Some(room.clone());
-///         Ok(())
-///     }
-///     fn has_capacity(&mut self) -> bool {
-///         self.busy.load(Ordering::SeqCst) == 0
-///     }
-///     fn process_request(&mut self, job: Job) {
-///         let (busy, room) = (Arc::clone(&self.busy), self.room.clone());
-///         busy.fetch_add(1, Ordering::SeqCst);
-///         std::thread::spawn(move || {
-///             job.run();
-///             busy.fetch_sub(1, Ordering::SeqCst);
-///             if let Some(room) = room {
-///                 room.notify(); // the paused loop accepts again
-///             }
-///         });
-///     }
-/// }
-/// # let _ = OneAtATime::default();
-/// ```
-#[derive(Clone, Debug)]
-pub struct Notifier {
-    waker: reactor::Waker,
-}
-
-impl Notifier {
-    pub(crate) fn new(waker: reactor::Waker) -> Self {
-        Notifier { waker }
-    }
-
-    /// Tells the serving loop to look again at [`Strategy::has_capacity`] (it wakes at once).
-    ///
-    /// # Examples
-    ///
-    /// See [`Notifier`].
-    pub fn notify(&self) {
-        if let Err(e) = self.waker.wake() {
-            log::error!("cannot wake the serving loop: {e}");
-        }
-    }
-}
-
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
@@ -235,8 +173,7 @@ impl fmt::Debug for Job {
 /// the calls:
 ///
 /// ```
-/// use sockserve_server::{Job, Strategy, UnixStreamServer};
-/// use sockserve_server::Notifier;
+/// use sockserve_server::{Job, ServerLink, Strategy, UnixStreamServer};
 /// use socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
 ///
@@ -253,7 +190,7 @@ impl fmt::Debug for Job {
 /// }
 ///
 /// impl Strategy for Recorder {
-///     fn start(&mut self, _room: &Notifier) -> std::io::Result<()> {
+///     fn start(&mut self, _link: &ServerLink) -> std::io::Result<()> {
 ///         self.saw("start");
 ///         Ok(())
 ///     }
@@ -302,9 +239,9 @@ impl fmt::Debug for Job {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Strategy: Send + 'static {
-    /// Called when a serving loop starts (and by each `handle_request`), with the loop's
-    /// [`Notifier`]: a strategy that pauses accepting (see [`has_capacity`](Self::has_capacity))
-    /// notifies the loop when it can take more.
+    /// Called when a serving loop starts (and by each `handle_request`), with the server's
+    /// [`ServerLink`]: the server's count of requests in flight, descriptors for the loop to
+    /// watch, live figures to publish, and a way to wake the loop. Keep a clone of it.
     ///
     /// # Errors
     ///
@@ -312,15 +249,17 @@ pub trait Strategy: Send + 'static {
     ///
     /// # Examples
     ///
-    /// See [`Strategy`]'s example of when each method runs.
-    fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
-        let _ = room;
+    /// See [`Strategy`]'s example of when each method runs, and [`ServerLink`].
+    fn start(&mut self, link: &ServerLink) -> std::io::Result<()> {
+        let _ = link;
         Ok(())
     }
 
     /// Whether the server may take another request now. When this returns false the server
-    /// stops accepting (the listener leaves the reactor) until the strategy wakes the loop and
-    /// this returns true again: backpressure instead of unbounded growth.
+    /// stops accepting (the listener leaves the reactor) until this returns true again:
+    /// backpressure instead of unbounded growth. The loop asks again when a request in flight
+    /// ends, when a descriptor the strategy [watches](ServerLink::watch) becomes readable, and
+    /// when the strategy [notifies](ServerLink::notify) it; never by polling.
     ///
     /// # Examples
     ///

@@ -3,7 +3,7 @@
 
 mod util;
 
-use sockserve_server::{Job, Notifier, Server, Strategy, Tcp, TcpServer};
+use sockserve_server::{Job, Server, ServerLink, Strategy, Tcp, TcpServer};
 use std::{
     io::Write,
     net::TcpStream,
@@ -46,21 +46,21 @@ fn two_hundred_clients_connected_before_serving_are_all_answered_within_5s() {
 #[derive(Debug, Clone, Default)]
 struct Gate {
     open: Arc<AtomicBool>,
-    room: Arc<Mutex<Option<Notifier>>>,
+    link: Arc<Mutex<Option<ServerLink>>>,
 }
 
 impl Gate {
     fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
-        if let Some(room) = &*self.room.lock().unwrap() {
-            room.notify();
+        if let Some(link) = &*self.link.lock().unwrap() {
+            link.notify();
         }
     }
 }
 
 impl Strategy for Gate {
-    fn start(&mut self, room: &Notifier) -> std::io::Result<()> {
-        *self.room.lock().unwrap() = Some(room.clone());
+    fn start(&mut self, link: &ServerLink) -> std::io::Result<()> {
+        *self.link.lock().unwrap() = Some(link.clone());
         Ok(())
     }
     fn has_capacity(&mut self) -> bool {

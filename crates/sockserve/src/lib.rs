@@ -83,7 +83,7 @@
 //! | `bind_and_activate=False`, `server_bind()`, `server_activate()` | [`Builder::build_unbound`], [`Server::server_bind`], [`Server::server_activate`] |
 //! | `serve_forever(poll_interval)`, `handle_request()` | [`Server::serve_forever`], [`Server::serve_forever_with`], [`Server::handle_request`] |
 //! | `shutdown()` (from another thread) | [`ShutdownHandle::shutdown`] (instant; an error instead of a deadlock on the serving thread) |
-//! | `threading.Thread(target=server.serve_forever).start()` ... `server.shutdown()` | [`Server::spawn`] gives a [`Running`]: its [`server_address`](Running::server_address), live [`in_flight`](Running::in_flight), and [`shutdown`](Running::shutdown) that stops, joins and gives the server back |
+//! | `threading.Thread(target=server.serve_forever).start()` ... `server.shutdown()` | [`Server::spawn`] gives a [`Running`]: its [`server_address`](Running::server_address), live figures ([`in_flight`](Running::in_flight), [`threads`](Running::threads), [`children`](Running::children)), and [`shutdown`](Running::shutdown) that stops, joins and gives the server back |
 //! | (none: hand-written with `signal.signal` and a thread) | [`ShutdownHandle::shutdown_gracefully`] ([`GracefulStop`]), [`serve_until_signal`] ([`SignalStop`], [`StopSignals`]) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.server_address`, `server.socket`, `server.fileno()` | [`Server::server_address`], [`Server::socket`], [`Server::fileno`] |
