@@ -210,6 +210,108 @@ fn graceful_stop_of_finished_children_is_prompt() {
     server.server_close();
 }
 
+/// A client connected to `address` whose reads and writes give up after `GENEROUS`.
+fn client(address: &Address) -> Socket {
+    let c = Socket::new(address.family(), Type::Stream).unwrap();
+    c.settimeout(Some(GENEROUS));
+    c.connect(address).unwrap();
+    c
+}
+
+/// Sends `TEST_STR` and reads its echo.
+fn echoed(c: &Socket) {
+    c.sendall(TEST_STR).unwrap();
+    assert_eq!(c.recv(100).unwrap(), TEST_STR);
+}
+
+/// At `max_children` the loop pauses accepting; a child's exit wakes it (its exit pipe), so
+/// with a 60 s tick the next client is served at once, not at the tick.
+fn max_children_resumes_when_a_child_exits_without_a_tick() {
+    let full = FullRound::default();
+    let server: Server<server::Tcp, Forking> = ForkingTcpServer::builder(echo_line)
+        .strategy(Forking::new().max_children(1))
+        .service_actions(full.hook(|handle| handle.children() == 1))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    full.arm(server.shutdown_handle());
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    let first = client(running.server_address());
+    // The child's handler waits for the first client's line: the loop paused accepting.
+    full.wait();
+    let second = client(running.server_address());
+    second.sendall(TEST_STR).unwrap();
+    assert_eq!(running.children(), 1, "the second waits in the backlog");
+    echoed(&first);
+    let freed = Instant::now();
+    assert_eq!(
+        second.recv(100).unwrap(),
+        TEST_STR,
+        "the second client is served when the first child exits, not at a tick"
+    );
+    assert!(freed.elapsed() < GENEROUS, "took {:?}", freed.elapsed());
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+    assert_eq!(server.strategy().active_children(), 0);
+}
+
+/// `Running` shows the child and its request while the handler is blocked, and both go back
+/// to 0 as soon as the child exits (a 60 s tick: reaped through its exit pipe).
+fn running_shows_live_children() {
+    let running = ForkingTcpServer::bind("127.0.0.1:0", echo_line)
+        .unwrap()
+        .spawn_with(Duration::from_secs(60))
+        .unwrap();
+    assert_eq!((running.children(), running.in_flight()), (0, 0));
+    let c = client(running.server_address());
+    // The child's handler waits for the line this client has not sent.
+    wait_until("the child started", || running.children() == 1);
+    assert_eq!((running.in_flight(), running.threads()), (1, 0));
+    let shown = format!("{running:?}");
+    assert!(
+        shown.contains("in_flight: 1") && shown.contains("children: 1"),
+        "{shown}"
+    );
+    echoed(&c);
+    let exited = Instant::now();
+    wait_until("the child reaped", || {
+        running.children() == 0 && running.in_flight() == 0
+    });
+    assert!(exited.elapsed() < GENEROUS, "took {:?}", exited.elapsed());
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+}
+
+/// A graceful stop with a long grace, of a forking server whose one child ends early (after
+/// the loop returned): the stop returns as the child exits, not at the end of the grace or at
+/// a tick.
+fn graceful_stop_returns_when_its_child_exits_early() {
+    let running = ForkingTcpServer::bind("127.0.0.1:0", echo_line)
+        .unwrap()
+        .spawn_with(Duration::from_secs(60))
+        .unwrap();
+    let handle = running.shutdown_handle();
+    let c = client(running.server_address());
+    wait_until("the child started", || running.children() == 1);
+    let grace = Duration::from_secs(60);
+    let stopping = thread::spawn(move || running.shutdown_gracefully(grace));
+    // The loop has returned and waits for the child (the stop drains it).
+    wait_until("the loop stopped for the stop", || {
+        handle.close_deadline().is_set() && !handle.is_serving()
+    });
+    echoed(&c);
+    let exited = Instant::now();
+    let (mut server, report) = stopping.join().unwrap().unwrap();
+    let took = exited.elapsed();
+    assert!(
+        took < GENEROUS,
+        "the stop returned {took:?} after the child exited"
+    );
+    assert_eq!((report.forced, report.still_running), (0, 0), "{report:?}");
+    assert!(report.loop_stopped, "{report:?}");
+    assert_eq!(server.strategy().active_children(), 0);
+    server.server_close();
+}
+
 /// Runs `body` on a thread and waits for it at most `GENEROUS`; on a hang, kills this process's
 /// children (the forked request children a hang leaves blocked) so that the thread can end, and
 /// fails with `what`.
@@ -463,6 +565,15 @@ fn main() {
         (
             "graceful stop of finished children",
             graceful_stop_of_finished_children_is_prompt,
+        ),
+        (
+            "max_children resumes when a child exits, without a tick",
+            max_children_resumes_when_a_child_exits_without_a_tick,
+        ),
+        ("live children in Running", running_shows_live_children),
+        (
+            "graceful stop returns when its child exits early",
+            graceful_stop_returns_when_its_child_exits_early,
         ),
         (
             "request_shutdown from a child",

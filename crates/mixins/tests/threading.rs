@@ -378,46 +378,26 @@ fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
     let _ = client.read_to_end(&mut rest);
 }
 
-/// Waits (bounded) until `done` holds, failing with `what`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + GENEROUS;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {GENEROUS:?}");
-        thread::yield_now();
-    }
-}
-
 #[test]
 fn a_full_pool_takes_the_next_client_when_a_request_ends_without_a_tick() {
     // One thread and a 60 s tick: once the loop has paused for room, only the end of the
     // first request can wake it in time.
-    let ticks = Arc::new(AtomicUsize::new(0));
+    let full = FullRound::default();
     let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(echo_line)
         .strategy(Threading::new().max_threads(1))
-        .service_actions({
-            let ticks = ticks.clone();
-            move |_server| {
-                ticks.fetch_add(1, Ordering::SeqCst);
-            }
-        })
+        .service_actions(full.hook(|handle| handle.in_flight() == 1))
         .bind("127.0.0.1:0")
         .unwrap();
+    full.arm(server.shutdown_handle());
     let running = server.spawn_with(Duration::from_secs(60)).unwrap();
     let addr = running.server_address().as_inet().unwrap();
     let mut first = TcpStream::connect(addr).unwrap();
     first.set_read_timeout(Some(GENEROUS)).unwrap();
-    // The loop took the first request and finished that round: it holds the only thread.
-    wait_until("the first request started", || {
-        running.in_flight() == 1 && ticks.load(Ordering::SeqCst) >= 1
-    });
-    let round = ticks.load(Ordering::SeqCst);
+    // The handler waits for the first client's line: the loop paused accepting.
+    full.wait();
     let mut second = TcpStream::connect(addr).unwrap();
     second.set_read_timeout(Some(GENEROUS)).unwrap();
     second.write_all(TEST_STR).unwrap();
-    // A round woken by the second connect, with no room: the loop paused accepting.
-    wait_until("the loop saw the second client", || {
-        ticks.load(Ordering::SeqCst) > round
-    });
     first.write_all(TEST_STR).unwrap();
     let mut reply = vec![0; TEST_STR.len()];
     first.read_exact(&mut reply).unwrap();

@@ -145,7 +145,7 @@ impl<K: Kind, C: Strategy> Running<K, C> {
 
     /// Requests in flight now: accepted and not yet closed (a live figure; one count for
     /// every strategy, the server's own). A forking server's child counts until it is reaped,
-    /// on the loop's next tick after it exits.
+    /// which the loop does as it exits (it watches the child's exit pipe).
     ///
     /// # Examples
     ///

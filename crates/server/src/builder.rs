@@ -8,11 +8,11 @@ use socket::{Address, Family, ToAddrs};
 use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 
 /// The shortest tick of [`Server::serve_forever`]: a shorter `poll_interval`, zero included, is
-/// raised to this (with a debug log), and so is a strategy's
-/// [`poll_hint`](Strategy::poll_hint).
+/// raised to this (with a debug log).
 ///
 /// A short tick buys nothing here: the reactor's waker ends the wait the moment shutdown is
-/// asked for, and a request wakes the loop when it arrives, so the tick only paces
+/// asked for, a request wakes the loop when it arrives, and a strategy's room when it comes
+/// back (a request that ends, a forked child that exits), so the tick only paces
 /// `service_actions` on an idle server. Python's `poll_interval=0` would be a busy loop,
 /// burning a CPU while idle; 10 ms costs nothing measurable and still runs `service_actions`
 /// a hundred times a second.

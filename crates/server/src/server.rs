@@ -28,11 +28,11 @@ const LISTENER: usize = 0;
 const FROM_CHILDREN: usize = 1;
 /// Requests taken per wakeup before the loop looks at shutdown and service actions again.
 const ACCEPT_BATCH: usize = 64;
+// The reactor key of the descriptors strategies watch (their exit pipes, say) is
+// `link::WATCHED`: ready, it only wakes the loop, which then runs service_actions.
 /// The send buffer a Unix datagram server asks for (the kernel grants at most twice
 /// `net.core.wmem_max`, 416 KiB by default).
 const UNIX_REPLY_BUFFER: usize = 4 << 20;
-/// How often a drain after a graceful stop lets the strategy end requests.
-const DRAIN_TICK: Duration = Duration::from_millis(10);
 /// How long dropping a server waits for its requests in flight.
 const DROP_WAIT: Duration = Duration::from_secs(5);
 
@@ -522,12 +522,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         self.strategy.start(&self.link)?;
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
-            // A strategy's hint is floored too: a zero hint would spin as a zero interval does.
-            let tick = match self.strategy.poll_hint() {
-                Some(hint) => poll_interval.min(hint.max(crate::MIN_POLL_INTERVAL)),
-                None => poll_interval,
-            };
-            let timeout = self.backoff.clamp(tick);
+            let timeout = self.backoff.clamp(poll_interval);
             let (mut ready, mut from_children) = (false, false);
             for r in self.reactor.select(Some(timeout))? {
                 ready |= r.key == LISTENER;
@@ -541,11 +536,14 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             if self.shared.stop_requested() {
                 break;
             }
-            let resumed = self.maybe_resume(&socket)?;
-            if ready || resumed {
+            if ready {
                 self.serve_batch(&socket)?;
             }
             self.service_actions();
+            // After service_actions: a paused loop was woken by what may have made room (a
+            // request that ended, a watched descriptor, the strategy's notify) or by the end
+            // of a backoff. Resumed, the socket is reported by the next select at once.
+            self.maybe_resume(&socket)?;
         }
         Ok(())
     }
@@ -599,11 +597,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
                 });
                 return Ok(());
             }
-            let wait = match (timeout, self.strategy.poll_hint()) {
-                (Some(t), Some(hint)) => Some(t.min(hint)),
-                (t, hint) => t.or(hint),
-            };
-            self.reactor.select(wait)?;
+            // Woken by a request, or by what may make room (see has_room, ServerLink::watch).
+            self.reactor.select(timeout)?;
             self.strategy.service_actions();
         }
     }
@@ -650,14 +645,36 @@ impl<K: Kind, C: Strategy> Server<K, C> {
 
     /// After the loop returned for a graceful stop: lets the strategy go on ending the requests
     /// in flight (forking reaps its children in `service_actions`) until none is left or the
-    /// stop's deadline passes. Without a graceful stop, returns at once.
+    /// stop's deadline passes. Without a graceful stop, returns at once. It waits in the
+    /// reactor, woken by what the strategy watches (a child's exit), a request that ends, or
+    /// [`ShutdownHandle::stop_now`]; no request is taken meanwhile.
     pub(crate) fn drain(&mut self, deadline: &CloseDeadline) {
-        while self.shared.in_flight() > 0 && deadline.is_set() && !deadline.expired() {
-            self.strategy.service_actions();
-            // Polling: a strategy has no way to say a request ended (forking takes no
-            // SIGCHLD); the stop waits in steps this short.
-            std::thread::sleep(DRAIN_TICK);
+        if self.shared.in_flight() == 0 || !deadline.is_set() {
+            return;
         }
+        if let Ok(socket) = self.active_socket() {
+            // Out of the reactor until a later loop: arrivals must not wake the wait.
+            self.pause(&socket, Listening::Off);
+        }
+        self.shared.wake_when_a_request_ends(true);
+        loop {
+            self.strategy.service_actions();
+            if self.shared.in_flight() == 0 {
+                break;
+            }
+            let left = deadline.remaining().unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                break;
+            }
+            if let Err(e) = self.reactor.select(Some(left)) {
+                log::error!(
+                    "{}: waiting for the requests of a graceful stop: {e}",
+                    K::NAME
+                );
+                break;
+            }
+        }
+        self.shared.wake_when_a_request_ends(false);
     }
 
     /// The socket, if the server is open (activated or not).

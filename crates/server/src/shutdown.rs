@@ -362,6 +362,9 @@ impl Shared {
             state.stop_deadline = Some(Instant::now());
             self.request_stop(&mut state);
         }
+        // Also after the loop returned: the serving thread may wait for the stop's requests
+        // (`Server::drain`), and its deadline just moved to now.
+        self.wake();
         // Every waiter of a stop looks at `hurried` when woken.
         self.loop_ended.notify_all();
         self.force_connections()

@@ -198,10 +198,6 @@ impl fmt::Debug for Job {
 ///         self.saw("has_capacity");
 ///         true
 ///     }
-///     fn poll_hint(&self) -> Option<Duration> {
-///         self.saw("poll_hint");
-///         None
-///     }
 ///     fn process_request(&mut self, job: Job) {
 ///         self.saw("process_request");
 ///         job.run()
@@ -230,7 +226,7 @@ impl fmt::Debug for Job {
 /// let client = Socket::new(Family::Unix, Type::Stream)?;
 /// client.connect(server.server_address())?;
 /// server.serve_forever()?;
-/// let expected = ["has_capacity", "poll_hint", "process_request", "service_actions", "start"];
+/// let expected = ["has_capacity", "process_request", "service_actions", "start"];
 /// assert_eq!(calls.take(), expected);
 /// server.server_close();
 /// assert_eq!(calls.take(), ["server_close"]);
@@ -268,17 +264,6 @@ pub trait Strategy: Send + 'static {
         true
     }
 
-    /// At most how long the loop may wait before its next tick, for a strategy that must
-    /// look again without being woken (forking at `max_children` polls for exited children
-    /// rather than take `SIGCHLD`, which is process-wide). `None`: the poll interval is fine.
-    ///
-    /// # Examples
-    ///
-    /// See [`Strategy`]'s example of when each method runs.
-    fn poll_hint(&self) -> Option<Duration> {
-        None
-    }
-
     /// Python's `process_request`: runs the job, inline or elsewhere.
     ///
     /// # Examples
@@ -286,7 +271,9 @@ pub trait Strategy: Send + 'static {
     /// See [`Strategy`]'s example of when each method runs.
     fn process_request(&mut self, job: Job);
 
-    /// Runs on every tick of the serving loop (forking reaps children here).
+    /// Runs on every round of the serving loop (each wakeup, and the tick at least), and
+    /// after a wakeup by a descriptor the strategy [watches](ServerLink::watch): forking reaps
+    /// its children here.
     ///
     /// # Examples
     ///

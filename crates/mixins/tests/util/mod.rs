@@ -1,12 +1,17 @@
 //! Helpers shared by the mixins tests: CPython's echo handlers and examine functions.
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of this module
 
-use handler::{BoxError, DatagramRequest, StreamRequest};
+use handler::{BoxError, DatagramRequest, ServerContext, StreamRequest};
+use server::ShutdownHandle;
 use socket::{Address, Socket, Type};
 use std::{
     io::{BufRead, Write},
     path::Path,
-    time::Duration,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 /// CPython's `TEST_STR`.
@@ -52,4 +57,49 @@ pub fn dgram_examine(address: &Address, client: Option<&Path>) {
     }
     s.sendto(TEST_STR, address).unwrap();
     assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
+}
+
+/// Waits (bounded by `GENEROUS`) until `done` holds, failing with `what`.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + GENEROUS;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {GENEROUS:?}");
+        std::thread::yield_now();
+    }
+}
+
+/// Notes a round of the serving loop that ends while `full` holds, through a `service_actions`
+/// hook: with room for one request and one running, such a round has tried to take the next
+/// request, found no room, and paused accepting (the loop pauses in the round that fills it).
+#[derive(Clone, Default)]
+pub struct FullRound {
+    seen: Arc<AtomicBool>,
+    handle: Arc<OnceLock<ShutdownHandle>>,
+}
+
+impl FullRound {
+    /// The hook to give `Builder::service_actions`.
+    pub fn hook(
+        &self,
+        full: fn(&ShutdownHandle) -> bool,
+    ) -> impl Fn(&ServerContext) + Send + Sync + 'static {
+        let this = self.clone();
+        move |_server| {
+            if this.handle.get().is_some_and(full) {
+                this.seen.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Starts looking, at the server this handle stops.
+    pub fn arm(&self, handle: ShutdownHandle) {
+        let _ = self.handle.set(handle);
+    }
+
+    /// Waits (bounded by `GENEROUS`) for such a round.
+    pub fn wait(&self) {
+        wait_until("a round of the loop that ends full", || {
+            self.seen.load(Ordering::SeqCst)
+        });
+    }
 }
