@@ -183,7 +183,10 @@ impl Forking {
     }
 
     /// Python's `block_on_close`: when true (the default), `server_close` waits for every
-    /// child to exit.
+    /// child to exit; when false it reaps those that have ended and leaves the others. A close
+    /// with a deadline (after a graceful stop, `server_close_by`; or dropping an open server,
+    /// 5 s) waits until the deadline whatever this says, then ends its children still running
+    /// (`SIGTERM`, then `SIGKILL`).
     ///
     /// # Examples
     ///
@@ -330,26 +333,6 @@ impl Forking {
             .count()
     }
 
-    fn close(&mut self, wait: Option<Duration>) {
-        if !self.block_on_close {
-            self.collect_children();
-            return;
-        }
-        // A wait too long for the clock is no limit at all.
-        match wait.and_then(|limit| Instant::now().checked_add(limit)) {
-            None => self.wait_for_all(),
-            Some(deadline) => {
-                self.reap_until(|| Some(deadline.saturating_duration_since(Instant::now())));
-                if !self.active_children.is_empty() {
-                    log::warn!(
-                        "{} request children still running; not waiting longer",
-                        self.active_children.len()
-                    );
-                }
-            }
-        }
-    }
-
     /// A child's exit pipe, made before the fork: close-on-exec, so that a program the
     /// child's handler runs does not hold it open. `None` (logged once): the child will be
     /// reaped on the tick.
@@ -484,24 +467,27 @@ impl Strategy for Forking {
         self.collect_children();
     }
 
-    fn handle_timeout(&mut self) {
-        self.collect_children();
+    /// Python's close (`None`): waits for every child when `block_on_close` (the default),
+    /// else reaps the ones that have ended and leaves the others.
+    ///
+    /// A bounded close (after a graceful stop, or dropping an open server): waits for the
+    /// children until the deadline whatever `block_on_close` says (which is for Python's
+    /// close), then sends the ones still running `SIGTERM`, gives them 400 ms, sends `SIGKILL`
+    /// to the rest and reaps them for up to 400 ms more (a hurried stop goes straight to
+    /// `SIGKILL`). Only this server's children are signalled, by pid.
+    fn server_close(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
+        match deadline {
+            None if self.block_on_close => self.wait_for_all(),
+            None => self.collect_children(),
+            Some(deadline) => return self.end_by(deadline),
+        }
+        CloseReport::default()
     }
+}
 
-    fn server_close(&mut self) {
-        self.close(None);
-    }
-
-    fn close_within(&mut self, timeout: Duration) {
-        self.close(Some(timeout));
-    }
-
-    /// After a graceful stop: waits for the children until the deadline, then sends the ones
-    /// still running `SIGTERM`, gives them 400 ms, sends `SIGKILL` to the rest and reaps them
-    /// for up to 400 ms more (a hurried stop goes straight to `SIGKILL`). Only this server's
-    /// children are signalled, by pid. This is the graceful-stop path, bounded by its deadline:
-    /// it waits whatever `block_on_close` says (which is for `server_close`).
-    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
+impl Forking {
+    /// The bounded close of [`Strategy::server_close`]: see there.
+    fn end_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
         self.reap_until(|| deadline.remaining());
         let mut report = CloseReport::default();
         if self.active_children.is_empty() {
@@ -530,7 +516,7 @@ impl Strategy for Forking {
             report.children_unreaped = self.active_children.len();
         }
         log::warn!(
-            "request children still running at the stop's deadline: {report} (own children \
+            "request children still running at the close's deadline: {report} (own children \
              only, by pid)"
         );
         report

@@ -10,7 +10,7 @@ use std::{
         atomic::{AtomicUsize, Ordering},
     },
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 /// The default `max_threads`: CPython has no bound at all (one thread per request).
@@ -40,7 +40,9 @@ const DEADLINE_STEP: Duration = Duration::from_millis(20);
 /// size is a live figure: [`Running::threads`](server::Running::threads).
 ///
 /// `server_close` waits for the requests in flight unless `block_on_close` is false or
-/// `daemon_threads` is true (Python's attributes); dropping a server waits a bounded time.
+/// `daemon_threads` is true (Python's attributes). A close with a deadline (after a graceful
+/// stop, `server_close_by`; or dropping an open server, 5 s) waits until the deadline whatever
+/// they say, then leaves the threads still running behind and counts them.
 ///
 /// # Examples
 ///
@@ -154,17 +156,18 @@ impl Threading {
     /// Waits for the threads until the deadline (none: as long as they take), then leaves the
     /// ones still running behind (they end with the process) and counts them.
     ///
-    /// `server_close` honours `daemon_threads` and `block_on_close` (no wait at all); the
-    /// graceful-stop path (`close_by`) waits until its deadline whatever they say.
-    fn close_until(&mut self, deadline: &CloseDeadline, graceful: bool) -> CloseReport {
+    /// Python's close (`deadline` `None`) honours `daemon_threads` and `block_on_close` (no
+    /// wait at all); a bounded close waits until its deadline whatever they say.
+    fn close_until(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
         let Some(pool) = self.pool.take() else {
             return CloseReport::default();
         };
         drop(pool.jobs);
         drop(pool.receiver);
-        if !graceful && (self.daemon_threads || !self.block_on_close) {
+        if deadline.is_none() && (self.daemon_threads || !self.block_on_close) {
             return CloseReport::default();
         }
+        let deadline = deadline.cloned().unwrap_or_else(CloseDeadline::none);
         let mut alive = pool.shared.alive.lock().unwrap_or_else(|e| e.into_inner());
         while *alive > 0 {
             // Short steps: the deadline may move to now (a hurried stop).
@@ -196,15 +199,6 @@ impl Threading {
             let _ = handle.join();
         }
         CloseReport::default()
-    }
-
-    fn close(&mut self, wait: Option<Duration>) {
-        // A wait too long for the clock is no limit at all.
-        let deadline = match wait.and_then(|w| Instant::now().checked_add(w)) {
-            Some(at) => CloseDeadline::at(at),
-            None => CloseDeadline::none(),
-        };
-        self.close_until(&deadline, false);
     }
 }
 
@@ -311,16 +305,8 @@ impl Strategy for Threading {
         }
     }
 
-    fn server_close(&mut self) {
-        self.close(None);
-    }
-
-    fn close_within(&mut self, timeout: Duration) {
-        self.close(Some(timeout));
-    }
-
-    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
-        self.close_until(deadline, true)
+    fn server_close(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
+        self.close_until(deadline)
     }
 }
 

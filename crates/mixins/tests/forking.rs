@@ -534,6 +534,43 @@ fn close_by_ends_only_its_own_children() {
     assert!(took < Duration::from_secs(2), "the close took {took:?}");
 }
 
+/// Dropping an open server is a bounded close: it waits 5 s for its children whatever
+/// `block_on_close` says (false here: Python's close would not wait), then ends the ones still
+/// running (SIGTERM) and reaps them, so none outlives the server unreaped.
+fn dropping_an_open_server_ends_its_children_after_its_wait() {
+    let server: Server<server::Tcp, Forking> =
+        ForkingTcpServer::builder(|req: &mut StreamRequest| {
+            let mut one = [0; 1];
+            std::io::Read::read_exact(&mut req.rfile, &mut one)?;
+            req.wfile.write_all(b"!")?;
+            thread::sleep(Duration::from_secs(60)); // ignores its socket and every stop
+            Ok(())
+        })
+        .strategy(Forking::new().block_on_close(false))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let running = serve_on_a_thread(server);
+    let handle = running.shutdown_handle();
+    let c = client(running.server_address());
+    c.sendall(b"x").unwrap();
+    assert_eq!(c.recv(1).unwrap(), b"!", "the request child runs");
+    let server = running.shutdown().unwrap();
+    let started = Instant::now();
+    drop(server);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "the drop did not wait: {took:?}"
+    );
+    assert!(took < GENEROUS, "the drop took {took:?}");
+    assert_eq!((handle.children(), handle.in_flight()), (0, 0));
+    assert_eq!(
+        c.recv(1).unwrap(),
+        b"",
+        "the child ended, and its connection with it"
+    );
+}
+
 fn no_children_left_at_all() {
     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         Err(nix::errno::Errno::ECHILD) => {}
@@ -588,8 +625,12 @@ fn main() {
             a_panicking_child_reports_one_line_without_a_backtrace,
         ),
         (
-            "close_by ends only its own children",
+            "server_close_by ends only its own children",
             close_by_ends_only_its_own_children,
+        ),
+        (
+            "dropping an open server ends its children after its wait",
+            dropping_an_open_server_ends_its_children_after_its_wait,
         ),
         ("no zombies", no_children_left_at_all),
     ];

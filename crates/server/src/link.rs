@@ -207,6 +207,7 @@ impl ServerLink {
     ///
     /// ```
     /// use sockserve_server::{Job, ServerLink, Strategy, TcpServer};
+    /// use std::time::Duration;
     ///
     /// /// Inline, but says it runs one thread: the serving one.
     /// struct Counted;
@@ -221,9 +222,14 @@ impl ServerLink {
     ///     }
     /// }
     ///
-    /// let running = TcpServer::builder(|_req| Ok(())).strategy(Counted).bind("127.0.0.1:0")?.spawn()?;
-    /// assert_eq!((running.threads(), running.children()), (1, 0));
-    /// # drop(running);
+    /// let mut server = TcpServer::builder(|_req| Ok(()))
+    ///     .strategy(Counted)
+    ///     .timeout(Some(Duration::ZERO))
+    ///     .bind("127.0.0.1:0")?;
+    /// let handle = server.shutdown_handle();
+    /// assert_eq!(handle.threads(), 0); // not started yet
+    /// server.handle_request()?; // starts the strategy; nobody is there
+    /// assert_eq!((handle.threads(), handle.children()), (1, 0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record_threads(&self, threads: usize) {

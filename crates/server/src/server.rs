@@ -33,7 +33,8 @@ const ACCEPT_BATCH: usize = 64;
 /// The send buffer a Unix datagram server asks for (the kernel grants at most twice
 /// `net.core.wmem_max`, 416 KiB by default).
 const UNIX_REPLY_BUFFER: usize = 4 << 20;
-/// How long dropping a server waits for its requests in flight.
+/// How long dropping an open server waits for its requests in flight before the strategy ends
+/// (forking) or leaves (threading) what still runs.
 const DROP_WAIT: Duration = Duration::from_secs(5);
 
 /// A server: Python's `BaseServer` with its `TCPServer`/`UDPServer`/`Unix*Server` socket, and a
@@ -591,7 +592,8 @@ impl<K: Kind, C: Strategy> Server<K, C> {
             }
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout == Some(Duration::ZERO) {
-                self.strategy.handle_timeout();
+                // Python's ForkingMixIn reaps its children here as in service_actions.
+                self.strategy.service_actions();
                 guard_hook("handle_timeout", || {
                     self.hooks.handle_timeout(&self.context)
                 });
@@ -604,24 +606,31 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     }
 
     /// Python's `server_close`: closes the socket, then waits for requests in flight as the
-    /// strategy says (threads joined, children reaped). Idempotent; also runs on drop (where
-    /// the wait is bounded).
+    /// strategy's options say (threads joined, children reaped; with `block_on_close(false)`
+    /// or `daemon_threads(true)`, not at all), as long as they take. Idempotent.
+    ///
+    /// Dropping an open server closes it with a bound instead: as
+    /// [`server_close_by`](Self::server_close_by) with a deadline 5 s away, which waits until
+    /// then whatever those options say, and then ends (forking) or leaves (threading) what
+    /// still runs. Call `server_close` first for Python's close.
     ///
     /// # Examples
     ///
     /// See [`fileno`](Self::fileno).
     pub fn server_close(&mut self) {
         if self.close_socket() {
-            self.strategy.server_close();
+            self.strategy.server_close(None);
         }
     }
 
     /// The close after a graceful stop: closes the socket, then lets the strategy wait for
     /// the requests in flight until `deadline` (see [`ShutdownHandle::close_deadline`]) and
     /// end or leave behind what still runs (forking: `SIGTERM`, then `SIGKILL`, to its own
-    /// children; threading: threads still running are left and counted). Without a deadline
-    /// it waits as [`server_close`](Self::server_close) does. Idempotent: on a closed server it
-    /// does nothing and reports nothing.
+    /// children; threading: threads still running are left and counted). It waits until the
+    /// deadline whatever `block_on_close` and `daemon_threads` say (they are for
+    /// [`server_close`](Self::server_close)); a deadline not set yet (no graceful stop began)
+    /// waits as long as the requests take, until one sets it. Idempotent: on a closed server
+    /// it does nothing and reports nothing.
     ///
     /// # Examples
     ///
@@ -637,7 +646,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// ```
     pub fn server_close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
         if self.close_socket() {
-            self.strategy.close_by(deadline)
+            self.strategy.server_close(Some(deadline))
         } else {
             CloseReport::default()
         }
@@ -903,7 +912,12 @@ enum Took {
 impl<K: Kind, C: Strategy> Drop for Server<K, C> {
     fn drop(&mut self) {
         if self.close_socket() {
-            self.strategy.close_within(DROP_WAIT);
+            // A clock that cannot go 5 s further is not waited on at all.
+            let deadline = Instant::now()
+                .checked_add(DROP_WAIT)
+                .map_or_else(|| CloseDeadline::at(Instant::now()), CloseDeadline::at);
+            // What it ends or leaves, the strategy logs.
+            self.strategy.server_close(Some(&deadline));
         }
     }
 }

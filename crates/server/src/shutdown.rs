@@ -868,7 +868,7 @@ impl StopServer for Shared {
 
 /// How long a close may still wait for requests in flight before it ends what still runs:
 /// the deadline of a graceful stop, which [`ShutdownHandle::stop_now`] moves to now. A
-/// strategy's [`close_by`](crate::Strategy::close_by) reads it as it waits.
+/// strategy's [`server_close`](crate::Strategy::server_close) reads it as it waits.
 ///
 /// # Examples
 ///
@@ -905,7 +905,8 @@ impl CloseDeadline {
         }
     }
 
-    /// No deadline: a close waits as long as the requests take (Python's `server_close`).
+    /// No deadline: a close waits as long as the requests take (whatever `block_on_close` says:
+    /// for Python's close, [`Server::server_close`](crate::Server::server_close)).
     ///
     /// # Examples
     ///

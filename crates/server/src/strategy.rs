@@ -3,7 +3,7 @@
 
 use crate::{CloseDeadline, ServerLink, shutdown::InFlight};
 use socket::Address;
-use std::{fmt, time::Duration};
+use std::fmt;
 
 /// One request, ready to run: Python's `finish_request` followed by `shutdown_request`, with
 /// errors routed to `handle_error`.
@@ -135,8 +135,13 @@ impl fmt::Debug for Job {
 }
 
 /// How a server runs its requests: inline, on a thread pool, or in forked children. Python's
-/// `process_request` plus what `ThreadingMixIn`/`ForkingMixIn` add to `service_actions`,
-/// `handle_timeout` and `server_close`.
+/// `process_request` plus what `ThreadingMixIn`/`ForkingMixIn` add to `service_actions`
+/// (which Python's `handle_timeout` runs too) and `server_close`.
+///
+/// A small seam with no reactor type in it: run a job, say whether there is room, periodic
+/// actions, close with an optional deadline. What a strategy needs of its server (the count of
+/// requests in flight, a descriptor to watch, a way to wake the loop, live figures to publish)
+/// comes through the [`ServerLink`] given to [`start`](Self::start).
 ///
 /// The server core never names a strategy; `sockserve-mixins` provides threading and forking.
 /// A strategy type need not implement `Debug` (a server's `Debug` names its strategy's type).
@@ -146,7 +151,7 @@ impl fmt::Debug for Job {
 /// A strategy that runs every request on a thread of its own (a toy: use the mix-ins' pool):
 ///
 /// ```
-/// use sockserve_server::{Job, Strategy, Server, Tcp, TcpServer};
+/// use sockserve_server::{CloseDeadline, CloseReport, Job, Strategy, Server, Tcp, TcpServer};
 ///
 /// #[derive(Default)]
 /// struct ThreadPerRequest(Vec<std::thread::JoinHandle<()>>);
@@ -155,10 +160,18 @@ impl fmt::Debug for Job {
 ///     fn process_request(&mut self, job: Job) {
 ///         self.0.push(std::thread::spawn(move || job.run()));
 ///     }
-///     fn server_close(&mut self) {
-///         for t in self.0.drain(..) {
-///             let _ = t.join();
+///     fn server_close(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
+///         // Waits for the threads until the deadline (none: as long as they take), then
+///         // leaves the ones still running and says so.
+///         while self.0.iter().any(|t| !t.is_finished()) {
+///             if deadline.is_some_and(|d| d.expired()) {
+///                 let running = self.0.iter().filter(|t| !t.is_finished()).count();
+///                 return CloseReport::new(running, 0, 0, 0);
+///             }
+///             std::thread::yield_now(); // a toy: a real one waits on a condvar
 ///         }
+///         self.0.clear();
+///         CloseReport::default()
 ///     }
 /// }
 ///
@@ -173,7 +186,7 @@ impl fmt::Debug for Job {
 /// the calls:
 ///
 /// ```
-/// use sockserve_server::{Job, ServerLink, Strategy, UnixStreamServer};
+/// use sockserve_server::{CloseDeadline, CloseReport, Job, ServerLink, Strategy, UnixStreamServer};
 /// use socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
 ///
@@ -203,9 +216,10 @@ impl fmt::Debug for Job {
 ///         job.run()
 ///     }
 ///     fn service_actions(&mut self) { self.saw("service_actions") }
-///     fn handle_timeout(&mut self) { self.saw("handle_timeout") }
-///     fn server_close(&mut self) { self.saw("server_close") }
-///     fn close_within(&mut self, _timeout: Duration) { self.saw("close_within") }
+///     fn server_close(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
+///         self.saw(if deadline.is_some() { "server_close(Some)" } else { "server_close(None)" });
+///         CloseReport::default()
+///     }
 /// }
 ///
 /// let dir = tempfile::tempdir()?;
@@ -222,16 +236,16 @@ impl fmt::Debug for Job {
 ///
 /// let mut server = bind("a.sock")?;
 /// server.handle_request()?; // nobody is there and the timeout is 0
-/// assert_eq!(calls.take(), ["handle_timeout", "has_capacity", "start"]);
+/// assert_eq!(calls.take(), ["has_capacity", "service_actions", "start"]);
 /// let client = Socket::new(Family::Unix, Type::Stream)?;
 /// client.connect(server.server_address())?;
 /// server.serve_forever()?;
 /// let expected = ["has_capacity", "process_request", "service_actions", "start"];
 /// assert_eq!(calls.take(), expected);
 /// server.server_close();
-/// assert_eq!(calls.take(), ["server_close"]);
-/// drop(bind("b.sock")?); // dropping an open server waits a bounded time
-/// assert_eq!(calls.take(), ["close_within"]);
+/// assert_eq!(calls.take(), ["server_close(None)"]);
+/// drop(bind("b.sock")?); // dropping an open server closes it with a deadline 5 s away
+/// assert_eq!(calls.take(), ["server_close(Some)"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Strategy: Send + 'static {
@@ -280,36 +294,26 @@ pub trait Strategy: Send + 'static {
     /// See [`Strategy`]'s example of when each method runs.
     fn service_actions(&mut self) {}
 
-    /// Runs when `handle_request` timed out.
+    /// Python's `server_close` for the strategy, run once the server's socket is closed:
+    /// waits for the requests in flight (threads joined, children reaped), then says what it
+    /// ended or left behind.
     ///
-    /// # Examples
+    /// - `None` ([`Server::server_close`](crate::Server::server_close)): Python's close. It
+    ///   waits as the strategy's options say (`block_on_close`, `daemon_threads`: maybe not at
+    ///   all), as long as that takes.
+    /// - `Some(deadline)` ([`Server::server_close_by`](crate::Server::server_close_by), the
+    ///   close after a graceful stop; and dropping an open server, with a deadline 5 s away):
+    ///   a bounded close. It waits until `deadline` *whatever those options say* (they are
+    ///   Python's, for the close without one; a bounded close that skipped the wait would
+    ///   report requests still running as ended), then ends (forking: `SIGTERM`, then
+    ///   `SIGKILL`, to its own children) or leaves behind (threading: counted) what still
+    ///   runs, within a short bound of its own, and reports it. Read the deadline as you wait:
+    ///   it may move to now ([`CloseDeadline::is_hurried`]: end things at once), or not be set
+    ///   yet (a graceful stop's, before one began: wait until it is set and passes).
     ///
-    /// See [`Strategy`]'s example of when each method runs.
-    fn handle_timeout(&mut self) {}
-
-    /// Runs when the server closes, after its socket is closed: waits for in-flight requests
-    /// (threads joined, children reaped) as the strategy's options say.
-    ///
-    /// # Examples
-    ///
-    /// See [`Strategy`]'s example of when each method runs.
-    fn server_close(&mut self) {}
-
-    /// Like `server_close`, but waits at most `timeout`; used when a server is dropped.
-    ///
-    /// # Examples
-    ///
-    /// See [`Strategy`]'s example of when each method runs.
-    fn close_within(&mut self, timeout: Duration) {
-        let _ = timeout;
-        self.server_close()
-    }
-
-    /// The close after a graceful stop ([`Server::server_close_by`](crate::Server::server_close_by)):
-    /// waits for the requests in flight until `deadline` passes (it may move to now, see
-    /// [`CloseDeadline::is_hurried`]), then ends or leaves behind what still runs, within a
-    /// short bound of its own, and says what. Default: `close_within` the time left (or
-    /// `server_close` without a deadline), leaving nothing to report.
+    /// A graceful stop has already waited for the requests in flight, up to its grace, before
+    /// this runs; a bounded close mostly finds them ended. Default: nothing to wait for, an
+    /// empty report.
     ///
     /// # Examples
     ///
@@ -324,21 +328,19 @@ pub trait Strategy: Send + 'static {
     ///     }
     /// }
     ///
-    /// let report = Inline.close_by(&CloseDeadline::at(Instant::now()));
+    /// let report = Inline.server_close(Some(&CloseDeadline::at(Instant::now())));
     /// assert_eq!(report, CloseReport::default());
     /// assert!(report.is_clean());
+    /// assert!(Inline.server_close(None).is_clean());
     /// ```
-    fn close_by(&mut self, deadline: &CloseDeadline) -> CloseReport {
-        match deadline.remaining() {
-            Some(left) => self.close_within(left),
-            None => self.server_close(),
-        }
+    fn server_close(&mut self, deadline: Option<&CloseDeadline>) -> CloseReport {
+        let _ = deadline;
         CloseReport::default()
     }
 }
 
-/// What a close after a graceful stop ended or left behind: returned by
-/// [`Strategy::close_by`] and [`Server::server_close_by`](crate::Server::server_close_by).
+/// What a close ended or left behind: returned by [`Strategy::server_close`] and
+/// [`Server::server_close_by`](crate::Server::server_close_by).
 ///
 /// # Examples
 ///
