@@ -453,19 +453,9 @@ fn panic_child() -> ! {
 /// not symbolise a backtrace (150-190 ms of CPU each before: a client that can trigger a panic
 /// made a forking server do five requests a second).
 fn a_panicking_child_reports_one_line_without_a_backtrace() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(PANIC_ROLE, "1")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}\n{stderr}",
-        output.status
-    );
+    let mut role = std::process::Command::new(std::env::current_exe().unwrap());
+    role.env(PANIC_ROLE, "1").env("RUST_BACKTRACE", "1");
+    let (stdout, stderr) = run_role(role);
     let cpu_ms: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("children_cpu_ms="))
@@ -488,6 +478,64 @@ fn a_panicking_child_reports_one_line_without_a_backtrace() {
         cpu_ms < 50 * PANICS as u64,
         "{cpu_ms} ms of CPU for {PANICS} panics"
     );
+}
+
+/// The role of this binary re-executed under `ulimit -n 64`: with no descriptor left for a
+/// child's exit pipe, the request is served anyway and the child is reaped on the tick.
+const NO_FDS_ROLE: &str = "SOCKSERVE_FORKING_NO_FDS_CHILD";
+
+fn no_fds_child() -> ! {
+    let running = ForkingTcpServer::bind("127.0.0.1:0", echo_line)
+        .unwrap()
+        .spawn_with(Duration::from_millis(100))
+        .unwrap();
+    // Fill the descriptor table, then free two: one for the client, one for the accept, none
+    // for the exit pipe.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(f) = null.try_clone() {
+        fillers.push(f);
+    }
+    assert!(nix::unistd::pipe().is_err(), "the descriptor table is full");
+    fillers.truncate(fillers.len() - 2);
+    let c = client(running.server_address());
+    echoed(&c);
+    wait_until("the child without an exit pipe reaped on the tick", || {
+        running.children() == 0 && running.in_flight() == 0
+    });
+    drop(fillers);
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+    println!("no_fds_served_and_reaped");
+    std::process::exit(0)
+}
+
+/// Out of descriptors for a child's exit pipe, the server serves the request anyway and
+/// reaps that child on its tick (in a process of its own, under `ulimit -n 64`).
+fn without_an_exit_pipe_the_child_is_served_and_reaped_on_the_tick() {
+    let mut role = std::process::Command::new("sh");
+    role.args(["-c", "ulimit -n 64 && exec \"$0\""])
+        .arg(std::env::current_exe().unwrap())
+        .env(NO_FDS_ROLE, "1");
+    let (stdout, stderr) = run_role(role);
+    assert!(
+        stdout.contains("no_fds_served_and_reaped"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+/// Runs this binary in one of its roles (no stdin) and checks it succeeded; its stdout and
+/// stderr.
+fn run_role(mut role: std::process::Command) -> (String, String) {
+    let output = role.stdin(std::process::Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
 }
 
 /// The close after a graceful stop ends a stuck request child (SIGTERM at the deadline) and
@@ -582,6 +630,9 @@ fn main() {
     if std::env::var_os(PANIC_ROLE).is_some() {
         panic_child();
     }
+    if std::env::var_os(NO_FDS_ROLE).is_some() {
+        no_fds_child();
+    }
     let checks: &[(&str, fn())] = &[
         ("forking TCP server, foreign child kept", tcp),
         ("forking Unix stream server", unix_stream),
@@ -627,6 +678,10 @@ fn main() {
         (
             "server_close_by ends only its own children",
             close_by_ends_only_its_own_children,
+        ),
+        (
+            "no exit pipe: served, reaped on the tick",
+            without_an_exit_pipe_the_child_is_served_and_reaped_on_the_tick,
         ),
         (
             "dropping an open server ends its children after its wait",
