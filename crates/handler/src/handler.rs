@@ -207,7 +207,7 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     ///     }
     /// }
     ///
-    /// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+    /// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), Arc::new(()));
     /// for open in [true, false] {
     ///     let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
     ///     let raw = Arc::new(server_side);

@@ -41,7 +41,7 @@ mod handler;
 mod request;
 mod stream;
 
-pub use context::{ServerContext, StopServer};
+pub use context::{ServerContext, SharedState, StopServer};
 pub use datagram::{DatagramOptions, DatagramRequest};
 pub use error::{BoxError, HandlerError, Stage};
 pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};

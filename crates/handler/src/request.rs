@@ -1,6 +1,6 @@
 //! The `Request` trait, and `finish_request`: Python's setup/handle/finish ordering in one place.
 
-use crate::{BoxError, Handler, HandlerError, ServerContext, Stage};
+use crate::{BoxError, Handler, HandlerError, ServerContext, SharedState, Stage};
 use socket::Address;
 use std::{
     fmt, io,
@@ -31,7 +31,7 @@ use std::{
 /// fn run<R: Request>(
 ///     raw: R::Raw,
 ///     client: Address,
-///     server: ServerContext,
+///     server: ServerContext<R::State>,
 ///     options: &R::Options,
 ///     work: impl FnOnce(&mut R) -> io::Result<()>,
 /// ) -> io::Result<()> {
@@ -41,7 +41,7 @@ use std::{
 /// }
 ///
 /// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
-/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), Arc::new(()));
 /// let raw: <StreamRequest as Request>::Raw = Arc::new(server_side);
 /// let options: <StreamRequest as Request>::Options = StreamOptions::default().wbufsize(64);
 /// run::<StreamRequest>(raw, "@client".parse()?, ctx, &options, |req| {
@@ -66,6 +66,20 @@ pub trait Request: Sized + Send + 'static {
     ///
     /// See [`Request`]'s example.
     type Options: Clone + Default + fmt::Debug + Send + Sync + 'static;
+    /// The server's shared state, reached through the request's `server`
+    /// ([`ServerContext::state`]); `()` for a server without state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{Request, StreamRequest};
+    /// use std::sync::atomic::AtomicU64;
+    ///
+    /// fn state_of<R: Request>() -> &'static str { std::any::type_name::<R::State>() }
+    /// assert_eq!(state_of::<StreamRequest>(), "()");
+    /// assert_eq!(state_of::<StreamRequest<AtomicU64>>(), "core::sync::atomic::AtomicU64");
+    /// ```
+    type State: SharedState;
 
     /// Builds the request (the built-in `setup`).
     ///
@@ -79,7 +93,7 @@ pub trait Request: Sized + Send + 'static {
     fn setup(
         raw: Self::Raw,
         client_address: Address,
-        server: ServerContext,
+        server: ServerContext<Self::State>,
         options: &Self::Options,
     ) -> io::Result<Self>;
 
@@ -120,7 +134,7 @@ pub trait Request: Sized + Send + 'static {
 /// #     fn request_shutdown(&self) {}
 /// # }
 /// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
-/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), Arc::new(()));
 /// client.sendall(b"hi\n")?;
 /// let mut handler = |req: &mut StreamRequest| {
 ///     let mut line = String::new();
@@ -137,7 +151,7 @@ pub fn finish_request<R: Request, H: Handler<R>>(
     handler: &mut H,
     raw: R::Raw,
     client_address: Address,
-    server: ServerContext,
+    server: ServerContext<R::State>,
 ) -> Result<(), HandlerError> {
     let options = handler.options();
     let mut request = R::setup(raw, client_address, server, &options)

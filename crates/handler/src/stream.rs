@@ -1,6 +1,6 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
-use crate::{Request, ServerContext};
+use crate::{Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, SocketReader, SocketWriter, opt};
 use std::{
     fmt,
@@ -315,9 +315,8 @@ impl BufRead for StreamReader {
 /// }
 /// # let _ = echo_line;
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
-pub struct StreamRequest {
+pub struct StreamRequest<S = ()> {
     /// The connected socket (Python's `self.request` and `self.connection`).
     pub connection: Arc<Socket>,
     /// Buffered reader over the connection (`rbufsize`).
@@ -326,18 +325,32 @@ pub struct StreamRequest {
     pub wfile: StreamWriter,
     /// The peer's address (`Address::Unnamed` for an unbound Unix client).
     pub client_address: Address,
-    /// The server (Python's `self.server`).
-    pub server: ServerContext,
+    /// The server (Python's `self.server`), with its shared state of type `S`.
+    pub server: ServerContext<S>,
 }
 
-impl Request for StreamRequest {
+// By hand: the state need not implement `Debug` (derive would demand it).
+impl<S> std::fmt::Debug for StreamRequest<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRequest")
+            .field("connection", &self.connection)
+            .field("rfile", &self.rfile)
+            .field("wfile", &self.wfile)
+            .field("client_address", &self.client_address)
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+impl<S: SharedState> Request for StreamRequest<S> {
     type Raw = Arc<Socket>;
     type Options = StreamOptions;
+    type State = S;
 
     fn setup(
         connection: Arc<Socket>,
         client_address: Address,
-        server: ServerContext,
+        server: ServerContext<S>,
         options: &StreamOptions,
     ) -> io::Result<Self> {
         if options.timeout.is_some() {

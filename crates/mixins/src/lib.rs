@@ -56,7 +56,7 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 /// assert_eq!(server.strategy().threads(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingTcpServer = Server<Tcp, Threading>;
+pub type ThreadingTcpServer<S = ()> = Server<Tcp, Threading, S>;
 /// Python's `ThreadingUDPServer`.
 ///
 /// # Examples
@@ -76,7 +76,7 @@ pub type ThreadingTcpServer = Server<Tcp, Threading>;
 /// assert_eq!(server.strategy().threads(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUdpServer = Server<Udp, Threading>;
+pub type ThreadingUdpServer<S = ()> = Server<Udp, Threading, S>;
 /// Python's `ThreadingUnixStreamServer`.
 ///
 /// # Examples
@@ -98,7 +98,7 @@ pub type ThreadingUdpServer = Server<Udp, Threading>;
 /// assert_eq!(reply, "hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUnixStreamServer = Server<UnixStream, Threading>;
+pub type ThreadingUnixStreamServer<S = ()> = Server<UnixStream, Threading, S>;
 /// Python's `ThreadingUnixDatagramServer`.
 ///
 /// # Examples
@@ -121,7 +121,7 @@ pub type ThreadingUnixStreamServer = Server<UnixStream, Threading>;
 /// assert_eq!(client.recv(64)?, b"PING");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
+pub type ThreadingUnixDatagramServer<S = ()> = Server<UnixDatagram, Threading, S>;
 /// Python's `ForkingTCPServer`.
 ///
 /// # Examples
@@ -140,7 +140,7 @@ pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingTcpServer = Server<Tcp, Forking>;
+pub type ForkingTcpServer<S = ()> = Server<Tcp, Forking, S>;
 /// Python's `ForkingUDPServer`.
 ///
 /// # Examples
@@ -158,7 +158,7 @@ pub type ForkingTcpServer = Server<Tcp, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUdpServer = Server<Udp, Forking>;
+pub type ForkingUdpServer<S = ()> = Server<Udp, Forking, S>;
 /// Python's `ForkingUnixStreamServer`.
 ///
 /// # Examples
@@ -177,7 +177,7 @@ pub type ForkingUdpServer = Server<Udp, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
+pub type ForkingUnixStreamServer<S = ()> = Server<UnixStream, Forking, S>;
 /// Python's `ForkingUnixDatagramServer`.
 ///
 /// # Examples
@@ -196,4 +196,4 @@ pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUnixDatagramServer = Server<UnixDatagram, Forking>;
+pub type ForkingUnixDatagramServer<S = ()> = Server<UnixDatagram, Forking, S>;

@@ -2,7 +2,7 @@
 //! `UDPServer` methods: `server_activate`, `get_request`, `shutdown_request`).
 
 use crate::RequestRef;
-use handler::{DatagramRequest, Request, StreamRequest};
+use handler::{DatagramRequest, Request, SharedState, StreamRequest};
 use socket::{Address, Family, Socket, Type};
 use std::{io, sync::Arc};
 
@@ -25,8 +25,8 @@ use std::{io, sync::Arc};
 /// assert_eq!(Udp::NAME, "UDPServer");
 /// assert!(Tcp::accepts_family(Family::Inet6) && !Tcp::accepts_family(Family::Unix));
 ///
-/// // The handlers of a UDP server get a `DatagramRequest`.
-/// fn echo(req: &mut <Udp as Kind>::Request) -> io::Result<()> {
+/// // The handlers of a UDP server get a `DatagramRequest` (of the server's state, here none).
+/// fn echo(req: &mut <Udp as Kind>::Request<()>) -> io::Result<()> {
 ///     req.wfile = req.packet.to_vec();
 ///     Ok(())
 /// }
@@ -60,12 +60,20 @@ use std::{io, sync::Arc};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Kind: Send + Sync + 'static {
-    /// The request its handlers get.
+    /// The request its handlers get, for a server whose shared state is `S`
+    /// (`StreamRequest<S>` or `DatagramRequest<S>`).
     ///
     /// # Examples
     ///
     /// See [`Kind`]'s example.
-    type Request: Request;
+    type Request<S: SharedState>: Request<State = S, Raw = Self::Raw>;
+    /// What `get_request` hands over: a connected socket, or a datagram and the server's
+    /// socket (the request's [`Request::Raw`], whatever the state).
+    ///
+    /// # Examples
+    ///
+    /// See [`Kind`]'s example.
+    type Raw: Send;
     /// `SOCK_STREAM` or `SOCK_DGRAM`.
     ///
     /// # Examples
@@ -111,24 +119,22 @@ pub trait Kind: Send + Sync + 'static {
     /// # Examples
     ///
     /// See [`Kind`]'s example.
-    fn get_request(
-        socket: &Arc<Socket>,
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<(<Self::Request as Request>::Raw, Address)>;
+    fn get_request(socket: &Arc<Socket>, scratch: &mut Vec<u8>)
+    -> io::Result<(Self::Raw, Address)>;
 
     /// What `verify_request` sees of a request.
     ///
     /// # Examples
     ///
     /// See [`Kind`]'s example.
-    fn request_ref(raw: &<Self::Request as Request>::Raw) -> RequestRef<'_>;
+    fn request_ref(raw: &Self::Raw) -> RequestRef<'_>;
 
     /// The connection `shutdown_request` shuts down and closes (`None` for datagrams).
     ///
     /// # Examples
     ///
     /// See [`Kind`]'s example.
-    fn connection(raw: &<Self::Request as Request>::Raw) -> Option<Arc<Socket>>;
+    fn connection(raw: &Self::Raw) -> Option<Arc<Socket>>;
 }
 
 fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
@@ -153,7 +159,8 @@ macro_rules! stream_kind {
         pub struct $name;
 
         impl Kind for $name {
-            type Request = StreamRequest;
+            type Request<S: SharedState> = StreamRequest<S>;
+            type Raw = Arc<Socket>;
             const SOCKET_TYPE: Type = Type::Stream;
             const NAME: &'static str = $python;
 
@@ -187,7 +194,8 @@ macro_rules! datagram_kind {
         pub struct $name;
 
         impl Kind for $name {
-            type Request = DatagramRequest;
+            type Request<S: SharedState> = DatagramRequest<S>;
+            type Raw = DatagramRaw;
             const SOCKET_TYPE: Type = Type::Datagram;
             const NAME: &'static str = $python;
 

@@ -12,6 +12,7 @@
 //! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions` | closures: [`Builder::verify_request`], [`Builder::handle_error`], [`Builder::handle_timeout`], [`Builder::service_actions`]; or a [`Hooks`] type, set with [`Builder::hooks`] (closures win over its methods) |
 //! | overriding `shutdown_request` | [`Hooks::shutdown_request`] |
 //! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`](handler::ServerContext) handlers see as `request.server` |
+//! | attributes set on the server object, read by handlers and hooks | [`Server::with_state`]`(state)`: `server.state()` is typed (`Server<Kind, Strategy, State>`, default `()`) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.socket`, `server.fileno()`, `server.server_address` | [`Server::socket`], [`Server::fileno`], [`Server::server_address`] |
 //! | `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter (`sockserve-mixins`) |
@@ -86,7 +87,7 @@ pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
-pub use server::Server;
+pub use server::{Server, WithState};
 pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
 pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
 
@@ -110,7 +111,7 @@ pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
 /// assert_eq!(reply, "hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type TcpServer = Server<Tcp, Synchronous>;
+pub type TcpServer<S = ()> = Server<Tcp, Synchronous, S>;
 /// Python's `UDPServer`.
 ///
 /// # Examples
@@ -131,7 +132,7 @@ pub type TcpServer = Server<Tcp, Synchronous>;
 /// assert_eq!(&from, server.server_address());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UdpServer = Server<Udp, Synchronous>;
+pub type UdpServer<S = ()> = Server<Udp, Synchronous, S>;
 /// Python's `UnixStreamServer`.
 ///
 /// # Examples
@@ -156,7 +157,7 @@ pub type UdpServer = Server<Udp, Synchronous>;
 /// assert!(!path.exists()); // the server removes the socket file it made
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UnixStreamServer = Server<UnixStream, Synchronous>;
+pub type UnixStreamServer<S = ()> = Server<UnixStream, Synchronous, S>;
 /// Python's `UnixDatagramServer`.
 ///
 /// # Examples
@@ -179,4 +180,4 @@ pub type UnixStreamServer = Server<UnixStream, Synchronous>;
 /// assert_eq!(client.recv(64)?, b"PING");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UnixDatagramServer = Server<UnixDatagram, Synchronous>;
+pub type UnixDatagramServer<S = ()> = Server<UnixDatagram, Synchronous, S>;

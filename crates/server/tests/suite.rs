@@ -92,7 +92,7 @@ fn run_server<K: Kind>(server: Server<K, Synchronous>, examine: impl Fn(&Address
     }
 }
 
-fn stream_suite<K: Kind<Request = StreamRequest>>(unix: bool) {
+fn stream_suite<K: Kind<Request<()> = StreamRequest>>(unix: bool) {
     let dir = tempfile::tempdir().unwrap();
     // Echo, three clients.
     let server = Server::<K>::bind(address_in(unix, dir.path()), echo_line).unwrap();
@@ -151,7 +151,7 @@ fn stream_suite<K: Kind<Request = StreamRequest>>(unix: bool) {
     assert_eq!(client.recv(10).unwrap(), b"");
 }
 
-fn datagram_suite<K: Kind<Request = DatagramRequest>>(unix: bool) {
+fn datagram_suite<K: Kind<Request<()> = DatagramRequest>>(unix: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::<K>::bind(address_in(unix, dir.path()), echo_line_dgram).unwrap();
     run_server(server, |a| dgram_examine(a, dir.path()));

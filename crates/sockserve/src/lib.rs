@@ -45,6 +45,67 @@
 //! A server meant to run until it is told to stop by its operator uses
 //! [`serve_until_signal`]: `SIGTERM` or `SIGINT` stop it gracefully within a deadline.
 //!
+//! # State: shared, and per connection
+//!
+//! Shared state (Python's attributes on the server object) is simplest as an `Arc` captured
+//! by the closure. Per-connection state is the handler value itself: the server clones the
+//! handler for each connection (each datagram), as Python makes one handler object per
+//! request, so a handler type's fields start fresh every time and need no lock.
+//!
+//! ```
+//! use sockserve::ThreadingTcpServer;
+//! use std::{io::Write, sync::{Arc, atomic::{AtomicU64, Ordering}}};
+//!
+//! let visitors = Arc::new(AtomicU64::new(0));
+//! let count = Arc::clone(&visitors);
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req| {
+//!     let n = count.fetch_add(1, Ordering::Relaxed);
+//!     Ok(writeln!(req.wfile, "visitor {n}")?)
+//! })?;
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Handler types and hooks have no closure to capture in: they reach state given to the server
+//! with [`Server::with_state`], typed. The state's type is the server's last type parameter,
+//! with a default of `()` (no state), so the aliases and closure inference work as before and
+//! asking for the wrong type is a compile error: `ThreadingTcpServer<Stats>` is
+//! `Server<Tcp, Threading, Stats>`; its handlers get a `StreamRequest<Stats>` whose
+//! `server.state()` is a `&Stats`; its hooks implement `Hooks<Stats>`.
+//!
+//! ```
+//! use sockserve::{Hooks, ServerContext, ThreadingTcpServer};
+//! use std::{io::Write, sync::atomic::{AtomicU64, Ordering}};
+//!
+//! #[derive(Default)]
+//! struct Stats {
+//!     served: AtomicU64,
+//!     failed: AtomicU64,
+//! }
+//!
+//! struct CountFailures;
+//! impl Hooks<Stats> for CountFailures {
+//!     fn handle_error(
+//!         &self,
+//!         server: &ServerContext<Stats>,
+//!         _client: &sockserve::Address,
+//!         _error: &sockserve::HandlerError,
+//!     ) {
+//!         server.state().failed.fetch_add(1, Ordering::Relaxed);
+//!     }
+//! }
+//!
+//! let server: ThreadingTcpServer<Stats> = ThreadingTcpServer::with_state(Stats::default())
+//!     .builder(|req| {
+//!         req.server.state().served.fetch_add(1, Ordering::Relaxed);
+//!         Ok(req.wfile.write_all(b"ok\n")?)
+//!     })
+//!     .hooks(CountFailures)
+//!     .bind("127.0.0.1:0")?;
+//! assert_eq!(server.context().state().served.load(Ordering::Relaxed), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Logging
 //!
 //! sockserve reports what happens through the `log` facade and prints nothing itself, with one
@@ -96,6 +157,7 @@
 //! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
 //! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields, [`DatagramOptions`] |
 //! | `self.server` in a handler | [`ServerContext`] (`request.server`) |
+//! | attributes set on the server object (`server.stats = ...`) | [`Server::with_state`]: `server.state()`, typed (see above) |
 //! | the exception `handle_error` sees | [`HandlerError`] |
 //! | `OSError` from the server's constructor | [`Error`] (converts into `io::Error`) |
 //!
@@ -180,7 +242,8 @@ pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, T
 #[doc(inline)]
 pub use handler::{
     BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
-    Next, ServerContext, Stage, StreamOptions, StreamReader, StreamRequest, StreamWriter,
+    Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader, StreamRequest,
+    StreamWriter,
 };
 
 // The server layer.
@@ -188,7 +251,7 @@ pub use handler::{
 pub use server::{
     Builder, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, RequestRef, Running, Server,
     ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
-    UnixDatagramServer, UnixStream, UnixStreamServer,
+    UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer.

@@ -1,6 +1,7 @@
 //! [`serve_until_signal`]: serve until SIGTERM or SIGINT, then stop gracefully within a deadline
 //! that nothing a handler does can stretch.
 
+use handler::SharedState;
 use reactor::{Interest, Reactor, Signal, Signals, Waker};
 use server::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use std::{
@@ -203,8 +204,8 @@ impl fmt::Display for SignalStop {
 /// operator.join().expect("operator thread panicked")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn serve_until_signal<K: Kind, C: Strategy>(
-    server: Server<K, C>,
+pub fn serve_until_signal<K: Kind, C: Strategy, S: SharedState>(
+    server: Server<K, C, S>,
     grace: Duration,
 ) -> io::Result<SignalStop> {
     StopSignals::install()?.serve_until_signal(server, grace)
@@ -275,9 +276,9 @@ impl StopSignals {
     /// # Examples
     ///
     /// See [`StopSignals`].
-    pub fn serve_until_signal<K: Kind, C: Strategy>(
+    pub fn serve_until_signal<K: Kind, C: Strategy, S: SharedState>(
         self,
-        mut server: Server<K, C>,
+        mut server: Server<K, C, S>,
         grace: Duration,
     ) -> io::Result<SignalStop> {
         let signals = self.signals;
