@@ -181,7 +181,7 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// use sockserve_handler::{
     ///     finish_request, BoxError, Handler, Next, ServerContext, Stage, StopServer, StreamRequest,
     /// };
-    /// use socket::{socketpair, Family, Type};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
     /// use std::{io::{Read, Write}, sync::Arc};
     ///
     /// # #[derive(Debug)] struct NoStop;

@@ -41,6 +41,20 @@ mod handler;
 mod request;
 mod stream;
 
+/// The socket layer (the `sockserve-socket` crate), which this crate's types are built on:
+/// a program that depends on this crate alone reaches it here.
+///
+/// ```
+/// use sockserve_handler::socket::{Address, Family};
+///
+/// let address: Address = "127.0.0.1:8000".parse()?;
+/// assert_eq!(address.family(), Family::Inet);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub use socket;
+#[doc(no_inline)]
+pub use socket::{Address, Socket};
+
 pub use context::{ServerContext, SharedState, StopServer};
 pub use datagram::{DatagramOptions, DatagramRequest};
 pub use error::{BoxError, HandlerError, Stage};

@@ -19,7 +19,7 @@ use std::{
 ///
 /// ```
 /// use sockserve_handler::{Request, ServerContext, StopServer, StreamOptions, StreamRequest};
-/// use socket::{socketpair, Address, Family, Type};
+/// use sockserve_handler::socket::{socketpair, Address, Family, Type};
 /// use std::{io::{self, Read, Write}, sync::Arc};
 ///
 /// # #[derive(Debug)] struct NoStop;
@@ -125,7 +125,7 @@ pub trait Request: Sized + Send + 'static {
 ///
 /// ```
 /// use sockserve_handler::{finish_request, ServerContext, StopServer, StreamRequest};
-/// use socket::{socketpair, Family, Type};
+/// use sockserve_handler::socket::{socketpair, Family, Type};
 /// use std::{io::{BufRead, Read, Write}, sync::Arc};
 ///
 /// # #[derive(Debug)] struct NoStop;

@@ -101,7 +101,7 @@ impl StreamOptions {
 ///
 /// ```
 /// use sockserve_handler::StreamWriter;
-/// use socket::{socketpair, Family, Type};
+/// use sockserve_handler::socket::{socketpair, Family, Type};
 /// use std::{io::{Read, Write}, sync::Arc};
 ///
 /// let (a, mut b) = socketpair(Family::Unix, Type::Stream)?;
@@ -143,7 +143,7 @@ impl StreamWriter {
     ///
     /// ```
     /// use sockserve_handler::StreamWriter;
-    /// use socket::{socketpair, Family, Type};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
     /// use std::sync::Arc;
     ///
     /// let (a, _b) = socketpair(Family::Unix, Type::Stream)?;

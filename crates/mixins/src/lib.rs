@@ -34,7 +34,28 @@ mod threading;
 pub use forking::{DEFAULT_MAX_CHILDREN, Forking};
 pub use threading::{DEFAULT_MAX_THREADS, Threading};
 
-use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
+/// The server layer (the `sockserve-server` crate), which also carries the layers below it
+/// (`sockserve_mixins::server::socket`, `sockserve_mixins::server::handler`).
+///
+/// ```
+/// use sockserve_mixins::server::{Server, Tcp};
+/// use sockserve_mixins::Threading;
+///
+/// let server: Server<Tcp, Threading> = Server::bind("127.0.0.1:0", |_req| Ok(()))?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use server;
+
+// What this crate's API takes and gives, so that a program that depends on this crate alone
+// can name it without adding the layers below.
+#[doc(no_inline)]
+pub use server::{
+    Address, BoxError, Builder, CloseDeadline, CloseReport, DatagramOptions, DatagramRequest,
+    Handler, HandlerError, HandlerExt, Hooks, Job, Next, Notifier, RequestRef, Running, Server,
+    ServerContext, SharedState, ShutdownHandle, Strategy, StreamOptions, StreamRequest, Tcp, Udp,
+    UnixDatagram, UnixStream, socket,
+};
 
 /// Python's `ThreadingTCPServer`.
 ///
@@ -42,7 +63,7 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 ///
 /// ```
 /// use sockserve_mixins::ThreadingTcpServer;
-/// use socket::create_connection;
+/// use sockserve_mixins::socket::create_connection;
 /// use std::io::{Read, Write};
 ///
 /// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
@@ -63,7 +84,7 @@ pub type ThreadingTcpServer<S = ()> = Server<Tcp, Threading, S>;
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUdpServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 ///
 /// let mut server = ThreadingUdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
@@ -83,7 +104,7 @@ pub type ThreadingUdpServer<S = ()> = Server<Udp, Threading, S>;
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUnixStreamServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
@@ -105,15 +126,13 @@ pub type ThreadingUnixStreamServer<S = ()> = Server<UnixStream, Threading, S>;
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUnixDatagramServer;
-/// use handler::DatagramRequest;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let upper = |req: &mut DatagramRequest| {
+/// let mut server = ThreadingUnixDatagramServer::bind(dir.path().join("server.sock"), |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
-/// };
-/// let mut server = ThreadingUnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// })?;
 /// let client = Socket::new(Family::Unix, Type::Datagram)?;
 /// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
 /// client.sendto(b"ping", server.server_address())?;
@@ -149,7 +168,7 @@ pub type ForkingTcpServer<S = ()> = Server<Tcp, Forking, S>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUdpServer;
-/// use socket::Type;
+/// use sockserve_mixins::socket::Type;
 ///
 /// let mut server = ForkingUdpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// assert_eq!(server.socket().map(|s| s.socket_type()), Some(Type::Datagram));
@@ -186,7 +205,7 @@ pub type ForkingUnixStreamServer<S = ()> = Server<UnixStream, Forking, S>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUnixDatagramServer;
-/// use socket::Address;
+/// use sockserve_mixins::Address;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("d.sock");

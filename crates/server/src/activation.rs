@@ -30,10 +30,10 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::{Error, TcpServer};
-    /// use handler::StreamRequest;
+    /// use sockserve_server::StreamRequest;
     /// use std::io::{ErrorKind, Write};
     ///
-    /// fn hello(req: &mut StreamRequest) -> Result<(), handler::BoxError> {
+    /// fn hello(req: &mut StreamRequest) -> Result<(), sockserve_server::BoxError> {
     ///     Ok(req.wfile.write_all(b"hello\n")?)
     /// }
     ///

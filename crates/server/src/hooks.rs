@@ -63,8 +63,8 @@ pub enum RequestRef<'a> {
 ///
 /// ```
 /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-/// use handler::{HandlerError, ServerContext};
-/// use socket::Address;
+/// use sockserve_server::{HandlerError, ServerContext};
+/// use sockserve_server::Address;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// #[derive(Default)]
@@ -137,8 +137,8 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::{HandlerError, ServerContext};
-    /// use socket::Address;
+    /// use sockserve_server::{HandlerError, ServerContext};
+    /// use sockserve_server::Address;
     ///
     /// struct EveryFailure;
     ///
@@ -172,7 +172,7 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
-    /// use handler::ServerContext;
+    /// use sockserve_server::ServerContext;
     ///
     /// struct Quiet;
     /// impl Hooks for Quiet {
@@ -193,7 +193,7 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
-    /// use handler::ServerContext;
+    /// use sockserve_server::ServerContext;
     /// use std::sync::atomic::{AtomicU64, Ordering};
     ///
     /// #[derive(Default)]
@@ -217,8 +217,8 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::ServerContext;
-    /// use socket::Address;
+    /// use sockserve_server::ServerContext;
+    /// use sockserve_server::Address;
     ///
     /// struct Log;
     /// impl Hooks for Log {

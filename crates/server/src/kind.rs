@@ -17,7 +17,7 @@ use std::{io, sync::Arc};
 ///
 /// ```
 /// use sockserve_server::{Kind, RequestRef, Tcp, Udp, UnixDatagram};
-/// use socket::{create_connection, socketpair, Family, Socket, Type};
+/// use sockserve_server::socket::{create_connection, socketpair, Family, Socket, Type};
 /// use std::{io, sync::Arc};
 ///
 /// assert_eq!(Tcp::SOCKET_TYPE, Type::Stream);

@@ -82,6 +82,42 @@ mod shutdown;
 mod strategy;
 mod unix;
 
+/// The socket layer (the `sockserve-socket` crate): a program that depends on this crate alone
+/// reaches it here (`sockserve_server::socket::create_connection`, say).
+///
+/// ```
+/// use sockserve_server::socket::{ConnectOptions, create_connection};
+/// use sockserve_server::TcpServer;
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
+/// let _client = create_connection(server.server_address(), &ConnectOptions::default())?;
+/// server.handle_request()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use socket;
+
+/// The handler layer (the `sockserve-handler` crate): the requests and the handler trait are
+/// also at this crate's root.
+///
+/// ```
+/// use sockserve_server::handler::{Handler, StreamRequest};
+///
+/// fn takes<H: Handler<StreamRequest>>(_handler: H) {}
+/// takes(|_req: &mut StreamRequest| {});
+/// ```
+pub use handler;
+
+// What this crate's API takes and gives, from the layers below, so that a program that
+// depends on this crate alone can name it.
+#[doc(no_inline)]
+pub use handler::{
+    BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
+    Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader, StreamRequest,
+    StreamWriter,
+};
+#[doc(no_inline)]
+pub use socket::{Address, Family, Socket, ToAddrs, Type};
+
 pub use background::Running;
 pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
@@ -98,7 +134,7 @@ pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use socket::create_connection;
+/// use sockserve_server::socket::create_connection;
 /// use std::io::{Read, Write};
 ///
 /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
@@ -118,7 +154,7 @@ pub type TcpServer<S = ()> = Server<Tcp, Synchronous, S>;
 ///
 /// ```
 /// use sockserve_server::UdpServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 ///
 /// let mut server = UdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
@@ -139,7 +175,7 @@ pub type UdpServer<S = ()> = Server<Udp, Synchronous, S>;
 ///
 /// ```
 /// use sockserve_server::UnixStreamServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
@@ -164,15 +200,13 @@ pub type UnixStreamServer<S = ()> = Server<UnixStream, Synchronous, S>;
 ///
 /// ```
 /// use sockserve_server::UnixDatagramServer;
-/// use handler::DatagramRequest;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let upper = |req: &mut DatagramRequest| {
+/// let mut server = UnixDatagramServer::bind(dir.path().join("server.sock"), |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
-/// };
-/// let mut server = UnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// })?;
 /// let client = Socket::new(Family::Unix, Type::Datagram)?;
 /// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
 /// client.sendto(b"ping", server.server_address())?;
