@@ -11,7 +11,7 @@
 //! | `handle_request()`, `handle_timeout()` | [`Server::handle_request`], [`Builder::handle_timeout`] |
 //! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions` | closures: [`Builder::verify_request`], [`Builder::handle_error`], [`Builder::handle_timeout`], [`Builder::service_actions`]; or a [`Hooks`] type, set with [`Builder::hooks`] (closures win over its methods) |
 //! | overriding `shutdown_request` | [`Hooks::shutdown_request`] |
-//! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`](handler::ServerContext) handlers see as `request.server` |
+//! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`] handlers see as `request.server` |
 //! | attributes set on the server object, read by handlers and hooks | [`Server::with_state`]`(state)`: `server.state()` is typed (`Server<Kind, Strategy, State>`, default `()`) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.socket`, `server.fileno()`, `server.server_address` | [`Server::socket`], [`Server::fileno`], [`Server::server_address`] |
