@@ -17,7 +17,7 @@ use std::{
 /// # Examples
 ///
 /// ```
-/// use sockserve_handler::{ServerContext, StopServer};
+/// use sockserve_handler::driver::{StopServer, server_context};
 /// use std::{io, sync::{Arc, atomic::{AtomicBool, Ordering}}};
 ///
 /// /// A stand-in for a server: a stop flag, and a loop that is never running.
@@ -32,7 +32,7 @@ use std::{
 /// }
 ///
 /// let flag = Arc::new(Flag::default());
-/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, flag.clone(), Arc::new(()));
+/// let ctx = server_context("127.0.0.1:8000".parse()?, flag.clone(), Arc::new(()));
 /// ctx.request_shutdown();
 /// assert!(flag.0.swap(false, Ordering::SeqCst));
 /// ctx.shutdown()?;
@@ -101,7 +101,7 @@ impl<T: Send + Sync + 'static> SharedState for T {}
 /// # Examples
 ///
 /// ```
-/// use sockserve_handler::{ServerContext, StopServer};
+/// use sockserve_handler::driver::{StopServer, server_context};
 /// use std::{io, sync::{Arc, atomic::{AtomicU32, Ordering}}};
 ///
 /// #[derive(Debug)]
@@ -111,7 +111,7 @@ impl<T: Send + Sync + 'static> SharedState for T {}
 ///     fn request_shutdown(&self) {}
 /// }
 ///
-/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(AtomicU32::new(41)));
+/// let ctx = server_context("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(AtomicU32::new(41)));
 /// assert_eq!(ctx.server_address().to_string(), "127.0.0.1:8000");
 /// ctx.state().fetch_add(1, Ordering::Relaxed); // `state()` is a `&AtomicU32`
 /// assert_eq!(ctx.state().load(Ordering::Relaxed), 42);
@@ -121,14 +121,14 @@ impl<T: Send + Sync + 'static> SharedState for T {}
 /// Asking for state of another type does not compile:
 ///
 /// ```compile_fail
-/// # use sockserve_handler::{ServerContext, StopServer};
+/// # use sockserve_handler::driver::{StopServer, server_context};
 /// # use std::{io, sync::Arc};
 /// # #[derive(Debug)] struct Never;
 /// # impl StopServer for Never {
 /// #     fn shutdown(&self) -> io::Result<()> { Ok(()) }
 /// #     fn request_shutdown(&self) {}
 /// # }
-/// let ctx = ServerContext::new("127.0.0.1:8000".parse().unwrap(), Arc::new(Never), Arc::new(7u32));
+/// let ctx = server_context("127.0.0.1:8000".parse().unwrap(), Arc::new(Never), Arc::new(7u32));
 /// let text: &String = ctx.state(); // error: expected `&String`, found `&u32`
 /// ```
 pub struct ServerContext<S = ()> {
@@ -157,12 +157,8 @@ struct Inner {
 }
 
 impl<S: SharedState> ServerContext<S> {
-    /// Builds a context; the server layer does this once per bind.
-    ///
-    /// # Examples
-    ///
-    /// See [`ServerContext`].
-    pub fn new(server_address: Address, stop: Arc<dyn StopServer>, state: Arc<S>) -> Self {
+    /// Builds a context ([`driver::server_context`](crate::driver::server_context)).
+    pub(crate) fn new(server_address: Address, stop: Arc<dyn StopServer>, state: Arc<S>) -> Self {
         ServerContext {
             inner: Arc::new(Inner {
                 server_address,
@@ -199,7 +195,7 @@ impl<S: SharedState> ServerContext<S> {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{ServerContext, StopServer};
+    /// use sockserve_handler::driver::{StopServer, server_context};
     /// use std::sync::Arc;
     ///
     /// # #[derive(Debug)] struct Never;
@@ -207,7 +203,7 @@ impl<S: SharedState> ServerContext<S> {
     /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
     /// #     fn request_shutdown(&self) {}
     /// # }
-    /// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(String::from("shared")));
+    /// let ctx = server_context("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(String::from("shared")));
     /// let kept: Arc<String> = ctx.state_arc();
     /// std::thread::spawn(move || assert_eq!(*kept, "shared")).join().expect("no panic");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -252,7 +248,7 @@ impl<S: SharedState> ServerContext<S> {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{ServerContext, StopServer};
+    /// use sockserve_handler::driver::{StopServer, server_context};
     /// use std::sync::Arc;
     ///
     /// #[derive(Debug)]
@@ -262,7 +258,7 @@ impl<S: SharedState> ServerContext<S> {
     ///     fn request_shutdown(&self) {}
     /// }
     ///
-    /// let context = ServerContext::new("127.0.0.1:0".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let context = server_context("127.0.0.1:0".parse()?, Arc::new(NoStop), Arc::new(()));
     /// assert_eq!(context.dropped_replies(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

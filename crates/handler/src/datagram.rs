@@ -103,7 +103,7 @@ impl<S> std::fmt::Debug for DatagramRequest<S> {
 }
 
 impl<S: SharedState> Request for DatagramRequest<S> {
-    type Raw = (Arc<[u8]>, Arc<Socket>);
+    type Raw = crate::driver::DatagramRaw;
     type Options = DatagramOptions;
     type State = S;
 

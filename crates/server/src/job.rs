@@ -2,7 +2,8 @@
 //! shutdown_request, in one closure.
 
 use crate::{Hooks, Job, shutdown::InFlight};
-use handler::{Handler, HandlerExt, Request, ServerContext, SharedState, finish_request};
+use handler::driver::finish_request;
+use handler::{Handler, HandlerExt, Request, ServerContext, SharedState};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},

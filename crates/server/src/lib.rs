@@ -81,6 +81,8 @@ mod server;
 mod shutdown;
 mod strategy;
 mod unix;
+#[cfg(unix)]
+mod until_signal;
 
 /// The socket layer (the `sockserve-socket` crate): a program that depends on this crate alone
 /// reaches it here (`sockserve_server::socket::create_connection`, say).
@@ -123,9 +125,15 @@ pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
+/// The signals [`serve_until_signal`] stops on (from the reactor layer, `sockserve-reactor`).
+#[cfg(unix)]
+#[doc(no_inline)]
+pub use reactor::Signal;
 pub use server::{Server, WithState};
 pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
 pub use strategy::{CloseReport, Job, Notifier, Strategy, Synchronous};
+#[cfg(unix)]
+pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).

@@ -423,7 +423,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         }
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
-        let context = ServerContext::new(
+        let context = handler::driver::server_context(
             server_address.clone(),
             shared.clone(),
             builder.state.clone(),
@@ -532,7 +532,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         self.server_address = socket.getsockname()?;
         self.shared
             .set_socket_file(SocketFile::record(&self.server_address));
-        self.context = ServerContext::new(
+        self.context = handler::driver::server_context(
             self.server_address.clone(),
             self.shared.clone(),
             self.state.clone(),

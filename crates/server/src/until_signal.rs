@@ -1,9 +1,9 @@
 //! [`serve_until_signal`]: serve until SIGTERM or SIGINT, then stop gracefully within a deadline
 //! that nothing a handler does can stretch.
 
+use crate::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use handler::SharedState;
 use reactor::{Interest, Reactor, Signal, Signals, Waker};
-use server::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
@@ -67,7 +67,7 @@ impl SignalStop {
     /// # Examples
     ///
     /// ```
-    /// assert!(sockserve::SignalStop::default().is_clean());
+    /// assert!(sockserve_server::SignalStop::default().is_clean());
     /// ```
     pub fn is_clean(&self) -> bool {
         self.forced_by.is_none()
@@ -172,8 +172,8 @@ impl fmt::Display for SignalStop {
 /// A TCP echo server stopped by `SIGTERM`, as `kill -TERM <pid>` sends it from a shell:
 ///
 /// ```
-/// use sockserve::{TcpServer, serve_until_signal};
-/// use sockserve::reactor::Signal;
+/// use sockserve_server::{TcpServer, serve_until_signal};
+/// use sockserve_server::Signal;
 /// use std::{io::{BufRead, Write}, process::Command, thread, time::Duration};
 ///
 /// let server = TcpServer::bind("127.0.0.1:0", |req| loop {
@@ -224,7 +224,7 @@ pub fn serve_until_signal<K: Kind, C: Strategy, S: SharedState>(
 /// # Examples
 ///
 /// ```
-/// use sockserve::{StopSignals, TcpServer};
+/// use sockserve_server::{StopSignals, TcpServer};
 /// use std::{process::Command, time::Duration};
 ///
 /// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
@@ -285,7 +285,7 @@ impl StopSignals {
         let mut reactor = Reactor::new()?;
         reactor.register(&signals, SIGNALS, Interest::READABLE)?;
         let handle = server.shutdown_handle();
-        let serving: Arc<Done<(server::Result<()>, CloseReport)>> = Done::new(reactor.waker());
+        let serving: Arc<Done<(crate::Result<()>, CloseReport)>> = Done::new(reactor.waker());
         let deadline = handle.close_deadline();
         let loop_returned = Arc::new(AtomicBool::new(false));
         let spawned = thread::Builder::new()
@@ -310,7 +310,7 @@ impl StopSignals {
                         let error = handler::HandlerError::from_panic(payload);
                         let error =
                             io::Error::other(format!("the serving thread panicked: {error}"));
-                        (Err(server::Error::Io(error)), CloseReport::default())
+                        (Err(crate::Error::Io(error)), CloseReport::default())
                     }));
                 }
             });
@@ -410,7 +410,7 @@ impl<T> Done<T> {
 fn watch(
     reactor: &mut Reactor,
     signals: &Signals,
-    serving: &Done<(server::Result<()>, CloseReport)>,
+    serving: &Done<(crate::Result<()>, CloseReport)>,
     handle: &ShutdownHandle,
     grace: Duration,
     loop_returned: &Arc<AtomicBool>,

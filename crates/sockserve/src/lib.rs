@@ -128,6 +128,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Limits and their defaults
+//!
+//! Every limit, its default, and where to change it. Where Python has the option, the default
+//! is Python's unless the row says why not.
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | worker threads of a threading server | [`DEFAULT_MAX_THREADS`] (256); at the limit accepting pauses and connections wait in the backlog | [`Threading::max_threads`] |
+//! | children of a forking server | [`DEFAULT_MAX_CHILDREN`] (40, Python's); at the limit accepting pauses | [`Forking::max_children`] |
+//! | `listen` backlog | [`SOMAXCONN`] (CPython 3.15's) | [`Builder::request_queue_size`] |
+//! | largest datagram received whole | 8192 bytes (Python's), clamped to what the family carries (65,535 for UDP) | [`Builder::max_packet_size`] |
+//! | tick of `service_actions` | 0.5 s (Python's); never under [`MIN_POLL_INTERVAL`] (10 ms) | [`Builder::poll_interval`], [`Server::serve_forever_with`] |
+//! | wait of `handle_request` | none (Python's `timeout = None`) | [`Builder::timeout`] |
+//! | every read and write of a connection | none (Python's `StreamRequestHandler.timeout`) | [`StreamOptions::timeout`] |
+//! | read and write buffers of `rfile`/`wfile` | 8192 bytes / unbuffered (Python's) | [`StreamOptions::rbufsize`], [`StreamOptions::wbufsize`] |
+//! | failures reported by the default `handle_error` | 10 a second per process, the rest counted | replace [`Hooks::handle_error`] |
+//! | a stop after the grace (`serve_until_signal`, a graceful stop) | [`STOP_BOUND`] (3 s) | not configurable |
+//! | dropping a server that still has requests | waits 5 s for them | call [`Server::server_close`] to wait for all |
+//!
 //! # From Python's names to ours
 //!
 //! | Python | sockserve |
@@ -171,9 +190,6 @@
 //! `sockserve::server::TcpServer`.
 
 #![doc(test(attr(deny(warnings))))]
-
-#[cfg(unix)]
-mod until_signal;
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
 ///
@@ -236,7 +252,11 @@ pub use mixins;
 
 // The socket layer.
 #[doc(inline)]
-pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, Type};
+pub use socket::{
+    Address, ConnectOptions, Family, SOMAXCONN, ServerOptions, Socket, SocketReader, SocketWriter,
+    ToAddrs, Type, UNIX_PATH_MAX, create_connection, create_server, getaddrinfo, getdefaulttimeout,
+    opt, setdefaulttimeout, socketpair,
+};
 
 // The handler layer.
 #[doc(inline)]
@@ -249,26 +269,29 @@ pub use handler::{
 // The server layer.
 #[doc(inline)]
 pub use server::{
-    Builder, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, RequestRef, Running, Server,
-    ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
-    UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
+    Builder, CloseDeadline, CloseReport, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind,
+    MIN_POLL_INTERVAL, Notifier, RequestRef, Running, STOP_BOUND, Server, ShutdownHandle, Strategy,
+    Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram, UnixDatagramServer, UnixStream,
+    UnixStreamServer, WithState,
 };
 
 // The concurrency layer.
 #[cfg(unix)]
 #[doc(inline)]
 pub use mixins::{
-    Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer, ForkingUnixStreamServer,
+    DEFAULT_MAX_CHILDREN, Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer,
+    ForkingUnixStreamServer,
 };
 #[doc(inline)]
 pub use mixins::{
-    Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
-    ThreadingUnixStreamServer,
+    DEFAULT_MAX_THREADS, Threading, ThreadingTcpServer, ThreadingUdpServer,
+    ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
 };
 
-// The facade's own: serving until a termination signal (signals are Unix's).
+// Serving until a termination signal (signals are Unix's).
 #[cfg(unix)]
-pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
+#[doc(inline)]
+pub use server::{SignalStop, StopSignals, serve_until_signal};
 
 /// The traits, to `use sockserve::prelude::*;` and call their methods or implement them.
 ///
