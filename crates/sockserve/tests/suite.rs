@@ -353,10 +353,9 @@ fn main() {
     let mut all = strategy::<Synchronous>();
     all.extend(strategy::<Threading>());
     all.extend(strategy::<Forking>());
-    // `run_checks` takes static names; these live for the whole run.
-    let checks: Vec<Check> = all
-        .into_iter()
-        .map(|(name, body)| (&*Box::leak(name.into_boxed_str()), body))
+    let checks: Vec<(&str, Check)> = all
+        .iter()
+        .map(|(name, body)| (name.as_str(), *body))
         .collect();
     run_checks("suite", &checks)
 }

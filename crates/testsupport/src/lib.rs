@@ -12,10 +12,13 @@ use std::{
     net::TcpStream,
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
+        mpsc,
     },
+    thread,
     time::{Duration, Instant},
 };
 
@@ -195,39 +198,133 @@ impl EventSender {
     }
 }
 
-/// One check of a harness-less test binary: its name and its body (panics or `Err` fail it).
-pub type Check = (&'static str, fn() -> Result<(), String>);
+/// One check of a harness-less test binary: `Err` (or a panic) says what went wrong.
+pub type Check = fn() -> Result<(), String>;
 
-/// Runs `checks` in order, each one caught (a panic fails that check, not the run), prints
-/// `NAME: CHECK ... ok|FAILED: why` per check and `NAME: N passed, M failed`, then exits with
-/// status 1 if any failed. A command-line argument runs only the checks whose name contains it.
-pub fn run_checks(name: &str, checks: &[Check]) -> ! {
+/// The runner of a harness-less test binary (`harness = false`): runs each check in order (a
+/// panic fails that check, not the run; its children are killed as it unwinds), prints
+/// `BINARY: NAME ... ok|FAILED: why` per check and `BINARY: N passed, M failed`, as libtest
+/// would, and exits with status 1 if any failed. A command-line argument that is not a flag
+/// runs only the checks whose name contains it.
+pub fn run_checks(binary: &str, checks: &[(&str, Check)]) {
+    run(binary, checks, None);
+}
+
+/// [`run_checks`], with a watchdog: a check still running after `bound` ends the whole
+/// process (status 1, naming the check), for checks whose failure mode is a hang that no
+/// in-check timeout can catch (a signal that never wakes a wait).
+pub fn run_checks_bounded(binary: &str, checks: &[(&str, Check)], bound: Duration) {
+    run(binary, checks, Some(bound));
+}
+
+fn run(binary: &str, checks: &[(&str, Check)], bound: Option<Duration>) {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);
-    for (check, body) in checks {
-        if filter.as_deref().is_some_and(|f| !check.contains(f)) {
+    for (name, check) in checks {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(body)) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(why),
+        let (done, watched) = mpsc::channel::<()>();
+        let watchdog = bound.map(|bound| {
+            let (binary, name) = (binary.to_owned(), (*name).to_owned());
+            thread::spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(bound) {
+                    println!("{binary}: {name} ... FAILED: hung for {bound:?}");
+                    println!("{binary}: {passed} passed, {} failed (hung)", failed + 1);
+                    std::process::exit(1);
+                }
+            })
+        });
+        let outcome = match panic::catch_unwind(AssertUnwindSafe(check)) {
+            Ok(outcome) => outcome,
             Err(payload) => Err(payload
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "panicked".to_owned())),
+                .map_or_else(|| "panicked".to_owned(), |m| format!("panicked: {m}"))),
         };
+        drop(done);
+        if let Some(watchdog) = watchdog {
+            let _ = watchdog.join();
+        }
         match outcome {
             Ok(()) => {
                 passed += 1;
-                println!("{name}: {check} ... ok");
+                println!("{binary}: {name} ... ok");
             }
             Err(why) => {
                 failed += 1;
-                println!("{name}: {check} ... FAILED: {why}");
+                println!("{binary}: {name} ... FAILED: {why}");
             }
         }
     }
-    println!("{name}: {passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed > 0))
+    println!("{binary}: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Runs `cmd` to its end (stdin empty, stdout and stderr captured), waiting at most `bound`;
+/// a command still running then is killed and reaped, and the test fails naming `what`.
+pub fn output_within(mut cmd: Command, what: &str, bound: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        read_to_end_in_thread(child.stdout.take().expect("stdout is piped"), 0, tx.clone()),
+        read_to_end_in_thread(child.stderr.take().expect("stderr is piped"), 1, tx),
+    ];
+    // Both pipes reach end of file once the child, and any process that inherited them, exits.
+    let deadline = Instant::now() + bound;
+    let mut texts = [None, None];
+    while texts.iter().any(Option::is_none) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, text)) => texts[i] = Some(text),
+            Err(_) => break,
+        }
+    }
+    let finished = texts.iter().all(Option::is_some);
+    if !finished {
+        // Killing ends the pipes (the commands run here start no process that outlives them),
+        // so the readers below finish.
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    for reader in readers {
+        reader.join().expect("a pipe reader panicked");
+    }
+    for (i, text) in rx.try_iter() {
+        texts[i] = Some(text);
+    }
+    let [stdout, stderr] = texts.map(Option::unwrap_or_default);
+    assert!(
+        finished,
+        "{what} did not finish within {bound:?} and was killed; stdout: {:?}; stderr: {:?}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr),
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_to_end_in_thread(
+    mut pipe: impl Read + Send + 'static,
+    index: usize,
+    done: mpsc::Sender<(usize, Vec<u8>)>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut text = Vec::new();
+        // A read error ends the text early; what was read so far is still worth showing.
+        let _ = pipe.read_to_end(&mut text);
+        let _ = done.send((index, text));
+    })
 }
