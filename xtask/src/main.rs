@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
-//! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
+//! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
@@ -17,6 +17,7 @@
 // xtask is a command-line tool: printing progress and results is its whole interface, so the
 // workspace's `print_stdout`/`print_stderr` lints (meant for the library crates) do not apply.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 mod bench;
 mod ci;

@@ -37,6 +37,7 @@
 //! # let _ = Upper;
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod context;
 mod datagram;

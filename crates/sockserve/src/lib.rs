@@ -190,6 +190,7 @@
 //! `sockserve::server::TcpServer`.
 
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
 ///
