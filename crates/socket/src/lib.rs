@@ -100,6 +100,7 @@ pub use crate::resolve::{
     AddrInfoHints, getaddrinfo, gethostname,
 };
 pub use crate::socket::Socket;
+pub use crate::sys::exit_now;
 pub use crate::timeout::{getdefaulttimeout, setdefaulttimeout};
 pub use crate::to_addrs::ToAddrs;
 

@@ -250,3 +250,19 @@ pub(crate) fn close(fd: std::os::fd::OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Ends the process at once with `status`: Python's `os._exit`. No destructors, no `atexit`
+/// handlers, no flushing of stdio buffers: what a forked child must end with, so that it never
+/// runs its parent's cleanup (a Unix server's drop would remove the parent's socket file) or
+/// flushes a copy of the parent's buffered output. Only the OS closes the process's fds.
+///
+/// # Examples
+///
+/// ```no_run
+/// // In a forked child, after its work:
+/// sockserve_socket::exit_now(0);
+/// ```
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it ends the process and never returns.
+    unsafe { libc::_exit(status) }
+}
