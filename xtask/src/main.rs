@@ -22,6 +22,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod doclinks;
 mod integration;
 mod lines;
 mod metadata;
@@ -39,8 +40,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, lines, integration)
+  ci            run exactly what CI runs (fmt, clippy, build, test, doc, doc-links, tidy, lines,
+                integration)
   tidy          check the invariants of ARCHITECTURE.md
+  doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
+                dead link
   integration   run the examples as real processes against real clients (Rust and CPython)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "ci" => no_flags(command, rest).and_then(|()| ci::run()),
         "tidy" => no_flags(command, rest).and_then(|()| tidy::run()),
+        "doc-links" => no_flags(command, rest).and_then(|()| doclinks::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "lines" => no_flags(command, rest).and_then(|()| lines::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),

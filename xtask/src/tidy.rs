@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: the invariants of ARCHITECTURE.md, checked against the code.
 //!
-//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`], [`PROGRAMS`],
+//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`], [`TEST_SUPPORT`], [`PROGRAMS`],
 //! [`MAY_PRINT`], [`UNSAFE_FILES`], [`LIBC_ALLOWED`]); every check is a pure function from a
 //! parsed model (`cargo metadata`, a manifest's text, a source file's text) to a list of
 //! [`Violation`]s, so the tests can show each check failing on a synthetic workspace. `run` only
@@ -60,6 +60,14 @@ pub(crate) const LAYERS: &[Layer] = &[
         owns: &["socket2", "libc"],
     },
     Layer {
+        // The tests' shared helpers (never published): the socket layer and std only, so that
+        // any layer's tests may use it without a second copy of a higher crate. Other members
+        // depend on it only as a dev-dependency ([`TEST_SUPPORT`]).
+        package: "sockserve-testsupport",
+        internal: &["sockserve-socket"],
+        owns: &[],
+    },
+    Layer {
         package: "sockserve-reactor",
         internal: &["sockserve-socket"],
         owns: &["mio", "nix"],
@@ -117,6 +125,11 @@ pub(crate) const SHARED: &[&str] = &["log", "thiserror"];
 /// External crates any member may use as a dev-dependency only (test helpers).
 pub(crate) const TEST_HELPERS: &[&str] = &["tempfile"];
 
+/// Internal crates any member may use as a dev-dependency only, whatever its layer: the tests'
+/// shared helpers. Like a program, such a crate may print (its runner of harness-less test
+/// binaries reports on stdout, as libtest does).
+pub(crate) const TEST_SUPPORT: &[&str] = &["sockserve-testsupport"];
+
 /// The members that are programs, whose job includes printing; every other member is a library
 /// crate, and `quiet` checks its `src/`.
 pub(crate) const PROGRAMS: &[&str] = &["sockserve-examples", "xtask"];
@@ -168,10 +181,7 @@ pub(crate) const DOC_PATHS_PENDING: Files = &[
 
 /// The normal dependencies that their member's code does not name yet (package, dependency's
 /// local name): `unused-deps` passes them over.
-// TODO(issue 9): the facade's `log` left with serve_until_signal (only a doc example of its
-// lib.rs names it now): move it to [dev-dependencies] in crates/sockserve/Cargo.toml, then
-// empty this list.
-pub(crate) const UNUSED_DEPS_PENDING: &[(&str, &str)] = &[("sockserve", "log")];
+pub(crate) const UNUSED_DEPS_PENDING: &[(&str, &str)] = &[];
 
 /// What `quiet` looks for in library code: the printing macros and std's process streams.
 const PRINTING: &[&str] = &[
@@ -507,6 +517,19 @@ fn check_package_deps(
         };
         let internal = workspace.packages.iter().any(|p| p.name == name)
             || LAYERS.iter().any(|l| l.package == name);
+        if internal && TEST_SUPPORT.contains(&name) {
+            if dep.kind != DepKind::Dev {
+                out.push(violation(
+                    Check::Layering,
+                    &package.name,
+                    format!(
+                        "may use the test support crate `{name}` only as a dev-dependency, not \
+                         as a {kind}"
+                    ),
+                ));
+            }
+            continue;
+        }
         if internal {
             // Dev-dependencies follow the same direction: a test of a lower layer that needs a
             // higher one belongs to the higher one.
@@ -608,7 +631,10 @@ pub(crate) fn check_crate_doc(package: &str, lib_rs: &str) -> Vec<Violation> {
 /// through `log` and never prints, but in the files of [`MAY_PRINT`]. Comments (doc examples
 /// among them) and the contents of strings are not code.
 pub(crate) fn check_quiet(package: &str, file: &str, text: &str) -> Vec<Violation> {
-    if PROGRAMS.contains(&package) || MAY_PRINT.contains(&(package, file)) {
+    if PROGRAMS.contains(&package)
+        || TEST_SUPPORT.contains(&package)
+        || MAY_PRINT.contains(&(package, file))
+    {
         return Vec::new();
     }
     let mut out = Vec::new();

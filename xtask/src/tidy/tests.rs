@@ -67,9 +67,15 @@ fn good_house() -> Vec<Member> {
                 ("tempfile", Some("dev")),
             ],
         ),
+        ("sockserve-testsupport", vec![("sockserve-socket", None)]),
         (
             "sockserve-reactor",
-            vec![("sockserve-socket", None), ("mio", None), ("nix", None)],
+            vec![
+                ("sockserve-socket", None),
+                ("mio", None),
+                ("nix", None),
+                ("sockserve-testsupport", Some("dev")),
+            ],
         ),
         (
             "sockserve-handler",
@@ -216,6 +222,34 @@ fn test_helpers_only_as_dev_dependencies() {
         checks(&violations),
         [(Check::Ownership, "sockserve-server")]
     );
+}
+
+#[test]
+fn test_support_only_as_a_dev_dependency() {
+    // Any layer's tests may use it, the lowest included...
+    let dev = check_dependencies(&house_with(
+        "sockserve-handler",
+        "sockserve-testsupport",
+        Some("dev"),
+    ));
+    assert_eq!(dev, []);
+    // ...but no library may ship with it.
+    let violations = check_dependencies(&house_with(
+        "sockserve-server",
+        "sockserve-testsupport",
+        None,
+    ));
+    assert_eq!(checks(&violations), [(Check::Layering, "sockserve-server")]);
+    assert!(
+        violations[0].message.contains("only as a dev-dependency"),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn test_support_may_print() {
+    let code = "pub fn report() {\n    println!(\"suite: ok\");\n}\n";
+    assert_eq!(check_quiet("sockserve-testsupport", "src/lib.rs", code), []);
 }
 
 #[test]
@@ -587,6 +621,7 @@ fn internal_names_come_from_the_renames() {
             ("reactor", "sockserve-reactor"),
             ("server", "sockserve-server"),
             ("socket", "sockserve-socket"),
+            ("testsupport", "sockserve-testsupport"),
         ]
     );
 }
