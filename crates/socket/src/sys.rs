@@ -266,3 +266,29 @@ pub fn exit_now(status: i32) -> ! {
     // SAFETY: `_exit` has no preconditions; it ends the process and never returns.
     unsafe { libc::_exit(status) }
 }
+
+/// The process's `RLIMIT_NOFILE`: (soft, hard); `RLIM_INFINITY` is `u64::MAX`.
+pub(crate) fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit` for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Sets the process's `RLIMIT_NOFILE` soft limit, keeping the hard one.
+pub(crate) fn set_nofile_soft_limit(soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a valid `rlimit`; the call only reads it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
