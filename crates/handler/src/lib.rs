@@ -123,4 +123,4 @@ pub mod driver {
         ServerContext::new(server_address, stop, state)
     }
 }
-pub use stream::{StreamOptions, StreamReader, StreamRequest, StreamWriter};
+pub use stream::{DEFAULT_LINE_LIMIT, StreamOptions, StreamReader, StreamRequest, StreamWriter};

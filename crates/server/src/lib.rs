@@ -114,9 +114,9 @@ pub use handler;
 // depends on this crate alone can name it.
 #[doc(no_inline)]
 pub use handler::{
-    BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
-    Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader, StreamRequest,
-    StreamWriter,
+    BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
+    HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
+    StreamRequest, StreamWriter,
 };
 #[doc(no_inline)]
 pub use socket::{Address, Family, Socket, ToAddrs, Type};

@@ -143,6 +143,8 @@
 //! | wait of `handle_request` | none (Python's `timeout = None`) | [`Builder::timeout`] |
 //! | every read and write of a connection | none (Python's `StreamRequestHandler.timeout`) | [`StreamOptions::timeout`] |
 //! | read and write buffers of `rfile`/`wfile` | 8192 bytes / unbuffered (Python's) | [`StreamOptions::rbufsize`], [`StreamOptions::wbufsize`] |
+//! | a line read from `rfile` (`read_line`, `lines`, ...) | [`DEFAULT_LINE_LIMIT`] (64 KiB, `http.server`'s); a longer line is an `InvalidData` error | [`StreamOptions::line_limit`] |
+//! | Nagle's algorithm on TCP connections | off (`TCP_NODELAY`, Go's default; Python leaves it on, which stalls a reply written in two writes by 40 ms) | [`StreamOptions::disable_nagle_algorithm`] |
 //! | failures reported by the default `handle_error` | 10 a second per process, the rest counted | replace [`Hooks::handle_error`] |
 //! | a stop after the grace (`serve_until_signal`, a graceful stop) | [`STOP_BOUND`] (3 s) | not configurable |
 //! | dropping a server that still has requests | waits 5 s for them | call [`Server::server_close`] to wait for all |
@@ -262,9 +264,9 @@ pub use socket::{
 // The handler layer.
 #[doc(inline)]
 pub use handler::{
-    BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
-    Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader, StreamRequest,
-    StreamWriter,
+    BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
+    HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
+    StreamRequest, StreamWriter,
 };
 
 // The server layer.
