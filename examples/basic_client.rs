@@ -16,6 +16,7 @@
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::Shutdown;

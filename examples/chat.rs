@@ -12,6 +12,7 @@
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 use sockserve::{Address, Socket, Threading, ThreadingTcpServer};
 use std::collections::HashMap;

@@ -58,6 +58,7 @@
 
 // An example program talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;

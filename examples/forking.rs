@@ -22,6 +22,7 @@
 
 // An example program talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 use sockserve::{BoxError, Forking, ForkingTcpServer, Handler, Next, StopSignals, StreamRequest};
 use std::io::Write;

@@ -1,2 +1,3 @@
 //! Helpers shared by the sockserve examples (the examples themselves are the `[[example]]`
 //! targets of this package: `cargo run --example NAME` from the workspace root).
+#![forbid(unsafe_code)]

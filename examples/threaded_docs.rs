@@ -22,6 +22,7 @@
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 use sockserve::{Address, Family, Socket, ThreadingTcpServer, Type};
 use std::{io, thread};

@@ -15,6 +15,7 @@
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 use sockserve::ThreadingTcpServer;
 use std::io::Write;

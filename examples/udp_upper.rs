@@ -13,6 +13,7 @@
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 use sockserve::UdpServer;
 use std::io::Write;

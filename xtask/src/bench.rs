@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: echo servers under one load generator, side by side in one run, as
-//! ratios (DESIGN.md, "How performance is measured").
+//! ratios.
 //!
 //! The servers ([`Server`]): this project's `echo_server` in `--mode sync`, `threading` and
 //! `forking`; a bare `std` thread-per-connection server, the floor of the blocking model
@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer, StderrLog};
-use crate::integration::{
-    Family, Reply, example_bin, examples_dir, not_available_message, temp_dir,
-};
+use crate::integration::{Family, Reply, example_bin, examples_dir, temp_dir};
 use crate::metadata::Workspace;
 use loadgen::{Endpoint, Report, Workload};
 
@@ -404,13 +402,7 @@ fn run_server(
             .collect();
     }
     let mut server_proc = match start(bins, dir, server, family) {
-        Ok(Started::Running(proc, endpoint)) => (proc, endpoint),
-        Ok(Started::NotAvailable) => {
-            return indices
-                .iter()
-                .map(|_| Cell::Skipped("skipped: mode not available".to_owned()))
-                .collect();
-        }
+        Ok(started) => started,
         Err(e) => {
             let e = e.to_string();
             return indices.iter().map(|_| Cell::Failed(e.clone())).collect();
@@ -439,12 +431,12 @@ fn run_server(
     cells
 }
 
-enum Started {
-    Running(RunningServer, Endpoint),
-    NotAvailable,
-}
-
-fn start(bins: &Bins, dir: &Path, server: Server, family: Family) -> Result<Started> {
+fn start(
+    bins: &Bins,
+    dir: &Path,
+    server: Server,
+    family: Family,
+) -> Result<(RunningServer, Endpoint)> {
     let addr = if family.is_unix() {
         let slug = server.name().replace([' ', '/', '*'], "-");
         dir.join(format!("{}-{slug}.sock", family.arg()))
@@ -459,11 +451,6 @@ fn start(bins: &Bins, dir: &Path, server: Server, family: Family) -> Result<Star
         Ok(proc) => proc,
         Err(e) => {
             let stderr = log.text_within(Duration::from_secs(2));
-            if let Server::Sockserve(mode) = server
-                && stderr.contains(&not_available_message(mode))
-            {
-                return Ok(Started::NotAvailable);
-            }
             return Err(format!("{e}\n{}", stderr.trim_end()).into());
         }
     };
@@ -472,7 +459,7 @@ fn start(bins: &Bins, dir: &Path, server: Server, family: Family) -> Result<Star
         Family::Udp => Endpoint::Udp(proc.addr.parse()?),
         _ => Endpoint::Tcp(proc.addr.parse()?),
     };
-    Ok(Started::Running(proc, endpoint))
+    Ok((proc, endpoint))
 }
 
 /// One workload's table: a row per server, its throughput and latency (p50, p99, and the
@@ -573,7 +560,7 @@ fn shutdown_table(bins: &Bins, dir: &Path) -> String {
         eprintln!("--> shutdown latency of {}", server.name());
         let mut line = vec![format!("  {}", server.name())];
         match shutdown_times(bins, dir, server) {
-            Ok(Some((mut times, exits))) => {
+            Ok((mut times, exits)) => {
                 times.sort_unstable();
                 line.extend([
                     millis(times[times.len() / 2]),
@@ -581,7 +568,6 @@ fn shutdown_table(bins: &Bins, dir: &Path) -> String {
                     exits,
                 ]);
             }
-            Ok(None) => line.push("skipped: mode not available".to_owned()),
             Err(e) => line.push(format!("FAILED: {e}")),
         }
         lines.push(line);
@@ -589,17 +575,11 @@ fn shutdown_table(bins: &Bins, dir: &Path) -> String {
     align(&lines)
 }
 
-fn shutdown_times(
-    bins: &Bins,
-    dir: &Path,
-    server: Server,
-) -> Result<Option<(Vec<Duration>, String)>> {
+fn shutdown_times(bins: &Bins, dir: &Path, server: Server) -> Result<(Vec<Duration>, String)> {
     let mut times = Vec::new();
     let mut exits = Vec::new();
     for _ in 0..SHUTDOWN_TRIALS {
-        let Started::Running(mut proc, _) = start(bins, dir, server, Family::Tcp)? else {
-            return Ok(None);
-        };
+        let (mut proc, _) = start(bins, dir, server, Family::Tcp)?;
         // Let it settle into its loop, as a server that has been up a while is.
         std::thread::sleep(Duration::from_millis(100));
         let signalled = Instant::now();
@@ -613,7 +593,7 @@ fn shutdown_times(
             exits.push(exit);
         }
     }
-    Ok(Some((times, exits.join(","))))
+    Ok((times, exits.join(",")))
 }
 
 fn millis(d: Duration) -> String {
@@ -682,11 +662,7 @@ mod tests {
             xtask: PathBuf::from("/nonexistent"),
         };
         for family in [Family::Tcp, Family::Udp, Family::Unix] {
-            let Started::Running(mut proc, endpoint) =
-                start(&bins, dir.path(), Server::CPython, family).unwrap()
-            else {
-                panic!("CPython always starts")
-            };
+            let (mut proc, endpoint) = start(&bins, dir.path(), Server::CPython, family).unwrap();
             let report = loadgen::run(
                 &endpoint,
                 Workload::PingPong { connections: 2 },

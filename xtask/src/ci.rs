@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, integration, lines, tidy};
+use crate::{Result, doclinks, integration, lines, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -42,10 +42,12 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("test", Step::Cmd(Cmd::cargo(&["test", "--workspace"]))),
         (
             "doc",
-            Step::Cmd(
-                Cmd::cargo(&["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
-            ),
+            Step::Cmd(Cmd::cargo(&["doc", "--workspace", "--no-deps"]).env(
+                "RUSTDOCFLAGS",
+                "-D warnings -D rustdoc::broken_intra_doc_links",
+            )),
         ),
+        ("doc-links", Step::InProcess(doclinks::run)),
         ("tidy", Step::InProcess(tidy::run)),
         ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
-//! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata` and the manifests
+//! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
@@ -17,10 +17,12 @@
 // xtask is a command-line tool: printing progress and results is its whole interface, so the
 // workspace's `print_stdout`/`print_stderr` lints (meant for the library crates) do not apply.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 mod bench;
 mod ci;
 mod cmd;
+mod doclinks;
 mod integration;
 mod lines;
 mod metadata;
@@ -38,8 +40,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run exactly what CI runs (fmt, clippy, build, test, doc, tidy, lines, integration)
+  ci            run exactly what CI runs (fmt, clippy, build, test, doc, doc-links, tidy, lines,
+                integration)
   tidy          check the invariants of ARCHITECTURE.md
+  doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
+                dead link
   integration   run the examples as real processes against real clients (Rust and CPython)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "ci" => no_flags(command, rest).and_then(|()| ci::run()),
         "tidy" => no_flags(command, rest).and_then(|()| tidy::run()),
+        "doc-links" => no_flags(command, rest).and_then(|()| doclinks::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "lines" => no_flags(command, rest).and_then(|()| lines::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),

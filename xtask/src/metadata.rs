@@ -28,6 +28,10 @@ pub(crate) struct Package {
     pub(crate) dependencies: Vec<Dependency>,
     /// The root file of its library target, if it has one.
     pub(crate) lib_src: Option<PathBuf>,
+    /// The root files of its library, binary and example targets, in cargo's order: the crate
+    /// roots of its own code (tests, benches and build scripts aside). For most members they are
+    /// under `src/`; the examples' are not (`examples/lib.rs`, `examples/*.rs`).
+    pub(crate) roots: Vec<PathBuf>,
 }
 
 /// One direct dependency as declared in a manifest.
@@ -35,6 +39,9 @@ pub(crate) struct Package {
 pub(crate) struct Dependency {
     /// The depended-on package's name (not the local rename): `sockserve-socket`, `mio`.
     pub(crate) name: String,
+    /// The local name the manifest gives it (`socket` for `socket = { package =
+    /// "sockserve-socket", ... }`), if it renames it.
+    pub(crate) rename: Option<String>,
     /// Normal, dev or build.
     pub(crate) kind: DepKind,
 }
@@ -48,6 +55,16 @@ pub(crate) enum DepKind {
     Dev,
     /// `[build-dependencies]`
     Build,
+}
+
+impl Dependency {
+    /// The name code uses for it: the rename if there is one, else the package name with `-` as
+    /// `_` (`crossbeam-channel` is `crossbeam_channel::`).
+    pub(crate) fn local_name(&self) -> String {
+        self.rename
+            .clone()
+            .unwrap_or_else(|| self.name.replace('-', "_"))
+    }
 }
 
 impl Workspace {
@@ -83,26 +100,36 @@ impl Workspace {
                     };
                     Ok(Dependency {
                         name: string(dep, "name")?.to_owned(),
+                        rename: dep.get("rename").and_then(Value::as_str).map(str::to_owned),
                         kind,
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            let lib_src = array(package, "targets")?
-                .iter()
-                .find(|target| {
-                    target["kind"].as_array().is_some_and(|kinds| {
-                        kinds.iter().any(|k| {
-                            matches!(k.as_str(), Some("lib" | "rlib" | "dylib" | "proc-macro"))
-                        })
-                    })
-                })
-                .map(|target| string(target, "src_path").map(PathBuf::from))
-                .transpose()?;
+            let mut lib_src = None;
+            let mut roots = Vec::new();
+            for target in array(package, "targets")? {
+                let kinds = array(target, "kind")?;
+                let is = |wanted: &[&str]| {
+                    kinds
+                        .iter()
+                        .any(|k| k.as_str().is_some_and(|k| wanted.contains(&k)))
+                };
+                let library = is(&["lib", "rlib", "dylib", "cdylib", "staticlib", "proc-macro"]);
+                if !library && !is(&["bin", "example"]) {
+                    continue;
+                }
+                let src_path = PathBuf::from(string(target, "src_path")?);
+                if library && lib_src.is_none() {
+                    lib_src = Some(src_path.clone());
+                }
+                roots.push(src_path);
+            }
             packages.push(Package {
                 name: string(package, "name")?.to_owned(),
                 manifest_path: string(package, "manifest_path")?.into(),
                 dependencies,
                 lib_src,
+                roots,
             });
         }
         Ok(Workspace {

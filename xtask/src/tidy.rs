@@ -1,19 +1,36 @@
 //! `cargo xtask tidy`: the invariants of ARCHITECTURE.md, checked against the code.
 //!
-//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`], [`PROGRAMS`],
-//! [`MAY_PRINT`]); every check is a pure function from a parsed model (`cargo metadata`, a
-//! manifest's text, a source file's text) to a list of [`Violation`]s, so the tests can show each check failing on a synthetic
-//! workspace. `run` only gathers the inputs and prints the verdict.
+//! The house's table lives here as data ([`LAYERS`], [`SHARED`], [`TEST_HELPERS`], [`TEST_SUPPORT`], [`PROGRAMS`],
+//! [`MAY_PRINT`], [`UNSAFE_FILES`], [`LIBC_ALLOWED`]); every check is a pure function from a
+//! parsed model (`cargo metadata`, a manifest's text, a source file's text) to a list of
+//! [`Violation`]s, so the tests can show each check failing on a synthetic workspace. `run` only
+//! gathers the inputs and prints the verdict.
+//!
+//! The checks that read code read a member's own code: every `.rs` file under its `src/`, and
+//! the root file of each of its library, binary and example targets wherever it is (the
+//! examples' are `examples/*.rs`); not its tests. Comments, doc comments and the contents of
+//! string and char literals are not code ([`code`]); `doc-paths` reads the Rust examples of doc
+//! comments instead.
 //!
 //! | check            | invariant                                                                  |
 //! |------------------|----------------------------------------------------------------------------|
 //! | `layering`       | internal dependencies point one way, down the table; every member is in it |
-//! | `ownership`      | an external crate is named only by the crate that owns it (or is shared)    |
+//! | `ownership`      | an external crate is named only by the crate that owns it (or is shared)   |
 //! | `lints`          | every member has `[lints] workspace = true`                                |
 //! | `workspace-deps` | every member dependency is `workspace = true`: versions live in the root   |
 //! | `crate-doc`      | every library's `lib.rs` starts with a `//!` crate doc                     |
 //! | `quiet`          | library crates' `src/` never print, but for the files of [`MAY_PRINT`]     |
+//! | `unsafe`         | `unsafe` only in [`UNSAFE_FILES`]; the other members forbid `unsafe_code`  |
+//! | `libc`           | no `libc::` / `nix::libc` in code outside `sockserve-socket`               |
+//! | `unused-deps`    | every normal dependency of a member is named in its code                   |
+//! | `doc-paths`      | library doc examples name internal crates as users do: `sockserve_socket`  |
+//!
+//! Two more allow-lists are empty, and meant to stay so: [`DOC_PATHS_PENDING`] and
+//! [`UNUSED_DEPS_PENDING`], what `doc-paths` and `unused-deps` would pass over while a debt is
+//! paid. An entry of an allow-list that no longer allows anything is a note, not a violation
+//! ([`stale_entries`]).
 
+mod code;
 mod manifest;
 #[cfg(test)]
 mod tests;
@@ -41,6 +58,14 @@ pub(crate) const LAYERS: &[Layer] = &[
         package: "sockserve-socket",
         internal: &[],
         owns: &["socket2", "libc"],
+    },
+    Layer {
+        // The tests' shared helpers (never published): the socket layer and std only, so that
+        // any layer's tests may use it without a second copy of a higher crate. Other members
+        // depend on it only as a dev-dependency ([`TEST_SUPPORT`]).
+        package: "sockserve-testsupport",
+        internal: &["sockserve-socket"],
+        owns: &[],
     },
     Layer {
         package: "sockserve-reactor",
@@ -91,11 +116,19 @@ pub(crate) const LAYERS: &[Layer] = &[
     },
 ];
 
+/// A table of files: (package, path in the package, with `/`).
+type Files = &'static [(&'static str, &'static str)];
+
 /// External crates any member may use as a normal, build or dev dependency.
 pub(crate) const SHARED: &[&str] = &["log", "thiserror"];
 
 /// External crates any member may use as a dev-dependency only (test helpers).
 pub(crate) const TEST_HELPERS: &[&str] = &["tempfile"];
+
+/// Internal crates any member may use as a dev-dependency only, whatever its layer: the tests'
+/// shared helpers. Like a program, such a crate may print (its runner of harness-less test
+/// binaries reports on stdout, as libtest does).
+pub(crate) const TEST_SUPPORT: &[&str] = &["sockserve-testsupport"];
 
 /// The members that are programs, whose job includes printing; every other member is a library
 /// crate, and `quiet` checks its `src/`.
@@ -104,10 +137,40 @@ pub(crate) const PROGRAMS: &[&str] = &["sockserve-examples", "xtask"];
 /// The files of library crates that may write to stderr (package, path in the package): the
 /// report of a failure when no logger is installed, so that it is never silent; and the panic
 /// hook of a forked request child, which reports a panic in one line without a backtrace.
-pub(crate) const MAY_PRINT: &[(&str, &str)] = &[
+pub(crate) const MAY_PRINT: Files = &[
     ("sockserve-server", "src/report.rs"),
     ("sockserve-mixins", "src/forking.rs"),
 ];
+
+/// The files that may hold `unsafe` code (package, path in the package), each behind safe
+/// functions of its crate. A member with no file here forbids `unsafe_code` in every crate root.
+pub(crate) const UNSAFE_FILES: Files = &[
+    // Raw libc calls that socket2 does not wrap (poll, fcntl, gethostname, getaddrinfo, ...).
+    ("sockserve-socket", "src/sys.rs"),
+    // Reading a `sockaddr_un` that socket2 hands back.
+    ("sockserve-socket", "src/address.rs"),
+    // A zeroed `addrinfo` hints struct.
+    ("sockserve-socket", "src/resolve.rs"),
+    // Inherited fds (LISTEN_FDS) and clearing the environment that announced them.
+    ("sockserve-socket", "src/activation.rs"),
+    // sigaction, and the self-pipe's fd in the handler.
+    ("sockserve-reactor", "src/signals.rs"),
+    // fork, and `_exit` in the child.
+    ("sockserve-mixins", "src/forking.rs"),
+];
+
+/// The files outside `sockserve-socket` whose code may still name `libc` (package, path in the
+/// package). Each is a debt: the socket layer should offer the call instead.
+pub(crate) const LIBC_ALLOWED: Files = &[];
+
+/// The files whose doc examples still name internal crates by their workspace names (package,
+/// path in the package): `doc-paths` passes them over until they are fixed.
+// Empty: every library doc example names `sockserve_*::` paths.
+pub(crate) const DOC_PATHS_PENDING: Files = &[];
+
+/// The normal dependencies that their member's code does not name yet (package, dependency's
+/// local name): `unused-deps` passes them over.
+pub(crate) const UNUSED_DEPS_PENDING: &[(&str, &str)] = &[];
 
 /// What `quiet` looks for in library code: the printing macros and std's process streams.
 const PRINTING: &[&str] = &[
@@ -134,6 +197,14 @@ pub(crate) enum Check {
     CrateDoc,
     /// Library crates never print (but for [`MAY_PRINT`]).
     Quiet,
+    /// `unsafe` only in [`UNSAFE_FILES`]; other members forbid `unsafe_code`.
+    Unsafe,
+    /// No `libc` in code outside `sockserve-socket` (but for [`LIBC_ALLOWED`]).
+    Libc,
+    /// Every normal dependency is named in the member's code.
+    UnusedDeps,
+    /// Library doc examples name internal crates by their published names.
+    DocPaths,
 }
 
 impl fmt::Display for Check {
@@ -145,6 +216,10 @@ impl fmt::Display for Check {
             Check::WorkspaceDeps => "workspace-deps",
             Check::CrateDoc => "crate-doc",
             Check::Quiet => "quiet",
+            Check::Unsafe => "unsafe",
+            Check::Libc => "libc",
+            Check::UnusedDeps => "unused-deps",
+            Check::DocPaths => "doc-paths",
         })
     }
 }
@@ -174,15 +249,33 @@ fn violation(check: Check, package: &str, message: String) -> Violation {
     }
 }
 
+/// The names of the checks, in the order `run` prints them.
+const CHECKS: &[Check] = &[
+    Check::Layering,
+    Check::Ownership,
+    Check::Lints,
+    Check::WorkspaceDeps,
+    Check::CrateDoc,
+    Check::Quiet,
+    Check::Unsafe,
+    Check::Libc,
+    Check::UnusedDeps,
+    Check::DocPaths,
+];
+
 /// Runs every check on the real workspace; fails listing every violation.
 pub(crate) fn run() -> Result<()> {
     let workspace = Workspace::load()?;
-    let violations = check_workspace(&workspace)?;
+    let (violations, notes) = check_workspace(&workspace)?;
+    for note in &notes {
+        eprintln!("tidy: note: {note}");
+    }
     if violations.is_empty() {
+        let names: Vec<String> = CHECKS.iter().map(ToString::to_string).collect();
         println!(
-            "tidy: ok ({} members; checks: layering, ownership, lints, workspace-deps, crate-doc, \
-             quiet)",
-            workspace.packages.len()
+            "tidy: ok ({} members; checks: {})",
+            workspace.packages.len(),
+            names.join(", ")
         );
         return Ok(());
     }
@@ -196,38 +289,155 @@ pub(crate) fn run() -> Result<()> {
     .into())
 }
 
-/// Every check on `workspace`, reading each member's manifest, library root and `src/` files
-/// from disk.
-pub(crate) fn check_workspace(workspace: &Workspace) -> Result<Vec<Violation>> {
+/// What tidy reads of one member from disk.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    /// The package name.
+    pub(crate) package: String,
+    /// Its `Cargo.toml`.
+    pub(crate) manifest: String,
+    /// Its library root (`lib.rs`), if it has a library.
+    pub(crate) lib: Option<String>,
+    /// Its code: every `.rs` file under `src/` and every lib, bin and example root, each as
+    /// `(path relative to the package, with `/`, text)`, sorted, once each.
+    pub(crate) files: Vec<(String, String)>,
+    /// The paths (as in `files`) of its lib, bin and example roots.
+    pub(crate) roots: Vec<String>,
+}
+
+/// Every check on `workspace`, reading each member's manifest and code from disk: the
+/// violations, and the notes of [`stale_entries`].
+pub(crate) fn check_workspace(workspace: &Workspace) -> Result<(Vec<Violation>, Vec<String>)> {
+    let sources = read_sources(workspace)?;
+    Ok((
+        check_sources(workspace, &sources),
+        stale_entries(workspace, &sources),
+    ))
+}
+
+/// Reads what the checks need of every member.
+fn read_sources(workspace: &Workspace) -> Result<Vec<Sources>> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
     };
-    let mut violations = check_dependencies(workspace);
+    let mut out = Vec::new();
     for package in &workspace.packages {
-        violations.extend(check_manifest(
-            &package.name,
-            &read(&package.manifest_path)?,
-        ));
-        if let Some(lib) = &package.lib_src {
-            violations.extend(check_crate_doc(&package.name, &read(lib)?));
-        }
-        let Some(root) = package.manifest_path.parent() else {
-            continue;
+        let root = package.manifest_path.parent().unwrap_or(Path::new("."));
+        // The path as the tables spell it: relative to the package, with `/`.
+        let relative = |file: &Path| {
+            let relative = file.strip_prefix(root).unwrap_or(file);
+            let parts: Vec<_> = relative.iter().map(|c| c.to_string_lossy()).collect();
+            parts.join("/")
         };
-        let mut files = Vec::new();
-        rust_files(&root.join("src"), &mut files)?;
-        for file in files {
-            // The path as MAY_PRINT spells it: relative to the package, with `/`.
-            let relative = file.strip_prefix(root).unwrap_or(&file);
-            let relative: Vec<_> = relative.iter().map(|c| c.to_string_lossy()).collect();
-            violations.extend(check_quiet(
-                &package.name,
-                &relative.join("/"),
-                &read(&file)?,
+        let mut paths = Vec::new();
+        rust_files(&root.join("src"), &mut paths)?;
+        paths.extend(package.roots.iter().cloned());
+        let mut files: Vec<(String, String)> = Vec::new();
+        for path in paths {
+            let name = relative(&path);
+            if !files.iter().any(|(seen, _)| *seen == name) {
+                files.push((name, read(&path)?));
+            }
+        }
+        files.sort();
+        out.push(Sources {
+            package: package.name.clone(),
+            manifest: read(&package.manifest_path)?,
+            lib: package.lib_src.as_deref().map(read).transpose()?,
+            files,
+            roots: package.roots.iter().map(|r| relative(r)).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// Every check on `workspace`, over what [`read_sources`] read of its members.
+fn check_sources(workspace: &Workspace, sources: &[Sources]) -> Vec<Violation> {
+    let internal = internal_names(workspace);
+    let mut violations = check_dependencies(workspace);
+    for (package, source) in workspace.packages.iter().zip(sources) {
+        let name = package.name.as_str();
+        violations.extend(check_manifest(name, &source.manifest));
+        if let Some(lib) = &source.lib {
+            violations.extend(check_crate_doc(name, lib));
+        }
+        for (file, text) in &source.files {
+            if file.starts_with("src/") {
+                violations.extend(check_quiet(name, file, text));
+            }
+            violations.extend(check_unsafe(name, file, text));
+            violations.extend(check_libc(name, file, text));
+            violations.extend(check_doc_paths(name, file, text, &internal));
+        }
+        for root in &source.roots {
+            if let Some((_, text)) = source.files.iter().find(|(file, _)| file == root) {
+                violations.extend(check_forbid_unsafe(name, root, text));
+            }
+        }
+        let texts: Vec<&str> = source.files.iter().map(|(_, text)| text.as_str()).collect();
+        violations.extend(check_unused_deps(package, &texts));
+    }
+    violations
+}
+
+/// The entries of the allow-lists ([`UNSAFE_FILES`], [`LIBC_ALLOWED`], [`DOC_PATHS_PENDING`],
+/// [`UNUSED_DEPS_PENDING`]) that no longer allow anything, as notes for `run` to print: the file
+/// or dependency is gone, or the code passes the check without the entry. Notes, not
+/// violations: the change that makes an entry stale is often made by someone who is not editing
+/// tidy's tables.
+pub(crate) fn stale_entries(workspace: &Workspace, sources: &[Sources]) -> Vec<String> {
+    let internal = internal_names(workspace);
+    let tables: [(&str, Files, Check); 3] = [
+        ("UNSAFE_FILES", UNSAFE_FILES, Check::Unsafe),
+        ("LIBC_ALLOWED", LIBC_ALLOWED, Check::Libc),
+        ("DOC_PATHS_PENDING", DOC_PATHS_PENDING, Check::DocPaths),
+    ];
+    let mut notes = Vec::new();
+    for (table, entries, check) in tables {
+        for &(package, file) in entries {
+            let text = sources
+                .iter()
+                .filter(|s| s.package == package)
+                .flat_map(|s| &s.files)
+                .find(|(name, _)| name == file)
+                .map(|(_, text)| text.as_str());
+            let why = match text {
+                None => "does not exist",
+                Some(text) => {
+                    let needed = match check {
+                        Check::Unsafe => !unsafe_lines(text).is_empty(),
+                        Check::Libc => !libc_lines(text).is_empty(),
+                        _ => !doc_path_lines(text, &internal).is_empty(),
+                    };
+                    if needed {
+                        continue;
+                    }
+                    "passes without it"
+                }
+            };
+            notes.push(format!(
+                "{table} (xtask/src/tidy.rs) lists {package}'s {file}, which {why}: remove the \
+                 entry"
             ));
         }
     }
-    Ok(violations)
+    for &(package, dep) in UNUSED_DEPS_PENDING {
+        let member = workspace.packages.iter().zip(sources);
+        let unnamed = member
+            .filter(|(p, _)| p.name == package)
+            .flat_map(|(p, source)| {
+                let texts: Vec<&str> = source.files.iter().map(|(_, t)| t.as_str()).collect();
+                unnamed_deps(p, &texts)
+            })
+            .any(|(local, _)| local == dep);
+        if !unnamed {
+            notes.push(format!(
+                "UNUSED_DEPS_PENDING (xtask/src/tidy.rs) lists {package}'s dependency `{dep}`, \
+                 which its code names, or which it no longer has: remove the entry"
+            ));
+        }
+    }
+    notes
 }
 
 /// Every `.rs` file under `dir` (none if it does not exist), sorted, into `out`.
@@ -296,6 +506,19 @@ fn check_package_deps(
         };
         let internal = workspace.packages.iter().any(|p| p.name == name)
             || LAYERS.iter().any(|l| l.package == name);
+        if internal && TEST_SUPPORT.contains(&name) {
+            if dep.kind != DepKind::Dev {
+                out.push(violation(
+                    Check::Layering,
+                    &package.name,
+                    format!(
+                        "may use the test support crate `{name}` only as a dev-dependency, not \
+                         as a {kind}"
+                    ),
+                ));
+            }
+            continue;
+        }
         if internal {
             // Dev-dependencies follow the same direction: a test of a lower layer that needs a
             // higher one belongs to the higher one.
@@ -395,21 +618,19 @@ pub(crate) fn check_crate_doc(package: &str, lib_rs: &str) -> Vec<Violation> {
 
 /// Checks `quiet` on the text of one source file of a member's `src/`: a library crate logs
 /// through `log` and never prints, but in the files of [`MAY_PRINT`]. Comments (doc examples
-/// among them) are not code: only the part of each line before `//` counts.
+/// among them) and the contents of strings are not code.
 pub(crate) fn check_quiet(package: &str, file: &str, text: &str) -> Vec<Violation> {
-    if PROGRAMS.contains(&package) || MAY_PRINT.contains(&(package, file)) {
+    if PROGRAMS.contains(&package)
+        || TEST_SUPPORT.contains(&package)
+        || MAY_PRINT.contains(&(package, file))
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or_default();
+    for (number, code) in code::code_only(text).lines().enumerate() {
         let Some(token) = PRINTING.iter().find(|token| mentions(code, token)) else {
             continue;
         };
-        let exceptions: Vec<String> = MAY_PRINT
-            .iter()
-            .map(|(package, file)| format!("{package}'s {file}"))
-            .collect();
         out.push(violation(
             Check::Quiet,
             package,
@@ -417,11 +638,20 @@ pub(crate) fn check_quiet(package: &str, file: &str, text: &str) -> Vec<Violatio
                 "{file} line {}: `{token}`: library crates never print; log through `log` \
                  (the only files that may write to stderr: {})",
                 number + 1,
-                exceptions.join(", ")
+                listed(MAY_PRINT)
             ),
         ));
     }
     out
+}
+
+/// A table of files as a message lists it: `sockserve-server's src/report.rs, ...`.
+fn listed(files: Files) -> String {
+    let files: Vec<String> = files
+        .iter()
+        .map(|(package, file)| format!("{package}'s {file}"))
+        .collect();
+    files.join(", ")
 }
 
 /// Whether `code` contains `token` not as the tail of a longer name (`my_stderr()` is not
@@ -433,4 +663,250 @@ fn mentions(code: &str, token: &str) -> bool {
             .next_back()
             .is_some_and(|c| c.is_alphanumeric() || c == '_')
     })
+}
+
+/// The lines of `text` whose code says `unsafe` (a block, fn, impl or trait).
+fn unsafe_lines(text: &str) -> Vec<usize> {
+    let code = code::code_only(text);
+    let mut lines: Vec<usize> = code::tokens(&code)
+        .iter()
+        .filter(|t| t.text == "unsafe")
+        .map(|t| t.line)
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// Checks `unsafe` on one file of a member's code: `unsafe` only in the files of
+/// [`UNSAFE_FILES`].
+pub(crate) fn check_unsafe(package: &str, file: &str, text: &str) -> Vec<Violation> {
+    if UNSAFE_FILES.contains(&(package, file)) {
+        return Vec::new();
+    }
+    unsafe_lines(text)
+        .into_iter()
+        .map(|line| {
+            violation(
+                Check::Unsafe,
+                package,
+                format!(
+                    "{file} line {line}: `unsafe` outside the files that may hold it: call a \
+                     safe function of the socket layer instead (or, if this file must be one of \
+                     them, add it to UNSAFE_FILES in xtask/src/tidy.rs, with its reason, and to \
+                     ARCHITECTURE.md; today: {})",
+                    listed(UNSAFE_FILES)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Checks `unsafe` on one crate root (lib, bin or example) of a member: a member with no file in
+/// [`UNSAFE_FILES`] says `#![forbid(unsafe_code)]` in each of its roots, so the compiler keeps it
+/// so.
+pub(crate) fn check_forbid_unsafe(package: &str, root: &str, text: &str) -> Vec<Violation> {
+    if UNSAFE_FILES.iter().any(|(p, _)| *p == package) || forbids_unsafe(text) {
+        return Vec::new();
+    }
+    vec![violation(
+        Check::Unsafe,
+        package,
+        format!(
+            "crate root {root} lacks `#![forbid(unsafe_code)]`: a member with no file in \
+             UNSAFE_FILES (xtask/src/tidy.rs) forbids unsafe code in every lib, bin and example \
+             root; add the attribute after the crate doc"
+        ),
+    )]
+}
+
+/// Whether the code of `text` has an inner `#![forbid(...)]` attribute naming `unsafe_code`.
+fn forbids_unsafe(text: &str) -> bool {
+    let code = code::code_only(text);
+    let tokens = code::tokens(&code);
+    let texts: Vec<&str> = tokens.iter().map(|t| t.text).collect();
+    texts.windows(5).enumerate().any(|(at, w)| {
+        w == ["#", "!", "[", "forbid", "("]
+            && texts[at + 5..]
+                .iter()
+                .take_while(|&&t| t != ")")
+                .any(|&t| t == "unsafe_code")
+    })
+}
+
+/// The lines of `text` whose code names `libc`: a path `libc::...`, or `nix::libc`.
+fn libc_lines(text: &str) -> Vec<(usize, &'static str)> {
+    let code = code::code_only(text);
+    let tokens = code::tokens(&code);
+    let mut out = Vec::new();
+    for (k, token) in tokens.iter().enumerate() {
+        if token.text != "libc" {
+            continue;
+        }
+        let before = |n: usize| k.checked_sub(n).map(|i| tokens[i].text);
+        let after = tokens.get(k + 1).map(|t| t.text);
+        let found = if before(1) == Some("::") && before(2) == Some("nix") {
+            "nix::libc"
+        } else if after == Some("::") {
+            "libc::"
+        } else {
+            continue;
+        };
+        if out.last().is_none_or(|&(line, _)| line != token.line) {
+            out.push((token.line, found));
+        }
+    }
+    out
+}
+
+/// Checks `libc` on one file of a member's code: only `sockserve-socket` names `libc`, in code as
+/// in its manifest (`ownership` sees only manifests; `nix` re-exports `libc` as `nix::libc`).
+pub(crate) fn check_libc(package: &str, file: &str, text: &str) -> Vec<Violation> {
+    if package == "sockserve-socket" || LIBC_ALLOWED.contains(&(package, file)) {
+        return Vec::new();
+    }
+    libc_lines(text)
+        .into_iter()
+        .map(|(line, found)| {
+            violation(
+                Check::Libc,
+                package,
+                format!(
+                    "{file} line {line}: `{found}`: only sockserve-socket names libc; call (or \
+                     add) a safe function of the socket layer instead"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The local names of the normal dependencies of `package` that the code of `files` never
+/// names, once each, in the manifest's order.
+fn unnamed_deps(package: &Package, files: &[&str]) -> Vec<(String, String)> {
+    let mut named: Vec<String> = Vec::new();
+    for text in files {
+        let code = code::code_only(text);
+        let tokens = code::tokens(&code);
+        for (k, token) in tokens.iter().enumerate() {
+            let before = k.checked_sub(1).map(|i| tokens[i].text);
+            let after = tokens.get(k + 1).map(|t| t.text);
+            let used = matches!(before, Some("use" | "crate"))
+                || (matches!(after, Some("::" | "!")) && code::starts_path(&tokens, k));
+            if used && !named.iter().any(|n| n == token.text) {
+                named.push(token.text.to_owned());
+            }
+        }
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for dep in package
+        .dependencies
+        .iter()
+        .filter(|d| d.kind == DepKind::Normal)
+    {
+        let local = dep.local_name();
+        if !named.contains(&local) && !out.iter().any(|(seen, _)| *seen == local) {
+            out.push((local, dep.name.clone()));
+        }
+    }
+    out
+}
+
+/// Checks `unused-deps` on one member: each of its normal dependencies is named, by its local
+/// name, in the code of `files` (the member's code: its `src/` and its roots): as a path
+/// (`log::info!`, `::log::info!`), a macro (`name!`), or in `use name` / `extern crate name`.
+/// A dependency that only the tests or doc examples use belongs in `[dev-dependencies]`.
+pub(crate) fn check_unused_deps(package: &Package, files: &[&str]) -> Vec<Violation> {
+    unnamed_deps(package, files)
+        .into_iter()
+        .filter(|(local, _)| {
+            !UNUSED_DEPS_PENDING.contains(&(package.name.as_str(), local.as_str()))
+        })
+        .map(|(local, dep)| {
+            violation(
+                Check::UnusedDeps,
+                &package.name,
+                format!(
+                    "depends on `{dep}` (as `{local}`), which its code never names (no \
+                     `{local}::`, `use {local}` or `{local}!` outside comments, tests and doc \
+                     examples): remove it from [dependencies] in its Cargo.toml, or move it to \
+                     [dev-dependencies] if only tests or doc examples use it"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The workspace-internal crates as their dependents name them (local name, package): the
+/// renames of internal dependencies (`socket` for `sockserve-socket`). A user's project names
+/// them by the package (`sockserve_socket`), so a doc example must too.
+pub(crate) fn internal_names(workspace: &Workspace) -> Vec<(String, String)> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for dep in workspace.packages.iter().flat_map(|p| &p.dependencies) {
+        let internal = workspace.packages.iter().any(|p| p.name == dep.name);
+        let local = dep.local_name();
+        if internal
+            && local != dep.name.replace('-', "_")
+            && !names.iter().any(|(name, _)| *name == local)
+        {
+            names.push((local, dep.name.clone()));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The lines of the doc examples of `text` that name an internal crate by its workspace name, as
+/// a path's first segment: `(line, local name, package)`.
+fn doc_path_lines<'a>(
+    text: &str,
+    internal: &'a [(String, String)],
+) -> Vec<(usize, &'a str, &'a str)> {
+    let mut out = Vec::new();
+    for block in code::doc_examples(text) {
+        let joined: Vec<&str> = block.iter().map(|l| l.text.as_str()).collect();
+        let code = code::code_only(&joined.join("\n"));
+        let tokens = code::tokens(&code);
+        for (k, token) in tokens.iter().enumerate() {
+            let Some((local, package)) = internal.iter().find(|(name, _)| name == token.text)
+            else {
+                continue;
+            };
+            if tokens.get(k + 1).map(|t| t.text) == Some("::") && code::starts_path(&tokens, k) {
+                let line = block[token.line - 1].line;
+                if out.last().is_none_or(|&(last, _, _)| last != line) {
+                    out.push((line, local.as_str(), package.as_str()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Checks `doc-paths` on one file of a library crate: its doc examples (```` ``` ```` blocks of
+/// `///` and `//!` comments, hidden `# ` lines included) name no internal crate by its workspace
+/// name (`socket::`), which a user's project does not have: it has `sockserve_socket::`, or the
+/// layer's re-export (`sockserve_server::socket::`). `internal` is [`internal_names`].
+pub(crate) fn check_doc_paths(
+    package: &str,
+    file: &str,
+    text: &str,
+    internal: &[(String, String)],
+) -> Vec<Violation> {
+    if PROGRAMS.contains(&package) || DOC_PATHS_PENDING.contains(&(package, file)) {
+        return Vec::new();
+    }
+    doc_path_lines(text, internal)
+        .into_iter()
+        .map(|(line, local, dep)| {
+            violation(
+                Check::DocPaths,
+                package,
+                format!(
+                    "{file} line {line}: a doc example names `{local}::`, the workspace's own \
+                     name for {dep}; pasted into a user's project it does not compile: write \
+                     `{}::` (or a re-export of this crate's)",
+                    dep.replace('-', "_")
+                ),
+            )
+        })
+        .collect()
 }

@@ -2,7 +2,6 @@
 
 use socket::Address;
 use std::{
-    any::Any,
     fmt, io,
     sync::{
         Arc,
@@ -18,7 +17,7 @@ use std::{
 /// # Examples
 ///
 /// ```
-/// use sockserve_handler::{ServerContext, StopServer};
+/// use sockserve_handler::driver::{StopServer, server_context};
 /// use std::{io, sync::{Arc, atomic::{AtomicBool, Ordering}}};
 ///
 /// /// A stand-in for a server: a stop flag, and a loop that is never running.
@@ -33,7 +32,7 @@ use std::{
 /// }
 ///
 /// let flag = Arc::new(Flag::default());
-/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, flag.clone(), None);
+/// let ctx = server_context("127.0.0.1:8000".parse()?, flag.clone(), Arc::new(()));
 /// ctx.request_shutdown();
 /// assert!(flag.0.swap(false, Ordering::SeqCst));
 /// ctx.shutdown()?;
@@ -73,15 +72,37 @@ pub trait StopServer: Send + Sync + fmt::Debug {
     }
 }
 
-/// A handler's view of its server: the address, user state and a way to stop it.
-///
-/// Cheap to clone (one `Arc`). Python handlers reach all of this through `self.server`.
+/// What a server's shared state must be: reachable from every request, on any thread (and
+/// kept for the server's life). Implemented for every `Send + Sync + 'static` type; `()` is the
+/// state of a server that has none.
 ///
 /// # Examples
 ///
 /// ```
-/// use sockserve_handler::{ServerContext, StopServer};
-/// use std::{io, sync::Arc};
+/// use sockserve_handler::SharedState;
+/// use std::sync::{Mutex, atomic::AtomicU64};
+///
+/// fn takes<S: SharedState>(_state: S) {}
+/// takes(());
+/// takes(AtomicU64::new(0));
+/// takes(Mutex::new(vec!["a user"]));
+/// ```
+pub trait SharedState: Send + Sync + 'static {}
+
+impl<T: Send + Sync + 'static> SharedState for T {}
+
+/// A handler's view of its server: the address, the server's shared state and a way to stop it
+/// (Python's `self.server`).
+///
+/// The state's type is the parameter `S` (default `()`, no state), fixed when the server is
+/// made (`Server::with_state` in the server layer): [`state`](Self::state) gives `&S`, and
+/// asking for another type is a compile error. Cheap to clone (two `Arc`s).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::driver::{StopServer, server_context};
+/// use std::{io, sync::{Arc, atomic::{AtomicU32, Ordering}}};
 ///
 /// #[derive(Debug)]
 /// struct Never;
@@ -90,21 +111,43 @@ pub trait StopServer: Send + Sync + fmt::Debug {
 ///     fn request_shutdown(&self) {}
 /// }
 ///
-/// let ctx = ServerContext::new("127.0.0.1:8000".parse()?, Arc::new(Never), Some(Arc::new(42u32)));
+/// let ctx = server_context("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(AtomicU32::new(41)));
 /// assert_eq!(ctx.server_address().to_string(), "127.0.0.1:8000");
-/// assert_eq!(ctx.state::<u32>(), Some(&42));
-/// assert_eq!(ctx.state::<String>(), None);
+/// ctx.state().fetch_add(1, Ordering::Relaxed); // `state()` is a `&AtomicU32`
+/// assert_eq!(ctx.state().load(Ordering::Relaxed), 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
-pub struct ServerContext {
+///
+/// Asking for state of another type does not compile:
+///
+/// ```compile_fail
+/// # use sockserve_handler::driver::{StopServer, server_context};
+/// # use std::{io, sync::Arc};
+/// # #[derive(Debug)] struct Never;
+/// # impl StopServer for Never {
+/// #     fn shutdown(&self) -> io::Result<()> { Ok(()) }
+/// #     fn request_shutdown(&self) {}
+/// # }
+/// let ctx = server_context("127.0.0.1:8000".parse().unwrap(), Arc::new(Never), Arc::new(7u32));
+/// let text: &String = ctx.state(); // error: expected `&String`, found `&u32`
+/// ```
+pub struct ServerContext<S = ()> {
     inner: Arc<Inner>,
+    state: Arc<S>,
+}
+
+impl<S> Clone for ServerContext<S> {
+    fn clone(&self) -> Self {
+        ServerContext {
+            inner: Arc::clone(&self.inner),
+            state: Arc::clone(&self.state),
+        }
+    }
 }
 
 struct Inner {
     server_address: Address,
     stop: Arc<dyn StopServer>,
-    state: Option<Arc<dyn Any + Send + Sync>>,
     /// Set once an unnamed datagram client was logged, so the log says it once, not per datagram.
     warned_unnamed: AtomicBool,
     /// Datagram replies dropped because they could not be sent at once.
@@ -113,26 +156,18 @@ struct Inner {
     warned_dropped: AtomicBool,
 }
 
-impl ServerContext {
-    /// Builds a context; the server layer does this once per bind.
-    ///
-    /// # Examples
-    ///
-    /// See [`ServerContext`].
-    pub fn new(
-        server_address: Address,
-        stop: Arc<dyn StopServer>,
-        state: Option<Arc<dyn Any + Send + Sync>>,
-    ) -> Self {
+impl<S: SharedState> ServerContext<S> {
+    /// Builds a context ([`driver::server_context`](crate::driver::server_context)).
+    pub(crate) fn new(server_address: Address, stop: Arc<dyn StopServer>, state: Arc<S>) -> Self {
         ServerContext {
             inner: Arc::new(Inner {
                 server_address,
                 stop,
-                state,
                 warned_unnamed: AtomicBool::new(false),
                 dropped_replies: AtomicU64::new(0),
                 warned_dropped: AtomicBool::new(false),
             }),
+            state,
         }
     }
 
@@ -145,13 +180,36 @@ impl ServerContext {
         &self.inner.server_address
     }
 
-    /// The user state attached to the server, if it is of type `T`.
+    /// The server's shared state (Python's attributes set on the server object): the value
+    /// given to `Server::with_state`, or `()`.
     ///
     /// # Examples
     ///
     /// See [`ServerContext`].
-    pub fn state<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.inner.state.as_deref()?.downcast_ref::<T>()
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The shared state's `Arc`, to keep it beyond the request (a thread the handler starts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{StopServer, server_context};
+    /// use std::sync::Arc;
+    ///
+    /// # #[derive(Debug)] struct Never;
+    /// # impl StopServer for Never {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let ctx = server_context("127.0.0.1:8000".parse()?, Arc::new(Never), Arc::new(String::from("shared")));
+    /// let kept: Arc<String> = ctx.state_arc();
+    /// std::thread::spawn(move || assert_eq!(*kept, "shared")).join().expect("no panic");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn state_arc(&self) -> Arc<S> {
+        Arc::clone(&self.state)
     }
 
     /// Stops the server's `serve_forever` and waits for it to return.
@@ -190,7 +248,7 @@ impl ServerContext {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{ServerContext, StopServer};
+    /// use sockserve_handler::driver::{StopServer, server_context};
     /// use std::sync::Arc;
     ///
     /// #[derive(Debug)]
@@ -200,7 +258,7 @@ impl ServerContext {
     ///     fn request_shutdown(&self) {}
     /// }
     ///
-    /// let context = ServerContext::new("127.0.0.1:0".parse()?, Arc::new(NoStop), None);
+    /// let context = server_context("127.0.0.1:0".parse()?, Arc::new(NoStop), Arc::new(()));
     /// assert_eq!(context.dropped_replies(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -230,11 +288,12 @@ impl ServerContext {
     }
 }
 
-impl fmt::Debug for ServerContext {
+impl<S> fmt::Debug for ServerContext<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The state need not implement `Debug`: its type names it.
         f.debug_struct("ServerContext")
             .field("server_address", &self.inner.server_address)
-            .field("has_state", &self.inner.state.is_some())
+            .field("state", &std::any::type_name::<S>())
             .finish_non_exhaustive()
     }
 }

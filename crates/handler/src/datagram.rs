@@ -1,6 +1,6 @@
 //! `DatagramRequest` (Python's `DatagramRequestHandler`): one packet in, one reply out.
 
-use crate::{Request, ServerContext};
+use crate::{Request, ServerContext, SharedState};
 use socket::{Address, Socket};
 use std::{
     io::{self, Cursor},
@@ -62,9 +62,8 @@ impl DatagramOptions {
 /// }
 /// # let _ = echo;
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
-pub struct DatagramRequest {
+pub struct DatagramRequest<S = ()> {
     /// The datagram as received (cut at the server's `max_packet_size`).
     pub packet: Arc<[u8]>,
     /// A reader over `packet`.
@@ -84,18 +83,34 @@ pub struct DatagramRequest {
     /// The sender (`Address::Unnamed` for an unbound Unix client, which gets no reply).
     pub client_address: Address,
     /// The server (Python's `self.server`).
-    pub server: ServerContext,
+    pub server: ServerContext<S>,
     reply_when_empty: bool,
 }
 
-impl Request for DatagramRequest {
-    type Raw = (Arc<[u8]>, Arc<Socket>);
+// By hand: the state need not implement `Debug` (derive would demand it).
+impl<S> std::fmt::Debug for DatagramRequest<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramRequest")
+            .field("packet", &self.packet)
+            .field("rfile", &self.rfile)
+            .field("wfile", &self.wfile)
+            .field("socket", &self.socket)
+            .field("client_address", &self.client_address)
+            .field("server", &self.server)
+            .field("reply_when_empty", &self.reply_when_empty)
+            .finish()
+    }
+}
+
+impl<S: SharedState> Request for DatagramRequest<S> {
+    type Raw = crate::driver::DatagramRaw;
     type Options = DatagramOptions;
+    type State = S;
 
     fn setup(
         (packet, socket): (Arc<[u8]>, Arc<Socket>),
         client_address: Address,
-        server: ServerContext,
+        server: ServerContext<S>,
         options: &DatagramOptions,
     ) -> io::Result<Self> {
         Ok(DatagramRequest {

@@ -178,10 +178,9 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     /// # Examples
     ///
     /// ```
-    /// use sockserve_handler::{
-    ///     finish_request, BoxError, Handler, Next, ServerContext, Stage, StopServer, StreamRequest,
-    /// };
-    /// use socket::{socketpair, Family, Type};
+    /// use sockserve_handler::driver::{StopServer, finish_request, server_context};
+    /// use sockserve_handler::{BoxError, Handler, Next, Stage, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
     /// use std::{io::{Read, Write}, sync::Arc};
     ///
     /// # #[derive(Debug)] struct NoStop;
@@ -207,7 +206,7 @@ pub trait Handler<R: Request>: Clone + Send + 'static {
     ///     }
     /// }
     ///
-    /// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
     /// for open in [true, false] {
     ///     let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
     ///     let raw = Arc::new(server_side);

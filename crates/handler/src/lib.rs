@@ -9,9 +9,13 @@
 //! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
 //! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields |
 //! | `self.client_address`, `self.server` | `request.client_address`, `request.server` ([`ServerContext`]) |
-//! | `BaseServer.finish_request` | [`finish_request`] |
+//! | `BaseServer.finish_request` | [`driver::finish_request`] (what a server layer calls) |
 //!
 //! A plain closure `|req: &mut StreamRequest| -> io::Result<()>` is a handler too.
+//!
+//! A program writes handlers; the server layer (`sockserve-server`) drives them. What exists
+//! only for that driving (the stop seam, `finish_request`, building a [`ServerContext`]) is in
+//! the [`driver`] module, out of the way.
 //!
 //! # Examples
 //!
@@ -33,6 +37,7 @@
 //! # let _ = Upper;
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod context;
 mod datagram;
@@ -41,9 +46,81 @@ mod handler;
 mod request;
 mod stream;
 
-pub use context::{ServerContext, StopServer};
+/// The socket layer (the `sockserve-socket` crate), which this crate's types are built on:
+/// a program that depends on this crate alone reaches it here.
+///
+/// ```
+/// use sockserve_handler::socket::{Address, Family};
+///
+/// let address: Address = "127.0.0.1:8000".parse()?;
+/// assert_eq!(address.family(), Family::Inet);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub use socket;
+#[doc(no_inline)]
+pub use socket::{Address, Socket};
+
+pub use context::{ServerContext, SharedState};
 pub use datagram::{DatagramOptions, DatagramRequest};
 pub use error::{BoxError, HandlerError, Stage};
 pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};
-pub use request::{Request, finish_request};
-pub use stream::{StreamOptions, StreamReader, StreamRequest, StreamWriter};
+pub use request::Request;
+
+/// What a server layer uses to drive handlers; a program that writes handlers needs none of
+/// it. The server crate (`sockserve-server`) is its user: it builds each server's
+/// [`ServerContext`] with [`server_context`](driver::server_context), implements [`StopServer`](driver::StopServer) for its shutdown
+/// machinery, and runs every request through [`finish_request`](driver::finish_request).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::driver::{StopServer, server_context};
+/// use std::sync::Arc;
+///
+/// #[derive(Debug)]
+/// struct NoStop;
+/// impl StopServer for NoStop {
+///     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+///     fn request_shutdown(&self) {}
+/// }
+///
+/// let context = server_context("127.0.0.1:8000".parse()?, Arc::new(NoStop), Arc::new(()));
+/// assert_eq!(context.server_address().to_string(), "127.0.0.1:8000");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod driver {
+    pub use crate::context::StopServer;
+    pub use crate::request::finish_request;
+
+    use crate::{ServerContext, SharedState};
+    use socket::{Address, Socket};
+    use std::sync::Arc;
+
+    /// What a datagram server hands a [`DatagramRequest`](crate::DatagramRequest): the
+    /// datagram and the server's socket (its [`Request::Raw`](crate::Request::Raw)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{DatagramRequest, Request, driver::DatagramRaw};
+    ///
+    /// fn same(raw: DatagramRaw) -> <DatagramRequest as Request>::Raw { raw }
+    /// # let _ = same;
+    /// ```
+    pub type DatagramRaw = (Arc<[u8]>, Arc<Socket>);
+
+    /// Builds a server's [`ServerContext`]: its bound address, how handlers stop it, and its
+    /// shared state. A server layer does this once per bind.
+    ///
+    /// # Examples
+    ///
+    /// See [`driver`](self).
+    pub fn server_context<S: SharedState>(
+        server_address: Address,
+        stop: Arc<dyn StopServer>,
+        state: Arc<S>,
+    ) -> ServerContext<S> {
+        ServerContext::new(server_address, stop, state)
+    }
+}
+pub use stream::{DEFAULT_LINE_LIMIT, StreamOptions, StreamReader, StreamRequest, StreamWriter};

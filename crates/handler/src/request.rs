@@ -1,6 +1,6 @@
 //! The `Request` trait, and `finish_request`: Python's setup/handle/finish ordering in one place.
 
-use crate::{BoxError, Handler, HandlerError, ServerContext, Stage};
+use crate::{BoxError, Handler, HandlerError, ServerContext, SharedState, Stage};
 use socket::Address;
 use std::{
     fmt, io,
@@ -13,52 +13,33 @@ use std::{
 /// `StreamRequestHandler` and `DatagramRequestHandler` (making `rfile` and `wfile`, flushing or
 /// sending the reply); the user's [`Handler`] runs between them.
 ///
-/// # Examples
-///
-/// A request driven by hand, as [`finish_request`] does around a handler:
+/// A handler generic over the request names it for its options and the server's state:
 ///
 /// ```
-/// use sockserve_handler::{Request, ServerContext, StopServer, StreamOptions, StreamRequest};
-/// use socket::{socketpair, Address, Family, Type};
-/// use std::{io::{self, Read, Write}, sync::Arc};
+/// use sockserve_handler::{BoxError, Handler, Next, Request, StreamRequest};
 ///
-/// # #[derive(Debug)] struct NoStop;
-/// # impl StopServer for NoStop {
-/// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
-/// #     fn request_shutdown(&self) {}
-/// # }
-/// /// The request's own setup, the work, the request's own finish.
-/// fn run<R: Request>(
-///     raw: R::Raw,
-///     client: Address,
-///     server: ServerContext,
-///     options: &R::Options,
-///     work: impl FnOnce(&mut R) -> io::Result<()>,
-/// ) -> io::Result<()> {
-///     let mut request = R::setup(raw, client, server, options)?;
-///     work(&mut request)?;
-///     request.finish()
+/// /// Works for any request, with the request's default options.
+/// #[derive(Clone)]
+/// struct Nothing;
+///
+/// impl<R: Request> Handler<R> for Nothing {
+///     fn options(&self) -> R::Options {
+///         R::Options::default()
+///     }
+///     fn handle(&mut self, _request: &mut R) -> Result<Next, BoxError> {
+///         Ok(Next::Done)
+///     }
 /// }
 ///
-/// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
-/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
-/// let raw: <StreamRequest as Request>::Raw = Arc::new(server_side);
-/// let options: <StreamRequest as Request>::Options = StreamOptions::default().wbufsize(64);
-/// run::<StreamRequest>(raw, "@client".parse()?, ctx, &options, |req| {
-///     assert!(req.wfile.is_buffered()); // held until the request's finish flushes it
-///     req.wfile.write_all(b"reply")
-/// })?;
-/// let mut reply = String::new();
-/// client.read_to_string(&mut reply)?;
-/// assert_eq!(reply, "reply");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// fn stream_handler<H: Handler<StreamRequest>>(_: H) {}
+/// stream_handler(Nothing);
 /// ```
+///
+/// How a server drives a request (`Raw`, `setup`, `finish`) is the server layer's business,
+/// out of sight here; see [`driver`](crate::driver).
 pub trait Request: Sized + Send + 'static {
     /// What the server hands over: a connected socket, or a datagram and the server's socket.
-    ///
-    /// # Examples
-    ///
-    /// See [`Request`]'s example.
+    #[doc(hidden)]
     type Raw: Send;
     /// Options that shape the request (Python's handler class attributes).
     ///
@@ -66,32 +47,41 @@ pub trait Request: Sized + Send + 'static {
     ///
     /// See [`Request`]'s example.
     type Options: Clone + Default + fmt::Debug + Send + Sync + 'static;
+    /// The server's shared state, reached through the request's `server`
+    /// ([`ServerContext::state`]); `()` for a server without state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{Request, StreamRequest};
+    /// use std::sync::atomic::AtomicU64;
+    ///
+    /// fn state_of<R: Request>() -> &'static str { std::any::type_name::<R::State>() }
+    /// assert_eq!(state_of::<StreamRequest>(), "()");
+    /// assert_eq!(state_of::<StreamRequest<AtomicU64>>(), "core::sync::atomic::AtomicU64");
+    /// ```
+    type State: SharedState;
 
-    /// Builds the request (the built-in `setup`).
+    /// Builds the request (the built-in `setup`); the server layer calls it.
     ///
     /// # Errors
     ///
     /// A socket option that cannot be applied, such as a timeout.
-    ///
-    /// # Examples
-    ///
-    /// See [`Request`]'s example.
+    #[doc(hidden)]
     fn setup(
         raw: Self::Raw,
         client_address: Address,
-        server: ServerContext,
+        server: ServerContext<Self::State>,
         options: &Self::Options,
     ) -> io::Result<Self>;
 
-    /// The built-in `finish`: flushes what the handler wrote, or sends the datagram reply.
+    /// The built-in `finish`: flushes what the handler wrote, or sends the datagram reply; the
+    /// server layer calls it.
     ///
     /// # Errors
     ///
     /// The reply could not be sent.
-    ///
-    /// # Examples
-    ///
-    /// See [`Request`]'s example.
+    #[doc(hidden)]
     fn finish(&mut self) -> io::Result<()>;
 }
 
@@ -110,8 +100,9 @@ pub trait Request: Sized + Send + 'static {
 /// # Examples
 ///
 /// ```
-/// use sockserve_handler::{finish_request, ServerContext, StopServer, StreamRequest};
-/// use socket::{socketpair, Family, Type};
+/// use sockserve_handler::driver::{StopServer, finish_request, server_context};
+/// use sockserve_handler::StreamRequest;
+/// use sockserve_handler::socket::{socketpair, Family, Type};
 /// use std::{io::{BufRead, Read, Write}, sync::Arc};
 ///
 /// # #[derive(Debug)] struct NoStop;
@@ -120,7 +111,7 @@ pub trait Request: Sized + Send + 'static {
 /// #     fn request_shutdown(&self) {}
 /// # }
 /// let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
-/// let ctx = ServerContext::new("@example".parse()?, Arc::new(NoStop), None);
+/// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
 /// client.sendall(b"hi\n")?;
 /// let mut handler = |req: &mut StreamRequest| {
 ///     let mut line = String::new();
@@ -137,7 +128,7 @@ pub fn finish_request<R: Request, H: Handler<R>>(
     handler: &mut H,
     raw: R::Raw,
     client_address: Address,
-    server: ServerContext,
+    server: ServerContext<R::State>,
 ) -> Result<(), HandlerError> {
     let options = handler.options();
     let mut request = R::setup(raw, client_address, server, &options)
@@ -166,5 +157,61 @@ fn guarded(stage: Stage, step: impl FnOnce() -> Result<(), BoxError>) -> Result<
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(HandlerError::Failed { stage, error }),
         Err(payload) => Err(HandlerError::from_panic(payload).at(stage)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::driver::{StopServer, server_context};
+    use crate::{Request, ServerContext, StreamOptions, StreamRequest};
+    use socket::{Address, Family, Type, socketpair};
+    use std::{
+        io::{self, Read, Write},
+        sync::Arc,
+    };
+
+    #[derive(Debug)]
+    struct NoStop;
+    impl StopServer for NoStop {
+        fn shutdown(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn request_shutdown(&self) {}
+    }
+
+    /// The request's own setup, the work, the request's own finish.
+    fn run<R: Request>(
+        raw: R::Raw,
+        client: Address,
+        server: ServerContext<R::State>,
+        options: &R::Options,
+        work: impl FnOnce(&mut R) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut request = R::setup(raw, client, server, options)?;
+        work(&mut request)?;
+        request.finish()
+    }
+
+    /// A request driven by hand, as `finish_request` does around a handler: a buffered
+    /// `wfile` holds the reply until the request's own finish flushes it.
+    #[test]
+    fn a_request_driven_by_hand_flushes_at_its_finish() -> Result<(), Box<dyn std::error::Error>> {
+        let (server_side, mut client) = socketpair(Family::Unix, Type::Stream)?;
+        let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+        let options = StreamOptions::default().wbufsize(64);
+        run::<StreamRequest>(
+            Arc::new(server_side),
+            "@client".parse()?,
+            ctx,
+            &options,
+            |req| {
+                assert!(req.wfile.is_buffered());
+                req.wfile.write_all(b"reply")
+            },
+        )?;
+        let mut reply = String::new();
+        client.read_to_string(&mut reply)?;
+        assert_eq!(reply, "reply");
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
-use crate::{Request, ServerContext};
+use crate::{Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, SocketReader, SocketWriter, opt};
 use std::{
     fmt,
@@ -21,9 +21,12 @@ use std::{
 ///     .rbufsize(65536)
 ///     .wbufsize(8192)
 ///     .timeout(Some(Duration::from_secs(10)))
-///     .disable_nagle_algorithm(true);
+///     .line_limit(Some(1 << 20))
+///     .disable_nagle_algorithm(false);
 /// assert_eq!(options.rbufsize, 65536);
 /// assert_eq!(StreamOptions::default().wbufsize, 0);
+/// assert_eq!(StreamOptions::default().line_limit, Some(65_536));
+/// assert!(StreamOptions::default().disable_nagle_algorithm); // not Python's default: see there
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -35,9 +38,36 @@ pub struct StreamOptions {
     pub wbufsize: usize,
     /// Timeout of every read and write on the connection; `None` (the default) blocks.
     pub timeout: Option<Duration>,
+    /// The longest line `rfile`'s line reads return (`read_line`, `read_until`, `lines`,
+    /// `split`), delimiter included: Python's `readline(limit)`, applied to every line read. A
+    /// longer line is an `InvalidData` error naming this option, after the first `limit` bytes
+    /// (kept in the caller's buffer, as Python's `readline(limit)` returns them); the rest of the
+    /// line is still there to read. Default [`DEFAULT_LINE_LIMIT`] (64 KiB, the line limit of
+    /// Python's `http.server`), so that a client sending an endless line cannot grow a
+    /// handler's buffer without bound; `None` lifts it. Reads of bytes (`read`, `fill_buf`)
+    /// are not limited.
+    pub line_limit: Option<usize>,
     /// Sets `TCP_NODELAY` on TCP connections; quietly not applied to Unix sockets.
+    ///
+    /// Default `true`, where Python's is `False`: with Nagle's algorithm on, a reply written
+    /// in two writes (a header, then a body) waits for the client's delayed ACK of the first,
+    /// 40 ms on Linux, before the second goes out; a keep-alive handler then serves 25 requests
+    /// a second per connection. Go's `net` package sets `TCP_NODELAY` on every TCP connection
+    /// for the same reason. The cost is more small packets for a handler that writes many tiny
+    /// pieces unbuffered: give it a `wbufsize`, or set this to `false`.
     pub disable_nagle_algorithm: bool,
 }
+
+/// The default of [`StreamOptions::line_limit`]: 64 KiB, Python's `http.server` line limit.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{DEFAULT_LINE_LIMIT, StreamOptions};
+///
+/// assert_eq!(StreamOptions::default().line_limit, Some(DEFAULT_LINE_LIMIT));
+/// ```
+pub const DEFAULT_LINE_LIMIT: usize = 65_536;
 
 impl Default for StreamOptions {
     fn default() -> Self {
@@ -45,7 +75,8 @@ impl Default for StreamOptions {
             rbufsize: 8192,
             wbufsize: 0,
             timeout: None,
-            disable_nagle_algorithm: false,
+            line_limit: Some(DEFAULT_LINE_LIMIT),
+            disable_nagle_algorithm: true,
         }
     }
 }
@@ -81,6 +112,16 @@ impl StreamOptions {
         self
     }
 
+    /// Sets [`line_limit`](Self::line_limit); `None` for no limit.
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamOptions`].
+    pub fn line_limit(mut self, limit: Option<usize>) -> Self {
+        self.line_limit = limit;
+        self
+    }
+
     /// Sets [`disable_nagle_algorithm`](Self::disable_nagle_algorithm).
     ///
     /// # Examples
@@ -101,7 +142,7 @@ impl StreamOptions {
 ///
 /// ```
 /// use sockserve_handler::StreamWriter;
-/// use socket::{socketpair, Family, Type};
+/// use sockserve_handler::socket::{socketpair, Family, Type};
 /// use std::{io::{Read, Write}, sync::Arc};
 ///
 /// let (a, mut b) = socketpair(Family::Unix, Type::Stream)?;
@@ -143,7 +184,7 @@ impl StreamWriter {
     ///
     /// ```
     /// use sockserve_handler::StreamWriter;
-    /// use socket::{socketpair, Family, Type};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
     /// use std::sync::Arc;
     ///
     /// let (a, _b) = socketpair(Family::Unix, Type::Stream)?;
@@ -190,7 +231,8 @@ impl fmt::Debug for StreamWriter {
 
 /// A stream request's `rfile` (Python's `self.rfile`): a buffered reader over the connection,
 /// with `Read` and `BufRead` (`read_line`, `lines`, `fill_buf`, ...). Its type names no socket,
-/// so that an encrypted connection can stand behind it later.
+/// so that an encrypted connection can stand behind it later. Its line reads stop at the
+/// request's [`line_limit`](StreamOptions::line_limit).
 ///
 /// # Examples
 ///
@@ -209,9 +251,27 @@ impl fmt::Debug for StreamWriter {
 #[derive(Debug)]
 pub struct StreamReader {
     inner: SocketReader<Arc<Socket>>,
+    /// [`StreamOptions::line_limit`].
+    line_limit: Option<usize>,
 }
 
 impl StreamReader {
+    /// The longest line a line read returns ([`StreamOptions::line_limit`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamRequest;
+    ///
+    /// fn limit(req: &StreamRequest) -> Option<usize> {
+    ///     req.rfile.line_limit()
+    /// }
+    /// # let _ = limit;
+    /// ```
+    pub fn line_limit(&self) -> Option<usize> {
+        self.line_limit
+    }
+
     /// The size of the read buffer (`rbufsize`; 1 means unbuffered).
     ///
     /// # Examples
@@ -297,6 +357,70 @@ impl BufRead for StreamReader {
     fn consume(&mut self, amount: usize) {
         self.inner.consume(amount)
     }
+
+    // `lines` and `split` read through these two, so the limit holds for them too.
+    fn read_until(&mut self, byte: u8, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self.line_limit {
+            None => self.inner.read_until(byte, buf),
+            Some(limit) => read_until_limited(&mut self.inner, byte, buf, limit),
+        }
+    }
+
+    fn read_line(&mut self, buf: &mut String) -> io::Result<usize> {
+        let mut line = Vec::new();
+        let read = self.read_until(b'\n', &mut line);
+        // As std's: what was read is kept if it is UTF-8, even when the read then failed.
+        match String::from_utf8(line) {
+            Ok(text) => buf.push_str(&text),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                ));
+            }
+        }
+        read
+    }
+}
+
+/// `BufRead::read_until`, reading at most `limit` bytes: a line that has no `byte` within them
+/// is an error after they are appended to `buf` and consumed.
+fn read_until_limited(
+    reader: &mut impl BufRead,
+    byte: u8,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let window = &available[..available.len().min(limit - read)];
+        if let Some(at) = window.iter().position(|&b| b == byte) {
+            buf.extend_from_slice(&window[..=at]);
+            reader.consume(at + 1);
+            return Ok(read + at + 1);
+        }
+        let taken = window.len();
+        buf.extend_from_slice(window);
+        reader.consume(taken);
+        read += taken;
+        if read >= limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line longer than {limit} bytes (the request's StreamOptions::line_limit; \
+                     raise it, or set None for no limit)"
+                ),
+            ));
+        }
+    }
 }
 
 /// A stream request (Python's `StreamRequestHandler` attributes): the connection, a buffered
@@ -315,9 +439,8 @@ impl BufRead for StreamReader {
 /// }
 /// # let _ = echo_line;
 /// ```
-#[derive(Debug)]
 #[non_exhaustive]
-pub struct StreamRequest {
+pub struct StreamRequest<S = ()> {
     /// The connected socket (Python's `self.request` and `self.connection`).
     pub connection: Arc<Socket>,
     /// Buffered reader over the connection (`rbufsize`).
@@ -326,18 +449,32 @@ pub struct StreamRequest {
     pub wfile: StreamWriter,
     /// The peer's address (`Address::Unnamed` for an unbound Unix client).
     pub client_address: Address,
-    /// The server (Python's `self.server`).
-    pub server: ServerContext,
+    /// The server (Python's `self.server`), with its shared state of type `S`.
+    pub server: ServerContext<S>,
 }
 
-impl Request for StreamRequest {
+// By hand: the state need not implement `Debug` (derive would demand it).
+impl<S> std::fmt::Debug for StreamRequest<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRequest")
+            .field("connection", &self.connection)
+            .field("rfile", &self.rfile)
+            .field("wfile", &self.wfile)
+            .field("client_address", &self.client_address)
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+impl<S: SharedState> Request for StreamRequest<S> {
     type Raw = Arc<Socket>;
     type Options = StreamOptions;
+    type State = S;
 
     fn setup(
         connection: Arc<Socket>,
         client_address: Address,
-        server: ServerContext,
+        server: ServerContext<S>,
         options: &StreamOptions,
     ) -> io::Result<Self> {
         if options.timeout.is_some() {
@@ -350,6 +487,7 @@ impl Request for StreamRequest {
         // A capacity of 1 is the unbuffered reader: `BufReader` needs room for one byte.
         let rfile = StreamReader {
             inner: SocketReader::with_capacity(options.rbufsize.max(1), Arc::clone(&connection)),
+            line_limit: options.line_limit,
         };
         let wfile = StreamWriter::new(Arc::clone(&connection), options.wbufsize);
         Ok(StreamRequest {

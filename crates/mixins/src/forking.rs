@@ -113,7 +113,7 @@ fn install_child_panic_hook() {
 ///
 /// ```no_run
 /// use sockserve_mixins::Forking;
-/// use server::{Server, Tcp, TcpServer};
+/// use sockserve_mixins::{Server, Tcp, TcpServer};
 ///
 /// let mut server: Server<Tcp, Forking> = TcpServer::builder(|_r| Ok(()))
 ///     .strategy(Forking::new().max_children(8))
@@ -439,9 +439,8 @@ impl Strategy for Forking {
                     Err(_) => 1,
                 };
                 // `_exit`: no destructors, no atexit handlers, no flushing of the parent's
-                // buffers. nix 0.32 has no wrapper for it, so this is the libc it re-exports.
-                // SAFETY: `_exit` has no preconditions; it ends the process at once.
-                unsafe { nix::libc::_exit(status) }
+                // buffers (the socket layer's safe wrapper: nix 0.32 has none).
+                server::socket::exit_now(status)
             }
             Ok(ForkResult::Parent { child }) => {
                 // The parent keeps its copy of the request, unshut, until the child is reaped

@@ -34,7 +34,29 @@ mod threading;
 pub use forking::{DEFAULT_MAX_CHILDREN, Forking};
 pub use threading::{DEFAULT_MAX_THREADS, Threading};
 
-use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
+/// The server layer (the `sockserve-server` crate), which also carries the layers below it
+/// (`sockserve_mixins::server::socket`, `sockserve_mixins::server::handler`).
+///
+/// ```
+/// use sockserve_mixins::server::{Server, Tcp};
+/// use sockserve_mixins::Threading;
+///
+/// let server: Server<Tcp, Threading> = Server::bind("127.0.0.1:0", |_req| Ok(()))?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use server;
+
+// What this crate's API takes and gives, so that a program that depends on this crate alone
+// can name it without adding the layers below.
+#[doc(no_inline)]
+pub use server::{
+    Address, BoxError, Builder, CloseDeadline, CloseReport, DatagramOptions, DatagramRequest,
+    Handler, HandlerError, HandlerExt, Hooks, Job, Next, RequestRef, Running, Server,
+    ServerContext, ServerLink, SharedState, ShutdownHandle, Strategy, StreamOptions, StreamRequest,
+    Tcp, TcpServer, Udp, UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer,
+    socket,
+};
 
 /// Python's `ThreadingTCPServer`.
 ///
@@ -42,7 +64,7 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 ///
 /// ```
 /// use sockserve_mixins::ThreadingTcpServer;
-/// use socket::create_connection;
+/// use sockserve_mixins::socket::create_connection;
 /// use std::io::{Read, Write};
 ///
 /// let mut server = ThreadingTcpServer::bind("127.0.0.1:0", |req| {
@@ -56,14 +78,14 @@ use server::{Server, Tcp, Udp, UnixDatagram, UnixStream};
 /// assert_eq!(server.strategy().threads(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingTcpServer = Server<Tcp, Threading>;
+pub type ThreadingTcpServer<S = ()> = Server<Tcp, Threading, S>;
 /// Python's `ThreadingUDPServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUdpServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 ///
 /// let mut server = ThreadingUdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
@@ -76,14 +98,14 @@ pub type ThreadingTcpServer = Server<Tcp, Threading>;
 /// assert_eq!(server.strategy().threads(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUdpServer = Server<Udp, Threading>;
+pub type ThreadingUdpServer<S = ()> = Server<Udp, Threading, S>;
 /// Python's `ThreadingUnixStreamServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUnixStreamServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
@@ -98,22 +120,20 @@ pub type ThreadingUdpServer = Server<Udp, Threading>;
 /// assert_eq!(reply, "hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUnixStreamServer = Server<UnixStream, Threading>;
+pub type ThreadingUnixStreamServer<S = ()> = Server<UnixStream, Threading, S>;
 /// Python's `ThreadingUnixDatagramServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_mixins::ThreadingUnixDatagramServer;
-/// use handler::DatagramRequest;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_mixins::socket::{Family, Socket, Type};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let upper = |req: &mut DatagramRequest| {
+/// let mut server = ThreadingUnixDatagramServer::bind(dir.path().join("server.sock"), |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
-/// };
-/// let mut server = ThreadingUnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// })?;
 /// let client = Socket::new(Family::Unix, Type::Datagram)?;
 /// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
 /// client.sendto(b"ping", server.server_address())?;
@@ -121,7 +141,7 @@ pub type ThreadingUnixStreamServer = Server<UnixStream, Threading>;
 /// assert_eq!(client.recv(64)?, b"PING");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
+pub type ThreadingUnixDatagramServer<S = ()> = Server<UnixDatagram, Threading, S>;
 /// Python's `ForkingTCPServer`.
 ///
 /// # Examples
@@ -140,7 +160,7 @@ pub type ThreadingUnixDatagramServer = Server<UnixDatagram, Threading>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingTcpServer = Server<Tcp, Forking>;
+pub type ForkingTcpServer<S = ()> = Server<Tcp, Forking, S>;
 /// Python's `ForkingUDPServer`.
 ///
 /// # Examples
@@ -149,7 +169,7 @@ pub type ForkingTcpServer = Server<Tcp, Forking>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUdpServer;
-/// use socket::Type;
+/// use sockserve_mixins::socket::Type;
 ///
 /// let mut server = ForkingUdpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
 /// assert_eq!(server.socket().map(|s| s.socket_type()), Some(Type::Datagram));
@@ -158,7 +178,7 @@ pub type ForkingTcpServer = Server<Tcp, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUdpServer = Server<Udp, Forking>;
+pub type ForkingUdpServer<S = ()> = Server<Udp, Forking, S>;
 /// Python's `ForkingUnixStreamServer`.
 ///
 /// # Examples
@@ -177,7 +197,7 @@ pub type ForkingUdpServer = Server<Udp, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
+pub type ForkingUnixStreamServer<S = ()> = Server<UnixStream, Forking, S>;
 /// Python's `ForkingUnixDatagramServer`.
 ///
 /// # Examples
@@ -186,7 +206,7 @@ pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
 ///
 /// ```
 /// use sockserve_mixins::ForkingUnixDatagramServer;
-/// use socket::Address;
+/// use sockserve_mixins::Address;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("d.sock");
@@ -196,4 +216,4 @@ pub type ForkingUnixStreamServer = Server<UnixStream, Forking>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(unix)]
-pub type ForkingUnixDatagramServer = Server<UnixDatagram, Forking>;
+pub type ForkingUnixDatagramServer<S = ()> = Server<UnixDatagram, Forking, S>;

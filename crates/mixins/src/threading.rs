@@ -48,7 +48,7 @@ const DEADLINE_STEP: Duration = Duration::from_millis(20);
 ///
 /// ```
 /// use sockserve_mixins::Threading;
-/// use server::{Server, Tcp, TcpServer};
+/// use sockserve_mixins::{Server, Tcp, TcpServer};
 ///
 /// let server: Server<Tcp, Threading> = TcpServer::builder(|_r| Ok(()))
 ///     .strategy(Threading::new().max_threads(16))

@@ -11,9 +11,7 @@
 use std::collections::BTreeSet;
 use std::ffi::c_int;
 use std::io::{self, ErrorKind};
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork, getpid};
 use sockserve_reactor::{Interest, Reactor, Signal, Signals};
 
-type Check = fn() -> Result<(), String>;
+use testsupport::Check;
 
 /// The longest a check may take before the watchdog declares it hung.
 const BOUND: Duration = Duration::from_secs(5);
@@ -58,41 +56,7 @@ fn main() {
             forked_child_gets_the_default_action,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        match bounded(name, *check) {
-            Ok(()) => {
-                passed += 1;
-                println!("signals: {name} ... ok");
-            }
-            Err(message) => {
-                failed += 1;
-                println!("signals: {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("signals: {passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
-}
-
-/// Runs `check` on this thread, catching panics; a watchdog ends the process if it hangs.
-fn bounded(name: &str, check: Check) -> Result<(), String> {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let name_owned = name.to_owned();
-    let watchdog = thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(BOUND) {
-            eprintln!("signals: {name_owned} hung for {BOUND:?} (a signal did not wake select)");
-            println!("signals: 0 passed, 1 failed (hung)");
-            std::process::exit(1);
-        }
-    });
-    let result = panic::catch_unwind(AssertUnwindSafe(check))
-        .unwrap_or_else(|panic| Err(format!("panicked: {panic:?}")));
-    drop(done_tx);
-    let _ = watchdog.join();
-    result
+    testsupport::run_checks_bounded("signals", checks, BOUND);
 }
 
 fn io(context: &str) -> impl Fn(io::Error) -> String + '_ {

@@ -1,9 +1,9 @@
 //! `Builder::from_activation`: a server on a socket passed by a service manager (systemd's
 //! socket activation, `LISTEN_FDS`).
 
-use crate::{Builder, Error, Kind, Result, Server, Strategy};
+use crate::{Builder, Error, Kind, Result, Server, SharedState, Strategy};
 
-impl<K: Kind, C: Strategy> Builder<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// Builds the server on a socket passed by a service manager (systemd socket activation):
     /// the one named `name` in `LISTEN_FDNAMES` (systemd's `FileDescriptorName=`), or the first
     /// one for `None`.
@@ -30,10 +30,10 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::{Error, TcpServer};
-    /// use handler::StreamRequest;
+    /// use sockserve_server::StreamRequest;
     /// use std::io::{ErrorKind, Write};
     ///
-    /// fn hello(req: &mut StreamRequest) -> Result<(), handler::BoxError> {
+    /// fn hello(req: &mut StreamRequest) -> Result<(), sockserve_server::BoxError> {
     ///     Ok(req.wfile.write_all(b"hello\n")?)
     /// }
     ///
@@ -47,7 +47,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// println!("serving on {}", server.server_address());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_activation(self, name: Option<&str>) -> Result<Server<K, C>> {
+    pub fn from_activation(self, name: Option<&str>) -> Result<Server<K, C, S>> {
         let passed = socket::activation::listen_fds().map_err(Error::Address)?;
         let count = passed.len();
         let chosen = passed.take(name).map_err(Error::Address)?;

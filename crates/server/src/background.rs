@@ -2,6 +2,7 @@
 //! gives it back.
 
 use crate::{Error, GracefulStop, Kind, Result, Server, ShutdownHandle, Strategy};
+use handler::SharedState;
 use socket::Address;
 use std::{
     fmt,
@@ -11,7 +12,7 @@ use std::{
 };
 
 /// What the serving thread hands back: the server, and how its loop ended.
-type Served<K, C> = (Server<K, C>, Result<()>);
+type Served<K, C, S> = (Server<K, C, S>, Result<()>);
 
 /// A server running [`serve_forever`](Server::serve_forever) on a thread of its own: the
 /// threading pattern of Python's docs (`threading.Thread(target=server.serve_forever)`), with
@@ -28,7 +29,7 @@ type Served<K, C> = (Server<K, C>, Result<()>);
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use socket::create_connection;
+/// use sockserve_server::socket::create_connection;
 /// use std::io::{Read, Write};
 ///
 /// let running = TcpServer::bind("127.0.0.1:0", |req| Ok(req.wfile.write_all(b"hello\n")?))?.spawn()?;
@@ -41,13 +42,13 @@ type Served<K, C> = (Server<K, C>, Result<()>);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping a Running stops the server at once"]
-pub struct Running<K: Kind, C: Strategy> {
+pub struct Running<K: Kind, C: Strategy, S: SharedState = ()> {
     address: Address,
     handle: ShutdownHandle,
-    thread: Option<JoinHandle<Served<K, C>>>,
+    thread: Option<JoinHandle<Served<K, C, S>>>,
 }
 
-impl<K: Kind, C: Strategy> Server<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// Runs [`serve_forever`](Self::serve_forever) on a new thread and returns at once with a
     /// [`Running`] handle. By the time it returns the loop is running, so a stop asked through
     /// the handle is never lost.
@@ -60,7 +61,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// # Examples
     ///
     /// See [`Running`].
-    pub fn spawn(self) -> Result<Running<K, C>> {
+    pub fn spawn(self) -> Result<Running<K, C, S>> {
         let poll_interval = self.options.poll_interval;
         self.spawn_with(poll_interval)
     }
@@ -86,7 +87,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     /// assert!(started.elapsed() < Duration::from_secs(30));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn spawn_with(self, poll_interval: Duration) -> Result<Running<K, C>> {
+    pub fn spawn_with(self, poll_interval: Duration) -> Result<Running<K, C, S>> {
         self.active_socket()?;
         let address = self.server_address().clone();
         let handle = self.shutdown_handle();
@@ -115,7 +116,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     }
 }
 
-impl<K: Kind, C: Strategy> Running<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Running<K, C, S> {
     /// The address the server is bound to (the real port when it was bound to port 0).
     ///
     /// # Examples
@@ -205,7 +206,7 @@ impl<K: Kind, C: Strategy> Running<K, C> {
     /// # Examples
     ///
     /// See [`Running`].
-    pub fn shutdown(mut self) -> Result<Server<K, C>> {
+    pub fn shutdown(mut self) -> Result<Server<K, C, S>> {
         self.handle.shutdown()?;
         self.join()
     }
@@ -232,12 +233,15 @@ impl<K: Kind, C: Strategy> Running<K, C> {
     /// server.server_close();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn shutdown_gracefully(mut self, grace: Duration) -> Result<(Server<K, C>, GracefulStop)> {
+    pub fn shutdown_gracefully(
+        mut self,
+        grace: Duration,
+    ) -> Result<(Server<K, C, S>, GracefulStop)> {
         let report = self.handle.shutdown_gracefully(grace)?;
         Ok((self.join()?, report))
     }
 
-    fn join(&mut self) -> Result<Server<K, C>> {
+    fn join(&mut self) -> Result<Server<K, C, S>> {
         let thread = self.thread.take().ok_or(Error::Closed)?;
         match thread.join() {
             Ok((server, Ok(()))) => Ok(server),
@@ -252,7 +256,7 @@ impl<K: Kind, C: Strategy> Running<K, C> {
     }
 }
 
-impl<K: Kind, C: Strategy> Drop for Running<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Drop for Running<K, C, S> {
     fn drop(&mut self) {
         if self.thread.is_none() {
             return;
@@ -280,7 +284,7 @@ impl<K: Kind, C: Strategy> Drop for Running<K, C> {
     }
 }
 
-impl<K: Kind, C: Strategy> fmt::Debug for Running<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> fmt::Debug for Running<K, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Running")
             .field("server_address", &self.address)

@@ -3,9 +3,9 @@
 use crate::{
     DefaultHooks, Hooks, Kind, RequestRef, Result, Server, Strategy, hooks::HookSet, job::MakeJob,
 };
-use handler::{Handler, HandlerError, Request, ServerContext};
+use handler::{Handler, HandlerError, Request, ServerContext, SharedState};
 use socket::{Address, Family, ToAddrs};
-use std::{any::Any, fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
+use std::{fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 
 /// The shortest tick of [`Server::serve_forever`]: a shorter `poll_interval`, zero included, is
 /// raised to this (with a debug log).
@@ -143,27 +143,27 @@ impl Default for Options {
 /// assert_ne!(server.server_address().as_inet().map(|a| a.port()), Some(0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Builder<K: Kind, C: Strategy> {
-    pub(crate) jobs: Box<dyn MakeJob<K::Request>>,
+pub struct Builder<K: Kind, C: Strategy, S: SharedState = ()> {
+    pub(crate) jobs: Box<dyn MakeJob<K::Request<S>>>,
     pub(crate) options: Options,
-    pub(crate) hooks: HookSet,
-    pub(crate) state: Option<Arc<dyn Any + Send + Sync>>,
+    pub(crate) hooks: HookSet<S>,
+    pub(crate) state: Arc<S>,
     pub(crate) strategy: C,
 }
 
-impl<K: Kind, C: Strategy + Default> Builder<K, C> {
-    pub(crate) fn new<H: Handler<K::Request>>(handler: H) -> Self {
+impl<K: Kind, C: Strategy + Default, S: SharedState> Builder<K, C, S> {
+    pub(crate) fn new<H: Handler<K::Request<S>>>(handler: H, state: Arc<S>) -> Self {
         Builder {
             jobs: crate::job::boxed(handler),
             options: Options::default(),
             hooks: HookSet::new(DefaultHooks),
-            state: None,
+            state,
             strategy: C::default(),
         }
     }
 }
 
-impl<K: Kind, C: Strategy> Builder<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// The `listen()` backlog. Default `SOMAXCONN` (CPython 3.15; older versions used 5 and
     /// dropped bursts of connects).
     ///
@@ -313,7 +313,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::{TcpServer, UdpServer};
-    /// use handler::{DatagramOptions, StreamOptions};
+    /// use sockserve_server::{DatagramOptions, StreamOptions};
     /// use std::time::Duration;
     ///
     /// // A stream handler whose reads and writes time out after 5 s.
@@ -330,7 +330,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// # drop((tcp, udp));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn request_options(mut self, options: <K::Request as Request>::Options) -> Self {
+    pub fn request_options(mut self, options: <K::Request<S> as Request>::Options) -> Self {
         self.jobs = self.jobs.with_options(options);
         self
     }
@@ -350,8 +350,8 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-    /// use handler::ServerContext;
-    /// use socket::{Address, create_connection};
+    /// use sockserve_server::ServerContext;
+    /// use sockserve_server::socket::{Address, create_connection};
     /// use std::io::{Read, Write};
     ///
     /// struct Log;
@@ -375,7 +375,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// assert_eq!(reply, "hi"); // accepted
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+    pub fn hooks(mut self, hooks: impl Hooks<S>) -> Self {
         self.hooks.set_base(hooks);
         self
     }
@@ -409,7 +409,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// ```
     pub fn verify_request<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&ServerContext, RequestRef<'_>, &Address) -> bool + Send + Sync + 'static,
+        F: Fn(&ServerContext<S>, RequestRef<'_>, &Address) -> bool + Send + Sync + 'static,
     {
         self.hooks.verify_request = Some(Box::new(hook));
         self
@@ -432,12 +432,10 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// use sockserve_server::TcpServer;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     ///
-    /// let server = TcpServer::builder(|_req| Ok(()))
-    ///     .state(AtomicUsize::new(0))
+    /// let server = TcpServer::with_state(AtomicUsize::new(0))
+    ///     .builder(|_req| Ok(()))
     ///     .handle_error(|server, client, error| {
-    ///         if let Some(failures) = server.state::<AtomicUsize>() {
-    ///             failures.fetch_add(1, Ordering::Relaxed);
-    ///         }
+    ///         server.state().fetch_add(1, Ordering::Relaxed); // an `&AtomicUsize`
     ///         let on = server.server_address();
     ///         log::error!("{on}: request from {client} failed: {error}");
     ///     })
@@ -447,7 +445,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// ```
     pub fn handle_error<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&ServerContext, &Address, &HandlerError) + Send + Sync + 'static,
+        F: Fn(&ServerContext<S>, &Address, &HandlerError) + Send + Sync + 'static,
     {
         self.hooks.handle_error = Some(Box::new(hook));
         self
@@ -476,7 +474,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// ```
     pub fn handle_timeout<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&ServerContext) + Send + Sync + 'static,
+        F: Fn(&ServerContext<S>) + Send + Sync + 'static,
     {
         self.hooks.handle_timeout = Some(Box::new(hook));
         self
@@ -506,34 +504,9 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// ```
     pub fn service_actions<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&ServerContext) + Send + Sync + 'static,
+        F: Fn(&ServerContext<S>) + Send + Sync + 'static,
     {
         self.hooks.service_actions = Some(Box::new(hook));
-        self
-    }
-
-    /// Attaches user state that every handler reaches through
-    /// [`ServerContext::state`](handler::ServerContext::state) (Python's attributes on
-    /// `self.server`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use sockserve_server::TcpServer;
-    /// use std::{io::Write, sync::atomic::{AtomicUsize, Ordering}};
-    ///
-    /// let server = TcpServer::builder(|req| {
-    ///     let hits = req.server.state::<AtomicUsize>().expect("state is set");
-    ///     let n = hits.fetch_add(1, Ordering::Relaxed);
-    ///     Ok(writeln!(req.wfile, "visitor {n}")?)
-    /// })
-    /// .state(AtomicUsize::new(0))
-    /// .bind("127.0.0.1:0")?;
-    /// # drop(server);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn state<T: Any + Send + Sync>(mut self, state: T) -> Self {
-        self.state = Some(Arc::new(state));
         self
     }
 
@@ -542,7 +515,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// # Examples
     ///
     /// See [`Strategy`].
-    pub fn strategy<C2: Strategy>(self, strategy: C2) -> Builder<K, C2> {
+    pub fn strategy<C2: Strategy>(self, strategy: C2) -> Builder<K, C2, S> {
         Builder {
             jobs: self.jobs,
             options: self.options,
@@ -564,7 +537,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// # Examples
     ///
     /// See [`Builder`].
-    pub fn bind(self, address: impl ToAddrs) -> Result<Server<K, C>> {
+    pub fn bind(self, address: impl ToAddrs) -> Result<Server<K, C, S>> {
         let mut server = self.build_unbound(address)?;
         server.server_bind()?;
         server.server_activate()?;
@@ -583,7 +556,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use socket::opt;
+    /// use sockserve_server::socket::opt;
     ///
     /// let mut server = TcpServer::builder(|_r| Ok(())).build_unbound("127.0.0.1:0")?;
     /// server.socket().expect("open").setsockopt(opt::KeepAlive, true)?;
@@ -591,7 +564,7 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// server.server_activate()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn build_unbound(self, address: impl ToAddrs) -> Result<Server<K, C>> {
+    pub fn build_unbound(self, address: impl ToAddrs) -> Result<Server<K, C, S>> {
         Server::create(self, address)
     }
 
@@ -616,17 +589,19 @@ impl<K: Kind, C: Strategy> Builder<K, C> {
     /// assert_eq!(server.server_address().as_inet().map(|a| a.port()), Some(port));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_listener(self, fd: OwnedFd) -> Result<Server<K, C>> {
+    pub fn from_listener(self, fd: OwnedFd) -> Result<Server<K, C, S>> {
         Server::adopt(self, fd)
     }
 }
 
-impl<K: Kind, C: Strategy> fmt::Debug for Builder<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> fmt::Debug for Builder<K, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("kind", &K::NAME)
             .field("options", &self.options)
             .field("hooks", &self.hooks)
+            // Nor need the state.
+            .field("state", &std::any::type_name::<S>())
             // A strategy need not implement `Debug`.
             .field("strategy", &std::any::type_name::<C>())
             .finish_non_exhaustive()

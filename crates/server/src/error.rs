@@ -31,7 +31,10 @@ pub enum Error {
     /// The address could not be parsed, resolved, or does not suit this server.
     #[error("invalid server address: {0}")]
     Address(#[source] io::Error),
-    /// `bind()` failed; the socket was closed.
+    /// `bind()` failed. From [`Builder::bind`](crate::Builder::bind) the new socket is closed
+    /// with the server (no fd is left behind, CPython's bpo-22435); from
+    /// [`Server::server_bind`](crate::Server::server_bind) the server keeps its socket, to try
+    /// again or to close.
     #[error("cannot bind to {address}: {source}")]
     Bind {
         /// The address asked for.

@@ -1,7 +1,7 @@
 //! `Hooks`: the methods Python users override on a server (`verify_request`, `handle_error`, ...),
 //! and `HookSet`, a builder's hooks: a `Hooks` value with closures over some of its methods.
 
-use handler::{HandlerError, ServerContext};
+use handler::{HandlerError, ServerContext, SharedState};
 use socket::{Address, Socket};
 use std::{any, fmt, sync::Arc};
 
@@ -34,8 +34,12 @@ pub enum RequestRef<'a> {
 /// The server methods Python users override, as a trait with default methods.
 ///
 /// Each method gets the server as Python's `self` gives it: `server`, the
-/// [`ServerContext`] handlers see as `request.server` (the bound address, the user state, a
-/// way to stop). `&self` is the hooks value itself, for state of its own.
+/// [`ServerContext`] handlers see as `request.server` (the bound address, the server's shared
+/// state, a way to stop). `&self` is the hooks value itself, for state of its own.
+///
+/// `S` is the server's shared state (default `()`): `impl Hooks for MyHooks` serves a server
+/// without state, `impl Hooks<Stats> for MyHooks` one made with `Server::with_state(stats)`,
+/// and `impl<S: SharedState> Hooks<S> for MyHooks` any.
 ///
 /// For one or two hooks, closures on the builder are shorter: [`Builder::verify_request`],
 /// [`handle_error`][handle_error], [`handle_timeout`][handle_timeout] and
@@ -59,8 +63,8 @@ pub enum RequestRef<'a> {
 ///
 /// ```
 /// use sockserve_server::{Hooks, RequestRef, TcpServer};
-/// use handler::{HandlerError, ServerContext};
-/// use socket::Address;
+/// use sockserve_server::{HandlerError, ServerContext};
+/// use sockserve_server::Address;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// #[derive(Default)]
@@ -84,7 +88,7 @@ pub enum RequestRef<'a> {
 /// # drop(server);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Hooks: Send + Sync + 'static {
+pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     /// Python's `verify_request`: return false to reject the request; the handler does not
     /// run and the request is shut down and closed. Default: accept everything.
     ///
@@ -93,7 +97,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// See [`Hooks`].
     fn verify_request(
         &self,
-        server: &ServerContext,
+        server: &ServerContext<S>,
         request: RequestRef<'_>,
         client_address: &Address,
     ) -> bool {
@@ -133,8 +137,8 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::{HandlerError, ServerContext};
-    /// use socket::Address;
+    /// use sockserve_server::{HandlerError, ServerContext};
+    /// use sockserve_server::Address;
     ///
     /// struct EveryFailure;
     ///
@@ -150,7 +154,12 @@ pub trait Hooks: Send + Sync + 'static {
     /// # drop(server);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn handle_error(&self, server: &ServerContext, client_address: &Address, error: &HandlerError) {
+    fn handle_error(
+        &self,
+        server: &ServerContext<S>,
+        client_address: &Address,
+        error: &HandlerError,
+    ) {
         let _ = server;
         crate::report::failure(format_args!(
             "Exception occurred during processing of request from {client_address}: {error}"
@@ -163,7 +172,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
-    /// use handler::ServerContext;
+    /// use sockserve_server::ServerContext;
     ///
     /// struct Quiet;
     /// impl Hooks for Quiet {
@@ -173,7 +182,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// }
     /// # let _ = Quiet;
     /// ```
-    fn handle_timeout(&self, server: &ServerContext) {
+    fn handle_timeout(&self, server: &ServerContext<S>) {
         let _ = server;
     }
 
@@ -184,7 +193,7 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::Hooks;
-    /// use handler::ServerContext;
+    /// use sockserve_server::ServerContext;
     /// use std::sync::atomic::{AtomicU64, Ordering};
     ///
     /// #[derive(Default)]
@@ -196,7 +205,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// }
     /// # let _ = Ticks::default();
     /// ```
-    fn service_actions(&self, server: &ServerContext) {
+    fn service_actions(&self, server: &ServerContext<S>) {
         let _ = server;
     }
 
@@ -208,8 +217,8 @@ pub trait Hooks: Send + Sync + 'static {
     ///
     /// ```
     /// use sockserve_server::{Hooks, TcpServer};
-    /// use handler::ServerContext;
-    /// use socket::Address;
+    /// use sockserve_server::ServerContext;
+    /// use sockserve_server::Address;
     ///
     /// struct Log;
     /// impl Hooks for Log {
@@ -224,7 +233,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// # drop(server);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn shutdown_request(&self, server: &ServerContext, client_address: &Address) {
+    fn shutdown_request(&self, server: &ServerContext<S>, client_address: &Address) {
         let _ = (server, client_address);
     }
 }
@@ -246,31 +255,31 @@ pub trait Hooks: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DefaultHooks;
 
-impl Hooks for DefaultHooks {}
+impl<S: SharedState> Hooks<S> for DefaultHooks {}
 
 /// A `verify_request` closure (see [`Builder::verify_request`](crate::Builder::verify_request)).
-type VerifyRequestFn = dyn Fn(&ServerContext, RequestRef<'_>, &Address) -> bool + Send + Sync;
+type VerifyRequestFn<S> = dyn Fn(&ServerContext<S>, RequestRef<'_>, &Address) -> bool + Send + Sync;
 /// A `handle_error` closure.
-type HandleErrorFn = dyn Fn(&ServerContext, &Address, &HandlerError) + Send + Sync;
+type HandleErrorFn<S> = dyn Fn(&ServerContext<S>, &Address, &HandlerError) + Send + Sync;
 /// A `handle_timeout` or `service_actions` closure.
-type ServerFn = dyn Fn(&ServerContext) + Send + Sync;
+type ServerFn<S> = dyn Fn(&ServerContext<S>) + Send + Sync;
 
 /// A builder's hooks: the [`Hooks`] value of [`Builder::hooks`](crate::Builder::hooks) and the
 /// closures set over some of its methods. A closure wins over the value's method whichever was
 /// set first, so the rule does not depend on the order of the builder calls.
-pub(crate) struct HookSet {
-    base: Box<dyn Hooks>,
+pub(crate) struct HookSet<S: SharedState> {
+    base: Box<dyn Hooks<S>>,
     /// The base's type, for `Debug` (a hooks type need not implement it).
     base_type: &'static str,
-    pub(crate) verify_request: Option<Box<VerifyRequestFn>>,
-    pub(crate) handle_error: Option<Box<HandleErrorFn>>,
-    pub(crate) handle_timeout: Option<Box<ServerFn>>,
-    pub(crate) service_actions: Option<Box<ServerFn>>,
+    pub(crate) verify_request: Option<Box<VerifyRequestFn<S>>>,
+    pub(crate) handle_error: Option<Box<HandleErrorFn<S>>>,
+    pub(crate) handle_timeout: Option<Box<ServerFn<S>>>,
+    pub(crate) service_actions: Option<Box<ServerFn<S>>>,
 }
 
-impl HookSet {
+impl<S: SharedState> HookSet<S> {
     /// `hooks`, with no closures over it.
-    pub(crate) fn new<H: Hooks>(hooks: H) -> Self {
+    pub(crate) fn new<H: Hooks<S>>(hooks: H) -> Self {
         HookSet {
             base: Box::new(hooks),
             base_type: any::type_name::<H>(),
@@ -282,7 +291,7 @@ impl HookSet {
     }
 
     /// Replaces the base value, keeping the closures.
-    pub(crate) fn set_base<H: Hooks>(&mut self, hooks: H) {
+    pub(crate) fn set_base<H: Hooks<S>>(&mut self, hooks: H) {
         self.base = Box::new(hooks);
         self.base_type = any::type_name::<H>();
     }
@@ -302,7 +311,7 @@ impl HookSet {
 
     /// The hooks a server calls: the base itself when no closure is set (no indirection per
     /// call), the set otherwise.
-    pub(crate) fn into_hooks(self) -> Arc<dyn Hooks> {
+    pub(crate) fn into_hooks(self) -> Arc<dyn Hooks<S>> {
         if self.closures().is_empty() {
             Arc::from(self.base)
         } else {
@@ -311,10 +320,10 @@ impl HookSet {
     }
 }
 
-impl Hooks for HookSet {
+impl<S: SharedState> Hooks<S> for HookSet<S> {
     fn verify_request(
         &self,
-        server: &ServerContext,
+        server: &ServerContext<S>,
         request: RequestRef<'_>,
         client_address: &Address,
     ) -> bool {
@@ -324,33 +333,38 @@ impl Hooks for HookSet {
         }
     }
 
-    fn handle_error(&self, server: &ServerContext, client_address: &Address, error: &HandlerError) {
+    fn handle_error(
+        &self,
+        server: &ServerContext<S>,
+        client_address: &Address,
+        error: &HandlerError,
+    ) {
         match &self.handle_error {
             Some(hook) => hook(server, client_address, error),
             None => self.base.handle_error(server, client_address, error),
         }
     }
 
-    fn handle_timeout(&self, server: &ServerContext) {
+    fn handle_timeout(&self, server: &ServerContext<S>) {
         match &self.handle_timeout {
             Some(hook) => hook(server),
             None => self.base.handle_timeout(server),
         }
     }
 
-    fn service_actions(&self, server: &ServerContext) {
+    fn service_actions(&self, server: &ServerContext<S>) {
         match &self.service_actions {
             Some(hook) => hook(server),
             None => self.base.service_actions(server),
         }
     }
 
-    fn shutdown_request(&self, server: &ServerContext, client_address: &Address) {
+    fn shutdown_request(&self, server: &ServerContext<S>, client_address: &Address) {
         self.base.shutdown_request(server, client_address)
     }
 }
 
-impl fmt::Debug for HookSet {
+impl<S: SharedState> fmt::Debug for HookSet<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hooks")
             .field("hooks", &self.base_type)

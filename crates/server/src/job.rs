@@ -2,7 +2,8 @@
 //! shutdown_request, in one closure.
 
 use crate::{Hooks, Job, shutdown::InFlight};
-use handler::{Handler, HandlerExt, Request, ServerContext, finish_request};
+use handler::driver::finish_request;
+use handler::{Handler, HandlerExt, Request, ServerContext, SharedState};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -17,8 +18,8 @@ pub(crate) trait MakeJob<R: Request>: Send {
         raw: R::Raw,
         connection: Option<Arc<Socket>>,
         client_address: Address,
-        context: ServerContext,
-        hooks: Arc<dyn Hooks>,
+        context: ServerContext<R::State>,
+        hooks: Arc<dyn Hooks<R::State>>,
         ticket: InFlight,
     ) -> Job;
 
@@ -45,8 +46,8 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         raw: R::Raw,
         connection: Option<Arc<Socket>>,
         client_address: Address,
-        context: ServerContext,
-        hooks: Arc<dyn Hooks>,
+        context: ServerContext<R::State>,
+        hooks: Arc<dyn Hooks<R::State>>,
         ticket: InFlight,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
@@ -69,8 +70,8 @@ type Parts<R> = (
     <R as Request>::Raw,
     Option<Arc<Socket>>,
     Address,
-    ServerContext,
-    Arc<dyn Hooks>,
+    ServerContext<<R as Request>::State>,
+    Arc<dyn Hooks<<R as Request>::State>>,
     InFlight,
 );
 
@@ -95,11 +96,11 @@ fn job<R: Request, H: Handler<R>>(mut handler: H, parts: Parts<R>) -> Job {
 }
 
 /// Python's `shutdown_request`: shut down writes, tell the hook, close. Runs once per request.
-pub(crate) fn shutdown_request(
+pub(crate) fn shutdown_request<S: SharedState>(
     connection: Option<Arc<Socket>>,
-    server: &ServerContext,
+    server: &ServerContext<S>,
     client_address: &Address,
-    hooks: &dyn Hooks,
+    hooks: &dyn Hooks<S>,
 ) {
     if let Some(conn) = &connection {
         // The peer may already be gone (ENOTCONN); CPython ignores that too.

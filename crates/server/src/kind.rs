@@ -2,70 +2,47 @@
 //! `UDPServer` methods: `server_activate`, `get_request`, `shutdown_request`).
 
 use crate::RequestRef;
-use handler::{DatagramRequest, Request, StreamRequest};
+use handler::driver::DatagramRaw;
+use handler::{DatagramRequest, Request, SharedState, StreamRequest};
 use socket::{Address, Family, Socket, Type};
 use std::{io, sync::Arc};
 
-/// The kind of a server: its socket type, the families it takes, and how it gets requests.
+/// The kind of a server: its socket type, the families it takes, and the request its handlers
+/// get.
 ///
-/// Implemented by [`Tcp`], [`Udp`], [`UnixStream`] and [`UnixDatagram`]; a server is
-/// `Server<Kind, Strategy>`.
+/// Implemented by [`Tcp`], [`Udp`], [`UnixStream`] and [`UnixDatagram`], and sealed: a server
+/// is `Server<Kind, Strategy>`. How a kind gets its requests is the server's business, out of
+/// sight.
 ///
 /// # Examples
 ///
-/// What a server does with its kind, done by hand:
-///
 /// ```
-/// use sockserve_server::{Kind, RequestRef, Tcp, Udp, UnixDatagram};
-/// use socket::{create_connection, socketpair, Family, Socket, Type};
-/// use std::{io, sync::Arc};
+/// use sockserve_server::{Family, Kind, Tcp, Type, Udp};
+/// use std::io;
 ///
 /// assert_eq!(Tcp::SOCKET_TYPE, Type::Stream);
 /// assert_eq!(Udp::SOCKET_TYPE, Type::Datagram);
 /// assert_eq!(Udp::NAME, "UDPServer");
 /// assert!(Tcp::accepts_family(Family::Inet6) && !Tcp::accepts_family(Family::Unix));
 ///
-/// // The handlers of a UDP server get a `DatagramRequest`.
-/// fn echo(req: &mut <Udp as Kind>::Request) -> io::Result<()> {
+/// // The handlers of a UDP server get a `DatagramRequest` (of the server's state, here none).
+/// fn echo(req: &mut <Udp as Kind>::Request<()>) -> io::Result<()> {
 ///     req.wfile = req.packet.to_vec();
 ///     Ok(())
 /// }
 /// # let _ = echo;
-///
-/// // A stream kind: `activate` listens, `get_request` accepts, `request_ref` is what
-/// // `verify_request` sees and `connection` what `shutdown_request` shuts down.
-/// let listener = Arc::new(Socket::new(Family::Inet, Tcp::SOCKET_TYPE)?);
-/// listener.bind("127.0.0.1:0")?;
-/// Tcp::activate(&listener, 8)?;
-/// let client = create_connection(&listener.getsockname()?, &Default::default())?;
-/// // (a server's socket is non-blocking; this one waits for the connection)
-/// let (conn, client_address) = Tcp::get_request(&listener, &mut Vec::new())?;
-/// assert_eq!(client_address, client.getsockname()?);
-/// assert!(matches!(Tcp::request_ref(&conn), RequestRef::Stream(_)));
-/// assert!(Tcp::connection(&conn).is_some());
-///
-/// // A datagram kind: `activate` does nothing, `get_request` never blocks.
-/// let (server_side, client) = socketpair(Family::Unix, UnixDatagram::SOCKET_TYPE)?;
-/// let server_side = Arc::new(server_side);
-/// UnixDatagram::activate(&server_side, 8)?;
-/// // Datagrams land in the scratch buffer's spare capacity: reserved, never zeroed.
-/// let mut scratch = Vec::with_capacity(64);
-/// let drained = UnixDatagram::get_request(&server_side, &mut scratch).unwrap_err();
-/// assert_eq!(drained.kind(), io::ErrorKind::WouldBlock);
-/// client.send(b"ping")?;
-/// let (raw, _unnamed) = UnixDatagram::get_request(&server_side, &mut scratch)?;
-/// let seen = UnixDatagram::request_ref(&raw);
-/// assert!(matches!(seen, RequestRef::Datagram { packet, .. } if packet == b"ping"));
-/// assert!(UnixDatagram::connection(&raw).is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub trait Kind: Send + Sync + 'static {
-    /// The request its handlers get.
+pub trait Kind: sealed::Sealed + Send + Sync + 'static {
+    /// The request its handlers get, for a server whose shared state is `S`
+    /// (`StreamRequest<S>` or `DatagramRequest<S>`).
     ///
     /// # Examples
     ///
     /// See [`Kind`]'s example.
-    type Request: Request;
+    type Request<S: SharedState>: Request<State = S, Raw = Self::Raw>;
+    /// What `get_request` hands over (the request's raw form, whatever the state).
+    #[doc(hidden)]
+    type Raw: Send;
     /// `SOCK_STREAM` or `SOCK_DGRAM`.
     ///
     /// # Examples
@@ -91,10 +68,7 @@ pub trait Kind: Send + Sync + 'static {
     /// # Errors
     ///
     /// The OS error of `listen`.
-    ///
-    /// # Examples
-    ///
-    /// See [`Kind`]'s example.
+    #[doc(hidden)]
     fn activate(socket: &Socket, request_queue_size: i32) -> io::Result<()>;
 
     /// Python's `get_request`, never blocking: `WouldBlock` when nothing is waiting.
@@ -107,37 +81,32 @@ pub trait Kind: Send + Sync + 'static {
     /// # Errors
     ///
     /// `WouldBlock` when drained, or the OS error of accept or recvfrom.
-    ///
-    /// # Examples
-    ///
-    /// See [`Kind`]'s example.
-    fn get_request(
-        socket: &Arc<Socket>,
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<(<Self::Request as Request>::Raw, Address)>;
+    #[doc(hidden)]
+    fn get_request(socket: &Arc<Socket>, scratch: &mut Vec<u8>)
+    -> io::Result<(Self::Raw, Address)>;
 
     /// What `verify_request` sees of a request.
-    ///
-    /// # Examples
-    ///
-    /// See [`Kind`]'s example.
-    fn request_ref(raw: &<Self::Request as Request>::Raw) -> RequestRef<'_>;
+    #[doc(hidden)]
+    fn request_ref(raw: &Self::Raw) -> RequestRef<'_>;
 
     /// The connection `shutdown_request` shuts down and closes (`None` for datagrams).
-    ///
-    /// # Examples
-    ///
-    /// See [`Kind`]'s example.
-    fn connection(raw: &<Self::Request as Request>::Raw) -> Option<Arc<Socket>>;
+    #[doc(hidden)]
+    fn connection(raw: &Self::Raw) -> Option<Arc<Socket>>;
+}
+
+/// Only this crate's four kinds implement [`Kind`].
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Tcp {}
+    impl Sealed for super::Udp {}
+    impl Sealed for super::UnixStream {}
+    impl Sealed for super::UnixDatagram {}
 }
 
 fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
     let (conn, addr) = socket.accept()?;
     Ok((Arc::new(conn), addr))
 }
-
-/// What a datagram server hands its handlers: the packet and the server's socket.
-type DatagramRaw = (Arc<[u8]>, Arc<Socket>);
 
 fn recvfrom(socket: &Arc<Socket>, scratch: &mut Vec<u8>) -> io::Result<(DatagramRaw, Address)> {
     scratch.clear();
@@ -153,7 +122,8 @@ macro_rules! stream_kind {
         pub struct $name;
 
         impl Kind for $name {
-            type Request = StreamRequest;
+            type Request<S: SharedState> = StreamRequest<S>;
+            type Raw = Arc<Socket>;
             const SOCKET_TYPE: Type = Type::Stream;
             const NAME: &'static str = $python;
 
@@ -187,7 +157,8 @@ macro_rules! datagram_kind {
         pub struct $name;
 
         impl Kind for $name {
-            type Request = DatagramRequest;
+            type Request<S: SharedState> = DatagramRequest<S>;
+            type Raw = DatagramRaw;
             const SOCKET_TYPE: Type = Type::Datagram;
             const NAME: &'static str = $python;
 
@@ -261,3 +232,40 @@ datagram_kind!(
     /// ```
     UnixDatagram, "UnixDatagramServer", Family::Unix
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket::{create_connection, socketpair};
+
+    /// What a server does with its kind, done by hand.
+    #[test]
+    fn kinds_activate_get_and_describe_requests() -> Result<(), Box<dyn std::error::Error>> {
+        // A stream kind: `activate` listens, `get_request` accepts, `request_ref` is what
+        // `verify_request` sees and `connection` what `shutdown_request` shuts down.
+        let listener = Arc::new(Socket::new(Family::Inet, Tcp::SOCKET_TYPE)?);
+        listener.bind("127.0.0.1:0")?;
+        Tcp::activate(&listener, 8)?;
+        let client = create_connection(&listener.getsockname()?, &Default::default())?;
+        // (a server's socket is non-blocking; this one waits for the connection)
+        let (conn, client_address) = Tcp::get_request(&listener, &mut Vec::new())?;
+        assert_eq!(client_address, client.getsockname()?);
+        assert!(matches!(Tcp::request_ref(&conn), RequestRef::Stream(_)));
+        assert!(Tcp::connection(&conn).is_some());
+
+        // A datagram kind: `activate` does nothing, `get_request` never blocks.
+        let (server_side, client) = socketpair(Family::Unix, UnixDatagram::SOCKET_TYPE)?;
+        let server_side = Arc::new(server_side);
+        UnixDatagram::activate(&server_side, 8)?;
+        // Datagrams land in the scratch buffer's spare capacity: reserved, never zeroed.
+        let mut scratch = Vec::with_capacity(64);
+        let drained = UnixDatagram::get_request(&server_side, &mut scratch).unwrap_err();
+        assert_eq!(drained.kind(), io::ErrorKind::WouldBlock);
+        client.send(b"ping")?;
+        let (raw, _unnamed) = UnixDatagram::get_request(&server_side, &mut scratch)?;
+        let seen = UnixDatagram::request_ref(&raw);
+        assert!(matches!(seen, RequestRef::Datagram { packet, .. } if packet == b"ping"));
+        assert!(UnixDatagram::connection(&raw).is_none());
+        Ok(())
+    }
+}

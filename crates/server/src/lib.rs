@@ -11,7 +11,8 @@
 //! | `handle_request()`, `handle_timeout()` | [`Server::handle_request`], [`Builder::handle_timeout`] |
 //! | overriding `verify_request`, `handle_error`, `handle_timeout`, `service_actions` | closures: [`Builder::verify_request`], [`Builder::handle_error`], [`Builder::handle_timeout`], [`Builder::service_actions`]; or a [`Hooks`] type, set with [`Builder::hooks`] (closures win over its methods) |
 //! | overriding `shutdown_request` | [`Hooks::shutdown_request`] |
-//! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`](handler::ServerContext) handlers see as `request.server` |
+//! | `self` in a hook (`self.server_address`, attributes set on the server) | the hook's first argument, the [`ServerContext`] handlers see as `request.server` |
+//! | attributes set on the server object, read by handlers and hooks | [`Server::with_state`]`(state)`: `server.state()` is typed (`Server<Kind, Strategy, State>`, default `()`) |
 //! | `server_close()`, `with server:` | [`Server::server_close`], `Drop` |
 //! | `server.socket`, `server.fileno()`, `server.server_address` | [`Server::socket`], [`Server::fileno`], [`Server::server_address`] |
 //! | `ThreadingMixIn`, `ForkingMixIn` | a [`Strategy`] type parameter (`sockserve-mixins`) |
@@ -66,6 +67,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod accept;
 mod activation;
@@ -81,6 +83,44 @@ mod server;
 mod shutdown;
 mod strategy;
 mod unix;
+#[cfg(unix)]
+mod until_signal;
+
+/// The socket layer (the `sockserve-socket` crate): a program that depends on this crate alone
+/// reaches it here (`sockserve_server::socket::create_connection`, say).
+///
+/// ```
+/// use sockserve_server::socket::{ConnectOptions, create_connection};
+/// use sockserve_server::TcpServer;
+///
+/// let mut server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
+/// let _client = create_connection(server.server_address(), &ConnectOptions::default())?;
+/// server.handle_request()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use socket;
+
+/// The handler layer (the `sockserve-handler` crate): the requests and the handler trait are
+/// also at this crate's root.
+///
+/// ```
+/// use sockserve_server::handler::{Handler, StreamRequest};
+///
+/// fn takes<H: Handler<StreamRequest>>(_handler: H) {}
+/// takes(|_req: &mut StreamRequest| {});
+/// ```
+pub use handler;
+
+// What this crate's API takes and gives, from the layers below, so that a program that
+// depends on this crate alone can name it.
+#[doc(no_inline)]
+pub use handler::{
+    BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
+    HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
+    StreamRequest, StreamWriter,
+};
+#[doc(no_inline)]
+pub use socket::{Address, Family, Socket, ToAddrs, Type};
 
 pub use background::Running;
 pub use builder::{Builder, MIN_POLL_INTERVAL};
@@ -88,9 +128,15 @@ pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use link::{ServerLink, Watch};
-pub use server::Server;
+/// The signals [`serve_until_signal`] stops on (from the reactor layer, `sockserve-reactor`).
+#[cfg(unix)]
+#[doc(no_inline)]
+pub use reactor::Signal;
+pub use server::{Server, WithState};
 pub use shutdown::{CloseDeadline, GracefulStop, STOP_BOUND, ShutdownHandle};
 pub use strategy::{CloseReport, Job, Strategy, Synchronous};
+#[cfg(unix)]
+pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
 
 /// Python's `TCPServer`. With another strategy: `Server<Tcp, Threading>` (Python's
 /// `ThreadingTCPServer`).
@@ -99,7 +145,7 @@ pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use socket::create_connection;
+/// use sockserve_server::socket::create_connection;
 /// use std::io::{Read, Write};
 ///
 /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
@@ -112,14 +158,14 @@ pub use strategy::{CloseReport, Job, Strategy, Synchronous};
 /// assert_eq!(reply, "hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type TcpServer = Server<Tcp, Synchronous>;
+pub type TcpServer<S = ()> = Server<Tcp, Synchronous, S>;
 /// Python's `UDPServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_server::UdpServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 ///
 /// let mut server = UdpServer::bind("127.0.0.1:0", |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
@@ -133,14 +179,14 @@ pub type TcpServer = Server<Tcp, Synchronous>;
 /// assert_eq!(&from, server.server_address());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UdpServer = Server<Udp, Synchronous>;
+pub type UdpServer<S = ()> = Server<Udp, Synchronous, S>;
 /// Python's `UnixStreamServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_server::UnixStreamServer;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 /// use std::io::{Read, Write};
 ///
 /// let dir = tempfile::tempdir()?;
@@ -158,22 +204,20 @@ pub type UdpServer = Server<Udp, Synchronous>;
 /// assert!(!path.exists()); // the server removes the socket file it made
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UnixStreamServer = Server<UnixStream, Synchronous>;
+pub type UnixStreamServer<S = ()> = Server<UnixStream, Synchronous, S>;
 /// Python's `UnixDatagramServer`.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_server::UnixDatagramServer;
-/// use handler::DatagramRequest;
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let upper = |req: &mut DatagramRequest| {
+/// let mut server = UnixDatagramServer::bind(dir.path().join("server.sock"), |req| {
 ///     req.wfile = req.packet.to_ascii_uppercase();
 ///     Ok(())
-/// };
-/// let mut server = UnixDatagramServer::bind(dir.path().join("server.sock"), upper)?;
+/// })?;
 /// let client = Socket::new(Family::Unix, Type::Datagram)?;
 /// client.bind(dir.path().join("client.sock"))?; // an unbound client gets no reply
 /// client.sendto(b"ping", server.server_address())?;
@@ -181,4 +225,4 @@ pub type UnixStreamServer = Server<UnixStream, Synchronous>;
 /// assert_eq!(client.recv(64)?, b"PING");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub type UnixDatagramServer = Server<UnixDatagram, Synchronous>;
+pub type UnixDatagramServer<S = ()> = Server<UnixDatagram, Synchronous, S>;

@@ -10,11 +10,10 @@ use crate::{
     shutdown::Shared,
     unix::{self, SocketFile},
 };
-use handler::{BoxError, Handler, Next, ServerContext};
+use handler::{BoxError, Handler, Next, ServerContext, SharedState};
 use reactor::{Interest, Reactor};
 use socket::{Address, Family, Socket, ToAddrs, opt};
 use std::{
-    any::Any,
     fmt,
     marker::PhantomData,
     os::fd::{OwnedFd, RawFd},
@@ -61,7 +60,7 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use sockserve_server::TcpServer;
-/// use socket::create_connection;
+/// use sockserve_server::socket::create_connection;
 /// use std::io::{BufRead, Read, Write};
 ///
 /// let mut server = TcpServer::bind("127.0.0.1:0", |req| {
@@ -85,19 +84,19 @@ const DROP_WAIT: Duration = Duration::from_secs(5);
 /// server.server_close();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Server<K: Kind, C: Strategy = Synchronous> {
+pub struct Server<K: Kind, C: Strategy = Synchronous, S: SharedState = ()> {
     phase: Phase,
     server_address: Address,
     pub(crate) options: Options,
-    jobs: Box<dyn MakeJob<K::Request>>,
-    hooks: Arc<dyn Hooks>,
-    state: Option<Arc<dyn Any + Send + Sync>>,
+    jobs: Box<dyn MakeJob<K::Request<S>>>,
+    hooks: Arc<dyn Hooks<S>>,
+    state: Arc<S>,
     strategy: C,
     reactor: Reactor,
     shared: Arc<Shared>,
     /// What the strategy is given at `start`.
     link: ServerLink,
-    context: ServerContext,
+    context: ServerContext<S>,
     backoff: Backoff,
     scratch: Vec<u8>,
     _kind: PhantomData<K>,
@@ -138,10 +137,10 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// ```
     pub fn bind<F, T>(address: impl ToAddrs, handler: F) -> Result<Self>
     where
-        F: FnMut(&mut K::Request) -> Result<T, BoxError> + Clone + Send + 'static,
+        F: FnMut(&mut K::Request<()>) -> Result<T, BoxError> + Clone + Send + 'static,
         T: Into<Next>,
     {
-        Builder::new(handler).bind(address)
+        Builder::new(handler, Arc::new(())).bind(address)
     }
 
     /// Binds and activates a server with default options whose handler is any [`Handler`]: a
@@ -156,7 +155,7 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::TcpServer;
-    /// use handler::{BoxError, Handler, Next, StreamRequest};
+    /// use sockserve_server::{BoxError, Handler, Next, StreamRequest};
     /// use std::io::Write;
     ///
     /// #[derive(Clone)]
@@ -173,8 +172,11 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// # drop(server);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn bind_handler<H: Handler<K::Request>>(address: impl ToAddrs, handler: H) -> Result<Self> {
-        Builder::new(handler).bind(address)
+    pub fn bind_handler<H: Handler<K::Request<()>>>(
+        address: impl ToAddrs,
+        handler: H,
+    ) -> Result<Self> {
+        Builder::new(handler, Arc::new(())).bind(address)
     }
 
     /// A builder, to set options by their Python names before binding, with a closure as
@@ -185,10 +187,10 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// See [`Builder`].
     pub fn builder<F, T>(handler: F) -> Builder<K, C>
     where
-        F: FnMut(&mut K::Request) -> Result<T, BoxError> + Clone + Send + 'static,
+        F: FnMut(&mut K::Request<()>) -> Result<T, BoxError> + Clone + Send + 'static,
         T: Into<Next>,
     {
-        Builder::new(handler)
+        Builder::new(handler, Arc::new(()))
     }
 
     /// A builder with any [`Handler`] (a type of your own, or a closure with options).
@@ -197,7 +199,7 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     ///
     /// ```
     /// use sockserve_server::UdpServer;
-    /// use handler::{DatagramOptions, DatagramRequest, HandlerExt};
+    /// use sockserve_server::{DatagramOptions, DatagramRequest, HandlerExt};
     ///
     /// // A closure with options is a handler value: no empty reply when it writes nothing.
     /// let quiet = (|_req: &mut DatagramRequest| {})
@@ -206,14 +208,194 @@ impl<K: Kind, C: Strategy + Default> Server<K, C> {
     /// # drop(server);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder_handler<H: Handler<K::Request>>(handler: H) -> Builder<K, C> {
-        Builder::new(handler)
+    pub fn builder_handler<H: Handler<K::Request<()>>>(handler: H) -> Builder<K, C> {
+        Builder::new(handler, Arc::new(()))
+    }
+
+    /// A server with shared state of type `S` that every handler and hook reaches as
+    /// `server.state()`, typed: Python's attributes set on the server object. Give the
+    /// handler next, as with `Server`'s own entry points:
+    /// `TcpServer::with_state(stats).bind(address, |req| ...)`.
+    ///
+    /// The simplest way to share state is still to capture an `Arc` in the closure (see
+    /// [`WithState`]); state on the server is for handler types and hooks, which have no
+    /// closure to capture in, and for state that must live as long as the server.
+    ///
+    /// The state's type shows in the server's: `Server<Tcp, Synchronous, Stats>`, or
+    /// `TcpServer<Stats>` (each alias takes the state as its last parameter, default `()`), so
+    /// a handler asking for another type does not compile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Server, Synchronous, Tcp, TcpServer};
+    /// use std::{io::Write, sync::atomic::{AtomicU64, Ordering}};
+    ///
+    /// #[derive(Default)]
+    /// struct Stats {
+    ///     visitors: AtomicU64,
+    /// }
+    ///
+    /// let server: TcpServer<Stats> = TcpServer::with_state(Stats::default())
+    ///     .bind("127.0.0.1:0", |req| {
+    ///         let n = req.server.state().visitors.fetch_add(1, Ordering::Relaxed);
+    ///         Ok(writeln!(req.wfile, "visitor {n}")?)
+    ///     })?;
+    /// let same: &Server<Tcp, Synchronous, Stats> = &server;
+    /// assert_eq!(same.context().state().visitors.load(Ordering::Relaxed), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Asking for state of another type is a compile error:
+    ///
+    /// ```compile_fail
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let server = TcpServer::with_state(0u64).bind("127.0.0.1:0", |req| {
+    ///     let name: &String = req.server.state(); // error: expected `&String`, found `&u64`
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn with_state<S: SharedState>(state: S) -> WithState<K, C, S> {
+        WithState {
+            state: Arc::new(state),
+            _server: PhantomData,
+        }
     }
 }
 
-impl<K: Kind, C: Strategy> Server<K, C> {
+/// A server's shared state, before its handler: made by [`Server::with_state`], it offers
+/// the same four entry points as `Server` (`bind`, `bind_handler`, `builder`,
+/// `builder_handler`), whose handlers and hooks then see `server.state()` as an `&S`.
+///
+/// # Examples
+///
+/// Two ways to share a counter. Capturing an `Arc` in the closure is the simplest, and comes
+/// first; state on the server reaches handler types and hooks too:
+///
+/// ```
+/// use sockserve_server::UdpServer;
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+///
+/// // 1. An `Arc` captured by the closure (cloned with it, per request).
+/// let count = Arc::new(AtomicU64::new(0));
+/// let seen = Arc::clone(&count);
+/// let plain = UdpServer::bind("127.0.0.1:0", move |_req| {
+///     seen.fetch_add(1, Ordering::Relaxed);
+///     Ok(())
+/// })?;
+///
+/// // 2. State on the server, typed: handlers and hooks reach it as `server.state()`.
+/// let with_state = UdpServer::with_state(AtomicU64::new(0))
+///     .builder(|req| {
+///         req.server.state().fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     })
+///     .service_actions(|server| log::debug!("{} so far", server.state().load(Ordering::Relaxed)))
+///     .bind("127.0.0.1:0")?;
+/// # drop((plain, with_state));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct WithState<K: Kind, C: Strategy, S: SharedState> {
+    state: Arc<S>,
+    _server: PhantomData<fn() -> (K, C)>,
+}
+
+impl<K: Kind, C: Strategy + Default, S: SharedState> WithState<K, C, S> {
+    /// [`Server::bind`], for a server with this state.
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Server::with_state`].
+    pub fn bind<F, T>(self, address: impl ToAddrs, handler: F) -> Result<Server<K, C, S>>
+    where
+        F: FnMut(&mut K::Request<S>) -> Result<T, BoxError> + Clone + Send + 'static,
+        T: Into<Next>,
+    {
+        Builder::new(handler, self.state).bind(address)
+    }
+
+    /// [`Server::bind_handler`], for a server with this state: the handler type implements
+    /// `Handler<StreamRequest<S>>` (or `DatagramRequest<S>`).
+    ///
+    /// # Errors
+    ///
+    /// See [`Builder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use sockserve_server::{BoxError, Handler, Next, StreamRequest};
+    /// use std::{io::Write, sync::Mutex};
+    ///
+    /// /// The server's state: who came.
+    /// #[derive(Default)]
+    /// struct Guests(Mutex<Vec<String>>);
+    ///
+    /// #[derive(Clone)]
+    /// struct Book;
+    ///
+    /// impl Handler<StreamRequest<Guests>> for Book {
+    ///     fn handle(&mut self, req: &mut StreamRequest<Guests>) -> Result<Next, BoxError> {
+    ///         let mut guests = req.server.state().0.lock().map_err(|_| "poisoned")?;
+    ///         guests.push(req.client_address.to_string());
+    ///         writeln!(req.wfile, "guest {}", guests.len())?;
+    ///         Ok(Next::Done)
+    ///     }
+    /// }
+    ///
+    /// let server = TcpServer::with_state(Guests::default()).bind_handler("127.0.0.1:0", Book)?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_handler<H: Handler<K::Request<S>>>(
+        self,
+        address: impl ToAddrs,
+        handler: H,
+    ) -> Result<Server<K, C, S>> {
+        Builder::new(handler, self.state).bind(address)
+    }
+
+    /// [`Server::builder`], for a server with this state.
+    ///
+    /// # Examples
+    ///
+    /// See [`WithState`].
+    pub fn builder<F, T>(self, handler: F) -> Builder<K, C, S>
+    where
+        F: FnMut(&mut K::Request<S>) -> Result<T, BoxError> + Clone + Send + 'static,
+        T: Into<Next>,
+    {
+        Builder::new(handler, self.state)
+    }
+
+    /// [`Server::builder_handler`], for a server with this state.
+    ///
+    /// # Examples
+    ///
+    /// See [`bind_handler`](Self::bind_handler) for a handler type with state.
+    pub fn builder_handler<H: Handler<K::Request<S>>>(self, handler: H) -> Builder<K, C, S> {
+        Builder::new(handler, self.state)
+    }
+}
+
+impl<K: Kind, C: Strategy, S: SharedState> fmt::Debug for WithState<K, C, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithState")
+            .field("kind", &K::NAME)
+            .field("state", &std::any::type_name::<S>())
+            .finish()
+    }
+}
+
+impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     fn from_parts(
-        mut builder: Builder<K, C>,
+        mut builder: Builder<K, C, S>,
         socket: Socket,
         server_address: Address,
     ) -> Result<Self> {
@@ -239,7 +421,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
         let link = ServerLink::new(shared.clone(), reactor.registrar()?);
-        let context = ServerContext::new(
+        let context = handler::driver::server_context(
             server_address.clone(),
             shared.clone(),
             builder.state.clone(),
@@ -284,13 +466,13 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         self.options.max_packet_size
     }
 
-    pub(crate) fn create(builder: Builder<K, C>, address: impl ToAddrs) -> Result<Self> {
+    pub(crate) fn create(builder: Builder<K, C, S>, address: impl ToAddrs) -> Result<Self> {
         let address = resolve::<K>(address)?;
         let socket = Socket::new(address.family(), K::SOCKET_TYPE)?;
         Self::from_parts(builder, socket, address)
     }
 
-    pub(crate) fn adopt(builder: Builder<K, C>, fd: OwnedFd) -> Result<Self> {
+    pub(crate) fn adopt(builder: Builder<K, C, S>, fd: OwnedFd) -> Result<Self> {
         let socket = Socket::from_fd(fd).map_err(Error::Address)?;
         if socket.socket_type() != K::SOCKET_TYPE || !K::accepts_family(socket.family()) {
             return Err(Error::Address(std::io::Error::new(
@@ -345,7 +527,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         self.server_address = socket.getsockname()?;
         self.shared
             .set_socket_file(SocketFile::record(&self.server_address));
-        self.context = ServerContext::new(
+        self.context = handler::driver::server_context(
             self.server_address.clone(),
             self.shared.clone(),
             self.state.clone(),
@@ -442,18 +624,18 @@ impl<K: Kind, C: Strategy> Server<K, C> {
         ShutdownHandle::new(self.shared.clone())
     }
 
-    /// What handlers see of this server.
+    /// What handlers see of this server (their `req.server`): the address and the shared state.
     ///
     /// # Examples
     ///
     /// ```
     /// use sockserve_server::TcpServer;
     ///
-    /// let server = TcpServer::builder(|_r| Ok(())).state(7u8).bind("127.0.0.1:0")?;
-    /// assert_eq!(server.context().state::<u8>(), Some(&7));
+    /// let server = TcpServer::with_state(7u8).bind("127.0.0.1:0", |_r| Ok(()))?;
+    /// assert_eq!(*server.context().state(), 7);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn context(&self) -> &ServerContext {
+    pub fn context(&self) -> &ServerContext<S> {
         &self.context
     }
 
@@ -784,7 +966,7 @@ impl<K: Kind, C: Strategy> Server<K, C> {
     }
 
     /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
-    fn process(&mut self, raw: <K::Request as handler::Request>::Raw, address: Address) {
+    fn process(&mut self, raw: K::Raw, address: Address) {
         let hooks = &self.hooks;
         let accepted = guard_hook("verify_request", || {
             hooks.verify_request(&self.context, K::request_ref(&raw), &address)
@@ -909,7 +1091,7 @@ enum Took {
     Failed(AcceptErrorKind, std::io::Error),
 }
 
-impl<K: Kind, C: Strategy> Drop for Server<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> Drop for Server<K, C, S> {
     fn drop(&mut self) {
         if self.close_socket() {
             // A clock that cannot go 5 s further is not waited on at all.
@@ -922,7 +1104,7 @@ impl<K: Kind, C: Strategy> Drop for Server<K, C> {
     }
 }
 
-impl<K: Kind, C: Strategy> fmt::Debug for Server<K, C> {
+impl<K: Kind, C: Strategy, S: SharedState> fmt::Debug for Server<K, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(K::NAME)
             .field("server_address", &self.server_address)

@@ -1,7 +1,7 @@
 //! `ShutdownHandle`: stops `serve_forever` at once, from any thread, with no state left behind.
 
 use crate::{Error, Result, unix::SocketFile};
-use handler::StopServer;
+use handler::driver::StopServer;
 use reactor::Waker;
 use socket::{Family, Shutdown, Socket, Type, socketpair};
 use std::{

@@ -12,15 +12,23 @@ use std::fmt;
 /// closes the request (no `shutdown()`), which is what a forking parent must do with its copy
 /// of a connection the child serves.
 ///
+/// Jobs are made by the server and handed to its [`Strategy`]; a strategy only runs them.
+///
 /// # Examples
 ///
 /// ```
-/// use sockserve_server::Job;
+/// use sockserve_server::{Job, Strategy};
 ///
-/// let job = Job::new("127.0.0.1:5000".parse()?, || println!("handled"));
-/// assert_eq!(job.client_address().to_string(), "127.0.0.1:5000");
-/// job.run();
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// /// Runs each request inline, logging who it is for.
+/// struct Logged;
+///
+/// impl Strategy for Logged {
+///     fn process_request(&mut self, job: Job) {
+///         log::debug!("a request from {}", job.client_address());
+///         job.run();
+///     }
+/// }
+/// # let _ = Logged;
 /// ```
 pub struct Job {
     client_address: Address,
@@ -30,11 +38,9 @@ pub struct Job {
 }
 
 impl Job {
-    /// A job that runs `work`; servers build these, strategies run them.
-    ///
-    /// # Examples
-    ///
-    /// See [`Job`].
+    /// A job that runs `work`, with no server behind it: for testing a strategy by hand. A
+    /// server makes its own jobs.
+    #[doc(hidden)]
     pub fn new(client_address: Address, work: impl FnOnce() + Send + 'static) -> Self {
         Job {
             client_address,
@@ -187,7 +193,7 @@ impl fmt::Debug for Job {
 ///
 /// ```
 /// use sockserve_server::{CloseDeadline, CloseReport, Job, ServerLink, Strategy, UnixStreamServer};
-/// use socket::{Family, Socket, Type};
+/// use sockserve_server::socket::{Family, Socket, Type};
 /// use std::{collections::BTreeSet, sync::{Arc, Mutex}, time::Duration};
 ///
 /// #[derive(Clone, Default)]

@@ -5,8 +5,8 @@
 
 mod util;
 
-use handler::BoxError;
 use handler::StreamRequest;
+use handler::{BoxError, SharedState};
 use socket::Address;
 use sockserve_server::{Job, RequestRef, Strategy, TcpServer};
 use std::{
@@ -27,24 +27,24 @@ use util::*;
 struct Tag(&'static str);
 
 /// What a hook saw: the server's address, its state's tag, and the client.
-type Seen = Arc<Mutex<Vec<(Address, Option<&'static str>, Address)>>>;
+type Seen = Arc<Mutex<Vec<(Address, &'static str, Address)>>>;
 
 /// Records what a hook saw of the server and the client.
-fn record(seen: &Seen, server: &handler::ServerContext, client: &Address) {
-    let tag = server.state::<Tag>().map(|t| t.0);
+fn record(seen: &Seen, server: &handler::ServerContext<Tag>, client: &Address) {
+    let tag = server.state().0;
     let entry = (server.server_address().clone(), tag, client.clone());
     seen.lock().unwrap().push(entry);
 }
 
 /// Asserts that one hook call saw `server`'s address, the state tagged `tag`, and `client`.
-fn assert_saw_once(seen: &Seen, server: &TcpServer, tag: &'static str, client: &TcpStream) {
+fn assert_saw_once(seen: &Seen, server: &TcpServer<Tag>, tag: &'static str, client: &TcpStream) {
     let client_address = Address::from(client.local_addr().unwrap());
-    let expected = (server.server_address().clone(), Some(tag), client_address);
+    let expected = (server.server_address().clone(), tag, client_address);
     assert_eq!(*seen.lock().unwrap(), [expected]);
 }
 
 /// The one-line echo, failing on a line that starts with "fail".
-fn echo_or_fail(req: &mut StreamRequest) -> Result<(), BoxError> {
+fn echo_or_fail<S: SharedState>(req: &mut StreamRequest<S>) -> Result<(), BoxError> {
     let mut line = String::new();
     req.rfile.read_line(&mut line)?;
     if line.starts_with("fail") {
@@ -65,20 +65,20 @@ fn verify_request_closure_rejects_and_sees_the_server_and_client() {
     let streams = Arc::new(AtomicUsize::new(0));
     let handled = Arc::new(AtomicBool::new(false));
     let (s, n, h) = (seen.clone(), streams.clone(), handled.clone());
-    let mut server = TcpServer::builder(move |_req: &mut StreamRequest| {
-        h.store(true, Ordering::SeqCst);
-        Ok(())
-    })
-    .state(Tag("verify"))
-    .verify_request(move |server, request, client| {
-        if matches!(request, RequestRef::Stream(_)) {
-            n.fetch_add(1, Ordering::SeqCst);
-        }
-        record(&s, server, client);
-        false
-    })
-    .bind("127.0.0.1:0")
-    .expect("bind");
+    let mut server = TcpServer::with_state(Tag("verify"))
+        .builder(move |_req| {
+            h.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .verify_request(move |server, request, client| {
+            if matches!(request, RequestRef::Stream(_)) {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+            record(&s, server, client);
+            false
+        })
+        .bind("127.0.0.1:0")
+        .expect("bind");
     let mut client = TcpStream::connect(inet(server.server_address())).unwrap();
     server.handle_request().expect("handle_request");
     assert_eq!(exchange(&mut client, b"hello\n"), b"", "rejected: closed");
@@ -95,8 +95,8 @@ fn handle_error_closure_sees_the_error_state_and_addresses() {
     let seen = Seen::default();
     let errors = Arc::new(Mutex::new(Vec::new()));
     let (s, e) = (seen.clone(), errors.clone());
-    let mut server = TcpServer::builder(echo_or_fail)
-        .state(Tag("errors"))
+    let mut server = TcpServer::with_state(Tag("errors"))
+        .builder(echo_or_fail)
         .handle_error(move |server, client, error| {
             record(&s, server, client);
             e.lock().unwrap().push(error.to_string());
@@ -117,11 +117,11 @@ fn handle_error_closure_sees_the_error_state_and_addresses() {
 fn handle_timeout_closure_runs_when_handle_request_times_out() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let mut server = TcpServer::builder(echo_line)
+    let mut server = TcpServer::with_state(Tag("timeout"))
+        .builder(echo_or_fail)
         .timeout(Some(Duration::ZERO))
-        .state(Tag("timeout"))
         .handle_timeout(move |server| {
-            let tag = server.state::<Tag>().map(|t| t.0);
+            let tag = server.state().0;
             s.lock()
                 .unwrap()
                 .push((server.server_address().clone(), tag));
@@ -130,7 +130,7 @@ fn handle_timeout_closure_runs_when_handle_request_times_out() {
         .expect("bind");
     server.handle_request().expect("handle_request");
     server.handle_request().expect("handle_request");
-    let expected = (server.server_address().clone(), Some("timeout"));
+    let expected = (server.server_address().clone(), "timeout");
     assert_eq!(*seen.lock().unwrap(), [expected.clone(), expected]);
 }
 

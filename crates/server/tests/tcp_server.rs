@@ -245,18 +245,17 @@ fn handler_timeout_limits_reads_and_nodelay_is_set() {
 
 #[test]
 fn handlers_reach_state_address_and_shutdown() {
-    let mut server = TcpServer::builder(|req: &mut StreamRequest| {
-        let greeting = req.server.state::<String>().expect("state").clone();
-        writeln!(req.wfile, "{greeting} from {}", req.server.server_address())?;
-        // On the serving thread, a blocking shutdown would deadlock: it is an error.
-        let err = req.server.shutdown().expect_err("from the serving thread");
-        assert_eq!(err.kind(), std::io::ErrorKind::Deadlock);
-        req.server.request_shutdown();
-        Ok(())
-    })
-    .state(String::from("hi"))
-    .bind("127.0.0.1:0")
-    .unwrap();
+    let mut server = TcpServer::with_state(String::from("hi"))
+        .bind("127.0.0.1:0", |req| {
+            let greeting: &String = req.server.state();
+            writeln!(req.wfile, "{greeting} from {}", req.server.server_address())?;
+            // On the serving thread, a blocking shutdown would deadlock: it is an error.
+            let err = req.server.shutdown().expect_err("from the serving thread");
+            assert_eq!(err.kind(), std::io::ErrorKind::Deadlock);
+            req.server.request_shutdown();
+            Ok(())
+        })
+        .unwrap();
     let address = server.server_address().clone();
     let mut c = TcpStream::connect(inet(&address)).unwrap();
     // The handler's request_shutdown ends this loop after the request.

@@ -77,6 +77,7 @@ mod error;
 mod family;
 mod file;
 mod functions;
+mod limits;
 pub mod opt;
 mod resolve;
 mod socket;
@@ -94,12 +95,14 @@ pub use crate::file::{DEFAULT_BUFFER_SIZE, SocketReader, SocketWriter};
 pub use crate::functions::{
     ConnectOptions, ServerOptions, create_connection, create_server, socketpair,
 };
+pub use crate::limits::{FdLimit, fd_limit, raise_fd_limit};
 pub use crate::opt::SockOpt;
 pub use crate::resolve::{
     AI_ADDRCONFIG, AI_CANONNAME, AI_NUMERICHOST, AI_NUMERICSERV, AI_PASSIVE, AI_V4MAPPED, AddrInfo,
     AddrInfoHints, getaddrinfo, gethostname,
 };
 pub use crate::socket::Socket;
+pub use crate::sys::exit_now;
 pub use crate::timeout::{getdefaulttimeout, setdefaulttimeout};
 pub use crate::to_addrs::ToAddrs;
 

@@ -1,5 +1,8 @@
-//! [`Socket`]: Python's `socket.socket`, over `socket2`. Creation, connection set-up, names,
-//! timeouts and options live here; data transfer is in `transfer.rs`, conversions in
+//! [`Socket`]: Python's `socket.socket`, over `socket2`. The type and its life live here:
+//! creation, `bind` / `listen` / `accept`, `connect` / `connect_ex`, `shutdown` / `close`, the
+//! fd (`fileno`, `dup`, `detach`), `family` and `socket_type`. The rest of its methods live with
+//! what they serve: names (`getsockname`, `getpeername`) in `address.rs`, timeouts and blocking
+//! mode in `timeout.rs`, options in `opt.rs`, data transfer in `transfer.rs`, conversions in
 //! `convert.rs`.
 
 use std::fmt;

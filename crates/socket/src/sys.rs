@@ -1,6 +1,11 @@
-//! Raw `libc` calls that `socket2` does not wrap: poll, fcntl flags, gethostname, getaddrinfo.
+//! Raw `libc` calls that `socket2` does not wrap: poll, fcntl flags, gethostname, getaddrinfo,
+//! close.
 //!
-//! Everything `unsafe` in the crate lives here, behind small safe functions.
+//! Most of what is `unsafe` in the crate lives here, behind small safe functions. The other files
+//! that hold some are `address.rs` (reading a `sockaddr_un`), `resolve.rs` (zeroed `addrinfo`
+//! hints) and `activation.rs` (inherited fds, and clearing the environment that announced them):
+//! `cargo xtask tidy` lists every such file in `UNSAFE_FILES` (`xtask/src/tidy.rs`) and fails on
+//! `unsafe` anywhere else.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -242,6 +247,48 @@ pub(crate) fn close(fd: std::os::fd::OwnedFd) -> io::Result<()> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+    }
+    Ok(())
+}
+
+/// Ends the process at once with `status`: Python's `os._exit`. No destructors, no `atexit`
+/// handlers, no flushing of stdio buffers: what a forked child must end with, so that it never
+/// runs its parent's cleanup (a Unix server's drop would remove the parent's socket file) or
+/// flushes a copy of the parent's buffered output. Only the OS closes the process's fds.
+///
+/// # Examples
+///
+/// ```no_run
+/// // In a forked child, after its work:
+/// sockserve_socket::exit_now(0);
+/// ```
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it ends the process and never returns.
+    unsafe { libc::_exit(status) }
+}
+
+/// The process's `RLIMIT_NOFILE`: (soft, hard); `RLIM_INFINITY` is `u64::MAX`.
+pub(crate) fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable `rlimit` for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Sets the process's `RLIMIT_NOFILE` soft limit, keeping the hard one.
+pub(crate) fn set_nofile_soft_limit(soft: u64, hard: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `limit` is a valid `rlimit`; the call only reads it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -45,6 +45,67 @@
 //! A server meant to run until it is told to stop by its operator uses
 //! [`serve_until_signal`]: `SIGTERM` or `SIGINT` stop it gracefully within a deadline.
 //!
+//! # State: shared, and per connection
+//!
+//! Shared state (Python's attributes on the server object) is simplest as an `Arc` captured
+//! by the closure. Per-connection state is the handler value itself: the server clones the
+//! handler for each connection (each datagram), as Python makes one handler object per
+//! request, so a handler type's fields start fresh every time and need no lock.
+//!
+//! ```
+//! use sockserve::ThreadingTcpServer;
+//! use std::{io::Write, sync::{Arc, atomic::{AtomicU64, Ordering}}};
+//!
+//! let visitors = Arc::new(AtomicU64::new(0));
+//! let count = Arc::clone(&visitors);
+//! let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req| {
+//!     let n = count.fetch_add(1, Ordering::Relaxed);
+//!     Ok(writeln!(req.wfile, "visitor {n}")?)
+//! })?;
+//! # drop(server);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Handler types and hooks have no closure to capture in: they reach state given to the server
+//! with [`Server::with_state`], typed. The state's type is the server's last type parameter,
+//! with a default of `()` (no state), so the aliases and closure inference work as before and
+//! asking for the wrong type is a compile error: `ThreadingTcpServer<Stats>` is
+//! `Server<Tcp, Threading, Stats>`; its handlers get a `StreamRequest<Stats>` whose
+//! `server.state()` is a `&Stats`; its hooks implement `Hooks<Stats>`.
+//!
+//! ```
+//! use sockserve::{Hooks, ServerContext, ThreadingTcpServer};
+//! use std::{io::Write, sync::atomic::{AtomicU64, Ordering}};
+//!
+//! #[derive(Default)]
+//! struct Stats {
+//!     served: AtomicU64,
+//!     failed: AtomicU64,
+//! }
+//!
+//! struct CountFailures;
+//! impl Hooks<Stats> for CountFailures {
+//!     fn handle_error(
+//!         &self,
+//!         server: &ServerContext<Stats>,
+//!         _client: &sockserve::Address,
+//!         _error: &sockserve::HandlerError,
+//!     ) {
+//!         server.state().failed.fetch_add(1, Ordering::Relaxed);
+//!     }
+//! }
+//!
+//! let server: ThreadingTcpServer<Stats> = ThreadingTcpServer::with_state(Stats::default())
+//!     .builder(|req| {
+//!         req.server.state().served.fetch_add(1, Ordering::Relaxed);
+//!         Ok(req.wfile.write_all(b"ok\n")?)
+//!     })
+//!     .hooks(CountFailures)
+//!     .bind("127.0.0.1:0")?;
+//! assert_eq!(server.context().state().served.load(Ordering::Relaxed), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Logging
 //!
 //! sockserve reports what happens through the `log` facade and prints nothing itself, with one
@@ -66,6 +127,27 @@
 //! # drop(server);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Limits and their defaults
+//!
+//! Every limit, its default, and where to change it. Where Python has the option, the default
+//! is Python's unless the row says why not.
+//!
+//! | limit | default | set with |
+//! |---|---|---|
+//! | worker threads of a threading server | [`DEFAULT_MAX_THREADS`] (256); at the limit accepting pauses and connections wait in the backlog | [`Threading::max_threads`] |
+//! | children of a forking server | [`DEFAULT_MAX_CHILDREN`] (40, Python's); at the limit accepting pauses | [`Forking::max_children`] |
+//! | `listen` backlog | [`SOMAXCONN`] (CPython 3.15's) | [`Builder::request_queue_size`] |
+//! | largest datagram received whole | 8192 bytes (Python's), clamped to what the family carries (65,535 for UDP) | [`Builder::max_packet_size`] |
+//! | tick of `service_actions` | 0.5 s (Python's); never under [`MIN_POLL_INTERVAL`] (10 ms) | [`Builder::poll_interval`], [`Server::serve_forever_with`] |
+//! | wait of `handle_request` | none (Python's `timeout = None`) | [`Builder::timeout`] |
+//! | every read and write of a connection | none (Python's `StreamRequestHandler.timeout`) | [`StreamOptions::timeout`] |
+//! | read and write buffers of `rfile`/`wfile` | 8192 bytes / unbuffered (Python's) | [`StreamOptions::rbufsize`], [`StreamOptions::wbufsize`] |
+//! | a line read from `rfile` (`read_line`, `lines`, ...) | [`DEFAULT_LINE_LIMIT`] (64 KiB, `http.server`'s); a longer line is an `InvalidData` error | [`StreamOptions::line_limit`] |
+//! | Nagle's algorithm on TCP connections | off (`TCP_NODELAY`, Go's default; Python leaves it on, which stalls a reply written in two writes by 40 ms) | [`StreamOptions::disable_nagle_algorithm`] |
+//! | failures reported by the default `handle_error` | 10 a second per process, the rest counted | replace [`Hooks::handle_error`] |
+//! | a stop after the grace (`serve_until_signal`, a graceful stop) | [`STOP_BOUND`] (3 s) | not configurable |
+//! | dropping a server that still has requests | waits 5 s for them, then ends what still runs (forking: `SIGTERM`, then `SIGKILL`, its own children; threading: threads left running) | call [`Server::server_close`] to wait as Python does |
 //!
 //! # From Python's names to ours
 //!
@@ -96,6 +178,7 @@
 //! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
 //! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields, [`DatagramOptions`] |
 //! | `self.server` in a handler | [`ServerContext`] (`request.server`) |
+//! | attributes set on the server object (`server.stats = ...`) | [`Server::with_state`]: `server.state()`, typed (see above) |
 //! | the exception `handle_error` sees | [`HandlerError`] |
 //! | `OSError` from the server's constructor | [`Error`] (converts into `io::Error`) |
 //!
@@ -109,9 +192,7 @@
 //! `sockserve::server::TcpServer`.
 
 #![doc(test(attr(deny(warnings))))]
-
-#[cfg(unix)]
-mod until_signal;
+#![forbid(unsafe_code)]
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
 ///
@@ -174,38 +255,46 @@ pub use mixins;
 
 // The socket layer.
 #[doc(inline)]
-pub use socket::{Address, Family, Socket, SocketReader, SocketWriter, ToAddrs, Type};
+pub use socket::{
+    Address, ConnectOptions, Family, SOMAXCONN, ServerOptions, Socket, SocketReader, SocketWriter,
+    ToAddrs, Type, UNIX_PATH_MAX, create_connection, create_server, getaddrinfo, getdefaulttimeout,
+    opt, setdefaulttimeout, socketpair,
+};
 
 // The handler layer.
 #[doc(inline)]
 pub use handler::{
-    BoxError, DatagramOptions, DatagramRequest, Handler, HandlerError, HandlerExt, IntoOutcome,
-    Next, ServerContext, Stage, StreamOptions, StreamReader, StreamRequest, StreamWriter,
+    BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
+    HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
+    StreamRequest, StreamWriter,
 };
 
 // The server layer.
 #[doc(inline)]
 pub use server::{
-    Builder, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, RequestRef, Running, Server,
-    ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
-    UnixDatagramServer, UnixStream, UnixStreamServer,
+    Builder, CloseDeadline, CloseReport, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind,
+    MIN_POLL_INTERVAL, RequestRef, Running, STOP_BOUND, Server, ServerLink, ShutdownHandle,
+    Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram, UnixDatagramServer,
+    UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer.
 #[cfg(unix)]
 #[doc(inline)]
 pub use mixins::{
-    Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer, ForkingUnixStreamServer,
+    DEFAULT_MAX_CHILDREN, Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer,
+    ForkingUnixStreamServer,
 };
 #[doc(inline)]
 pub use mixins::{
-    Threading, ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer,
-    ThreadingUnixStreamServer,
+    DEFAULT_MAX_THREADS, Threading, ThreadingTcpServer, ThreadingUdpServer,
+    ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
 };
 
-// The facade's own: serving until a termination signal (signals are Unix's).
+// Serving until a termination signal (signals are Unix's).
 #[cfg(unix)]
-pub use until_signal::{SignalStop, StopSignals, serve_until_signal};
+#[doc(inline)]
+pub use server::{SignalStop, StopSignals, serve_until_signal};
 
 /// The traits, to `use sockserve::prelude::*;` and call their methods or implement them.
 ///

@@ -19,7 +19,6 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::net::UnixStream;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -40,7 +39,7 @@ const STUCK: Duration = Duration::from_secs(30);
 /// The strategies the stop checks run under.
 const STRATEGIES: [&str; 3] = ["sync", "threading", "forking"];
 
-type Check = fn() -> Result<(), String>;
+use testsupport::Check;
 
 fn main() {
     if let Ok(mode) = std::env::var(CHILD_ENV) {
@@ -88,25 +87,7 @@ fn main() {
             a_panic_on_the_serving_thread_is_an_error_not_a_hang,
         ),
     ];
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(check))
-            .unwrap_or_else(|_| Err("panicked".to_owned()));
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("signals: {name} ... ok");
-            }
-            Err(message) => {
-                failed += 1;
-                println!("signals: {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("signals: {passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    testsupport::run_checks("signals", checks);
 }
 
 /// The child: an echo server stopped by a signal. Prints `listening on ADDR` first, then

@@ -23,8 +23,7 @@
 //!   SIGINT: a forced stop, exit status 130 well within the grace ([`FORCED_STOP_LIMIT`]), a
 //!   line saying `forced stop`, the idle client seeing EOF or a reset.
 //!
-//! A mode that `echo_server` does not offer yet (it exits non-zero saying `--mode M is not
-//! available yet`) is reported as skipped; any other failure fails the case.
+//! Every case runs: `echo_server` offers every mode, so any failure fails the case.
 
 use std::fmt;
 use std::path::Path;
@@ -230,22 +229,11 @@ pub(crate) fn cases() -> Vec<Case> {
 
 /// How a case ended, when it did not fail.
 #[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Everything checked; what the shutdown took.
-    Passed {
-        /// From the first signal to the server's exit.
-        shutdown: Duration,
-        /// The server's exit status.
-        exit: i32,
-    },
-    /// `echo_server` said the mode is not available yet.
-    ModeNotAvailable,
-}
-
-/// The message `echo_server` gives for a mode it does not offer yet: the only failure that
-/// is a skip.
-pub(crate) fn not_available_message(mode: &str) -> String {
-    format!("--mode {mode} is not available yet")
+pub(crate) struct Outcome {
+    /// From the first signal to the server's exit.
+    pub(crate) shutdown: Duration,
+    /// The server's exit status.
+    pub(crate) exit: i32,
 }
 
 /// Runs one case against the `echo_server` in `examples`, with Unix socket paths in `dir`.
@@ -260,10 +248,6 @@ pub(crate) fn run_case(examples: &Path, dir: &Path, case: &Case) -> Result<Outco
         Ok(server) => server,
         Err(err) => {
             let stderr = log.text_within(Duration::from_secs(2));
-            let exited_non_zero = !err.to_string().contains("exit status: 0");
-            if exited_non_zero && stderr.contains(&not_available_message(case.mode)) {
-                return Ok(Outcome::ModeNotAvailable);
-            }
             return Err(format!("{err}\nits stderr:\n{}", stderr.trim_end()).into());
         }
     };
@@ -314,7 +298,7 @@ pub(crate) fn run_case(examples: &Path, dir: &Path, case: &Case) -> Result<Outco
     if case.family.is_unix() && Path::new(&addr).exists() {
         return Err(format!("the socket file {addr} is still there after exit").into());
     }
-    Ok(Outcome::Passed { shutdown, exit })
+    Ok(Outcome { shutdown, exit })
 }
 
 /// Checks how the server stopped after `case.signals`: its exit status, the time it took
@@ -877,13 +861,5 @@ server.serve_forever()
         assert!(check_announced(Family::Tcp6, "[::1]:0", "127.0.0.1:4000").is_err());
         check_announced(Family::Unix, "/tmp/x.sock", "/tmp/x.sock").unwrap();
         assert!(check_announced(Family::Unix, "/tmp/x.sock", "/tmp/y.sock").is_err());
-    }
-
-    #[test]
-    fn only_the_exact_message_is_a_skip() {
-        assert_eq!(
-            not_available_message("forking"),
-            "--mode forking is not available yet"
-        );
     }
 }

@@ -1,8 +1,9 @@
 //! [`serve_until_signal`]: serve until SIGTERM or SIGINT, then stop gracefully within a deadline
 //! that nothing a handler does can stretch.
 
+use crate::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
+use handler::SharedState;
 use reactor::{Interest, Reactor, Signal, Signals, Waker};
-use server::{CloseReport, GracefulStop, Kind, STOP_BOUND, Server, ShutdownHandle, Strategy};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
@@ -66,7 +67,7 @@ impl SignalStop {
     /// # Examples
     ///
     /// ```
-    /// assert!(sockserve::SignalStop::default().is_clean());
+    /// assert!(sockserve_server::SignalStop::default().is_clean());
     /// ```
     pub fn is_clean(&self) -> bool {
         self.forced_by.is_none()
@@ -171,8 +172,8 @@ impl fmt::Display for SignalStop {
 /// A TCP echo server stopped by `SIGTERM`, as `kill -TERM <pid>` sends it from a shell:
 ///
 /// ```
-/// use sockserve::{TcpServer, serve_until_signal};
-/// use sockserve::reactor::Signal;
+/// use sockserve_server::{TcpServer, serve_until_signal};
+/// use sockserve_server::Signal;
 /// use std::{io::{BufRead, Write}, process::Command, thread, time::Duration};
 ///
 /// let server = TcpServer::bind("127.0.0.1:0", |req| loop {
@@ -203,8 +204,8 @@ impl fmt::Display for SignalStop {
 /// operator.join().expect("operator thread panicked")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn serve_until_signal<K: Kind, C: Strategy>(
-    server: Server<K, C>,
+pub fn serve_until_signal<K: Kind, C: Strategy, S: SharedState>(
+    server: Server<K, C, S>,
     grace: Duration,
 ) -> io::Result<SignalStop> {
     StopSignals::install()?.serve_until_signal(server, grace)
@@ -223,7 +224,7 @@ pub fn serve_until_signal<K: Kind, C: Strategy>(
 /// # Examples
 ///
 /// ```
-/// use sockserve::{StopSignals, TcpServer};
+/// use sockserve_server::{StopSignals, TcpServer};
 /// use std::{process::Command, time::Duration};
 ///
 /// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
@@ -275,16 +276,16 @@ impl StopSignals {
     /// # Examples
     ///
     /// See [`StopSignals`].
-    pub fn serve_until_signal<K: Kind, C: Strategy>(
+    pub fn serve_until_signal<K: Kind, C: Strategy, S: SharedState>(
         self,
-        mut server: Server<K, C>,
+        mut server: Server<K, C, S>,
         grace: Duration,
     ) -> io::Result<SignalStop> {
         let signals = self.signals;
         let mut reactor = Reactor::new()?;
         reactor.register(&signals, SIGNALS, Interest::READABLE)?;
         let handle = server.shutdown_handle();
-        let serving: Arc<Done<(server::Result<()>, CloseReport)>> = Done::new(reactor.waker());
+        let serving: Arc<Done<(crate::Result<()>, CloseReport)>> = Done::new(reactor.waker());
         let deadline = handle.close_deadline();
         let loop_returned = Arc::new(AtomicBool::new(false));
         let spawned = thread::Builder::new()
@@ -309,7 +310,7 @@ impl StopSignals {
                         let error = handler::HandlerError::from_panic(payload);
                         let error =
                             io::Error::other(format!("the serving thread panicked: {error}"));
-                        (Err(server::Error::Io(error)), CloseReport::default())
+                        (Err(crate::Error::Io(error)), CloseReport::default())
                     }));
                 }
             });
@@ -409,7 +410,7 @@ impl<T> Done<T> {
 fn watch(
     reactor: &mut Reactor,
     signals: &Signals,
-    serving: &Done<(server::Result<()>, CloseReport)>,
+    serving: &Done<(crate::Result<()>, CloseReport)>,
     handle: &ShutdownHandle,
     grace: Duration,
     loop_returned: &Arc<AtomicBool>,
