@@ -1,4 +1,5 @@
-//! Accept errors: which to skip, and the backoff for the ones that mean "no fds left".
+//! Accept errors: which to skip, and the backoff for the ones that mean "no fds left" (its
+//! lines name the limit and how to raise it: `limits.rs`).
 
 use std::{
     io,
@@ -58,9 +59,9 @@ impl Backoff {
     /// [`failed`](Self::failed) at a given instant (tests pass their own clock).
     fn failed_at(&mut self, now: Instant, server: &str, e: &io::Error) {
         let episode = self.episode.get_or_insert_with(|| {
-            log::error!(
-                "{server}: cannot accept ({e}); pausing accepts, backing off up to {MAX_DELAY:?}"
-            );
+            // Which limit it is and how to raise it; on stderr too when no logger is installed.
+            let line = crate::limits::exhausted(server, e, MAX_DELAY);
+            crate::limits::backoff_line(log::Level::Error, format_args!("{line}"));
             Episode {
                 started: now,
                 delay: FIRST_DELAY,
@@ -75,10 +76,13 @@ impl Backoff {
     /// A request came through: the episode, if any, is over.
     pub(crate) fn succeeded(&mut self) {
         if let Some(episode) = self.episode.take() {
-            log::warn!(
-                "accepting again after {:?} and {} failed attempts",
-                episode.started.elapsed(),
-                episode.failures
+            crate::limits::backoff_line(
+                log::Level::Warn,
+                format_args!(
+                    "accepting again after {:?} and {} failed attempts",
+                    episode.started.elapsed(),
+                    episode.failures
+                ),
             );
         }
         self.until = None;

@@ -19,7 +19,9 @@
 //!
 //! Beyond CPython: shutdown wakes the loop at once (no poll delay, no stale flag); the
 //! backlog defaults to `SOMAXCONN`; each wakeup drains a batch of requests; accept errors that
-//! mean "no fds" pause accepting with a capped backoff instead of spinning.
+//! mean "no fds" pause accepting with a capped backoff instead of spinning, and say which
+//! limit it is and how to raise it; and each limit says when it is reached and when it clears
+//! ([`LimitGauge`]).
 //!
 //! # Logging
 //!
@@ -29,7 +31,9 @@
 //! implementation will do (the `env_logger` crate, `env_logger::init()` with `RUST_LOG=info`,
 //! is a common choice), or a few lines of your own, as below. Without a logger `log` discards
 //! every record, so a failed request is then reported on stderr instead, as Python's
-//! `handle_error` prints it: at most 10 reports a second, see [`Hooks::handle_error`].
+//! `handle_error` prints it: at most 10 reports a second, see [`Hooks::handle_error`]. So is a
+//! limit reached or cleared (`sockserve: WARN: limit NAME = VALUE reached ...`, see
+//! [`LimitGauge`]) and an accept that failed for want of descriptors.
 //!
 //! ```
 //! /// Every record at info level or above, on stderr.
@@ -77,6 +81,7 @@ mod error;
 mod hooks;
 mod job;
 mod kind;
+mod limits;
 mod link;
 mod report;
 mod server;
@@ -127,6 +132,7 @@ pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
+pub use limits::LimitGauge;
 pub use link::{ServerLink, Watch};
 /// The signals [`serve_until_signal`] stops on (from the reactor layer, `sockserve-reactor`).
 #[cfg(unix)]

@@ -155,6 +155,24 @@ fn write_stderr(text: &str) {
     let _ = File::from(fd).write_all(text.as_bytes());
 }
 
+/// A line that must not be lost and rates itself (the limit lines of `limits.rs`): logged at
+/// `level` under `target` when a logger is installed, else written to stderr in one `write`,
+/// as `sockserve: LEVEL: line`. Not counted against the reports' rate limit. Outside a forked
+/// child it writes through std's stderr, which needs no descriptor of its own: one of these
+/// lines says that there are none left.
+pub(crate) fn unmissable(target: &str, level: log::Level, line: fmt::Arguments<'_>) {
+    let forked = FORKED_CHILD.load(Ordering::Relaxed);
+    if log::max_level() != log::LevelFilter::Off && !forked {
+        return log::log!(target: target, level, "{line}");
+    }
+    let text = format!("sockserve: {level}: {line}\n");
+    if forked {
+        write_stderr(&text);
+    } else {
+        let _ = io::stderr().write_all(text.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
