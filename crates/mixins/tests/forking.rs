@@ -266,6 +266,8 @@ fn running_shows_live_children() {
     // The child's handler waits for the line this client has not sent.
     wait_until("the child started", || running.children() == 1);
     assert_eq!((running.in_flight(), running.threads()), (1, 0));
+    // Its child runs it: running from the fork, never queued.
+    assert_eq!((running.running(), running.queued()), (1, 0));
     let shown = format!("{running:?}");
     assert!(
         shown.contains("in_flight: 1") && shown.contains("children: 1"),
@@ -274,7 +276,7 @@ fn running_shows_live_children() {
     echoed(&c);
     let exited = Instant::now();
     wait_until("the child reaped", || {
-        running.children() == 0 && running.in_flight() == 0
+        running.children() == 0 && running.in_flight() == 0 && running.running() == 0
     });
     assert!(exited.elapsed() < GENEROUS, "took {:?}", exited.elapsed());
     let mut server = running.shutdown().unwrap();

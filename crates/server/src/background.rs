@@ -145,7 +145,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Running<K, C, S> {
     }
 
     /// Requests in flight now: accepted and not yet closed (a live figure; one count for
-    /// every strategy, the server's own). A forking server's child counts until it is reaped,
+    /// every strategy, the server's own): a stream server's open connections, running or
+    /// queued. A forking server's child counts until it is reaped,
     /// which the loop does as it exits (it watches the child's exit pipe).
     ///
     /// # Examples
@@ -159,6 +160,31 @@ impl<K: Kind, C: Strategy, S: SharedState> Running<K, C, S> {
     /// ```
     pub fn in_flight(&self) -> usize {
         self.handle.in_flight()
+    }
+
+    /// Requests in flight whose handler runs now: see [`ShutdownHandle::running`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let running = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?.spawn()?;
+    /// assert_eq!((running.running(), running.queued()), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn running(&self) -> usize {
+        self.handle.running()
+    }
+
+    /// Requests in flight waiting for their handler to start (a threading server's
+    /// connections queued for a thread): see [`ShutdownHandle::queued`].
+    ///
+    /// # Examples
+    ///
+    /// See [`running`](Self::running).
+    pub fn queued(&self) -> usize {
+        self.handle.queued()
     }
 
     /// Threads the strategy runs now (a live figure the strategy publishes): a threading
@@ -290,6 +316,8 @@ impl<K: Kind, C: Strategy, S: SharedState> fmt::Debug for Running<K, C, S> {
             .field("server_address", &self.address)
             .field("serving", &self.handle.is_serving())
             .field("in_flight", &self.in_flight())
+            .field("running", &self.running())
+            .field("queued", &self.queued())
             .field("threads", &self.threads())
             .field("children", &self.children())
             .finish()

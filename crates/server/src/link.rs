@@ -199,6 +199,39 @@ impl ServerLink {
         self.shared.in_flight()
     }
 
+    /// The server's count of requests in flight whose work has started
+    /// ([`Job::run`](crate::Job::run), or a fork through
+    /// [`Job::around_fork`](crate::Job::around_fork)); the rest of
+    /// [`in_flight`](Self::in_flight) waits for the strategy to start them. Read without a
+    /// lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Job, ServerLink, Strategy};
+    ///
+    /// /// Inline; logs how many requests were running when each arrived.
+    /// #[derive(Default)]
+    /// struct Inline(Option<ServerLink>);
+    ///
+    /// impl Strategy for Inline {
+    ///     fn start(&mut self, link: &ServerLink) -> std::io::Result<()> {
+    ///         self.0 = Some(link.clone());
+    ///         Ok(())
+    ///     }
+    ///     fn process_request(&mut self, job: Job) {
+    ///         if let Some(link) = &self.0 {
+    ///             log::debug!("{} running, {} in flight", link.running(), link.in_flight());
+    ///         }
+    ///         job.run()
+    ///     }
+    /// }
+    /// # let _ = Inline::default();
+    /// ```
+    pub fn running(&self) -> usize {
+        self.shared.running()
+    }
+
     /// Publishes how many threads the strategy runs now:
     /// [`Running::threads`](crate::Running::threads) and
     /// [`ShutdownHandle::threads`](crate::ShutdownHandle::threads) read it.

@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     /// The number of requests in flight, kept beside their set (changed under its lock) so
     /// that it is read without the lock: a strategy's `has_capacity` reads it per request.
     in_flight: AtomicUsize,
+    /// Requests in flight whose work has started (on a thread, inline, in a forked child):
+    /// the rest of `in_flight` is queued (waiting for a thread of the strategy's).
+    running: AtomicUsize,
     /// The serving loop waits for a request to end (paused for capacity, or draining after a
     /// graceful stop): a request that ends wakes it.
     wake_on_end: AtomicBool,
@@ -105,6 +108,7 @@ impl Shared {
             from_children,
             lock_across_fork: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             wake_on_end: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
@@ -242,12 +246,24 @@ impl Shared {
         InFlight {
             shared: Arc::clone(self),
             id,
+            started: AtomicBool::new(false),
         }
     }
 
     /// The number of requests in flight (no lock taken).
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The requests in flight whose work has started (no lock taken).
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// The requests in flight still waiting for their work to start (no lock taken). Two
+    /// counts read one after the other: a figure, not a bound.
+    pub(crate) fn queued(&self) -> usize {
+        self.in_flight().saturating_sub(self.running())
     }
 
     /// While on, a request that ends wakes the serving loop. Set it before looking at what
@@ -428,6 +444,9 @@ fn children_channel() -> io::Result<(Socket, Socket)> {
 pub(crate) struct InFlight {
     shared: Arc<Shared>,
     id: usize,
+    /// Whether its work started (it counts in `Shared::running` until it drops). Atomic only
+    /// so that a forking strategy's `around_fork`, which has `&self`, can set it.
+    started: AtomicBool,
 }
 
 /// The requests in flight, with their connections (none for datagrams): a slab, so a request
@@ -480,9 +499,21 @@ impl InFlightSet {
 }
 
 impl InFlight {
-    /// See [`Shared::around_fork`].
+    /// See [`Shared::around_fork`]. In the parent, the request counts as running from then on
+    /// (its child runs it); the child's copy of the state is left alone.
     pub(crate) fn around_fork<T>(&self, fork: impl FnOnce() -> T) -> T {
-        self.shared.around_fork(fork)
+        let forked = self.shared.around_fork(fork);
+        if !self.shared.in_forked_child() {
+            self.start();
+        }
+        forked
+    }
+
+    /// The request's work starts: it counts as running, no longer as queued. Once.
+    pub(crate) fn start(&self) {
+        if !self.started.swap(true, Ordering::Relaxed) {
+            self.shared.running.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// In a forked child: lets go of the ticket without touching the parent's state (its lock
@@ -498,6 +529,9 @@ impl Drop for InFlight {
         let mut state = self.shared.lock();
         if state.in_flight.remove(self.id) {
             self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        if *self.started.get_mut() {
+            self.shared.running.fetch_sub(1, Ordering::Relaxed);
         }
         // Read under the lock a waiter holds until it waits: none can be missed.
         let notify = state.in_flight.is_empty() && state.waiters > 0;
@@ -767,7 +801,8 @@ impl ShutdownHandle {
         self.shared.lock_across_fork.store(on, Ordering::SeqCst);
     }
 
-    /// The number of requests in flight (accepted and not yet closed).
+    /// The number of requests in flight (accepted and not yet closed): for a stream server,
+    /// its open connections, whether running or queued for a thread.
     ///
     /// # Examples
     ///
@@ -780,6 +815,32 @@ impl ShutdownHandle {
     /// ```
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
+    }
+
+    /// The requests in flight whose handler runs now (on a thread, inline, or in a forked
+    /// child, which counts until it is reaped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let handle = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?.shutdown_handle();
+    /// assert_eq!((handle.running(), handle.queued()), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn running(&self) -> usize {
+        self.shared.running()
+    }
+
+    /// The requests in flight waiting for their handler to start: a threading server's
+    /// connections queued for a thread while every thread is busy (`in_flight - running`).
+    ///
+    /// # Examples
+    ///
+    /// See [`running`](Self::running).
+    pub fn queued(&self) -> usize {
+        self.shared.queued()
     }
 
     /// The threads the server's strategy runs now, as it publishes them

@@ -79,6 +79,9 @@ impl Job {
     /// See [`Job`].
     pub fn run(self) {
         let Job { work, ticket, .. } = self;
+        if let Some(ticket) = &ticket {
+            ticket.start(); // running, no longer queued
+        }
         work();
         // Last: the request leaves the in-flight list (and its fd closes) only now.
         drop(ticket);
