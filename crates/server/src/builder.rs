@@ -1,7 +1,8 @@
 //! `Builder`: Python's server class attributes as builder methods, then bind.
 
 use crate::{
-    DefaultHooks, Hooks, Kind, RequestRef, Result, Server, Strategy, hooks::HookSet, job::MakeJob,
+    DefaultHooks, Hooks, Kind, Overload, RequestRef, Result, Server, Strategy, hooks::HookSet,
+    job::MakeJob,
 };
 use handler::{Handler, HandlerError, Request, ServerContext, SharedState};
 use socket::{Address, Family, ToAddrs};
@@ -111,6 +112,9 @@ pub(crate) struct Options {
     pub(crate) max_packet_size: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) dualstack_ipv6: bool,
+    /// `None`: the default, derived from the open-file limit when a loop starts.
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) overload: Overload,
 }
 
 impl Default for Options {
@@ -123,6 +127,8 @@ impl Default for Options {
             max_packet_size: 8192,
             poll_interval: Duration::from_millis(500),
             dualstack_ipv6: false,
+            max_connections: None,
+            overload: Overload::Pause,
         }
     }
 }
@@ -301,6 +307,60 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// ```
     pub fn dualstack_ipv6(mut self, on: bool) -> Self {
         self.options.dualstack_ipv6 = on;
+        self
+    }
+
+    /// The most connections open at once (for a datagram server, datagrams in hand), whatever
+    /// the strategy: running, queued for a thread, or (to come) waiting in the reactor. At the
+    /// limit the server does what [`overload`](Self::overload) says (by default it pauses
+    /// accepting, and new connections wait in the listen backlog); reaching it is logged at
+    /// warn, with the limit's value and how to raise it, and its end at info. At least 1.
+    ///
+    /// Default: derived when the serving loop starts from the process's soft open-file limit
+    /// (`RLIMIT_NOFILE`, which every connection counts against), less a tenth of it (at least
+    /// 32 descriptors) for the rest of the process (the listener, the reactor, logs, files a
+    /// handler opens): 18,000 for a soft limit of 20,000, 922 for the common 1,024. So a
+    /// server pauses at its own limit, with a line saying so, before `accept` fails for want
+    /// of descriptors. A server that holds many connections raises the soft limit first:
+    /// [`socket::raise_fd_limit`] at the start of `main` (the examples do). A handler that
+    /// opens descriptors of its own for each connection (a proxy's upstream, a file) needs a
+    /// lower limit, set here. The limit of a strategy (`max_threads`, `max_children`) applies
+    /// too; [`Server::max_connections`] tells the limit in force.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let server = TcpServer::builder(|_req| Ok(()))
+    ///     .max_connections(5_000)
+    ///     .bind("127.0.0.1:0")?;
+    /// assert_eq!(server.max_connections(), 5_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.options.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// What the server does with a new connection while
+    /// [`max_connections`](Self::max_connections) are open: pause accepting (the default),
+    /// close it at once with a reset, or write it a short reply first. See [`Overload`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Overload, TcpServer};
+    ///
+    /// let server = TcpServer::builder(|_req| Ok(()))
+    ///     .max_connections(1_000)
+    ///     .overload(Overload::Close)
+    ///     .bind("127.0.0.1:0")?;
+    /// # drop(server);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn overload(mut self, policy: Overload) -> Self {
+        self.options.overload = policy;
         self
     }
 

@@ -20,8 +20,10 @@
 //! Beyond CPython: shutdown wakes the loop at once (no poll delay, no stale flag); the
 //! backlog defaults to `SOMAXCONN`; each wakeup drains a batch of requests; accept errors that
 //! mean "no fds" pause accepting with a capped backoff instead of spinning, and say which
-//! limit it is and how to raise it; and each limit says when it is reached and when it clears
-//! ([`LimitGauge`]).
+//! limit it is and how to raise it; open connections are bounded for every strategy
+//! ([`Builder::max_connections`], by default from the open-file limit), with a choice of what
+//! happens at the bound ([`Overload`]: pause, reset, or a short reply); and each limit says
+//! when it is reached and when it clears ([`LimitGauge`]).
 //!
 //! # Logging
 //!
@@ -32,7 +34,7 @@
 //! is a common choice), or a few lines of your own, as below. Without a logger `log` discards
 //! every record, so a failed request is then reported on stderr instead, as Python's
 //! `handle_error` prints it: at most 10 reports a second, see [`Hooks::handle_error`]. So is a
-//! limit reached or cleared (`sockserve: WARN: limit NAME = VALUE reached ...`, see
+//! limit reached or cleared (`sockserve: WARN: limit max_connections = 18000 reached ...`, see
 //! [`LimitGauge`]) and an accept that failed for want of descriptors.
 //!
 //! ```
@@ -75,6 +77,7 @@
 
 mod accept;
 mod activation;
+mod admission;
 mod background;
 mod builder;
 mod error;
@@ -127,6 +130,7 @@ pub use handler::{
 #[doc(no_inline)]
 pub use socket::{Address, Family, Socket, ToAddrs, Type};
 
+pub use admission::{Overload, OverloadReply, Rejected};
 pub use background::Running;
 pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use crate::{
     Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ServerLink, ShutdownHandle,
     Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
+    admission::Admission,
     builder::Options,
     job::{MakeJob, guard_hook, shutdown_request},
     shutdown::Shared,
@@ -98,6 +99,8 @@ pub struct Server<K: Kind, C: Strategy = Synchronous, S: SharedState = ()> {
     link: ServerLink,
     context: ServerContext<S>,
     backoff: Backoff,
+    /// `max_connections` and the policy at it.
+    admission: Admission,
     scratch: Vec<u8>,
     _kind: PhantomData<K>,
 }
@@ -426,6 +429,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             shared.clone(),
             builder.state.clone(),
         );
+        let admission = Admission::new(
+            builder.options.max_connections,
+            builder.options.overload.clone(),
+        );
         Ok(Server {
             phase: Phase::NotActivated(Arc::new(socket)),
             server_address,
@@ -440,6 +447,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             link,
             context,
             backoff: Backoff::default(),
+            admission,
             _kind: PhantomData,
         })
     }
@@ -464,6 +472,27 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// ```
     pub fn max_packet_size(&self) -> usize {
         self.options.max_packet_size
+    }
+
+    /// The most connections this server holds open at once: the builder's
+    /// [`max_connections`](Builder::max_connections), or its default, derived from the soft
+    /// open-file limit when a serving loop starts (before the first one: as it would be now).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    /// use sockserve_server::socket::fd_limit;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
+    /// let soft = fd_limit()?.soft;
+    /// // The soft limit less a tenth of it (at least 32), for the process's other files.
+    /// let margin = (soft / 10).max(32);
+    /// assert_eq!(server.max_connections() as u64, soft.saturating_sub(margin).max(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_connections(&self) -> usize {
+        self.admission.limit_now()
     }
 
     pub(crate) fn create(builder: Builder<K, C, S>, address: impl ToAddrs) -> Result<Self> {
@@ -703,6 +732,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             return Ok(());
         };
         self.strategy.start(&self.link)?;
+        self.admission.start();
         self.resume(&socket)?;
         while !self.shared.stop_requested() {
             let timeout = self.backoff.clamp(poll_interval);
@@ -758,12 +788,15 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             .timeout
             .and_then(|t| Instant::now().checked_add(t));
         self.strategy.start(&self.link)?;
+        self.admission.start();
         if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
         loop {
             match self.take_request(&socket) {
                 Took::Served => return Ok(()),
+                // Not a request: wait on for one.
+                Took::TurnedAway => continue,
                 Took::WouldBlock | Took::NoCapacity => {}
                 Took::Failed(AcceptErrorKind::Transient, _) => continue,
                 // Python swallows get_request errors and returns.
@@ -927,7 +960,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                 return Ok(());
             }
             match self.take_request(socket) {
-                Took::Served => self.backoff.succeeded(),
+                Took::Served | Took::TurnedAway => self.backoff.succeeded(),
                 Took::WouldBlock => return Ok(()),
                 Took::NoCapacity => {
                     self.pause(socket, Listening::PausedForCapacity);
@@ -947,15 +980,26 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         Ok(())
     }
 
-    /// Takes one request if the strategy has room: `get_request`, then `verify_request` and
-    /// the strategy's `process_request` (or `shutdown_request` if rejected). The one routine
-    /// of `serve_forever` and `handle_request`; they differ only in what they make of the
-    /// outcome.
+    /// Takes one request if there is room: `get_request`, then `verify_request` and the
+    /// strategy's `process_request` (or `shutdown_request` if rejected); at
+    /// `max_connections` under a policy that accepts, the request is turned away instead. The
+    /// one routine of `serve_forever` and `handle_request`; they differ only in what they
+    /// make of the outcome.
     fn take_request(&mut self, socket: &Arc<Socket>) -> Took {
-        if !self.has_room() {
+        let room = self.has_room();
+        if room == Room::Full {
             return Took::NoCapacity;
         }
         match K::get_request(socket, &mut self.scratch) {
+            Ok((raw, address)) if room == Room::TurnAway => {
+                // Counted first: the client may see the close before the turn away returns.
+                self.shared.turned_away_one();
+                let connection = K::connection(&raw);
+                let request = K::request_ref(&raw);
+                self.admission
+                    .turn_away(request, connection.as_deref(), &address);
+                Took::TurnedAway
+            }
             Ok((raw, address)) => {
                 self.process(raw, address);
                 Took::Served
@@ -992,6 +1036,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
 
     fn service_actions(&mut self) {
         self.strategy.service_actions();
+        // A line about max_connections held back by its rate limit may be due.
+        self.admission.observe(self.shared.in_flight());
         guard_hook("service_actions", || {
             self.hooks.service_actions(&self.context)
         });
@@ -1004,19 +1050,37 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         Ok(())
     }
 
-    /// Whether the strategy has room for a request. When it has none, a request that ends
-    /// from now on wakes the loop (most strategies' room is their requests in flight): that is
-    /// asked for before the strategy is asked again, so a request that ends in between cannot
-    /// be missed, and a full server never polls for room.
-    fn has_room(&mut self) -> bool {
-        if !self.strategy.has_capacity() {
+    /// Whether there is room for a request: the strategy's, and `max_connections`' (at which
+    /// the overload policy pauses, or accepts to turn away). When there is none, a request
+    /// that ends from now on wakes the loop (the connections' room, and most strategies', is
+    /// their requests in flight): that is asked for before looking again, so a request that
+    /// ends in between cannot be missed, and a full server never polls for room.
+    fn has_room(&mut self) -> Room {
+        let mut room = self.room_now();
+        if room == Room::Full {
             self.shared.wake_when_a_request_ends(true);
-            if !self.strategy.has_capacity() {
-                return false;
+            room = self.room_now();
+            if room == Room::Full {
+                return room;
             }
         }
         self.shared.wake_when_a_request_ends(false);
-        true
+        room
+    }
+
+    /// The room there is, looked at once. The strategy's limit comes first: a strategy without
+    /// room pauses accepting whatever the overload policy.
+    fn room_now(&mut self) -> Room {
+        if !self.strategy.has_capacity() {
+            return Room::Full;
+        }
+        if self.admission.has_room(self.shared.in_flight()) {
+            Room::Free
+        } else if self.admission.pauses() {
+            Room::Full
+        } else {
+            Room::TurnAway
+        }
     }
 
     /// Takes the socket out of the reactor, saying why (backpressure or fd exhaustion).
@@ -1041,7 +1105,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// Resumes a paused socket when the strategy has room again or the backoff is over.
     fn maybe_resume(&mut self, socket: &Arc<Socket>) -> Result<bool> {
         match self.listening() {
-            Some(Listening::PausedForCapacity) if self.has_room() => {}
+            Some(Listening::PausedForCapacity) if self.has_room() != Room::Full => {}
             Some(Listening::PausedForBackoff) if self.backoff.is_over() => {}
             _ => return Ok(false),
         }
@@ -1078,11 +1142,24 @@ enum Listening {
     PausedForBackoff,
 }
 
+/// Whether the loop may take a request now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Take it.
+    Free,
+    /// Pause accepting: the strategy is full, or `max_connections` are open under `Pause`.
+    Full,
+    /// `max_connections` are open and the overload policy accepts, to turn the next away.
+    TurnAway,
+}
+
 /// What one attempt to take a request did.
 #[derive(Debug)]
 enum Took {
     /// A request was taken and handed on (or rejected by `verify_request`).
     Served,
+    /// A connection came at `max_connections` and was turned away (closed, or replied to).
+    TurnedAway,
     /// No request is waiting.
     WouldBlock,
     /// The strategy has no room: nothing was taken.

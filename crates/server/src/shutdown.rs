@@ -8,7 +8,7 @@ use std::{
     fmt, io,
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     thread::{self, ThreadId},
     time::{Duration, Instant},
@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// Requests in flight whose work has started (on a thread, inline, in a forked child):
     /// the rest of `in_flight` is queued (waiting for a thread of the strategy's).
     running: AtomicUsize,
+    /// Connections turned away at `max_connections` (closed at once, or replied to).
+    turned_away: AtomicU64,
     /// The serving loop waits for a request to end (paused for capacity, or draining after a
     /// graceful stop): a request that ends wakes it.
     wake_on_end: AtomicBool,
@@ -109,6 +111,7 @@ impl Shared {
             lock_across_fork: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            turned_away: AtomicU64::new(0),
             wake_on_end: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
@@ -264,6 +267,11 @@ impl Shared {
     /// counts read one after the other: a figure, not a bound.
     pub(crate) fn queued(&self) -> usize {
         self.in_flight().saturating_sub(self.running())
+    }
+
+    /// Counts a connection turned away at `max_connections`.
+    pub(crate) fn turned_away_one(&self) {
+        self.turned_away.fetch_add(1, Ordering::Relaxed);
     }
 
     /// While on, a request that ends wakes the serving loop. Set it before looking at what
@@ -802,7 +810,8 @@ impl ShutdownHandle {
     }
 
     /// The number of requests in flight (accepted and not yet closed): for a stream server,
-    /// its open connections, whether running or queued for a thread.
+    /// its open connections, whether running or queued for a thread. This is the count
+    /// [`Builder::max_connections`](crate::Builder::max_connections) bounds.
     ///
     /// # Examples
     ///
@@ -841,6 +850,24 @@ impl ShutdownHandle {
     /// See [`running`](Self::running).
     pub fn queued(&self) -> usize {
         self.shared.queued()
+    }
+
+    /// How many connections (datagrams, for a datagram server) the server turned away at
+    /// [`max_connections`](crate::Builder::max_connections), under an
+    /// [`Overload`](crate::Overload) policy that turns them away (`Close`, `reply`), since it
+    /// was made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let handle = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?.shutdown_handle();
+    /// assert_eq!(handle.turned_away(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn turned_away(&self) -> u64 {
+        self.shared.turned_away.load(Ordering::Relaxed)
     }
 
     /// The threads the server's strategy runs now, as it publishes them

@@ -276,7 +276,10 @@ pub trait Strategy: Send + 'static {
 
     /// Whether the server may take another request now. When this returns false the server
     /// stops accepting (the listener leaves the reactor) until this returns true again:
-    /// backpressure instead of unbounded growth. The loop asks again when a request in flight
+    /// backpressure instead of unbounded growth. The server's own bound on open connections,
+    /// [`Builder::max_connections`](crate::Builder::max_connections), applies besides, for
+    /// every strategy: a strategy whose work can wait for it (a pool that queues jobs) need
+    /// not say no at all. The loop asks again when a request in flight
     /// ends, when a descriptor the strategy [watches](ServerLink::watch) becomes readable, and
     /// when the strategy [notifies](ServerLink::notify) it; never by polling.
     ///

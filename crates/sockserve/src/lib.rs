@@ -273,9 +273,9 @@ pub use handler::{
 #[doc(inline)]
 pub use server::{
     Builder, CloseDeadline, CloseReport, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind,
-    MIN_POLL_INTERVAL, RequestRef, Running, STOP_BOUND, Server, ServerLink, ShutdownHandle,
-    Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram, UnixDatagramServer,
-    UnixStream, UnixStreamServer, WithState,
+    LimitGauge, MIN_POLL_INTERVAL, Overload, OverloadReply, Rejected, RequestRef, Running,
+    STOP_BOUND, Server, ServerLink, ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp,
+    UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer.
