@@ -10,7 +10,7 @@ use nix::{
     },
     unistd::{ForkResult, Pid, fork},
 };
-use server::{CloseDeadline, CloseReport, Job, ServerLink, Strategy, Watch};
+use server::{CloseDeadline, CloseReport, Job, LimitGauge, ServerLink, Strategy, Watch};
 use std::{
     collections::HashMap,
     fmt, io,
@@ -132,6 +132,8 @@ pub struct Forking {
     link: Option<ServerLink>,
     /// A child was left to the tick (no exit pipe, or one closed early): logged once.
     fallback_logged: bool,
+    /// Warns when `max_children` is reached, says when that is over (from `start`).
+    gauge: Option<LimitGauge>,
 }
 
 /// A child, as its parent keeps it until it is reaped.
@@ -156,6 +158,7 @@ impl Default for Forking {
             active_children: HashMap::new(),
             link: None,
             fallback_logged: false,
+            gauge: None,
         }
     }
 }
@@ -286,10 +289,13 @@ impl Forking {
         }
     }
 
-    /// Publishes the number of children (the server's live figure).
-    fn publish(&self) {
+    /// Publishes the number of children (the server's live figure), and tells the gauge.
+    fn publish(&mut self) {
         if let Some(link) = &self.link {
             link.record_children(self.active_children.len());
+        }
+        if let Some(gauge) = &mut self.gauge {
+            gauge.observe(self.active_children.len());
         }
     }
 
@@ -410,6 +416,19 @@ impl Strategy for Forking {
     fn start(&mut self, link: &ServerLink) -> io::Result<()> {
         install_child_panic_hook();
         self.link = Some(link.clone());
+        if self
+            .gauge
+            .as_ref()
+            .is_none_or(|g| g.limit() != self.max_children)
+        {
+            self.gauge = Some(LimitGauge::new(
+                "max_children",
+                self.max_children,
+                "children",
+                "accepting pauses until a child exits: new connections wait in the listen \
+                 backlog; raise it with Forking::max_children",
+            ));
+        }
         Ok(())
     }
 
@@ -464,6 +483,10 @@ impl Strategy for Forking {
 
     fn service_actions(&mut self) {
         self.collect_children();
+        // A line held back by the gauge's rate limit may be due.
+        if let Some(gauge) = &mut self.gauge {
+            gauge.observe(self.active_children.len());
+        }
     }
 
     /// Python's close (`None`): waits for every child when `block_on_close` (the default),

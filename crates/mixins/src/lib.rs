@@ -3,7 +3,7 @@
 //!
 //! | Python | sockserve |
 //! |---|---|
-//! | `ThreadingMixIn` (`daemon_threads`, `block_on_close`) | [`Threading`] (bounded, reused threads: `max_threads`) |
+//! | `ThreadingMixIn` (`daemon_threads`, `block_on_close`) | [`Threading`] (reused threads, up to `max_threads` (10,000), then a queue in arrival order; idle ones end after `thread_idle_timeout`) |
 //! | `ForkingMixIn` (`max_children`, `block_on_close`, `active_children`) | [`Forking`] (unix) |
 //! | `ThreadingTCPServer`, `ThreadingUDPServer` | [`ThreadingTcpServer`], [`ThreadingUdpServer`] |
 //! | `ThreadingUnixStreamServer`, `ThreadingUnixDatagramServer` | [`ThreadingUnixStreamServer`], [`ThreadingUnixDatagramServer`] |
@@ -32,7 +32,7 @@ mod threading;
 
 #[cfg(unix)]
 pub use forking::{DEFAULT_MAX_CHILDREN, Forking};
-pub use threading::{DEFAULT_MAX_THREADS, Threading};
+pub use threading::{DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading};
 
 /// The server layer (the `sockserve-server` crate), which also carries the layers below it
 /// (`sockserve_mixins::server::socket`, `sockserve_mixins::server::handler`).

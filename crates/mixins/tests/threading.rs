@@ -1,5 +1,5 @@
-//! `Threading`: CPython's checklist for the threading servers, plus the pool's bounds,
-//! reuse, panics and graceful stop.
+//! `Threading`: CPython's checklist for the threading servers, plus the pool's bounds, its
+//! queue, reuse, idle threads retiring, panics and graceful stop.
 
 mod util;
 
@@ -127,7 +127,7 @@ fn requests_run_concurrently() {
 }
 
 #[test]
-fn threads_are_bounded_and_reused_with_backpressure() {
+fn threads_are_bounded_and_reused_and_the_rest_queue() {
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running.clone(), peak.clone());
@@ -146,7 +146,7 @@ fn threads_are_bounded_and_reused_with_backpressure() {
     let serving = Serving::start(server);
     let addr = serving.address.as_inet().unwrap();
     // Six clients connect at once; they send only after all are connected, so the pool is
-    // full and the rest wait in the backlog.
+    // full and the rest queue for its two threads.
     let clients: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let deadline = Instant::now() + GENEROUS;
     while running.load(Ordering::SeqCst) < 2 {
@@ -379,12 +379,12 @@ fn a_bounded_close_waits_for_requests_even_with_daemon_threads() {
 }
 
 #[test]
-fn a_full_pool_takes_the_next_client_when_a_request_ends_without_a_tick() {
-    // One thread and a 60 s tick: once the loop has paused for room, only the end of the
+fn a_server_at_max_connections_takes_the_next_client_when_a_request_ends_without_a_tick() {
+    // One connection and a 60 s tick: once the loop has paused for room, only the end of the
     // first request can wake it in time.
     let full = FullRound::default();
     let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(echo_line)
-        .strategy(Threading::new().max_threads(1))
+        .max_connections(1)
         .service_actions(full.hook(|handle| handle.in_flight() == 1))
         .bind("127.0.0.1:0")
         .unwrap();
@@ -432,9 +432,12 @@ fn running_shows_live_threads_and_requests_in_flight() {
         .collect();
     // Both handlers are blocked now.
     assert_eq!((running.threads(), running.in_flight()), (2, 2));
+    assert_eq!((running.running(), running.queued()), (2, 0));
     let shown = format!("{running:?}");
     assert!(
         shown.contains("in_flight: 2")
+            && shown.contains("running: 2")
+            && shown.contains("queued: 0")
             && shown.contains("threads: 2")
             && shown.contains("children: 0"),
         "{shown}"
@@ -452,4 +455,105 @@ fn running_shows_live_threads_and_requests_in_flight() {
     let mut server = running.shutdown().unwrap();
     server.server_close();
     assert_eq!((handle.threads(), handle.in_flight()), (0, 0), "closed");
+}
+
+#[test]
+fn connections_beyond_max_threads_queue_and_run_in_arrival_order() {
+    // Each request records its client, then waits for its line: with one thread, the others
+    // are accepted at once (not left in the backlog) and wait for it in the order they came.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let server: Server<Tcp, Threading> =
+        ThreadingTcpServer::builder(move |req: &mut StreamRequest| {
+            seen.lock().unwrap().push(req.client_address.clone());
+            req.wfile.write_all(b"started\n")?;
+            let mut line = String::new();
+            req.rfile.read_line(&mut line)?;
+            Ok(req.wfile.write_all(line.as_bytes())?)
+        })
+        .strategy(Threading::new().max_threads(1))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    let addr = running.server_address().as_inet().unwrap();
+    let mut clients = Vec::new();
+    for n in 1..=4 {
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(GENEROUS)).unwrap();
+        // Accepted before the next connects: the arrival order is this order.
+        wait_until("the connection is accepted", || running.in_flight() == n);
+        clients.push(std::io::BufReader::new(c));
+    }
+    assert_eq!((running.running(), running.queued()), (1, 3));
+    assert_eq!(running.threads(), 1);
+    let mut line = String::new();
+    for c in &mut clients {
+        line.clear();
+        c.read_line(&mut line).unwrap();
+        assert_eq!(line, "started\n");
+        c.get_mut().write_all(TEST_STR).unwrap();
+        let mut echo = vec![0; TEST_STR.len()];
+        c.read_exact(&mut echo).unwrap();
+    }
+    let expected: Vec<Address> = clients
+        .iter()
+        .map(|c| Address::from(c.get_ref().local_addr().unwrap()))
+        .collect();
+    assert_eq!(*order.lock().unwrap(), expected, "served in arrival order");
+    wait_until("the requests ended", || running.in_flight() == 0);
+    assert_eq!(running.queued(), 0);
+    running.shutdown().unwrap().server_close();
+}
+
+#[test]
+fn idle_threads_retire_after_the_idle_timeout() {
+    let (release, held) = held_requests();
+    let server: Server<Tcp, Threading> = ThreadingTcpServer::builder(held)
+        .strategy(Threading::new().thread_idle_timeout(Some(Duration::from_millis(50))))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let running = server.spawn_with(Duration::from_secs(60)).unwrap();
+    let addr = running.server_address().as_inet().unwrap();
+    // A burst of five at once: five threads.
+    let clients: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(GENEROUS)).unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&c).read_line(&mut line).unwrap();
+            assert_eq!(line, "started\n");
+            c
+        })
+        .collect();
+    assert_eq!(running.threads(), 5);
+    for _ in &clients {
+        release.send(()).unwrap();
+    }
+    drop(clients);
+    // Idle for 50 ms, each ends: none is left behind by the burst.
+    wait_until("the idle threads retired", || running.threads() == 0);
+    // And a new request starts a thread again.
+    release.send(()).unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(GENEROUS)).unwrap();
+    let mut started = [0; 8];
+    c.read_exact(&mut started).unwrap();
+    assert_eq!(&started, b"started\n");
+    let mut server = running.shutdown().unwrap();
+    server.server_close();
+    assert_eq!(server.strategy().threads(), 0);
+}
+
+#[test]
+fn the_pool_defaults() {
+    let shown = format!("{:?}", Threading::new());
+    assert!(
+        shown.contains("max_threads: None") // the rule: DEFAULT_MAX_THREADS where NPROC allows
+            && shown.contains("thread_idle_timeout: Some(10s)")
+            && shown.contains("stack_size: None"),
+        "{shown}"
+    );
+    assert_eq!(sockserve_mixins::DEFAULT_MAX_THREADS, 10_000);
+    assert!(Threading::new().thread_limit() <= sockserve_mixins::DEFAULT_MAX_THREADS);
+    assert_eq!(Threading::new().max_threads(7).thread_limit(), 7);
 }

@@ -287,8 +287,8 @@ pub use mixins::{
 };
 #[doc(inline)]
 pub use mixins::{
-    DEFAULT_MAX_THREADS, Threading, ThreadingTcpServer, ThreadingUdpServer,
-    ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
+    DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading, ThreadingTcpServer,
+    ThreadingUdpServer, ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
 };
 
 // Serving until a termination signal (signals are Unix's).
