@@ -1,10 +1,15 @@
 //! Helpers shared by the workspace's tests: CPython's test constants and examine functions,
 //! the one-line echo, bounded reads, an event log that works across `fork`, unique socket
-//! paths, and the runner of harness-less test binaries. Depends on the socket layer and std
+//! paths, the runner of harness-less test binaries, and [`Kid`], a child process read line by
+//! line. Depends on the socket layer and std
 //! alone, so any layer's tests can use it without pulling in a higher crate. Never published.
 #![forbid(unsafe_code)]
 // Test support: a failed expectation panics with a message, as a test would.
 #![allow(clippy::missing_panics_doc, clippy::print_stdout)]
+
+mod kid;
+
+pub use kid::Kid;
 
 use socket::{Address, Family, Socket, Type, socketpair};
 use std::{
