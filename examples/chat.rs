@@ -20,6 +20,7 @@ use std::io::{self, BufRead};
 use std::sync::{Arc, Mutex};
 
 fn main() -> Result<(), sockserve::Error> {
+    sockserve::socket::raise_fd_limit()?; // a descriptor per member: as many as allowed
     // Python's `self.server.members` and `self.server.lock` in one, each member's connection
     // under its address (unique among live connections). A lock is poisoned only by a panic
     // while it is held, and nothing panics under it here: hence `unwrap`.
@@ -47,9 +48,8 @@ fn main() -> Result<(), sockserve::Error> {
         Ok(())
     })
     .allow_reuse_address(true)
-    // Each member holds a pool thread for as long as it is connected: the pool's default cap
-    // (256) would leave the 257th waiting, unserved, where Python's threads are not capped.
-    .strategy(Threading::new().daemon_threads(true).max_threads(1024))
+    // Each member holds a pool thread while connected: the default pool holds 10,000.
+    .strategy(Threading::new().daemon_threads(true))
     // Python's default of 5 drops connections under a burst (sockserve's is SOMAXCONN).
     .request_queue_size(1024)
     .bind("127.0.0.1:9998")?;

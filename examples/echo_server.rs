@@ -139,6 +139,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every connection is a descriptor: hold as many as the hard limit allows (Go does this for
+    // every program), so that `max_connections`, which follows the soft limit, is as high.
+    if let Err(e) = sockserve::socket::raise_fd_limit() {
+        eprintln!("echo_server: cannot raise the open-file limit: {e}");
+    }
     let result = match config.mode.as_str() {
         "threading" => run(config.family, address, Threading::new()),
         "forking" => run(config.family, address, Forking::new()),

@@ -207,9 +207,20 @@ impl Cmd {
     /// Starts the command with piped stdout (stderr inherited, so a server's complaints reach
     /// the log), held by a guard that kills it when dropped.
     pub(crate) fn spawn_guarded(&self) -> Result<ChildGuard> {
+        self.spawn_guarded_with(Stdio::null())
+    }
+
+    /// [`spawn_guarded`](Self::spawn_guarded), with the child's stdin a pipe: the caller
+    /// writes to it, or closes it to tell the child it is done.
+    pub(crate) fn spawn_guarded_with_stdin(&self) -> Result<ChildGuard> {
+        self.spawn_guarded_with(Stdio::piped())
+    }
+
+    fn spawn_guarded_with(&self, stdin: Stdio) -> Result<ChildGuard> {
         self.echo();
         let child = self
             .command()
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(if self.log.is_some() {
                 Stdio::piped()

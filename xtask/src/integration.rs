@@ -9,11 +9,14 @@
 //!
 //! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
 //! matrix of its own, every family in every mode, each stopped by a signal, and the cases where
-//! a client never reads its replies or a second signal forces the stop: see [`echo`]. The
-//! examples' binaries are built once, up front, by `cargo build -p sockserve-examples
-//! --examples`. One line per scenario, with its time, goes to stdout.
+//! a client never reads its replies or a second signal forces the stop: see [`echo`]. Last,
+//! 10,000 long-lived connections at once on a threading `echo_server` with every default, from
+//! a CPython client in another process, every one answered, with the server's memory and
+//! threads: see [`many`]. The examples' binaries are built once, up front, by `cargo build -p
+//! sockserve-examples --examples`. One line per scenario, with its time, goes to stdout.
 
 mod echo;
+mod many;
 mod ports;
 
 pub(crate) use echo::{Family, temp_dir};
@@ -180,6 +183,23 @@ pub(crate) fn run() -> Result<()> {
         );
         passed += 1;
     }
+    let name = format!(
+        "{} long-lived connections, threading defaults",
+        many::CONNECTIONS
+    );
+    eprintln!("--> integration: {name}");
+    let began = Instant::now();
+    let figures = many::run(&examples).map_err(|e| format!("scenario `{name}` failed: {e}"))?;
+    println!(
+        "ok    {name:<NAME_WIDTH$} {:>5.1}s  (all connected in {:.2}s, all answered {:.2}s later; \
+         server: {} MiB resident, {} threads)",
+        secs(began),
+        figures.connect_secs,
+        figures.answer_secs,
+        figures.rss_kib / 1024,
+        figures.threads
+    );
+    passed += 1;
     println!(
         "integration: {passed} scenario(s) passed in {:.1}s",
         secs(start)
