@@ -6,7 +6,7 @@
 //! | `class H(BaseRequestHandler)` with `setup`/`handle`/`finish` | `impl Handler<R> for H` |
 //! | one handler object per request | the server clones the handler per request |
 //! | `StreamRequestHandler`: `self.rfile`, `self.wfile`, `self.connection` | [`StreamRequest`] fields |
-//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
+//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`], with deadlines Python lacks: `idle_timeout`, `write_timeout`, `turn_timeout` |
 //! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields |
 //! | `self.client_address`, `self.server` | `request.client_address`, `request.server` ([`ServerContext`]) |
 //! | `BaseServer.finish_request` | [`driver::finish_request`] (what a server layer calls) |
@@ -41,6 +41,7 @@
 
 mod context;
 mod datagram;
+mod deadline;
 mod error;
 mod handler;
 mod request;
