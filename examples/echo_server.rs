@@ -55,6 +55,13 @@
 //!
 //! (A Unix datagram client must bind an address of its own, as above: an unbound one cannot be
 //! answered.) Stop the server with Ctrl-C, or `kill -TERM <pid>`.
+//!
+//! A stream connection has deadlines, as a server facing the network should (sockserve's
+//! defaults, like Python's, have none): it is closed when its client sends nothing for 60 s
+//! (`StreamOptions::idle_timeout`), takes none of the echo for 30 s (`write_timeout`: a
+//! client that never reads), or after 10 minutes in all (`turn_timeout`: a client that
+//! dribbles a byte at a time). Such a client is reported by the default `handle_error`, at
+//! most one line a second with the rest counted; every other failure gets a line of its own.
 
 // An example program talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -67,9 +74,9 @@ use std::time::Duration;
 
 use sockserve::prelude::*;
 use sockserve::{
-    Address, BoxError, DatagramRequest, Family, Forking, HandlerError, Kind, Next, Server,
-    ServerContext, StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer, Threading,
-    UdpServer, UnixDatagramServer, UnixStreamServer,
+    Address, BoxError, DatagramRequest, DefaultHooks, Family, Forking, HandlerError, Kind, Next,
+    Server, ServerContext, StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer,
+    Threading, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
@@ -82,6 +89,12 @@ const UDP_MAX_PACKET: usize = 65_535;
 const UNIX_MAX_PACKET: usize = 212_992;
 /// How much one read of a connection takes at most.
 const READ_CHUNK: usize = 65_536;
+/// How long a stream client may send nothing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stream client may take none of its echo.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stream connection may last in all.
+const TURN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `--family`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +315,9 @@ impl Handler<StreamRequest> for StreamEcho {
         StreamOptions::default()
             .rbufsize(READ_CHUNK)
             .disable_nagle_algorithm(true)
+            .idle_timeout(Some(IDLE_TIMEOUT))
+            .write_timeout(Some(WRITE_TIMEOUT))
+            .turn_timeout(Some(TURN_TIMEOUT))
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
@@ -325,7 +341,13 @@ fn datagram_echo(req: &mut DatagramRequest) -> Result<(), BoxError> {
 }
 
 /// The `handle_error` hook: every failed request, one line on stderr in the program's own words
-/// (the default writes Python's line, at most 10 a second).
-fn report_failure(_server: &ServerContext, client_address: &Address, error: &HandlerError) {
-    eprintln!("echo_server: {client_address}: {error}");
+/// (the default writes Python's line, at most 10 a second). A client cut off by a deadline is
+/// no failure of the server, and there may be hundreds: the default reports those, at most one
+/// line a second with the rest counted.
+fn report_failure(server: &ServerContext, client_address: &Address, error: &HandlerError) {
+    if error.is_timed_out() {
+        DefaultHooks.handle_error(server, client_address, error);
+    } else {
+        eprintln!("echo_server: {client_address}: {error}");
+    }
 }
