@@ -9,32 +9,15 @@
 //!
 //! `chat_test.py N` connects N members at once and checks that each received every other
 //! member's line; 300 passes, as against the original.
-//!
-//! Unlike the original, it has deadlines, as a server facing the network should: a member
-//! silent for 30 minutes is disconnected (`StreamOptions::idle_timeout`; a chat member is quiet
-//! most of the time, so the limit is long); a session lasts 12 hours at most
-//! (`turn_timeout`). Lines go to the other members with `Socket::sendall_by`: a member that
-//! does not take a line within 10 s is disconnected, so that one that never reads cannot stall
-//! everyone who writes (the handler writes nothing on its own `wfile`, so `write_timeout`
-//! would bound nothing here).
 
 // An example program talks to its user on stdout.
 #![allow(clippy::print_stdout)]
 #![forbid(unsafe_code)]
 
-use sockserve::{Address, Socket, StreamOptions, Threading, ThreadingTcpServer};
+use sockserve::{Address, Socket, Threading, ThreadingTcpServer};
 use std::collections::HashMap;
 use std::io::{self, BufRead};
-use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// How long a member may say nothing.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// How long a member may take to take a line sent to it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a session may last.
-const TURN_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
 
 fn main() -> Result<(), sockserve::Error> {
     // Python's `self.server.members` and `self.server.lock` in one, each member's connection
@@ -53,15 +36,8 @@ fn main() -> Result<(), sockserve::Error> {
                 let mut others = members.lock().unwrap().clone();
                 others.remove(&me);
                 for s in others.values() {
-                    // A member that left, or whose connection failed, misses the line; one
-                    // that did not take it in time (it may have part of it) is disconnected:
-                    // its own handler then reads end of file.
-                    let deadline = Instant::now() + WRITE_TIMEOUT;
-                    if let Err(e) = s.sendall_by(&msg, Some(deadline)) {
-                        if e.kind() == io::ErrorKind::TimedOut {
-                            let _ = s.shutdown(Shutdown::Both);
-                        }
-                    }
+                    // A member that left, or whose connection failed, misses the line.
+                    let _ = s.sendall(&msg);
                 }
             }
             Ok(())
@@ -70,11 +46,6 @@ fn main() -> Result<(), sockserve::Error> {
         served?;
         Ok(())
     })
-    .request_options(
-        StreamOptions::default()
-            .idle_timeout(Some(IDLE_TIMEOUT))
-            .turn_timeout(Some(TURN_TIMEOUT)),
-    )
     .allow_reuse_address(true)
     // Each member holds a pool thread for as long as it is connected: the pool's default cap
     // (256) would leave the 257th waiting, unserved, where Python's threads are not capped.

@@ -19,32 +19,17 @@
 //! error `handle_error` prints is sockserve's, `handle failed: the client asked for an error`
 //! where Python prints `OSError('the client asked for an error')`, and a panic is also reported
 //! in one line by the child's panic hook.
-//!
-//! Unlike the original, a session has deadlines, as a server facing the network should: a
-//! client that sends nothing for 5 minutes (`StreamOptions::idle_timeout`), takes none of its
-//! answers for 30 s (`write_timeout`), or is still connected after an hour (`turn_timeout`)
-//! has its session ended, its child freed for another client; `handle_error` reports it as
-//! any failure (`handle failed: timed out: idle for 300s, no byte received
-//! (StreamOptions::idle_timeout)`).
 
 // An example program talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 #![forbid(unsafe_code)]
 
-use sockserve::{
-    BoxError, Forking, ForkingTcpServer, Handler, Next, StopSignals, StreamOptions, StreamRequest,
-};
+use sockserve::{BoxError, Forking, ForkingTcpServer, Handler, Next, StopSignals, StreamRequest};
 use std::io::Write;
 use std::{net::IpAddr, net::Ipv4Addr, process, time::Duration, time::Instant};
 
 /// The clients `verify_request` lets in (Python's `allow` class attribute).
 const ALLOW: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
-/// How long a client may send nothing.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a client may take none of its answers.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a session may last.
-const TURN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// One session's state: each connection is served by a fresh copy of the handler (Python makes
 /// one handler object per request).
@@ -56,13 +41,6 @@ struct Session {
 }
 
 impl Handler<StreamRequest> for Session {
-    fn options(&self) -> StreamOptions {
-        StreamOptions::default()
-            .idle_timeout(Some(IDLE_TIMEOUT))
-            .write_timeout(Some(WRITE_TIMEOUT))
-            .turn_timeout(Some(TURN_TIMEOUT))
-    }
-
     fn setup(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
         self.started = Some(Instant::now());
         let (client, pid) = (&req.client_address, process::id());

@@ -17,12 +17,11 @@
 #![allow(clippy::print_stdout)]
 #![forbid(unsafe_code)]
 
-use sockserve::{StreamOptions, ThreadingTcpServer};
+use sockserve::ThreadingTcpServer;
 use std::io::Write;
-use std::time::Duration;
 
 fn main() -> Result<(), sockserve::Error> {
-    ThreadingTcpServer::builder(|req| {
+    ThreadingTcpServer::bind("localhost:9999", |req| {
         // Python's `for line in self.rfile`, each line stripped: the newline is split off.
         for line in req.rfile.split(b'\n') {
             let data = line?.trim_ascii().to_vec();
@@ -31,16 +30,6 @@ fn main() -> Result<(), sockserve::Error> {
             req.wfile.write_all(&data.to_ascii_uppercase())?;
         }
         Ok(())
-    })
-    // Deadlines Python's original lacks, as a server facing the network wants: a client is
-    // cut off after 60 s without a byte, a write that makes no progress for 30 s, or 10 minutes
-    // in all (the handler's read or write then fails with `TimedOut`, reported at info level).
-    .request_options(
-        StreamOptions::default()
-            .idle_timeout(Some(Duration::from_secs(60)))
-            .write_timeout(Some(Duration::from_secs(30)))
-            .turn_timeout(Some(Duration::from_secs(600))),
-    )
-    .bind("localhost:9999")?
+    })?
     .serve_forever()
 }
