@@ -10,7 +10,7 @@ use socket::Socket;
 use std::{
     fmt,
     io::{self, Read, Write},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -118,7 +118,45 @@ impl Deadlines {
     fn turn_bound(&self) -> Option<Bound> {
         self.turn.map(|(at, d)| (at, Limit::Turn(d)))
     }
+
+    /// The bound of a wait between turns that started at `since`: the idle timeout from
+    /// then, or the turn's end, whichever is first.
+    fn wait_bound(&self, since: Instant) -> Option<Bound> {
+        let idle = self.idle.and_then(|d| bound(since, d, Limit::Idle(d)));
+        earliest([self.turn_bound(), idle])
+    }
+
+    /// When a wait between turns that started at `since` ends.
+    pub(crate) fn wait_deadline(&self, since: Instant) -> Option<Instant> {
+        self.wait_bound(since).map(|(at, _)| at)
+    }
+
+    /// The error of a wait between turns that reached its deadline.
+    pub(crate) fn wait_timed_out(&self, since: Instant) -> io::Error {
+        match self.wait_bound(since) {
+            Some((_, limit)) => limit.error(),
+            None => io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for input"),
+        }
+    }
+
+    /// The same limits with another write timeout.
+    pub(crate) fn with_write(self, write: Option<Duration>) -> Deadlines {
+        Deadlines { write, ..self }
+    }
+
+    /// The write timeout alone (for writes from outside the request's turns).
+    pub(crate) fn write_only(&self) -> Deadlines {
+        Deadlines {
+            idle: None,
+            write: self.write,
+            turn: None,
+        }
+    }
 }
+
+/// The lock that keeps the writes to one connection whole: `wfile`'s and those of every
+/// [`ConnectionWriter`](crate::ConnectionWriter) of it, each `write_all` under it.
+pub(crate) type WriteLock = Arc<Mutex<()>>;
 
 /// A `Read` over a connection: each read waits at most until the earliest of the turn's end,
 /// the idle timeout and the connection's timeout, all counted from the read's start.
@@ -134,6 +172,10 @@ impl ConnectionReader {
 
     pub(crate) fn deadlines(&self) -> &Deadlines {
         &self.deadlines
+    }
+
+    pub(crate) fn socket(&self) -> &Arc<Socket> {
+        &self.socket
     }
 }
 
@@ -163,43 +205,72 @@ impl fmt::Debug for ConnectionReader {
 /// A `Write` over a connection whose every write sends everything (Python's `sendall`): it
 /// fails when a send makes no progress for the write timeout, when the turn is over, or when
 /// the whole write takes longer than the connection's timeout.
-pub(crate) struct ConnectionWriter {
+pub(crate) struct DeadlineWriter {
     socket: Arc<Socket>,
     deadlines: Deadlines,
+    lock: WriteLock,
 }
 
-impl ConnectionWriter {
-    pub(crate) fn new(socket: Arc<Socket>, deadlines: Deadlines) -> ConnectionWriter {
-        ConnectionWriter { socket, deadlines }
+impl DeadlineWriter {
+    pub(crate) fn new(socket: Arc<Socket>, deadlines: Deadlines) -> DeadlineWriter {
+        DeadlineWriter {
+            socket,
+            deadlines,
+            lock: WriteLock::default(),
+        }
+    }
+
+    pub(crate) fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+
+    pub(crate) fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+
+    pub(crate) fn lock(&self) -> &WriteLock {
+        &self.lock
     }
 }
 
-impl Write for ConnectionWriter {
+/// Sends all of `data` on `socket` under `lock` (Python's `sendall`), bound by `deadlines`:
+/// no progress for the write timeout, the turn's end, the connection's own timeout.
+pub(crate) fn send_all(
+    socket: &Socket,
+    lock: &WriteLock,
+    deadlines: &Deadlines,
+    data: &[u8],
+) -> io::Result<()> {
+    // A writer that panicked holding the lock left no state behind it: the lock guards none.
+    let _whole = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let start = Instant::now();
+    let whole = own_timeout(socket).and_then(|t| bound(start, t, Limit::WriteTimeout(t)));
+    let turn = deadlines.turn_bound();
+    let mut sent = 0;
+    while sent < data.len() {
+        // Renewed after every send that made progress: a slow but steady reader is fine.
+        let progress = deadlines
+            .write
+            .and_then(|d| bound(Instant::now(), d, Limit::Write(d)));
+        let n = by([turn, whole, progress], |deadline| {
+            socket.send_by(&data[sent..], deadline)
+        })?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0"));
+        }
+        sent += n;
+    }
+    Ok(())
+}
+
+impl Write for DeadlineWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.write_all(data)?;
         Ok(data.len())
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let start = Instant::now();
-        let whole = own_timeout(&self.socket).and_then(|t| bound(start, t, Limit::WriteTimeout(t)));
-        let turn = self.deadlines.turn_bound();
-        let mut sent = 0;
-        while sent < data.len() {
-            // Renewed after every send that made progress: a slow but steady reader is fine.
-            let progress = self
-                .deadlines
-                .write
-                .and_then(|d| bound(Instant::now(), d, Limit::Write(d)));
-            let n = by([turn, whole, progress], |deadline| {
-                self.socket.send_by(&data[sent..], deadline)
-            })?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0"));
-            }
-            sent += n;
-        }
-        Ok(())
+        send_all(&self.socket, &self.lock, &self.deadlines, data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -207,9 +278,9 @@ impl Write for ConnectionWriter {
     }
 }
 
-impl fmt::Debug for ConnectionWriter {
+impl fmt::Debug for DeadlineWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionWriter")
+        f.debug_struct("DeadlineWriter")
             .field("socket", &self.socket)
             .field("deadlines", &self.deadlines)
             .finish()

@@ -45,7 +45,9 @@ mod deadline;
 mod error;
 mod handler;
 mod request;
+mod session;
 mod stream;
+mod writer;
 
 /// The socket layer (the `sockserve-socket` crate), which this crate's types are built on:
 /// a program that depends on this crate alone reaches it here.
@@ -92,6 +94,7 @@ pub use request::Request;
 pub mod driver {
     pub use crate::context::StopServer;
     pub use crate::request::finish_request;
+    pub use crate::session::{Session, Waited};
 
     use crate::{ServerContext, SharedState};
     use socket::{Address, Socket};
@@ -125,3 +128,4 @@ pub mod driver {
     }
 }
 pub use stream::{DEFAULT_LINE_LIMIT, StreamOptions, StreamReader, StreamRequest, StreamWriter};
+pub use writer::ConnectionWriter;

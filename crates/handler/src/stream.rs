@@ -1,7 +1,7 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
-use crate::deadline::{ConnectionReader, ConnectionWriter, Deadlines};
-use crate::{Request, ServerContext, SharedState};
+use crate::deadline::{ConnectionReader, DeadlineWriter, Deadlines};
+use crate::{ConnectionWriter, Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, opt};
 use std::{
     fmt,
@@ -365,8 +365,8 @@ pub struct StreamWriter {
 }
 
 enum WriterKind {
-    Unbuffered(ConnectionWriter),
-    Buffered(BufWriter<ConnectionWriter>),
+    Unbuffered(DeadlineWriter),
+    Buffered(BufWriter<DeadlineWriter>),
 }
 
 impl StreamWriter {
@@ -384,7 +384,7 @@ impl StreamWriter {
 
     /// A writer over `connection` bound by `deadlines`.
     fn with_deadlines(connection: Arc<Socket>, wbufsize: usize, deadlines: Deadlines) -> Self {
-        let raw = ConnectionWriter::new(connection, deadlines);
+        let raw = DeadlineWriter::new(connection, deadlines);
         let inner = if wbufsize == 0 {
             WriterKind::Unbuffered(raw)
         } else {
@@ -408,6 +408,14 @@ impl StreamWriter {
     /// ```
     pub fn is_buffered(&self) -> bool {
         matches!(self.inner, WriterKind::Buffered(_))
+    }
+
+    /// The writer under the buffer, if any.
+    fn raw(&self) -> &DeadlineWriter {
+        match &self.inner {
+            WriterKind::Unbuffered(w) => w,
+            WriterKind::Buffered(w) => w.get_ref(),
+        }
     }
 }
 
@@ -469,6 +477,9 @@ pub struct StreamReader {
     inner: BufReader<ConnectionReader>,
     /// [`StreamOptions::line_limit`].
     line_limit: Option<usize>,
+    /// The buffer's capacity in a turn (`rbufsize`, at least 1); while the connection waits
+    /// between turns with nothing buffered, the buffer is released.
+    rbufsize: usize,
 }
 
 impl fmt::Debug for StreamReader {
@@ -567,6 +578,18 @@ impl StreamReader {
     /// ```
     pub fn buffer(&self) -> &[u8] {
         self.inner.buffer()
+    }
+
+    /// Swaps the buffer for one of `capacity` bytes, if nothing is buffered (buffered bytes
+    /// are never dropped).
+    fn rebuffer(&mut self, capacity: usize) {
+        if !self.inner.buffer().is_empty() || self.inner.capacity() == capacity {
+            return;
+        }
+        let reader = self.inner.get_ref();
+        let placeholder = ConnectionReader::new(Arc::clone(reader.socket()), *reader.deadlines());
+        let old = std::mem::replace(&mut self.inner, BufReader::with_capacity(0, placeholder));
+        self.inner = BufReader::with_capacity(capacity, old.into_inner());
     }
 }
 
@@ -704,6 +727,18 @@ impl<S> StreamRequest<S> {
     pub fn turn_deadline(&self) -> Option<Instant> {
         self.rfile.inner.get_ref().deadlines().turn_deadline()
     }
+
+    /// A writer to this connection that other threads may keep and use, also while the
+    /// connection waits between turns ([`Next::WaitForInput`](crate::Next)): a chat room
+    /// writes to its idle members so. Clone it freely; see [`ConnectionWriter`].
+    ///
+    /// # Examples
+    ///
+    /// See [`ConnectionWriter`].
+    pub fn writer(&self) -> ConnectionWriter {
+        let raw = self.wfile.raw();
+        ConnectionWriter::new(raw.socket(), raw.lock(), raw.deadlines().write_only())
+    }
 }
 
 // By hand: the state need not implement `Debug` (derive would demand it).
@@ -746,6 +781,7 @@ impl<S: SharedState> Request for StreamRequest<S> {
                 ConnectionReader::new(Arc::clone(&connection), deadlines),
             ),
             line_limit: options.line_limit,
+            rbufsize: options.rbufsize.max(1),
         };
         let wfile =
             StreamWriter::with_deadlines(Arc::clone(&connection), options.wbufsize, deadlines);
@@ -756,6 +792,33 @@ impl<S: SharedState> Request for StreamRequest<S> {
             client_address,
             server,
         })
+    }
+
+    fn waits_on(&self) -> Option<&Arc<Socket>> {
+        Some(&self.connection)
+    }
+
+    fn before_wait(&mut self) -> io::Result<()> {
+        self.wfile.flush()?;
+        // An idle connection keeps no 8 KiB buffer: 10,000 of them would hold 80 MiB.
+        self.rfile.rebuffer(0);
+        Ok(())
+    }
+
+    fn after_wait(&mut self) {
+        self.rfile.rebuffer(self.rfile.rbufsize);
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        !self.rfile.buffer().is_empty()
+    }
+
+    fn wait_deadline(&self, since: Instant) -> Option<Instant> {
+        self.rfile.inner.get_ref().deadlines().wait_deadline(since)
+    }
+
+    fn wait_timed_out(&self, since: Instant) -> io::Error {
+        self.rfile.inner.get_ref().deadlines().wait_timed_out(since)
     }
 
     fn finish(&mut self) -> io::Result<()> {

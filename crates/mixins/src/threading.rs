@@ -285,7 +285,11 @@ impl Strategy for Threading {
         // The server's count: a request counts from accept to close, whichever thread runs it.
         self.pool
             .as_ref()
-            .is_none_or(|p| p.shared.link.in_flight() < self.max_threads)
+            // Connections waiting between turns hold no thread: only running requests count.
+            .is_none_or(|p| {
+                let link = &p.shared.link;
+                link.in_flight().saturating_sub(link.waiting()) < self.max_threads
+            })
     }
 
     fn process_request(&mut self, job: Job) {

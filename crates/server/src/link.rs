@@ -199,6 +199,24 @@ impl ServerLink {
         self.shared.in_flight()
     }
 
+    /// Of the requests [in flight](Self::in_flight), those whose connection waits between its
+    /// handler's turns ([`Next::WaitForInput`](crate::Next)) in the serving loop's reactor,
+    /// holding no thread: a pool's room is `in_flight() - waiting()` running requests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::ServerLink;
+    ///
+    /// fn running(link: &ServerLink) -> usize {
+    ///     link.in_flight().saturating_sub(link.waiting())
+    /// }
+    /// # let _ = running;
+    /// ```
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting()
+    }
+
     /// Publishes how many threads the strategy runs now:
     /// [`Running::threads`](crate::Running::threads) and
     /// [`ShutdownHandle::threads`](crate::ShutdownHandle::threads) read it.

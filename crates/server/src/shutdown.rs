@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     /// Live figures a strategy publishes through its `ServerLink`.
     threads: AtomicUsize,
     children: AtomicUsize,
+    /// Requests in flight whose connection waits in the reactor between turns.
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +110,7 @@ impl Shared {
             wake_on_end: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -258,6 +261,26 @@ impl Shared {
         if self.wake_on_end.load(Ordering::Relaxed) != on {
             self.wake_on_end.store(on, Ordering::SeqCst);
         }
+    }
+
+    /// A connection began to wait between turns: it holds no thread now, which is room for a
+    /// strategy whose room is its running requests, so a loop paused for room is woken (as by
+    /// a request that ends; see `wake_when_a_request_ends`).
+    pub(crate) fn parked(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        if self.wake_on_end.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// A waiting connection runs its next turn, or ends.
+    pub(crate) fn unparked(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The connections waiting between turns.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Ends the serving loop's current (or next) wait.
@@ -780,6 +803,22 @@ impl ShutdownHandle {
     /// ```
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
+    }
+
+    /// Of the requests [in flight](Self::in_flight), those whose connection waits between its
+    /// handler's turns ([`Next::WaitForInput`](crate::Next)), holding no thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::TcpServer;
+    ///
+    /// let server = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?;
+    /// assert_eq!(server.shutdown_handle().waiting(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting()
     }
 
     /// The threads the server's strategy runs now, as it publishes them

@@ -80,6 +80,7 @@ mod file;
 mod functions;
 mod limits;
 pub mod opt;
+mod readiness;
 mod resolve;
 mod socket;
 mod sys;
