@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! echo_server [--family tcp|tcp6|udp|unix|unix-datagram] [--mode sync|threading|forking] [--addr ADDR]
+//!             [--park] [--max-threads N]
 //! ```
 //!
 //! - `--family` (default `tcp`): `tcp` is TCP over IPv4, `tcp6` TCP over IPv6, `udp` UDP over
@@ -17,6 +18,10 @@
 //! - `--mode` (default `sync`): `sync` serves one request at a time (Python's plain
 //!   `TCPServer`), `threading` on a bounded pool of reused threads (`ThreadingTCPServer`),
 //!   `forking` in a child process per request (`ForkingTCPServer`).
+//! - `--park` (stream families): the echo ends its turn after each chunk
+//!   (`Next::WaitForInput`), so an idle connection waits in the server's reactor instead of
+//!   holding a thread (or, forking, its child waits on its own socket).
+//! - `--max-threads N` (threading): the pool's bound (default: the pool's own).
 //!
 //! Once it is ready, the first line on stdout is `listening on ADDR`, with the real address
 //! (`127.0.0.1:40211`, `[::1]:40211`, or the path). Datagrams are received whole up to 65,535
@@ -80,7 +85,7 @@ use sockserve::{
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
-                     [--mode sync|threading|forking] [--addr ADDR]";
+                     [--mode sync|threading|forking] [--addr ADDR] [--park] [--max-threads N]";
 /// How long requests in flight may go on after SIGTERM or SIGINT.
 const GRACE: Duration = Duration::from_secs(2);
 /// The largest UDP datagram: 65,507 bytes of payload over IPv4, 65,527 over IPv6.
@@ -123,6 +128,8 @@ struct Config {
     family: EchoFamily,
     mode: String,
     addr: Option<String>,
+    park: bool,
+    max_threads: Option<usize>,
 }
 
 /// Why the program stops before serving.
@@ -153,9 +160,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match config.mode.as_str() {
-        "threading" => run(config.family, address, Threading::new()),
-        "forking" => run(config.family, address, Forking::new()),
-        _ => run(config.family, address, Synchronous),
+        "threading" => {
+            let pool = Threading::new();
+            let pool = match config.max_threads {
+                Some(n) => pool.max_threads(n),
+                None => pool,
+            };
+            run(config.family, address, config.park, pool)
+        }
+        "forking" => run(config.family, address, config.park, Forking::new()),
+        _ => run(config.family, address, config.park, Synchronous),
     };
     match result {
         Ok(status) => status,
@@ -171,6 +185,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
         family: EchoFamily::Tcp,
         mode: "sync".to_owned(),
         addr: None,
+        park: false,
+        max_threads: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -195,6 +211,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
                 }
             }
             "--addr" => config.addr = Some(value("--addr")?),
+            "--park" => config.park = true,
+            "--max-threads" => {
+                let n = value("--max-threads")?;
+                config.max_threads = match n.parse() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return Err(Exit::Usage(format!("--max-threads {n}: not a count"))),
+                };
+            }
             "-h" | "--help" => return Err(Exit::Help),
             other => return Err(Exit::Usage(format!("unexpected argument {other:?}"))),
         }
@@ -242,10 +266,15 @@ fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String>
     }
 }
 
-fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<ExitCode> {
+fn run<C: Strategy>(
+    family: EchoFamily,
+    address: Address,
+    park: bool,
+    strategy: C,
+) -> io::Result<ExitCode> {
     match family {
         EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
-            TcpServer::builder_handler(StreamEcho)
+            TcpServer::builder_handler(StreamEcho { park })
                 .allow_reuse_address(true)
                 .handle_error(report_failure)
                 .strategy(strategy)
@@ -261,7 +290,7 @@ fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Re
                 .map_err(with_context)?,
         ),
         EchoFamily::Unix => serve(
-            UnixStreamServer::builder_handler(StreamEcho)
+            UnixStreamServer::builder_handler(StreamEcho { park })
                 .handle_error(report_failure)
                 .strategy(strategy)
                 .bind(address)
@@ -305,7 +334,10 @@ fn serve<K: Kind, C: Strategy>(server: Server<K, C>) -> io::Result<ExitCode> {
 /// The stream echo: whatever arrives is written back at once, until the client closes its
 /// side (a client that only shut down its writing side still gets everything back).
 #[derive(Debug, Clone, Copy)]
-struct StreamEcho;
+struct StreamEcho {
+    /// `--park`: end the turn after each chunk, to wait in the reactor for the next.
+    park: bool,
+}
 
 impl Handler<StreamRequest> for StreamEcho {
     fn options(&self) -> StreamOptions {
@@ -330,6 +362,9 @@ impl Handler<StreamRequest> for StreamEcho {
             req.wfile.write_all(data)?; // unbuffered: sent before it returns
             let n = data.len();
             req.rfile.consume(n);
+            if self.park {
+                return Ok(Next::WaitForInput);
+            }
         }
     }
 }
