@@ -1,6 +1,6 @@
 //! Connections that wait between their handler's turns (`Next::WaitForInput`), under the
 //! synchronous and the threading strategy: state kept across turns, setup and finish once,
-//! buffered bytes not lost, the client's end and the idle timeout while waiting, writes from
+//! buffered bytes not lost, the client's end (EOF or reset) and the idle timeout while waiting, writes from
 //! another thread, and a graceful stop with waiting connections.
 
 use handler::{BoxError, ConnectionWriter, Handler, Next, StreamOptions, StreamRequest};
@@ -114,6 +114,42 @@ fn state_is_kept_and_setup_and_finish_run_once<C: Strategy + Default>() {
     running.shutdown().expect("stop").server_close();
 }
 
+/// The client resets its waiting connection (`SO_LINGER` 0, then close: an RST): the request
+/// ends as cleanly as at an EOF, `finish` once and no error reported.
+fn a_reset_while_waiting_ends_it_cleanly<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let log = Arc::clone(&handler.log);
+    let errors = Arc::clone(&handler.log);
+    let server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+        .strategy(C::default())
+        .handle_error(move |_, _, error| errors.lock().unwrap().push(format!("error: {error}")))
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
+    let handle = running.shutdown_handle();
+    let address = running.server_address().clone();
+    let client = socket::Socket::new(address.family(), socket::Type::Stream).unwrap();
+    client.settimeout(Some(GENEROUS));
+    client.connect(&address).expect("connect");
+    client.sendall(b"x\n").unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\n") {
+        let chunk = client.recv(100).expect("an answer within 10 s");
+        assert!(!chunk.is_empty(), "closed after {answer:?}");
+        answer.extend(chunk);
+    }
+    assert_eq!(answer, b"1 x\n");
+    wait_until("the connection waits", GENEROUS, || handle.waiting() == 1);
+    client
+        .setsockopt(socket::opt::Linger, Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    assert_eq!(handle.waiting(), 0);
+    assert_eq!(*log.lock().unwrap(), ["setup", "finish after 1"]);
+    running.shutdown().expect("stop").server_close();
+}
+
 fn idle_timeout_ends_a_waiting_connection<C: Strategy + Default>() {
     let idle = Duration::from_millis(200);
     let handler = Counter::new(StreamOptions::default().idle_timeout(Some(idle)));
@@ -211,6 +247,7 @@ macro_rules! suite {
 
 suite!(
     state_is_kept_and_setup_and_finish_run_once,
+    a_reset_while_waiting_ends_it_cleanly,
     idle_timeout_ends_a_waiting_connection,
     writes_from_another_thread_reach_a_waiting_connection,
     a_graceful_stop_ends_idle_waiters_and_serves_pending_input
