@@ -141,6 +141,11 @@ enum Exit {
 }
 
 fn main() -> ExitCode {
+    // Every connection is a descriptor: many systems start a program with a soft limit of
+    // 1,024, far below the hard one, and 10,000 waiting connections need more.
+    if let Err(e) = sockserve::socket::raise_fd_limit() {
+        eprintln!("echo_server: could not raise the limit on open files: {e}");
+    }
     let config = match parse_args(std::env::args().skip(1)) {
         Ok(config) => config,
         Err(Exit::Help) => {

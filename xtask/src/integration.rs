@@ -14,6 +14,7 @@
 //! --examples`. One line per scenario, with its time, goes to stdout.
 
 mod echo;
+mod park;
 mod ports;
 
 pub(crate) use echo::{Family, temp_dir};
@@ -165,6 +166,7 @@ pub(crate) fn run() -> Result<()> {
         passed += 1;
     }
     passed += ports::run(&examples)?;
+    passed += park::run(&examples)?;
     let dir = temp_dir("integration")?;
     for case in echo::cases() {
         eprintln!("--> integration: {case}");
