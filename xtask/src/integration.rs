@@ -9,9 +9,10 @@
 //!
 //! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
 //! matrix of its own, every family in every mode, each stopped by a signal, and the cases where
-//! a client never reads its replies or a second signal forces the stop: see [`echo`]. The
-//! examples' binaries are built once, up front, by `cargo build -p sockserve-examples
-//! --examples`. One line per scenario, with its time, goes to stdout.
+//! a client never reads its replies or a second signal forces the stop: see [`echo`]; and
+//! with thousands of keep-alive connections waiting between messages (`--park`): see
+//! [`park`]. The examples' binaries are built once, up front, by `cargo build -p
+//! sockserve-examples --examples`. One line per scenario, with its time, goes to stdout.
 
 mod echo;
 mod park;
