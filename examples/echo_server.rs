@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! echo_server [--family tcp|tcp6|udp|unix|unix-datagram] [--mode sync|threading|forking] [--addr ADDR]
+//!             [--park] [--max-threads N]
 //! ```
 //!
 //! - `--family` (default `tcp`): `tcp` is TCP over IPv4, `tcp6` TCP over IPv6, `udp` UDP over
@@ -17,6 +18,10 @@
 //! - `--mode` (default `sync`): `sync` serves one request at a time (Python's plain
 //!   `TCPServer`), `threading` on a bounded pool of reused threads (`ThreadingTCPServer`),
 //!   `forking` in a child process per request (`ForkingTCPServer`).
+//! - `--park` (stream families): the echo ends its turn after each chunk
+//!   (`Next::WaitForInput`), so an idle connection waits in the server's reactor instead of
+//!   holding a thread (or, forking, its child waits on its own socket).
+//! - `--max-threads N` (threading): the pool's bound (default: the pool's own).
 //!
 //! Once it is ready, the first line on stdout is `listening on ADDR`, with the real address
 //! (`127.0.0.1:40211`, `[::1]:40211`, or the path). Datagrams are received whole up to 65,535
@@ -55,6 +60,13 @@
 //!
 //! (A Unix datagram client must bind an address of its own, as above: an unbound one cannot be
 //! answered.) Stop the server with Ctrl-C, or `kill -TERM <pid>`.
+//!
+//! A stream connection has deadlines, as a server facing the network should (sockserve's
+//! defaults, like Python's, have none): it is closed when its client sends nothing for 60 s
+//! (`StreamOptions::idle_timeout`), takes none of the echo for 30 s (`write_timeout`: a
+//! client that never reads), or after 10 minutes in all (`turn_timeout`: a client that
+//! dribbles a byte at a time). Such a client is reported by the default `handle_error`, at
+//! most one line a second with the rest counted; every other failure gets a line of its own.
 
 // An example program talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -67,13 +79,13 @@ use std::time::Duration;
 
 use sockserve::prelude::*;
 use sockserve::{
-    Address, BoxError, DatagramRequest, Family, Forking, HandlerError, Kind, Next, Server,
-    ServerContext, StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer, Threading,
-    UdpServer, UnixDatagramServer, UnixStreamServer,
+    Address, BoxError, DatagramRequest, DefaultHooks, Family, Forking, HandlerError, Kind, Next,
+    Server, ServerContext, StopSignals, StreamOptions, StreamRequest, Synchronous, TcpServer,
+    Threading, UdpServer, UnixDatagramServer, UnixStreamServer,
 };
 
 const USAGE: &str = "usage: echo_server [--family tcp|tcp6|udp|unix|unix-datagram] \
-                     [--mode sync|threading|forking] [--addr ADDR]";
+                     [--mode sync|threading|forking] [--addr ADDR] [--park] [--max-threads N]";
 /// How long requests in flight may go on after SIGTERM or SIGINT.
 const GRACE: Duration = Duration::from_secs(2);
 /// The largest UDP datagram: 65,507 bytes of payload over IPv4, 65,527 over IPv6.
@@ -82,6 +94,12 @@ const UDP_MAX_PACKET: usize = 65_535;
 const UNIX_MAX_PACKET: usize = 212_992;
 /// How much one read of a connection takes at most.
 const READ_CHUNK: usize = 65_536;
+/// How long a stream client may send nothing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stream client may take none of its echo.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stream connection may last in all.
+const TURN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `--family`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +128,8 @@ struct Config {
     family: EchoFamily,
     mode: String,
     addr: Option<String>,
+    park: bool,
+    max_threads: Option<usize>,
 }
 
 /// Why the program stops before serving.
@@ -139,15 +159,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Every connection is a descriptor: hold as many as the hard limit allows (Go does this for
+    // Every connection is a descriptor: many systems start a program with a soft limit of
+    // 1,024, far below the hard one. Hold as many as the hard limit allows (Go does this for
     // every program), so that `max_connections`, which follows the soft limit, is as high.
     if let Err(e) = sockserve::socket::raise_fd_limit() {
         eprintln!("echo_server: cannot raise the open-file limit: {e}");
     }
     let result = match config.mode.as_str() {
-        "threading" => run(config.family, address, Threading::new()),
-        "forking" => run(config.family, address, Forking::new()),
-        _ => run(config.family, address, Synchronous),
+        "threading" => {
+            let pool = Threading::new();
+            let pool = match config.max_threads {
+                Some(n) => pool.max_threads(n),
+                None => pool,
+            };
+            run(config.family, address, config.park, pool)
+        }
+        "forking" => run(config.family, address, config.park, Forking::new()),
+        _ => run(config.family, address, config.park, Synchronous),
     };
     match result {
         Ok(status) => status,
@@ -163,6 +191,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
         family: EchoFamily::Tcp,
         mode: "sync".to_owned(),
         addr: None,
+        park: false,
+        max_threads: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -187,6 +217,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
                 }
             }
             "--addr" => config.addr = Some(value("--addr")?),
+            "--park" => config.park = true,
+            "--max-threads" => {
+                let n = value("--max-threads")?;
+                config.max_threads = match n.parse() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return Err(Exit::Usage(format!("--max-threads {n}: not a count"))),
+                };
+            }
             "-h" | "--help" => return Err(Exit::Help),
             other => return Err(Exit::Usage(format!("unexpected argument {other:?}"))),
         }
@@ -234,10 +272,15 @@ fn address_of(family: EchoFamily, addr: Option<&str>) -> Result<Address, String>
     }
 }
 
-fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Result<ExitCode> {
+fn run<C: Strategy>(
+    family: EchoFamily,
+    address: Address,
+    park: bool,
+    strategy: C,
+) -> io::Result<ExitCode> {
     match family {
         EchoFamily::Tcp | EchoFamily::Tcp6 => serve(
-            TcpServer::builder_handler(StreamEcho)
+            TcpServer::builder_handler(StreamEcho { park })
                 .allow_reuse_address(true)
                 .handle_error(report_failure)
                 .strategy(strategy)
@@ -253,7 +296,7 @@ fn run<C: Strategy>(family: EchoFamily, address: Address, strategy: C) -> io::Re
                 .map_err(with_context)?,
         ),
         EchoFamily::Unix => serve(
-            UnixStreamServer::builder_handler(StreamEcho)
+            UnixStreamServer::builder_handler(StreamEcho { park })
                 .handle_error(report_failure)
                 .strategy(strategy)
                 .bind(address)
@@ -297,7 +340,10 @@ fn serve<K: Kind, C: Strategy>(server: Server<K, C>) -> io::Result<ExitCode> {
 /// The stream echo: whatever arrives is written back at once, until the client closes its
 /// side (a client that only shut down its writing side still gets everything back).
 #[derive(Debug, Clone, Copy)]
-struct StreamEcho;
+struct StreamEcho {
+    /// `--park`: end the turn after each chunk, to wait in the reactor for the next.
+    park: bool,
+}
 
 impl Handler<StreamRequest> for StreamEcho {
     fn options(&self) -> StreamOptions {
@@ -307,6 +353,9 @@ impl Handler<StreamRequest> for StreamEcho {
         StreamOptions::default()
             .rbufsize(READ_CHUNK)
             .disable_nagle_algorithm(true)
+            .idle_timeout(Some(IDLE_TIMEOUT))
+            .write_timeout(Some(WRITE_TIMEOUT))
+            .turn_timeout(Some(TURN_TIMEOUT))
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
@@ -319,6 +368,9 @@ impl Handler<StreamRequest> for StreamEcho {
             req.wfile.write_all(data)?; // unbuffered: sent before it returns
             let n = data.len();
             req.rfile.consume(n);
+            if self.park {
+                return Ok(Next::WaitForInput);
+            }
         }
     }
 }
@@ -330,7 +382,13 @@ fn datagram_echo(req: &mut DatagramRequest) -> Result<(), BoxError> {
 }
 
 /// The `handle_error` hook: every failed request, one line on stderr in the program's own words
-/// (the default writes Python's line, at most 10 a second).
-fn report_failure(_server: &ServerContext, client_address: &Address, error: &HandlerError) {
-    eprintln!("echo_server: {client_address}: {error}");
+/// (the default writes Python's line, at most 10 a second). A client cut off by a deadline is
+/// no failure of the server, and there may be hundreds: the default reports those, at most one
+/// line a second with the rest counted.
+fn report_failure(server: &ServerContext, client_address: &Address, error: &HandlerError) {
+    if error.is_timed_out() {
+        DefaultHooks.handle_error(server, client_address, error);
+    } else {
+        eprintln!("echo_server: {client_address}: {error}");
+    }
 }

@@ -9,14 +9,17 @@
 //!
 //! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
 //! matrix of its own, every family in every mode, each stopped by a signal, and the cases where
-//! a client never reads its replies or a second signal forces the stop: see [`echo`]. Last,
-//! 10,000 long-lived connections at once on a threading `echo_server` with every default, from
-//! a CPython client in another process, every one answered, with the server's memory and
-//! threads: see [`many`]. The examples' binaries are built once, up front, by `cargo build -p
-//! sockserve-examples --examples`. One line per scenario, with its time, goes to stdout.
+//! a client never reads its replies or a second signal forces the stop: see [`echo`]; with
+//! thousands of keep-alive connections waiting between messages (`--park`): see [`park`].
+//! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
+//! default (a thread each), from a CPython client in another process, every one answered, with
+//! the server's memory and threads: see [`many`]. The examples' binaries are built once, up
+//! front, by `cargo build -p sockserve-examples --examples`. One line per scenario, with its
+//! time, goes to stdout.
 
 mod echo;
 mod many;
+mod park;
 mod ports;
 
 pub(crate) use echo::{Family, temp_dir};
@@ -168,6 +171,7 @@ pub(crate) fn run() -> Result<()> {
         passed += 1;
     }
     passed += ports::run(&examples)?;
+    passed += park::run(&examples)?;
     let dir = temp_dir("integration")?;
     for case in echo::cases() {
         eprintln!("--> integration: {case}");

@@ -204,6 +204,37 @@ impl HandlerError {
         self.error()?.downcast_ref::<io::Error>()
     }
 
+    /// Whether the step failed because an I/O call timed out: its error, or one of that
+    /// error's sources, is an `io::Error` of kind [`TimedOut`](io::ErrorKind::TimedOut), as
+    /// a read or write of `rfile` / `wfile` returns when one of the request's deadlines
+    /// passes (`StreamOptions::idle_timeout`, `write_timeout`, `turn_timeout`, `timeout`).
+    /// The server's default `handle_error` reports such a request at info level, not as an
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::{HandlerError, Stage};
+    /// use std::io;
+    ///
+    /// let idle = io::Error::new(io::ErrorKind::TimedOut, "timed out: idle for 30s");
+    /// assert!(HandlerError::from(idle).is_timed_out());
+    /// assert!(!HandlerError::failed(Stage::Handle, "bad request").is_timed_out());
+    /// ```
+    pub fn is_timed_out(&self) -> bool {
+        let mut next: Option<&(dyn Error + 'static)> = self.error().map(|e| e as _);
+        while let Some(error) = next {
+            if error
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+            {
+                return true;
+            }
+            next = error.source();
+        }
+        false
+    }
+
     /// Whether the step panicked.
     ///
     /// # Examples

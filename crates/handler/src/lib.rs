@@ -6,7 +6,7 @@
 //! | `class H(BaseRequestHandler)` with `setup`/`handle`/`finish` | `impl Handler<R> for H` |
 //! | one handler object per request | the server clones the handler per request |
 //! | `StreamRequestHandler`: `self.rfile`, `self.wfile`, `self.connection` | [`StreamRequest`] fields |
-//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`] |
+//! | `rbufsize`, `wbufsize`, `timeout`, `disable_nagle_algorithm` | [`StreamOptions`], with deadlines Python lacks: `idle_timeout`, `write_timeout`, `turn_timeout` |
 //! | `DatagramRequestHandler`: `self.packet`, `self.socket`, `rfile`, `wfile` | [`DatagramRequest`] fields |
 //! | `self.client_address`, `self.server` | `request.client_address`, `request.server` ([`ServerContext`]) |
 //! | `BaseServer.finish_request` | [`driver::finish_request`] (what a server layer calls) |
@@ -41,10 +41,13 @@
 
 mod context;
 mod datagram;
+mod deadline;
 mod error;
 mod handler;
 mod request;
+mod session;
 mod stream;
+mod writer;
 
 /// The socket layer (the `sockserve-socket` crate), which this crate's types are built on:
 /// a program that depends on this crate alone reaches it here.
@@ -91,6 +94,7 @@ pub use request::Request;
 pub mod driver {
     pub use crate::context::StopServer;
     pub use crate::request::finish_request;
+    pub use crate::session::{Session, Waited};
 
     use crate::{ServerContext, SharedState};
     use socket::{Address, Socket};
@@ -124,3 +128,4 @@ pub mod driver {
     }
 }
 pub use stream::{DEFAULT_LINE_LIMIT, StreamOptions, StreamReader, StreamRequest, StreamWriter};
+pub use writer::ConnectionWriter;

@@ -1,10 +1,12 @@
 //! The `Request` trait, and `finish_request`: Python's setup/handle/finish ordering in one place.
 
 use crate::{BoxError, Handler, HandlerError, ServerContext, SharedState, Stage};
-use socket::Address;
+use socket::{Address, Socket};
 use std::{
     fmt, io,
     panic::{self, AssertUnwindSafe},
+    sync::Arc,
+    time::Instant,
 };
 
 /// A kind of request a server hands to its handler: a stream connection or a datagram.
@@ -83,11 +85,56 @@ pub trait Request: Sized + Send + 'static {
     /// The reply could not be sent.
     #[doc(hidden)]
     fn finish(&mut self) -> io::Result<()>;
+
+    /// The connection a request that ends its turn with [`Next::WaitForInput`](crate::Next)
+    /// waits on; `None` (datagrams): it cannot wait, and the outcome means `Done`.
+    #[doc(hidden)]
+    fn waits_on(&self) -> Option<&Arc<Socket>> {
+        None
+    }
+
+    /// Readies the request to wait between turns: flushes what the handler wrote, releases an
+    /// empty read buffer.
+    ///
+    /// # Errors
+    ///
+    /// The flush failed.
+    #[doc(hidden)]
+    fn before_wait(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Readies the request for its next turn after a wait (its read buffer back).
+    #[doc(hidden)]
+    fn after_wait(&mut self) {}
+
+    /// Whether input is buffered already: the next turn runs at once, without waiting.
+    #[doc(hidden)]
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
+
+    /// Until when a wait that starts at `since` may last (the idle timeout, the turn's end).
+    #[doc(hidden)]
+    fn wait_deadline(&self, since: Instant) -> Option<Instant> {
+        let _ = since;
+        None
+    }
+
+    /// The error of a wait that started at `since` and reached its deadline.
+    #[doc(hidden)]
+    fn wait_timed_out(&self, since: Instant) -> io::Error {
+        let _ = since;
+        io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for input")
+    }
 }
 
 /// Runs one request through a handler, in Python's order: the request's setup, the handler's
 /// `setup`, `handle`, `finish` (which runs even when `handle` fails or panics), then the
-/// request's own finish. Python's `BaseServer.finish_request`.
+/// request's own finish. Python's `BaseServer.finish_request`. A turn that ends with
+/// [`Next::WaitForInput`](crate::Next) waits here, on this thread, for the connection's next
+/// input (see [`Session::wait_here`](crate::session::Session::wait_here)); a server waits in its
+/// reactor instead.
 ///
 /// Panics in the handler are caught and returned as [`HandlerError::Panicked`]; each error says
 /// which [`Stage`] failed; the first error
@@ -130,29 +177,26 @@ pub fn finish_request<R: Request, H: Handler<R>>(
     client_address: Address,
     server: ServerContext<R::State>,
 ) -> Result<(), HandlerError> {
-    let options = handler.options();
-    let mut request = R::setup(raw, client_address, server, &options)
-        .map_err(|e| HandlerError::failed(Stage::Setup, e))?;
-    guarded(Stage::Setup, || handler.setup(&mut request))?;
-    // Only `Next::Done` exists yet: the request ends after this turn.
-    let handled = guarded(Stage::Handle, || handler.handle(&mut request).map(drop));
-    let finished = guarded(Stage::Finish, || handler.finish(&mut request));
-    let flushed = guarded(Stage::Finish, || request.finish().map_err(BoxError::from));
-    let mut first = None;
-    for result in [handled, finished, flushed] {
-        if let Err(e) = result {
-            if first.is_none() {
-                first = Some(e);
-            } else {
-                log::debug!("a later error of the same request: {e}");
-            }
+    let mut session =
+        crate::session::Session::<R, H, &mut H>::start(handler, raw, client_address, server)?;
+    loop {
+        match session.turn() {
+            Ok(crate::Next::WaitForInput) => match session.wait_here() {
+                crate::session::Waited::Input => continue,
+                crate::session::Waited::Closed => return session.end(Ok(())),
+                crate::session::Waited::TimedOut(e) => return session.end(Err(e)),
+            },
+            Ok(_) => return session.end(Ok(())),
+            Err(e) => return session.end(Err(e)),
         }
     }
-    first.map_or(Ok(()), Err)
 }
 
 /// Runs one step, turning an error or a panic into a `HandlerError` of that step.
-fn guarded(stage: Stage, step: impl FnOnce() -> Result<(), BoxError>) -> Result<(), HandlerError> {
+pub(crate) fn guarded(
+    stage: Stage,
+    step: impl FnOnce() -> Result<(), BoxError>,
+) -> Result<(), HandlerError> {
     match panic::catch_unwind(AssertUnwindSafe(step)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(HandlerError::Failed { stage, error }),

@@ -1,15 +1,42 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
-use crate::{Request, ServerContext, SharedState};
-use socket::{Address, Family, Socket, SocketReader, SocketWriter, opt};
+use crate::deadline::{ConnectionReader, DeadlineWriter, Deadlines};
+use crate::{ConnectionWriter, Request, ServerContext, SharedState};
+use socket::{Address, Family, Socket, opt};
 use std::{
     fmt,
-    io::{self, BufRead, BufWriter, Read, Write},
+    io::{self, BufRead, BufReader, BufWriter, Read, Write},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-/// Options of a stream request: Python's `StreamRequestHandler` class attributes.
+/// Options of a stream request: Python's `StreamRequestHandler` class attributes, and the
+/// deadlines that keep a slow, silent or non-reading client from holding a worker.
+///
+/// # Deadlines
+///
+/// Four limits bound the time a connection's reads and writes may take. Each is off (`None`)
+/// by default, as in Python, whose `StreamRequestHandler` waits for a client as long as it
+/// takes: a default deadline would cut off the clients of programs ported from Python that
+/// legitimately stay quiet (a chat member, a long poll, an interactive session). A server
+/// that faces the network should set them; the examples of this project do.
+///
+/// | option | a read or write fails when |
+/// |---|---|
+/// | [`timeout`](Self::timeout) (Python's) | a read gets no byte, or a write is not done, within it |
+/// | [`idle_timeout`](Self::idle_timeout) | a read gets no byte within it |
+/// | [`write_timeout`](Self::write_timeout) | a write makes no progress within it |
+/// | [`turn_timeout`](Self::turn_timeout) | the request's turn (setup to finish) has lasted it |
+///
+/// What the handler sees when one passes: its read or write on `rfile` / `wfile` returns an
+/// `io::Error` of kind [`TimedOut`](io::ErrorKind::TimedOut) whose message names the limit
+/// and the option that sets it, such as `timed out: idle for 30s, no byte received
+/// (StreamOptions::idle_timeout)`. Bytes already buffered in `rfile` stay readable. Returned
+/// with `?`, the error fails the request, and the server's default `handle_error` reports
+/// it at info level, aggregated, not as an error line per client. Calls on
+/// [`StreamRequest::connection`] itself are bound only by the connection's own timeout;
+/// the socket's deadline calls (`recv_into_by`, `send_by`, `sendall_by`) with
+/// [`StreamRequest::turn_deadline`] bound them by the turn too.
 ///
 /// # Examples
 ///
@@ -21,12 +48,21 @@ use std::{
 ///     .rbufsize(65536)
 ///     .wbufsize(8192)
 ///     .timeout(Some(Duration::from_secs(10)))
+///     .idle_timeout(Some(Duration::from_secs(30)))
+///     .write_timeout(Some(Duration::from_secs(30)))
+///     .turn_timeout(Some(Duration::from_secs(300)))
 ///     .line_limit(Some(1 << 20))
 ///     .disable_nagle_algorithm(false);
 /// assert_eq!(options.rbufsize, 65536);
 /// assert_eq!(StreamOptions::default().wbufsize, 0);
 /// assert_eq!(StreamOptions::default().line_limit, Some(65_536));
 /// assert!(StreamOptions::default().disable_nagle_algorithm); // not Python's default: see there
+/// // No deadline by default, as in Python.
+/// let default = StreamOptions::default();
+/// assert_eq!(
+///     (default.timeout, default.idle_timeout, default.write_timeout, default.turn_timeout),
+///     (None, None, None, None)
+/// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,8 +72,46 @@ pub struct StreamOptions {
     pub rbufsize: usize,
     /// Capacity of `wfile`'s buffer; 0 (the default) makes every write send at once.
     pub wbufsize: usize,
-    /// Timeout of every read and write on the connection; `None` (the default) blocks.
+    /// Timeout of every read and write on the connection (Python's
+    /// `StreamRequestHandler.timeout`, set on the connection with `settimeout`, so that calls
+    /// on [`StreamRequest::connection`] have it too): a read that gets no byte, or a write
+    /// that is not done, within it fails with `TimedOut`. `None` (the default, Python's)
+    /// blocks; `Some(ZERO)` makes the connection non-blocking (`WouldBlock`).
     pub timeout: Option<Duration>,
+    /// How long a read may wait for its next byte: a read of `rfile` that receives nothing
+    /// for this long fails with `TimedOut` (`idle for 30s, no byte received
+    /// (StreamOptions::idle_timeout)`). Counted from the start of each read that reaches the
+    /// connection, so a client is idle only while the handler waits for its input: one
+    /// downloading a large reply while sending nothing is never idle. Once connections wait in
+    /// the reactor between a handler's turns (see [`Next`](crate::Next)), this limit bounds
+    /// that wait too.
+    ///
+    /// Default `None` (wait as long as it takes), Python's behaviour: a client that is silent
+    /// on purpose (a chat member, a long poll) must keep working in a program ported from
+    /// Python. A server facing the network should set it.
+    pub idle_timeout: Option<Duration>,
+    /// How long a write of `wfile` may make no progress: a write fails with `TimedOut` when
+    /// the client takes none of its bytes for this long (`a write made no progress for 30s
+    /// (StreamOptions::write_timeout)`), so a client that never reads cannot hold a worker
+    /// forever. Renewed by each send that makes progress: a large reply to a slow but steady
+    /// reader is not cut off (the [`turn_timeout`](Self::turn_timeout) bounds it as a
+    /// whole). How much was sent of a failed write is unknown, as with Python's `sendall`.
+    ///
+    /// Default `None`, Python's (a write waits as long as it takes), for the same reason as
+    /// [`idle_timeout`](Self::idle_timeout)'s.
+    pub write_timeout: Option<Duration>,
+    /// How long the request's whole turn may last, from its setup (the request's own, before
+    /// the handler's `setup`) to its finish: every read and write of `rfile` and `wfile`
+    /// after it has passed fails with `TimedOut` (`the request's turn is over, 60s after its
+    /// setup (StreamOptions::turn_timeout)`), even one that would not wait, and one waiting
+    /// when it passes fails then. A client that dribbles one byte a second, each read making
+    /// progress, cannot hold a worker past it. A flush at the request's finish that fails
+    /// so is logged at debug level, as any failed final flush.
+    ///
+    /// Default `None`, Python's (no bound on a request), for the same reason as
+    /// [`idle_timeout`](Self::idle_timeout)'s: a session that lasts is the point of some
+    /// programs.
+    pub turn_timeout: Option<Duration>,
     /// The longest line `rfile`'s line reads return (`read_line`, `read_until`, `lines`,
     /// `split`), delimiter included: Python's `readline(limit)`, applied to every line read. A
     /// longer line is an `InvalidData` error naming this option, after the first `limit` bytes
@@ -75,6 +149,9 @@ impl Default for StreamOptions {
             rbufsize: 8192,
             wbufsize: 0,
             timeout: None,
+            idle_timeout: None,
+            write_timeout: None,
+            turn_timeout: None,
             line_limit: Some(DEFAULT_LINE_LIMIT),
             disable_nagle_algorithm: true,
         }
@@ -112,6 +189,134 @@ impl StreamOptions {
         self
     }
 
+    /// Sets [`idle_timeout`](Self::idle_timeout); `None` (the default) for none.
+    ///
+    /// # Examples
+    ///
+    /// A silent client: the handler's read fails after 50 ms with `TimedOut`.
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{StopServer, finish_request, server_context};
+    /// use sockserve_handler::{HandlerExt, StreamOptions, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    /// use std::{io::{self, BufRead}, sync::Arc, time::Duration};
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let options = StreamOptions::default().idle_timeout(Some(Duration::from_millis(50)));
+    /// let mut handler = (|req: &mut StreamRequest| {
+    ///     let mut line = String::new();
+    ///     req.rfile.read_line(&mut line).map(drop)
+    /// })
+    /// .with_options(options);
+    ///
+    /// let (server_side, _silent_client) = socketpair(Family::Unix, Type::Stream)?;
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let error = finish_request(&mut handler, Arc::new(server_side), "@c".parse()?, ctx)
+    ///     .unwrap_err();
+    /// assert!(error.is_timed_out());
+    /// assert_eq!(error.io_error().map(io::Error::kind), Some(io::ErrorKind::TimedOut));
+    /// assert!(error.to_string().contains("idle for 50ms"), "{error}");
+    /// assert!(error.to_string().contains("StreamOptions::idle_timeout"), "{error}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`write_timeout`](Self::write_timeout); `None` (the default) for none.
+    ///
+    /// # Examples
+    ///
+    /// A client that never reads: the handler's large write fails once the buffers are full
+    /// and 50 ms pass with no progress.
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{StopServer, finish_request, server_context};
+    /// use sockserve_handler::{HandlerExt, StreamOptions, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    /// use std::{io::Write, sync::Arc, time::Duration};
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let options = StreamOptions::default().write_timeout(Some(Duration::from_millis(50)));
+    /// let mut handler = (|req: &mut StreamRequest| req.wfile.write_all(&vec![0; 16 << 20]))
+    ///     .with_options(options);
+    ///
+    /// let (server_side, _never_reads) = socketpair(Family::Unix, Type::Stream)?;
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let error = finish_request(&mut handler, Arc::new(server_side), "@c".parse()?, ctx)
+    ///     .unwrap_err();
+    /// assert!(error.is_timed_out());
+    /// assert!(error.to_string().contains("StreamOptions::write_timeout"), "{error}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Sets [`turn_timeout`](Self::turn_timeout); `None` (the default) for none.
+    ///
+    /// # Examples
+    ///
+    /// A handler that reads and answers lines for as long as its client sends them: its turn
+    /// ends 100 ms after its setup, however busy the client is.
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{StopServer, finish_request, server_context};
+    /// use sockserve_handler::{HandlerExt, StreamOptions, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    /// use std::{io::Write, sync::Arc, thread, time::{Duration, Instant}};
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let options = StreamOptions::default().turn_timeout(Some(Duration::from_millis(100)));
+    /// let mut handler = (|req: &mut StreamRequest| {
+    ///     assert!(req.turn_deadline().is_some());
+    ///     for line in req.rfile.split(b'\n') {
+    ///         req.wfile.write_all(&line?)?;
+    ///     }
+    ///     Ok::<(), std::io::Error>(())
+    /// })
+    /// .with_options(options);
+    ///
+    /// let (server_side, client) = socketpair(Family::Unix, Type::Stream)?;
+    /// // A busy client: a line every 10 ms, for up to 10 s, while its replies are read.
+    /// let busy = thread::spawn(move || {
+    ///     let started = Instant::now();
+    ///     let mut reply = [0u8; 64];
+    ///     while started.elapsed() < Duration::from_secs(10) {
+    ///         if client.sendall(b"more\n").is_err() || client.recv_into(&mut reply).is_err() {
+    ///             break;
+    ///         }
+    ///         thread::sleep(Duration::from_millis(10));
+    ///     }
+    /// });
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let started = Instant::now();
+    /// let error = finish_request(&mut handler, Arc::new(server_side), "@c".parse()?, ctx)
+    ///     .unwrap_err();
+    /// assert!(started.elapsed() < Duration::from_secs(5));
+    /// assert!(error.to_string().contains("StreamOptions::turn_timeout"), "{error}");
+    /// busy.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn turn_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.turn_timeout = timeout;
+        self
+    }
+
     /// Sets [`line_limit`](Self::line_limit); `None` for no limit.
     ///
     /// # Examples
@@ -136,7 +341,9 @@ impl StreamOptions {
 /// `wfile` of a stream request: unbuffered (every write sends everything before it returns)
 /// or buffered (`wbufsize > 0`, flushed when the request finishes).
 ///
-/// A write never returns short: a 16 MiB write returns 16 MiB or an error.
+/// A write never returns short: a 16 MiB write returns 16 MiB or an error. A write (or a
+/// flush) that runs past one of the request's deadlines fails with `TimedOut`, its message
+/// naming the option (see [`StreamOptions`]'s deadlines).
 ///
 /// # Examples
 ///
@@ -158,18 +365,26 @@ pub struct StreamWriter {
 }
 
 enum WriterKind {
-    Unbuffered(SocketWriter<Arc<Socket>>),
-    Buffered(BufWriter<SocketWriter<Arc<Socket>>>),
+    Unbuffered(DeadlineWriter),
+    Buffered(BufWriter<DeadlineWriter>),
 }
 
 impl StreamWriter {
-    /// A writer over `connection`: unbuffered when `wbufsize` is 0, else buffered.
+    /// A writer over `connection`: unbuffered when `wbufsize` is 0, else buffered. Its writes
+    /// are bound by the connection's timeout alone; a request's `wfile` also has the
+    /// request's [`write_timeout`](StreamOptions::write_timeout) and
+    /// [`turn_timeout`](StreamOptions::turn_timeout).
     ///
     /// # Examples
     ///
     /// See [`StreamWriter`].
     pub fn new(connection: Arc<Socket>, wbufsize: usize) -> Self {
-        let raw = SocketWriter::new(connection);
+        StreamWriter::with_deadlines(connection, wbufsize, Deadlines::default())
+    }
+
+    /// A writer over `connection` bound by `deadlines`.
+    fn with_deadlines(connection: Arc<Socket>, wbufsize: usize, deadlines: Deadlines) -> Self {
+        let raw = DeadlineWriter::new(connection, deadlines);
         let inner = if wbufsize == 0 {
             WriterKind::Unbuffered(raw)
         } else {
@@ -193,6 +408,14 @@ impl StreamWriter {
     /// ```
     pub fn is_buffered(&self) -> bool {
         matches!(self.inner, WriterKind::Buffered(_))
+    }
+
+    /// The writer under the buffer, if any.
+    fn raw(&self) -> &DeadlineWriter {
+        match &self.inner {
+            WriterKind::Unbuffered(w) => w,
+            WriterKind::Buffered(w) => w.get_ref(),
+        }
     }
 }
 
@@ -232,7 +455,9 @@ impl fmt::Debug for StreamWriter {
 /// A stream request's `rfile` (Python's `self.rfile`): a buffered reader over the connection,
 /// with `Read` and `BufRead` (`read_line`, `lines`, `fill_buf`, ...). Its type names no socket,
 /// so that an encrypted connection can stand behind it later. Its line reads stop at the
-/// request's [`line_limit`](StreamOptions::line_limit).
+/// request's [`line_limit`](StreamOptions::line_limit). A read that runs past one of the
+/// request's deadlines fails with `TimedOut`, naming the option (see [`StreamOptions`]'s
+/// deadlines); what was buffered before stays readable.
 ///
 /// # Examples
 ///
@@ -248,11 +473,24 @@ impl fmt::Debug for StreamWriter {
 /// }
 /// # let _ = first_line;
 /// ```
-#[derive(Debug)]
 pub struct StreamReader {
-    inner: SocketReader<Arc<Socket>>,
+    inner: BufReader<ConnectionReader>,
     /// [`StreamOptions::line_limit`].
     line_limit: Option<usize>,
+    /// The buffer's capacity in a turn (`rbufsize`, at least 1); while the connection waits
+    /// between turns with nothing buffered, the buffer is released.
+    rbufsize: usize,
+}
+
+impl fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("connection", self.inner.get_ref())
+            .field("buffered", &self.inner.buffer().len())
+            .field("capacity", &self.inner.capacity())
+            .field("line_limit", &self.line_limit)
+            .finish()
+    }
 }
 
 impl StreamReader {
@@ -340,6 +578,18 @@ impl StreamReader {
     /// ```
     pub fn buffer(&self) -> &[u8] {
         self.inner.buffer()
+    }
+
+    /// Swaps the buffer for one of `capacity` bytes, if nothing is buffered (buffered bytes
+    /// are never dropped).
+    fn rebuffer(&mut self, capacity: usize) {
+        if !self.inner.buffer().is_empty() || self.inner.capacity() == capacity {
+            return;
+        }
+        let reader = self.inner.get_ref();
+        let placeholder = ConnectionReader::new(Arc::clone(reader.socket()), *reader.deadlines());
+        let old = std::mem::replace(&mut self.inner, BufReader::with_capacity(0, placeholder));
+        self.inner = BufReader::with_capacity(capacity, old.into_inner());
     }
 }
 
@@ -453,6 +703,44 @@ pub struct StreamRequest<S = ()> {
     pub server: ServerContext<S>,
 }
 
+impl<S> StreamRequest<S> {
+    /// When this request's turn ends ([`StreamOptions::turn_timeout`] after its setup), if it
+    /// is bounded: after it every read and write of `rfile` and `wfile` fails with `TimedOut`.
+    /// For a handler's own calls on [`connection`](Self::connection), which the option does
+    /// not bound: pass it to the socket's deadline calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamRequest;
+    /// use std::io;
+    ///
+    /// /// Reads straight from the connection, by the turn's end.
+    /// fn raw_read(req: &mut StreamRequest) -> io::Result<Vec<u8>> {
+    ///     let mut buf = vec![0; 4096];
+    ///     let n = req.connection.recv_into_by(&mut buf, req.turn_deadline())?;
+    ///     buf.truncate(n);
+    ///     Ok(buf)
+    /// }
+    /// # let _ = raw_read;
+    /// ```
+    pub fn turn_deadline(&self) -> Option<Instant> {
+        self.rfile.inner.get_ref().deadlines().turn_deadline()
+    }
+
+    /// A writer to this connection that other threads may keep and use, also while the
+    /// connection waits between turns ([`Next::WaitForInput`](crate::Next)): a chat room
+    /// writes to its idle members so. Clone it freely; see [`ConnectionWriter`].
+    ///
+    /// # Examples
+    ///
+    /// See [`ConnectionWriter`].
+    pub fn writer(&self) -> ConnectionWriter {
+        let raw = self.wfile.raw();
+        ConnectionWriter::new(raw.socket(), raw.lock(), raw.deadlines().write_only())
+    }
+}
+
 // By hand: the state need not implement `Debug` (derive would demand it).
 impl<S> std::fmt::Debug for StreamRequest<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -477,6 +765,8 @@ impl<S: SharedState> Request for StreamRequest<S> {
         server: ServerContext<S>,
         options: &StreamOptions,
     ) -> io::Result<Self> {
+        // The turn starts here, before the handler's `setup`.
+        let deadlines = Deadlines::new(options, Instant::now());
         if options.timeout.is_some() {
             connection.settimeout(options.timeout);
         }
@@ -486,10 +776,15 @@ impl<S: SharedState> Request for StreamRequest<S> {
         }
         // A capacity of 1 is the unbuffered reader: `BufReader` needs room for one byte.
         let rfile = StreamReader {
-            inner: SocketReader::with_capacity(options.rbufsize.max(1), Arc::clone(&connection)),
+            inner: BufReader::with_capacity(
+                options.rbufsize.max(1),
+                ConnectionReader::new(Arc::clone(&connection), deadlines),
+            ),
             line_limit: options.line_limit,
+            rbufsize: options.rbufsize.max(1),
         };
-        let wfile = StreamWriter::new(Arc::clone(&connection), options.wbufsize);
+        let wfile =
+            StreamWriter::with_deadlines(Arc::clone(&connection), options.wbufsize, deadlines);
         Ok(StreamRequest {
             connection,
             rfile,
@@ -497,6 +792,33 @@ impl<S: SharedState> Request for StreamRequest<S> {
             client_address,
             server,
         })
+    }
+
+    fn waits_on(&self) -> Option<&Arc<Socket>> {
+        Some(&self.connection)
+    }
+
+    fn before_wait(&mut self) -> io::Result<()> {
+        self.wfile.flush()?;
+        // An idle connection keeps no 8 KiB buffer: 10,000 of them would hold 80 MiB.
+        self.rfile.rebuffer(0);
+        Ok(())
+    }
+
+    fn after_wait(&mut self) {
+        self.rfile.rebuffer(self.rfile.rbufsize);
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        !self.rfile.buffer().is_empty()
+    }
+
+    fn wait_deadline(&self, since: Instant) -> Option<Instant> {
+        self.rfile.inner.get_ref().deadlines().wait_deadline(since)
+    }
+
+    fn wait_timed_out(&self, since: Instant) -> io::Error {
+        self.rfile.inner.get_ref().deadlines().wait_timed_out(since)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -18,8 +18,7 @@ use sockserve_mixins::{
 };
 use std::{
     io::{BufRead, Write},
-    panic::{self, AssertUnwindSafe},
-    thread,
+    panic, thread,
     time::{Duration, Instant},
 };
 use util::*;
@@ -705,21 +704,5 @@ fn main() {
             default_hook(info);
         }
     }));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in checks {
-        match panic::catch_unwind(AssertUnwindSafe(check)) {
-            Ok(()) => {
-                passed += 1;
-                println!("forking: {name} ... ok");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("forking: {name} ... FAILED");
-            }
-        }
-    }
-    println!("forking: {passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    testsupport::run_panicking_checks("forking", checks);
 }

@@ -159,6 +159,18 @@ pub(crate) fn register(
     Ok(())
 }
 
+/// `reregister` with what `raw` has already: the kernel checks its readiness again. The table
+/// does not change, so it is not locked.
+pub(crate) fn rearm(
+    registry: &Registry,
+    raw: RawFd,
+    key: usize,
+    interest: Interest,
+) -> io::Result<()> {
+    check_key(key)?;
+    registry.reregister(&mut SourceFd(&raw), Token(key), interest.to_mio())
+}
+
 /// `unregister` on `registry`, recorded in `registrations`: for the reactor and its registrars.
 pub(crate) fn unregister(
     registry: &Registry,

@@ -127,6 +127,23 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     /// the forking strategy each child reports its own request's failure. A panicking hook is
     /// reported the same way, within the same limit.
     ///
+    /// A request that failed only because a deadline passed ([`HandlerError::is_timed_out`]:
+    /// a read or write of `rfile` / `wfile` that returned an `io::Error` of kind `TimedOut`,
+    /// as the deadlines of `StreamOptions` give, `idle_timeout`, `write_timeout`,
+    /// `turn_timeout` and `timeout`) is a slow or silent client, not a failure of the server,
+    /// and a server facing the network sees hundreds of them. The default reports it apart,
+    /// in one line at **info** level with a logger installed (on stderr without one, or in a
+    /// forked child whose program lets info records through):
+    ///
+    /// ```text
+    /// Request from 127.0.0.1:5000 ended by a deadline: handle failed: timed out: idle for 30s, no byte received (StreamOptions::idle_timeout)
+    /// ```
+    ///
+    /// at most one such line a second per process, the rest counted (`N more requests ended
+    /// by a deadline not shown (at most 1 report a second)` comes before the next one shown),
+    /// and apart from the 10 failures a second: timed-out clients neither flood the log nor
+    /// hide the failures that matter.
+    ///
     /// To see every failure, override this method, or set a closure with
     /// [`Builder::handle_error`](crate::Builder::handle_error): it runs once for each failed
     /// request, with no limit, and whatever it does is up to you (log, count, print).
@@ -161,9 +178,15 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
         error: &HandlerError,
     ) {
         let _ = server;
-        crate::report::failure(format_args!(
-            "Exception occurred during processing of request from {client_address}: {error}"
-        ));
+        if error.is_timed_out() {
+            crate::report::timed_out(format_args!(
+                "Request from {client_address} ended by a deadline: {error}"
+            ));
+        } else {
+            crate::report::failure(format_args!(
+                "Exception occurred during processing of request from {client_address}: {error}"
+            ));
+        }
     }
 
     /// Python's `handle_timeout`: `handle_request` waited the server's `timeout` for nothing.

@@ -1,14 +1,20 @@
 //! Turning a handler and a raw request into a `Job`: finish_request, handle_error and
 //! shutdown_request, in one closure.
 
+use crate::waiting::{Close, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
-use handler::driver::finish_request;
-use handler::{Handler, HandlerExt, Request, ServerContext, SharedState};
+use handler::driver::{Session, Waited};
+use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
     sync::Arc,
+    time::Instant,
 };
+
+/// A request's place in the server's books: its in-flight ticket, and where its connection
+/// waits between turns.
+pub(crate) type Tracking = (InFlight, Arc<Waiting>);
 
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
@@ -20,7 +26,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         client_address: Address,
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
-        ticket: InFlight,
+        tracking: Tracking,
     ) -> Job;
 
     /// The same handler with these request options instead of its own.
@@ -48,11 +54,19 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         client_address: Address,
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
-        ticket: InFlight,
+        (ticket, waiting): Tracking,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let handler = self.handler.clone();
-        let parts = (raw, connection, client_address, context, hooks, ticket);
+        let parts = (
+            raw,
+            connection,
+            client_address,
+            context,
+            hooks,
+            ticket,
+            waiting,
+        );
         match &self.options {
             Some(options) => job(handler.with_options(options.clone()), parts),
             None => job(handler, parts),
@@ -73,26 +87,165 @@ type Parts<R> = (
     ServerContext<<R as Request>::State>,
     Arc<dyn Hooks<<R as Request>::State>>,
     InFlight,
+    Arc<Waiting>,
 );
 
-/// The job of one request: finish_request, then handle_error on a failure, then
-/// shutdown_request.
-fn job<R: Request, H: Handler<R>>(mut handler: H, parts: Parts<R>) -> Job {
-    let (raw, connection, client_address, context, hooks, ticket) = parts;
+/// The job of one request: the request's and the handler's setup, then its turns (see
+/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`.
+fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
+    let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
     let address = client_address.clone();
-    let work = move || {
-        let done = finish_request(&mut handler, raw, client_address.clone(), context.clone());
-        if let Err(error) = done {
+    let work = move |ticket: Option<InFlight>| match Session::start(
+        handler,
+        raw,
+        client_address.clone(),
+        context.clone(),
+    ) {
+        Ok(session) => Box::new(Connection {
+            session,
+            connection,
+            client_address,
+            context,
+            hooks,
+            waiting,
+            slot: None,
+        })
+        .run(ticket),
+        Err(error) => {
+            guard_hook("handle_error", || {
+                hooks.handle_error(&context, &client_address, &error)
+            });
+            shutdown_request(connection, &context, &client_address, &*hooks);
+            drop(ticket);
+        }
+    };
+    // The work releases the ticket last: the request leaves the in-flight list (and its fd
+    // closes) only then, and not while its connection waits between turns.
+    Job::tracked(address, work, ticket)
+}
+
+/// A request across its turns, with what its end needs.
+struct Connection<R: Request, H> {
+    session: Session<R, H>,
+    connection: Option<Arc<Socket>>,
+    client_address: Address,
+    context: ServerContext<R::State>,
+    hooks: Arc<dyn Hooks<R::State>>,
+    waiting: Arc<Waiting>,
+    /// Its slot among the waiting connections, from its first wait on.
+    slot: Option<usize>,
+}
+
+impl<R: Request, H: Handler<R>> Connection<R, H> {
+    /// Runs turns until the handler is done, or its connection waits: in the server's reactor
+    /// when there is a ticket to keep meanwhile (sync, threading), on this thread when there is
+    /// none (a forked child, which waits on its own socket). A turn that leaves bytes in
+    /// `rfile` is followed by the next at once.
+    fn run(mut self: Box<Self>, mut ticket: Option<InFlight>) {
+        loop {
+            match self.session.turn() {
+                Ok(Next::WaitForInput) if self.session.has_buffered_input() => {}
+                Ok(Next::WaitForInput) => {
+                    let Some(held) = ticket.take() else {
+                        match self.session.wait_here() {
+                            Waited::Input => continue,
+                            Waited::TimedOut(e) => return (*self).end(Err(e), None),
+                            _ => return (*self).end(Ok(()), None),
+                        }
+                    };
+                    if self.waiting.is_closing() {
+                        // A graceful stop: input already there gets its turn; else the end.
+                        match self.session.poll_input() {
+                            Some(Waited::Input) => {
+                                ticket = Some(held);
+                                continue;
+                            }
+                            _ => return (*self).end(Ok(()), Some(held)),
+                        }
+                    }
+                    let waiting = Arc::clone(&self.waiting);
+                    if let Err((waiter, ticket)) = waiting.park(self, held) {
+                        // Refused: the server began to close meanwhile.
+                        return refused(waiter, ticket);
+                    }
+                    return;
+                }
+                Ok(_) => return (*self).end(Ok(()), ticket),
+                Err(e) => return (*self).end(Err(e), ticket),
+            }
+        }
+    }
+
+    /// The end of the request: `finish`, `handle_error` on a failure, out of the waiting set,
+    /// `shutdown_request`, and the ticket last.
+    fn end(self, handled: Result<(), HandlerError>, ticket: Option<InFlight>) {
+        let Connection {
+            session,
+            connection,
+            client_address,
+            context,
+            hooks,
+            waiting,
+            slot,
+        } = self;
+        if let Err(error) = session.end(handled) {
             guard_hook("handle_error", || {
                 hooks.handle_error(&context, &client_address, &error)
             });
         }
-        drop(handler);
+        if let Some(slot) = slot {
+            waiting.release(slot);
+        }
         shutdown_request(connection, &context, &client_address, &*hooks);
-    };
-    // The job releases the ticket after the work: the request leaves the in-flight list (and
-    // its fd closes) only then.
-    Job::tracked(address, work, ticket)
+        drop(ticket);
+    }
+}
+
+/// A connection the waiting set refused (the server is closing): its input, if any, gets a
+/// turn here; else it ends.
+fn refused(waiter: Box<dyn Waiter>, ticket: InFlight) {
+    match waiter.poll_input() {
+        Some(Waited::Input) => waiter.resume(Some(ticket)),
+        _ => waiter.close(Close::Stopping, Some(ticket)),
+    }
+}
+
+impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
+    fn connection(&self) -> Option<&Arc<Socket>> {
+        self.session.request().waits_on()
+    }
+
+    fn client_address(&self) -> &Address {
+        &self.client_address
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.session.wait_deadline()
+    }
+
+    fn poll_input(&self) -> Option<Waited> {
+        self.session.poll_input()
+    }
+
+    fn slot(&self) -> Option<usize> {
+        self.slot
+    }
+
+    fn set_slot(&mut self, slot: usize) {
+        self.slot = Some(slot);
+    }
+
+    fn resume(self: Box<Self>, ticket: Option<InFlight>) {
+        self.run(ticket);
+    }
+
+    fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>) {
+        let handled = match why {
+            Close::TimedOut => Err(self.session.wait_timed_out()),
+            Close::Gone | Close::Stopping => Ok(()),
+        };
+        (*self).end(handled, ticket);
+    }
 }
 
 /// Python's `shutdown_request`: shut down writes, tell the hook, close. Runs once per request.

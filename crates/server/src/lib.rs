@@ -93,6 +93,7 @@ mod strategy;
 mod unix;
 #[cfg(unix)]
 mod until_signal;
+mod waiting;
 
 /// The socket layer (the `sockserve-socket` crate): a program that depends on this crate alone
 /// reaches it here (`sockserve_server::socket::create_connection`, say).

@@ -199,11 +199,11 @@ impl ServerLink {
         self.shared.in_flight()
     }
 
-    /// The server's count of requests in flight whose work has started
+    /// The server's count of requests in flight whose handler runs now: their work started
     /// ([`Job::run`](crate::Job::run), or a fork through
-    /// [`Job::around_fork`](crate::Job::around_fork)); the rest of
-    /// [`in_flight`](Self::in_flight) waits for the strategy to start them. Read without a
-    /// lock.
+    /// [`Job::around_fork`](crate::Job::around_fork)) and their connection is not
+    /// [waiting](Self::waiting) between turns; the rest of [`in_flight`](Self::in_flight)
+    /// waits for the strategy to start them, or waits for input. Read without a lock.
     ///
     /// # Examples
     ///
@@ -230,6 +230,24 @@ impl ServerLink {
     /// ```
     pub fn running(&self) -> usize {
         self.shared.running()
+    }
+
+    /// Of the requests [in flight](Self::in_flight), those whose connection waits between its
+    /// handler's turns ([`Next::WaitForInput`](crate::Next)) in the serving loop's reactor,
+    /// holding no thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::ServerLink;
+    ///
+    /// fn holding_no_thread(link: &ServerLink) -> bool {
+    ///     link.waiting() <= link.in_flight()
+    /// }
+    /// # let _ = holding_no_thread;
+    /// ```
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting()
     }
 
     /// Publishes how many threads the strategy runs now:

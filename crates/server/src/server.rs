@@ -2,17 +2,18 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ServerLink, ShutdownHandle,
-    Strategy, Synchronous,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Job, Kind, Result, ServerLink,
+    ShutdownHandle, Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
     admission::Admission,
     builder::Options,
     job::{MakeJob, guard_hook, shutdown_request},
     shutdown::Shared,
     unix::{self, SocketFile},
+    waiting::{self, Waiting},
 };
 use handler::{BoxError, Handler, Next, ServerContext, SharedState};
-use reactor::{Interest, Reactor};
+use reactor::{Interest, Reactor, Ready};
 use socket::{Address, Family, Socket, ToAddrs, opt};
 use std::{
     fmt,
@@ -102,6 +103,9 @@ pub struct Server<K: Kind, C: Strategy = Synchronous, S: SharedState = ()> {
     /// `max_connections` and the policy at it.
     admission: Admission,
     scratch: Vec<u8>,
+    /// Connections waiting between their handler's turns, and those the last select woke.
+    waiting: Arc<Waiting>,
+    woken: Vec<Ready>,
     _kind: PhantomData<K>,
 }
 
@@ -424,6 +428,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         let reactor = Reactor::new()?;
         let shared = Shared::new(reactor.waker());
         let link = ServerLink::new(shared.clone(), reactor.registrar()?);
+        let waiting = Waiting::new(reactor.registrar()?, shared.clone());
         let context = handler::driver::server_context(
             server_address.clone(),
             shared.clone(),
@@ -448,6 +453,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             context,
             backoff: Backoff::default(),
             admission,
+            waiting,
+            woken: Vec::new(),
             _kind: PhantomData,
         })
     }
@@ -734,12 +741,17 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         self.strategy.start(&self.link)?;
         self.admission.start();
         self.resume(&socket)?;
+        self.waiting.open();
         while !self.shared.stop_requested() {
-            let timeout = self.backoff.clamp(poll_interval);
+            let timeout = self.waiting.clamp(self.backoff.clamp(poll_interval));
             let (mut ready, mut from_children) = (false, false);
+            let epoch = self.waiting.begin_select();
             for r in self.reactor.select(Some(timeout))? {
                 ready |= r.key == LISTENER;
                 from_children |= r.key == FROM_CHILDREN;
+                if r.key >= waiting::FIRST_KEY {
+                    self.woken.push(*r);
+                }
             }
             if from_children && self.shared.drain_children_requests() {
                 // A handler in a forked child called request_shutdown (or shutdown).
@@ -752,11 +764,22 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             if ready {
                 self.serve_batch(&socket)?;
             }
+            // Connections ready for their next turn, or past their idle deadline.
+            self.waiting
+                .dispatch(&mut self.woken, epoch, &mut self.strategy);
             self.service_actions();
             // After service_actions: a paused loop was woken by what may have made room (a
             // request that ended, a watched descriptor, the strategy's notify) or by the end
             // of a backoff. Resumed, the socket is reported by the next select at once.
             self.maybe_resume(&socket)?;
+        }
+        self.woken.clear();
+        if self.shared.stop_deadline().0.is_some() {
+            // A graceful stop: waiting connections with no input end now, the others get
+            // their turn within the grace.
+            for job in self.waiting.settle() {
+                self.strategy.process_request(job);
+            }
         }
         Ok(())
     }
@@ -934,6 +957,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
 
     /// Closes the socket; true if it was open.
     fn close_socket(&mut self) -> bool {
+        if !matches!(self.phase, Phase::Closed) {
+            // Connections waiting between turns end here, on the closing thread.
+            self.waiting.close_all().into_iter().for_each(Job::run);
+        }
         let socket = match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Closed => return false,
             Phase::NotActivated(socket) => socket,
@@ -1029,7 +1056,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             address,
             self.context.clone(),
             Arc::clone(hooks),
-            ticket,
+            (ticket, Arc::clone(&self.waiting)),
         );
         self.strategy.process_request(job);
     }

@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     /// Live figures a strategy publishes through its `ServerLink`.
     threads: AtomicUsize,
     children: AtomicUsize,
+    /// Requests in flight whose connection waits in the reactor between turns.
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +117,7 @@ impl Shared {
             wake_on_end: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -258,15 +261,19 @@ impl Shared {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    /// The requests in flight whose work has started (no lock taken).
+    /// The requests in flight whose work has started and whose connection is not waiting
+    /// between turns (no lock taken). Counts read one after the other: a figure, not a bound.
     pub(crate) fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        self.running
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.waiting())
     }
 
-    /// The requests in flight still waiting for their work to start (no lock taken). Two
-    /// counts read one after the other: a figure, not a bound.
+    /// The requests in flight still waiting for their work to start (no lock taken); a
+    /// connection waiting between turns has started. A figure, not a bound.
     pub(crate) fn queued(&self) -> usize {
-        self.in_flight().saturating_sub(self.running())
+        self.in_flight()
+            .saturating_sub(self.running.load(Ordering::Relaxed))
     }
 
     /// Counts a connection turned away at `max_connections`.
@@ -282,6 +289,26 @@ impl Shared {
         if self.wake_on_end.load(Ordering::Relaxed) != on {
             self.wake_on_end.store(on, Ordering::SeqCst);
         }
+    }
+
+    /// A connection began to wait between turns: it holds no thread now, which is room for a
+    /// strategy whose room is its running requests, so a loop paused for room is woken (as by
+    /// a request that ends; see `wake_when_a_request_ends`).
+    pub(crate) fn parked(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        if self.wake_on_end.load(Ordering::SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// A waiting connection runs its next turn, or ends.
+    pub(crate) fn unparked(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The connections waiting between turns.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Ends the serving loop's current (or next) wait.
@@ -827,7 +854,8 @@ impl ShutdownHandle {
     }
 
     /// The requests in flight whose handler runs now (on a thread, inline, or in a forked
-    /// child, which counts until it is reaped).
+    /// child, which counts until it is reaped); a connection [waiting](Self::waiting) between
+    /// turns does not count.
     ///
     /// # Examples
     ///
@@ -835,7 +863,7 @@ impl ShutdownHandle {
     /// use sockserve_server::TcpServer;
     ///
     /// let handle = TcpServer::bind("127.0.0.1:0", |_r| Ok(()))?.shutdown_handle();
-    /// assert_eq!((handle.running(), handle.queued()), (0, 0));
+    /// assert_eq!((handle.running(), handle.queued(), handle.waiting()), (0, 0, 0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn running(&self) -> usize {
@@ -843,13 +871,23 @@ impl ShutdownHandle {
     }
 
     /// The requests in flight waiting for their handler to start: a threading server's
-    /// connections queued for a thread while every thread is busy (`in_flight - running`).
+    /// connections queued for a thread while every thread is busy.
     ///
     /// # Examples
     ///
     /// See [`running`](Self::running).
     pub fn queued(&self) -> usize {
         self.shared.queued()
+    }
+
+    /// Of the requests [in flight](Self::in_flight), those whose connection waits between its
+    /// handler's turns ([`Next::WaitForInput`](crate::Next)), holding no thread.
+    ///
+    /// # Examples
+    ///
+    /// See [`running`](Self::running).
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting()
     }
 
     /// How many connections (datagrams, for a datagram server) the server turned away at

@@ -32,7 +32,9 @@ use std::fmt;
 /// ```
 pub struct Job {
     client_address: Address,
-    work: Box<dyn FnOnce() + Send>,
+    /// Given the ticket, which it drops once the request is closed (or keeps with a
+    /// connection that waits between turns); `None` in a forked child.
+    work: Box<dyn FnOnce(Option<InFlight>) + Send>,
     /// The request's place in the server's in-flight list, released after the work.
     ticket: Option<InFlight>,
 }
@@ -44,7 +46,7 @@ impl Job {
     pub fn new(client_address: Address, work: impl FnOnce() + Send + 'static) -> Self {
         Job {
             client_address,
-            work: Box::new(work),
+            work: Box::new(move |_| work()),
             ticket: None,
         }
     }
@@ -52,7 +54,7 @@ impl Job {
     /// A server's job: `ticket` leaves the in-flight list when the work is done.
     pub(crate) fn tracked(
         client_address: Address,
-        work: impl FnOnce() + Send + 'static,
+        work: impl FnOnce(Option<InFlight>) + Send + 'static,
         ticket: InFlight,
     ) -> Self {
         Job {
@@ -80,11 +82,11 @@ impl Job {
     pub fn run(self) {
         let Job { work, ticket, .. } = self;
         if let Some(ticket) = &ticket {
-            ticket.start(); // running, no longer queued
+            ticket.start(); // running, no longer queued (once: a later turn's start is a no-op)
         }
-        work();
-        // Last: the request leaves the in-flight list (and its fd closes) only now.
-        drop(ticket);
+        // The work drops it last: the request leaves the in-flight list (and its fd closes)
+        // only then, or later when its connection waits between turns.
+        work(ticket);
     }
 
     /// Runs the request in a forked child: as [`run`](Self::run), but the server's
@@ -110,7 +112,8 @@ impl Job {
         }
         // From here on, the server's own reports in this process take no lock either.
         crate::report::in_forked_child();
-        work();
+        // No ticket: a connection that waits between turns waits here, in the child.
+        work(None);
     }
 
     /// Runs `fork`, a strategy's `fork()` of this request. Normally it only calls `fork`; a

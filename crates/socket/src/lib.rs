@@ -40,6 +40,7 @@
 //! | `shutdown`, `close`, `detach`, `dup`, `fileno` | [`Socket::shutdown`], [`Socket::close`], [`Socket::detach`], [`Socket::dup`], [`Socket::fileno`] |
 //! | `getsockname`, `getpeername` | [`Socket::getsockname`], [`Socket::getpeername`] |
 //! | `settimeout`, `gettimeout`, `setblocking`, `getblocking` | [`Socket::settimeout`], [`Socket::gettimeout`], [`Socket::setblocking`], [`Socket::getblocking`] |
+//! | (none: Go's `SetReadDeadline`, `SetWriteDeadline`) | [`Socket::recv_into_by`], [`Socket::send_by`], [`Socket::sendall_by`]: an absolute deadline per call, the earlier of it and the timeout winning |
 //! | `setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)` | [`Socket::setsockopt`]`(`[`opt::ReuseAddress`]`, true)` |
 //! | `getsockopt(...)` | [`Socket::getsockopt`] |
 //! | `makefile('rb')`, `makefile('wb')` | [`Socket::makefile_reader`] ([`SocketReader`]), [`Socket::makefile_writer`] ([`SocketWriter`]) |
@@ -79,6 +80,7 @@ mod file;
 mod functions;
 mod limits;
 pub mod opt;
+mod readiness;
 mod resolve;
 mod socket;
 mod sys;

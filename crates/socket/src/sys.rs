@@ -25,6 +25,8 @@ pub(crate) const SEND_FLAGS: libc::c_int = 0;
 /// `MSG_DONTWAIT`: makes one call non-blocking whatever the fd's `O_NONBLOCK` flag says. Sockets
 /// made by `dup` share that flag with their original, so timeout mode must not rely on it alone.
 pub(crate) const DONTWAIT: libc::c_int = libc::MSG_DONTWAIT;
+/// `MSG_PEEK`: a receive that leaves the bytes queued.
+pub(crate) const PEEK: libc::c_int = libc::MSG_PEEK;
 
 /// What a caller waits for in [`wait`].
 #[derive(Clone, Copy, Debug)]

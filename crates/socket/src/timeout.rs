@@ -3,6 +3,10 @@
 //! Python's three modes: `None` is a blocking fd; `Some(ZERO)` is a non-blocking fd whose calls
 //! fail with `WouldBlock`; `Some(d)` is an `O_NONBLOCK` fd on which each call waits with `poll`
 //! for at most `d` (for `sendall` and `connect`, the whole call), then fails with `TimedOut`.
+//!
+//! The calls that take a deadline of their own (`recv_into_by`, `send_by`, `sendall_by` in
+//! `transfer.rs`) wait until the earlier of it and the socket's timeout, whatever the mode of the
+//! fd: `MSG_DONTWAIT` and `poll` make a blocking fd wait no longer, with no `fcntl` per call.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -74,6 +78,24 @@ impl Mode {
                 .checked_add(d)
                 .map_or(Mode::Blocking, Mode::Until),
         }
+    }
+
+    /// The mode of a call starting now on a socket with timeout `t` that must also be done by
+    /// `deadline`: the earlier of the two deadlines; a non-blocking socket stays non-blocking.
+    /// A `deadline` that has already passed fails at once with `TimedOut`, before any call is
+    /// tried (Go's deadlines do the same): a handler past its deadline gets no more bytes.
+    pub(crate) fn start_by(t: Option<Duration>, deadline: Option<Instant>) -> io::Result<Mode> {
+        let Some(deadline) = deadline else {
+            return Ok(Mode::start(t));
+        };
+        if deadline <= Instant::now() {
+            return Err(sys::timed_out());
+        }
+        Ok(match Mode::start(t) {
+            Mode::NonBlocking => Mode::NonBlocking,
+            Mode::Blocking => Mode::Until(deadline),
+            Mode::Until(own) => Mode::Until(own.min(deadline)),
+        })
     }
 
     /// The deadline to wait for, `None` for no deadline.

@@ -1,8 +1,11 @@
 //! Data transfer on a [`Socket`]: `recv*`, `send*`, and the `Read`/`Write` impls.
 //!
 //! Every send passes `MSG_NOSIGNAL`, so a closed peer gives `BrokenPipe` instead of `SIGPIPE`.
+//! The `_by` calls (`recv_into_by`, `send_by`, `sendall_by`) take an absolute deadline of
+//! their own besides the socket's timeout.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use crate::sys::{self, Wait};
 use crate::timeout::Mode;
@@ -168,7 +171,11 @@ impl Socket {
     /// ```
     pub fn sendall(&self, data: &[u8]) -> io::Result<()> {
         // One deadline for the whole call (Python 3.5+).
-        let mode = Mode::start(self.gettimeout());
+        self.sendall_in(Mode::start(self.gettimeout()), data)
+    }
+
+    /// `sendall` in `mode`: one mode, so one deadline, for every send of the call.
+    fn sendall_in(&self, mode: Mode, data: &[u8]) -> io::Result<()> {
         let mut sent = 0;
         while sent < data.len() {
             let rest = &data[sent..];
@@ -181,6 +188,98 @@ impl Socket {
             sent += n;
         }
         Ok(())
+    }
+
+    /// Like [`recv_into`](Socket::recv_into), but done by `deadline` whatever the socket's
+    /// timeout mode: the call waits until the earlier of `deadline` and the socket's own
+    /// timeout, then fails with `TimedOut` ("timed out"). `None` is `recv_into` itself.
+    ///
+    /// A deadline that has already passed fails at once, even if bytes are waiting (as Go's
+    /// `SetReadDeadline`): after it, every call fails. A non-blocking socket
+    /// ([`setblocking(false)`](Socket::setblocking)) still never waits (`WouldBlock`). The fd's
+    /// `O_NONBLOCK` flag is neither read nor changed: a blocking socket waits with
+    /// `MSG_DONTWAIT` and `poll`, so a deadline per call costs no `fcntl` (unlike
+    /// [`settimeout`](Socket::settimeout) before each call).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sockserve_socket::{socketpair, Family, Type};
+    ///
+    /// let (a, b) = socketpair(Family::Unix, Type::Stream)?;
+    /// let mut buf = [0u8; 16];
+    /// // b is blocking (no timeout), yet this read gives up after 50 ms.
+    /// let deadline = Instant::now() + Duration::from_millis(50);
+    /// let err = b.recv_into_by(&mut buf, Some(deadline)).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// assert!(Instant::now() >= deadline);
+    /// assert_eq!(b.gettimeout(), None); // the socket's mode is untouched
+    ///
+    /// a.sendall(b"abc")?;
+    /// let n = b.recv_into_by(&mut buf, Some(Instant::now() + Duration::from_secs(10)))?;
+    /// assert_eq!(&buf[..n], b"abc");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recv_into_by(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        let mode = Mode::start_by(self.gettimeout(), deadline)?;
+        self.call_in(mode, Wait::Readable, |s, flags| {
+            s.recv_with_flags(sys::as_uninit(buf), flags)
+        })
+    }
+
+    /// Like [`send`](Socket::send) (some of `data`, maybe less), but done by `deadline`: it
+    /// waits for room to write until the earlier of `deadline` and the socket's own timeout,
+    /// then fails with `TimedOut`. `None` is `send` itself; a passed deadline fails at once;
+    /// see [`recv_into_by`](Socket::recv_into_by) for the rest.
+    ///
+    /// A loop of `send_by` with a deadline renewed after each send that made progress is a
+    /// write timeout that a slow but steady reader never hits, where
+    /// [`sendall_by`](Socket::sendall_by) bounds the whole transfer.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sockserve_socket::{socketpair, Family, Type};
+    ///
+    /// let (a, _b) = socketpair(Family::Unix, Type::Stream)?;
+    /// // Nobody reads _b: fill the buffers, then the next send has no room until the deadline.
+    /// let chunk = vec![0u8; 65536];
+    /// let err = loop {
+    ///     match a.send_by(&chunk, Some(Instant::now() + Duration::from_millis(50))) {
+    ///         Ok(n) => assert!(n > 0),
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn send_by(&self, data: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
+        let mode = Mode::start_by(self.gettimeout(), deadline)?;
+        self.call_in(mode, Wait::Writable, |s, flags| {
+            s.send_with_flags(data, flags | sys::SEND_FLAGS)
+        })
+    }
+
+    /// Like [`sendall`](Socket::sendall), but done by `deadline`: the whole call ends by the
+    /// earlier of `deadline` and the socket's own timeout (counted from the start of the call),
+    /// else fails with `TimedOut`, with no telling how much was sent. `None` is `sendall`
+    /// itself; a passed deadline fails at once; see [`recv_into_by`](Socket::recv_into_by) for
+    /// the rest.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use sockserve_socket::{socketpair, Family, Type};
+    ///
+    /// let (a, b) = socketpair(Family::Unix, Type::Stream)?;
+    /// a.sendall_by(b"all of it", Some(Instant::now() + Duration::from_secs(10)))?;
+    /// assert_eq!(b.recv(64)?, b"all of it");
+    /// // Past the deadline nothing is sent.
+    /// let past = Instant::now();
+    /// let err = a.sendall_by(b"late", Some(past)).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn sendall_by(&self, data: &[u8], deadline: Option<Instant>) -> io::Result<()> {
+        let mode = Mode::start_by(self.gettimeout(), deadline)?;
+        self.sendall_in(mode, data)
     }
 
     /// Sends a datagram to `addr` (Python's `sendto`), returning the bytes sent.

@@ -142,6 +142,10 @@
 //! | tick of `service_actions` | 0.5 s (Python's); never under [`MIN_POLL_INTERVAL`] (10 ms) | [`Builder::poll_interval`], [`Server::serve_forever_with`] |
 //! | wait of `handle_request` | none (Python's `timeout = None`) | [`Builder::timeout`] |
 //! | every read and write of a connection | none (Python's `StreamRequestHandler.timeout`) | [`StreamOptions::timeout`] |
+//! | a read that receives no byte (idle client) | none (Python's: a silent client is waited for, as ported programs such as a chat expect); past it the read fails with `TimedOut` | [`StreamOptions::idle_timeout`] |
+//! | a write that makes no progress (client that never reads) | none (Python's, for the same reason); renewed by each send that makes progress | [`StreamOptions::write_timeout`] |
+//! | a request's whole turn, setup to finish (client that dribbles) | none (Python's: a long session is the point of some programs); past it every read and write fails with `TimedOut` | [`StreamOptions::turn_timeout`] |
+//! | requests ended by a deadline, reported by the default `handle_error` | 1 a second per process at info level (stderr without a logger), the rest counted; apart from the failures' 10 | replace [`Hooks::handle_error`] |
 //! | read and write buffers of `rfile`/`wfile` | 8192 bytes / unbuffered (Python's) | [`StreamOptions::rbufsize`], [`StreamOptions::wbufsize`] |
 //! | a line read from `rfile` (`read_line`, `lines`, ...) | [`DEFAULT_LINE_LIMIT`] (64 KiB, `http.server`'s); a longer line is an `InvalidData` error | [`StreamOptions::line_limit`] |
 //! | Nagle's algorithm on TCP connections | off (`TCP_NODELAY`, Go's default; Python leaves it on, which stalls a reply written in two writes by 40 ms) | [`StreamOptions::disable_nagle_algorithm`] |

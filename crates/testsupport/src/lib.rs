@@ -206,6 +206,9 @@ impl EventSender {
 /// One check of a harness-less test binary: `Err` (or a panic) says what went wrong.
 pub type Check = fn() -> Result<(), String>;
 
+/// A check as the runner holds it.
+type Boxed = Box<dyn Fn() -> Result<(), String>>;
+
 /// The runner of a harness-less test binary (`harness = false`): runs each check in order (a
 /// panic fails that check, not the run; its children are killed as it unwinds), prints
 /// `BINARY: NAME ... ok|FAILED: why` per check and `BINARY: N passed, M failed`, as libtest
@@ -213,6 +216,22 @@ pub type Check = fn() -> Result<(), String>;
 /// runs only the checks whose name contains it.
 pub fn run_checks(binary: &str, checks: &[(&str, Check)]) {
     run(binary, checks, None);
+}
+
+/// [`run_checks`] for checks that fail by panicking (an assertion) rather than returning `Err`.
+pub fn run_panicking_checks(binary: &str, checks: &[(&str, fn())]) {
+    // Each check becomes one that returns `Ok(())` when it did not panic.
+    let wrapped: Vec<(&str, Boxed)> = checks
+        .iter()
+        .map(|&(name, check)| {
+            let body: Boxed = Box::new(move || {
+                check();
+                Ok(())
+            });
+            (name, body)
+        })
+        .collect();
+    run_boxed(binary, &wrapped, None);
 }
 
 /// [`run_checks`], with a watchdog: a check still running after `bound` ends the whole
@@ -223,6 +242,18 @@ pub fn run_checks_bounded(binary: &str, checks: &[(&str, Check)], bound: Duratio
 }
 
 fn run(binary: &str, checks: &[(&str, Check)], bound: Option<Duration>) {
+    let boxed: Vec<(&str, Boxed)> = checks
+        .iter()
+        .map(|&(name, check)| {
+            let body: Boxed = Box::new(check);
+            (name, body)
+        })
+        .collect();
+    run_boxed(binary, &boxed, bound);
+}
+
+/// The runner behind every entry point: each check is a boxed closure.
+fn run_boxed(binary: &str, checks: &[(&str, Boxed)], bound: Option<Duration>) {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {

@@ -3,27 +3,23 @@
 
 use handler::{BoxError, DatagramRequest, ServerContext, StreamRequest};
 use server::ShutdownHandle;
-use socket::{Address, Socket, Type};
+use socket::Address;
 use std::{
-    io::{BufRead, Write},
+    io::Write,
     path::Path,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-/// CPython's `TEST_STR`.
-pub const TEST_STR: &[u8] = b"hello world\n";
-/// The bound for anything that should happen at once: generous, it only detects hangs.
-pub const GENEROUS: Duration = Duration::from_secs(10);
+#[allow(unused_imports)] // each test binary uses part of these
+pub use testsupport::{GENEROUS, TEST_STR, stream_examine};
 
-/// The one-line echo of CPython's `MyHandler`, for streams.
+/// The one-line echo of CPython's `MyHandler`, for streams (testsupport's).
 pub fn echo_line(req: &mut StreamRequest) -> Result<(), BoxError> {
-    let mut line = Vec::new();
-    req.rfile.read_until(b'\n', &mut line)?;
-    Ok(req.wfile.write_all(&line)?)
+    Ok(testsupport::echo_line(&mut req.rfile, &mut req.wfile)?)
 }
 
 /// The datagram echo: the reply is the packet.
@@ -32,31 +28,11 @@ pub fn echo_dgram(req: &mut DatagramRequest) -> Result<(), BoxError> {
     Ok(req.wfile.write_all(&p)?)
 }
 
-/// CPython's `stream_examine`, for any family.
-pub fn stream_examine(address: &Address) {
-    let s = Socket::new(address.family(), Type::Stream).unwrap();
-    s.settimeout(Some(GENEROUS));
-    s.connect(address).unwrap();
-    s.sendall(TEST_STR).unwrap();
-    let mut buf = Vec::new();
-    while !buf.ends_with(b"\n") {
-        let chunk = s.recv(100).expect("reply");
-        assert!(!chunk.is_empty(), "closed without a reply");
-        buf.extend(chunk);
-    }
-    assert_eq!(buf, TEST_STR);
-}
-
-/// CPython's `dgram_examine`: a Unix client binds its own path, or it gets no reply.
+/// CPython's `dgram_examine` (testsupport's): a Unix client binds a path of its own in the
+/// directory of `client`, or it gets no reply; an inet client binds `127.0.0.1:0`.
 pub fn dgram_examine(address: &Address, client: Option<&Path>) {
-    let s = Socket::new(address.family(), Type::Datagram).unwrap();
-    s.settimeout(Some(GENEROUS));
-    match client {
-        Some(p) => s.bind(p).unwrap(),
-        None => s.bind("127.0.0.1:0").unwrap(),
-    }
-    s.sendto(TEST_STR, address).unwrap();
-    assert_eq!(s.recvfrom(100).unwrap().0, TEST_STR);
+    let dir = client.and_then(Path::parent).unwrap_or(Path::new("."));
+    testsupport::dgram_examine(address, dir);
 }
 
 /// Waits (bounded by `GENEROUS`) until `done` holds, failing with `what`.

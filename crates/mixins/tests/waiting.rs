@@ -1,0 +1,254 @@
+//! Connections that wait between their handler's turns (`Next::WaitForInput`), under the
+//! synchronous and the threading strategy: state kept across turns, setup and finish once,
+//! buffered bytes not lost, the client's end (EOF or reset) and the idle timeout while waiting, writes from
+//! another thread, and a graceful stop with waiting connections.
+
+use handler::{BoxError, ConnectionWriter, Handler, Next, StreamOptions, StreamRequest};
+use server::{Server, Strategy, Synchronous, Tcp, TcpServer};
+use sockserve_mixins::Threading;
+use std::{
+    io::{BufRead, Read, Write},
+    net::TcpStream,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use testsupport::{GENEROUS, wait_until};
+
+/// What the handler saw, in order.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// Answers each line with its number across turns; records setup, turns and finish.
+#[derive(Clone)]
+struct Counter {
+    lines: usize,
+    log: Log,
+    options: StreamOptions,
+    writers: Arc<Mutex<Vec<ConnectionWriter>>>,
+}
+
+impl Counter {
+    fn new(options: StreamOptions) -> Self {
+        Counter {
+            lines: 0,
+            log: Log::default(),
+            options,
+            writers: Arc::default(),
+        }
+    }
+    fn saw(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+}
+
+impl Handler<StreamRequest> for Counter {
+    fn options(&self) -> StreamOptions {
+        self.options.clone()
+    }
+    fn setup(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
+        self.writers.lock().unwrap().push(req.writer());
+        self.saw("setup".into());
+        Ok(())
+    }
+    fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
+        let mut line = String::new();
+        if req.rfile.read_line(&mut line)? == 0 {
+            self.saw("eof".into());
+            return Ok(Next::Done);
+        }
+        self.lines += 1;
+        writeln!(req.wfile, "{} {}", self.lines, line.trim_end())?;
+        Ok(Next::WaitForInput)
+    }
+    fn finish(&mut self, _req: &mut StreamRequest) -> Result<(), BoxError> {
+        self.saw(format!("finish after {}", self.lines));
+        Ok(())
+    }
+}
+
+fn serve<C: Strategy + Default>(handler: Counter) -> server::Running<Tcp, C> {
+    let server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+        .strategy(C::default())
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    server.spawn_with(Duration::from_millis(10)).expect("spawn")
+}
+
+fn connect(
+    running: &server::Running<Tcp, impl Strategy>,
+) -> (TcpStream, std::io::BufReader<TcpStream>) {
+    let address = running.server_address().to_string();
+    let client = TcpStream::connect(address).expect("connect");
+    client.set_read_timeout(Some(GENEROUS)).unwrap();
+    let reader = std::io::BufReader::new(client.try_clone().unwrap());
+    (client, reader)
+}
+
+fn read_line(reader: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a reply within 10 s");
+    line
+}
+
+fn state_is_kept_and_setup_and_finish_run_once<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let log = Arc::clone(&handler.log);
+    let running = serve::<C>(handler);
+    let handle = running.shutdown_handle();
+    let (mut client, mut reader) = connect(&running);
+    for i in 1..=3 {
+        client.write_all(format!("m{i}\n").as_bytes()).unwrap();
+        assert_eq!(read_line(&mut reader), format!("{i} m{i}\n"));
+        // Between turns: waiting, counted as open.
+        wait_until("the connection waits", GENEROUS, || handle.waiting() == 1);
+        assert_eq!(handle.in_flight(), 1);
+    }
+    // Pipelined: two lines in one write, the second buffered in rfile, not lost.
+    client.write_all(b"a\nb\n").unwrap();
+    assert_eq!(read_line(&mut reader), "4 a\n");
+    assert_eq!(read_line(&mut reader), "5 b\n");
+    // The client leaves while its connection waits: finish once, the open count goes to 0.
+    drop((client, reader));
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    assert_eq!(handle.waiting(), 0);
+    assert_eq!(*log.lock().unwrap(), ["setup", "finish after 5"]);
+    running.shutdown().expect("stop").server_close();
+}
+
+/// The client resets its waiting connection (`SO_LINGER` 0, then close: an RST): the request
+/// ends as cleanly as at an EOF, `finish` once and no error reported.
+fn a_reset_while_waiting_ends_it_cleanly<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let log = Arc::clone(&handler.log);
+    let errors = Arc::clone(&handler.log);
+    let server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+        .strategy(C::default())
+        .handle_error(move |_, _, error| errors.lock().unwrap().push(format!("error: {error}")))
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
+    let handle = running.shutdown_handle();
+    let address = running.server_address().clone();
+    let client = socket::Socket::new(address.family(), socket::Type::Stream).unwrap();
+    client.settimeout(Some(GENEROUS));
+    client.connect(&address).expect("connect");
+    client.sendall(b"x\n").unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\n") {
+        let chunk = client.recv(100).expect("an answer within 10 s");
+        assert!(!chunk.is_empty(), "closed after {answer:?}");
+        answer.extend(chunk);
+    }
+    assert_eq!(answer, b"1 x\n");
+    wait_until("the connection waits", GENEROUS, || handle.waiting() == 1);
+    client
+        .setsockopt(socket::opt::Linger, Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    assert_eq!(handle.waiting(), 0);
+    assert_eq!(*log.lock().unwrap(), ["setup", "finish after 1"]);
+    running.shutdown().expect("stop").server_close();
+}
+
+fn idle_timeout_ends_a_waiting_connection<C: Strategy + Default>() {
+    let idle = Duration::from_millis(200);
+    let handler = Counter::new(StreamOptions::default().idle_timeout(Some(idle)));
+    let log = Arc::clone(&handler.log);
+    let running = serve::<C>(handler);
+    let handle = running.shutdown_handle();
+    let (mut client, mut reader) = connect(&running);
+    client.write_all(b"x\n").unwrap();
+    assert_eq!(read_line(&mut reader), "1 x\n");
+    let waited = Instant::now();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).expect("the server closes");
+    let took = waited.elapsed();
+    assert!(rest.is_empty());
+    assert!(
+        took >= idle - Duration::from_millis(20) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    assert_eq!(*log.lock().unwrap(), ["setup", "finish after 1"]);
+    running.shutdown().expect("stop").server_close();
+}
+
+fn writes_from_another_thread_reach_a_waiting_connection<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let writers = Arc::clone(&handler.writers);
+    let running = serve::<C>(handler);
+    let handle = running.shutdown_handle();
+    let (mut client, mut reader) = connect(&running);
+    client.write_all(b"hi\n").unwrap();
+    assert_eq!(read_line(&mut reader), "1 hi\n");
+    wait_until("the connection waits", GENEROUS, || handle.waiting() == 1);
+    let writer = writers.lock().unwrap()[0].clone();
+    std::thread::spawn(move || writer.write_all(b"broadcast\n"))
+        .join()
+        .unwrap()
+        .expect("a write to a waiting connection");
+    assert_eq!(read_line(&mut reader), "broadcast\n");
+    client.write_all(b"again\n").unwrap();
+    assert_eq!(read_line(&mut reader), "2 again\n");
+    drop((client, reader));
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    let writer = writers.lock().unwrap()[0].clone();
+    assert!(!writer.is_open());
+    running.shutdown().expect("stop").server_close();
+}
+
+fn a_graceful_stop_ends_idle_waiters_and_serves_pending_input<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let log = Arc::clone(&handler.log);
+    let running = serve::<C>(handler);
+    let handle = running.shutdown_handle();
+    let (mut idle, mut idle_reader) = connect(&running);
+    let (mut busy, mut busy_reader) = connect(&running);
+    for (c, r) in [(&mut idle, &mut idle_reader), (&mut busy, &mut busy_reader)] {
+        c.write_all(b"x\n").unwrap();
+        assert_eq!(read_line(r), "1 x\n");
+    }
+    wait_until("both wait", GENEROUS, || handle.waiting() == 2);
+    // Input that the stop finds unread gets its turn. The loop is held off by nothing: the
+    // input is queued before the stop is asked for, and no turn can run before the loop looks.
+    busy.write_all(b"last\n").unwrap();
+    let started = Instant::now();
+    let report = handle.shutdown_gracefully(GENEROUS).expect("graceful stop");
+    assert!(started.elapsed() < Duration::from_secs(5), "{report:?}");
+    assert_eq!(report.forced, 0, "{report:?}");
+    let mut rest = String::new();
+    busy_reader.read_to_string(&mut rest).unwrap();
+    // The reply to "last" may come by the turn the readiness gave before the stop.
+    assert_eq!(rest, "2 last\n");
+    let mut none = String::new();
+    idle_reader.read_to_string(&mut none).unwrap();
+    assert_eq!(none, "");
+    assert_eq!(handle.in_flight(), 0);
+    let finishes = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("finish"))
+        .count();
+    assert_eq!(finishes, 2);
+    running.shutdown().expect("stop").server_close();
+}
+
+macro_rules! suite {
+    ($($name:ident),*) => {
+        mod sync {
+            $(#[test] fn $name() { super::$name::<super::Synchronous>() })*
+        }
+        mod threading {
+            $(#[test] fn $name() { super::$name::<super::Threading>() })*
+        }
+    };
+}
+
+suite!(
+    state_is_kept_and_setup_and_finish_run_once,
+    a_reset_while_waiting_ends_it_cleanly,
+    idle_timeout_ends_a_waiting_connection,
+    writes_from_another_thread_reach_a_waiting_connection,
+    a_graceful_stop_ends_idle_waiters_and_serves_pending_input
+);

@@ -1,0 +1,353 @@
+//! Connections that wait in the serving loop's reactor between their handler's turns
+//! ([`Next::WaitForInput`](handler::Next)): a slab keyed by reactor key, one registration per
+//! connection for its life, re-armed at each wait; their idle deadlines; and what a graceful
+//! stop or a close does with them.
+//!
+//! The hot path of a turn, chosen for a loop that holds thousands of sockets:
+//!
+//! - The thread that ran the turn parks the connection itself, under the slab's lock: the
+//!   first wait registers it (`EPOLL_CTL_ADD`), every later one re-arms it (`EPOLL_CTL_MOD`,
+//!   which reports at once input that came during the turn); the loop is not woken for it.
+//! - The loop, woken by readiness, takes the connection out of its slot (a lock and a
+//!   `take()`, no system call) and hands the next turn to the strategy as a `Job`.
+//! - Readiness that comes while a turn runs finds an empty slot and is dropped: the re-arm at
+//!   the next wait reports it again. Only a connection parked while the loop's last `select`
+//!   ran may be woken by a report older than its wait (its input read by the turn since): it
+//!   is peeked (`MSG_PEEK | MSG_DONTWAIT`) before a turn is given, so that no worker blocks in
+//!   a read with nothing to read.
+
+use crate::{Job, Strategy, shutdown::InFlight, shutdown::Shared};
+use handler::driver::Waited;
+use reactor::{Interest, Ready, Registrar};
+use socket::{Address, Socket};
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// The first reactor key of a waiting connection: the ones below are the server's own
+/// (listener, children, watched descriptors).
+pub(crate) const FIRST_KEY: usize = 16;
+
+/// A connection between turns, whatever its handler and request types.
+pub(crate) trait Waiter: Send {
+    /// The connection it waits on.
+    fn connection(&self) -> Option<&Arc<Socket>>;
+    /// The client, for the job's address.
+    fn client_address(&self) -> &Address;
+    /// Until when it may wait (idle timeout, the turn's end).
+    fn deadline(&self) -> Option<Instant>;
+    /// What the connection has now, without waiting (`None`: nothing yet).
+    fn poll_input(&self) -> Option<Waited>;
+    /// Its slot in the waiting set, once it has one.
+    fn slot(&self) -> Option<usize>;
+    fn set_slot(&mut self, slot: usize);
+    /// Runs its next turns on this thread, until it waits again or ends.
+    fn resume(self: Box<Self>, ticket: Option<InFlight>);
+    /// Ends it without another turn.
+    fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>);
+}
+
+/// Why a waiting connection ends without another turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// The client closed or reset it.
+    Gone,
+    /// It waited past its deadline.
+    TimedOut,
+    /// The server stops or closes.
+    Stopping,
+}
+
+/// The connections waiting between turns of one server.
+pub(crate) struct Waiting {
+    registrar: Registrar,
+    shared: Arc<Shared>,
+    /// Counts the loop's selects: a connection parked during the current one may be reported
+    /// by an event older than its wait.
+    epoch: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Deadlines of waits: (when, slot, the wait's generation); stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    parked: usize,
+    /// A graceful stop or a close began: no connection may wait any more.
+    closing: bool,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Bumped at each wait, so that a timer of an earlier wait does not end this one.
+    generation: u64,
+    parked: Option<Parked>,
+    /// The connection of this slot is registered in the reactor (from its first wait to its
+    /// end), and which one.
+    registered: Option<Arc<Socket>>,
+}
+
+struct Parked {
+    waiter: Box<dyn Waiter>,
+    ticket: InFlight,
+    epoch: u64,
+}
+
+impl Waiting {
+    pub(crate) fn new(registrar: Registrar, shared: Arc<Shared>) -> Arc<Waiting> {
+        Arc::new(Waiting {
+            registrar,
+            shared,
+            epoch: AtomicU64::new(0),
+            state: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing under this lock panics halfway (no user code runs under it).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether connections may no longer wait (a graceful stop or a close began).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.lock().closing
+    }
+
+    /// A serving loop starts: connections may wait again.
+    pub(crate) fn open(&self) {
+        self.lock().closing = false;
+    }
+
+    /// Parks a connection whose turn ended with `WaitForInput`, from the thread that ran the
+    /// turn. Refused (given back) once the server is closing, or if the reactor refuses it.
+    pub(crate) fn park(
+        &self,
+        mut waiter: Box<dyn Waiter>,
+        ticket: InFlight,
+    ) -> Result<(), (Box<dyn Waiter>, InFlight)> {
+        let Some(connection) = waiter.connection().map(Arc::clone) else {
+            return Err((waiter, ticket));
+        };
+        let deadline = waiter.deadline();
+        let mut state = self.lock();
+        if state.closing {
+            return Err((waiter, ticket));
+        }
+        let slot = match waiter.slot() {
+            Some(slot) => slot,
+            None => {
+                let slot = state.free.pop().unwrap_or_else(|| {
+                    state.slots.push(Slot::default());
+                    state.slots.len() - 1
+                });
+                waiter.set_slot(slot);
+                slot
+            }
+        };
+        let key = FIRST_KEY + slot;
+        // Under the lock: the loop cannot take, end and close this connection in between.
+        let armed = match &state.slots[slot].registered {
+            Some(_) => self.registrar.rearm(&*connection, key, Interest::READABLE),
+            None => self
+                .registrar
+                .register(&*connection, key, Interest::READABLE),
+        };
+        if let Err(e) = armed {
+            log::error!("cannot watch a waiting connection: {e}");
+            return Err((waiter, ticket));
+        }
+        let earliest = state.timers.peek().map(|Reverse((at, _, _))| *at);
+        let entry = &mut state.slots[slot];
+        entry.registered = Some(connection);
+        entry.generation += 1;
+        let generation = entry.generation;
+        entry.parked = Some(Parked {
+            waiter,
+            ticket,
+            epoch: self.epoch.load(Ordering::SeqCst),
+        });
+        state.parked += 1;
+        if let Some(at) = deadline {
+            state.timers.push(Reverse((at, slot, generation)));
+            // Stale entries of earlier waits are dropped once they outnumber the waits.
+            if state.timers.len() > 2 * state.parked + 64 {
+                let timers = std::mem::take(&mut state.timers);
+                let slots = &state.slots;
+                let kept: Vec<_> = timers
+                    .into_iter()
+                    .filter(|Reverse((_, s, g))| {
+                        slots[*s].generation == *g && slots[*s].parked.is_some()
+                    })
+                    .collect();
+                state.timers = kept.into();
+            }
+        }
+        drop(state);
+        self.shared.parked();
+        // The loop sleeps until its earliest deadline: wake it for an earlier one.
+        if deadline.is_some_and(|at| earliest.is_none_or(|e| at < e)) {
+            self.shared.wake();
+        }
+        Ok(())
+    }
+
+    /// A connection that waited before ends: it leaves the reactor and its slot is free.
+    /// Called before its socket closes.
+    pub(crate) fn release(&self, slot: usize) {
+        let mut state = self.lock();
+        let Some(entry) = state.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some(connection) = entry.registered.take() {
+            if let Err(e) = self.registrar.unregister(&*connection) {
+                log::debug!("unregistering a waiting connection: {e}");
+            }
+        }
+        entry.generation += 1;
+        state.free.push(slot);
+    }
+
+    /// Before the loop's select: a new epoch.
+    pub(crate) fn begin_select(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// `timeout`, shortened to the earliest deadline of a waiting connection.
+    pub(crate) fn clamp(&self, timeout: Duration) -> Duration {
+        let earliest = self.lock().timers.peek().map(|Reverse((at, _, _))| *at);
+        match earliest {
+            Some(at) => timeout.min(at.saturating_duration_since(Instant::now())),
+            None => timeout,
+        }
+    }
+
+    /// Hands the strategy a job for each connection `woken` reports (its next turn, or its
+    /// end when the client left), and for each that waited past its deadline (its end).
+    /// `epoch` is the one of the select that reported them.
+    pub(crate) fn dispatch<C: Strategy>(
+        &self,
+        woken: &mut Vec<Ready>,
+        epoch: u64,
+        strategy: &mut C,
+    ) {
+        let mut jobs = Vec::new();
+        {
+            let mut state = self.lock();
+            for ready in woken.drain(..) {
+                let Some(slot) = ready.key.checked_sub(FIRST_KEY) else {
+                    continue;
+                };
+                let Some(entry) = state.slots.get_mut(slot) else {
+                    continue;
+                };
+                // Empty: its turn runs; the re-arm at its next wait reports this again.
+                let Some(parked) = entry.parked.take() else {
+                    continue;
+                };
+                let suspect = parked.epoch >= epoch || ready.hangup || ready.error;
+                let what = if suspect {
+                    parked.waiter.poll_input()
+                } else {
+                    Some(Waited::Input)
+                };
+                match what {
+                    None => entry.parked = Some(parked),
+                    Some(Waited::Input) => {
+                        state.parked -= 1;
+                        jobs.push(resume_job(parked));
+                    }
+                    Some(_) => {
+                        state.parked -= 1;
+                        jobs.push(close_job(parked, Close::Gone));
+                    }
+                }
+            }
+            let now = Instant::now();
+            while let Some(Reverse((at, slot, generation))) = state.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                state.timers.pop();
+                let entry = &mut state.slots[slot];
+                if entry.generation != generation {
+                    continue;
+                }
+                if let Some(parked) = entry.parked.take() {
+                    state.parked -= 1;
+                    jobs.push(close_job(parked, Close::TimedOut));
+                }
+            }
+        }
+        for job in jobs {
+            self.shared.unparked();
+            strategy.process_request(job);
+        }
+    }
+
+    /// A graceful stop: no connection waits from now on. Those waiting with no input end at
+    /// once; those with unread input get their turn (within the stop's grace). The jobs are
+    /// for the strategy.
+    pub(crate) fn settle(&self) -> Vec<Job> {
+        self.take_all(|parked| match parked.waiter.poll_input() {
+            Some(Waited::Input) => resume_job(parked),
+            _ => close_job(parked, Close::Stopping),
+        })
+    }
+
+    /// The server closes: every waiting connection ends now, without another turn. The jobs
+    /// are for the closing thread to run.
+    pub(crate) fn close_all(&self) -> Vec<Job> {
+        self.take_all(|parked| close_job(parked, Close::Stopping))
+    }
+
+    fn take_all(&self, mut job: impl FnMut(Parked) -> Job) -> Vec<Job> {
+        let jobs: Vec<Job> = {
+            let mut state = self.lock();
+            state.closing = true;
+            state.timers.clear();
+            state.parked = 0;
+            state
+                .slots
+                .iter_mut()
+                .filter_map(|slot| slot.parked.take())
+                .map(&mut job)
+                .collect()
+        };
+        for _ in &jobs {
+            self.shared.unparked();
+        }
+        jobs
+    }
+}
+
+fn resume_job(parked: Parked) -> Job {
+    let Parked { waiter, ticket, .. } = parked;
+    let address = waiter.client_address().clone();
+    Job::tracked(address, move |ticket| waiter.resume(ticket), ticket)
+}
+
+fn close_job(parked: Parked, why: Close) -> Job {
+    let Parked { waiter, ticket, .. } = parked;
+    let address = waiter.client_address().clone();
+    Job::tracked(address, move |ticket| waiter.close(why, ticket), ticket)
+}
+
+impl fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Waiting")
+            .field("parked", &state.parked)
+            .field("slots", &state.slots.len())
+            .field("closing", &state.closing)
+            .finish()
+    }
+}
