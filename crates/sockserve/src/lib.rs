@@ -135,8 +135,13 @@
 //!
 //! | limit | default | set with |
 //! |---|---|---|
-//! | worker threads of a threading server | [`DEFAULT_MAX_THREADS`] (256); at the limit accepting pauses and connections wait in the backlog | [`Threading::max_threads`] |
-//! | children of a forking server | [`DEFAULT_MAX_CHILDREN`] (40, Python's); at the limit accepting pauses | [`Forking::max_children`] |
+//! | worker threads of a threading server | [`DEFAULT_MAX_THREADS`] (10,000), lowered where `RLIMIT_NPROC` leaves less (its soft limit less the process's threads less 64; logged at info); past it connections are accepted and queue for a thread in arrival order (logged at warn), accepting never pauses for it | [`Threading::max_threads`]; [`Threading::thread_limit`] tells it |
+//! | an idle worker thread | ends after [`DEFAULT_THREAD_IDLE_TIMEOUT`] (10 s) | [`Threading::thread_idle_timeout`] (`None`: never) |
+//! | a worker thread's stack | Rust's (2 MiB of address space; resident memory is what a handler touches) | [`Threading::stack_size`] |
+//! | open connections (a datagram server's datagrams in hand), every strategy, waiting ones included | the soft `RLIMIT_NOFILE` less a tenth (at least 32), read when the loop starts: 18,000 for 20,000, 922 for 1,024; call [`socket::raise_fd_limit`] first | [`Builder::max_connections`]; [`Server::max_connections`] tells it |
+//! | what happens at `max_connections` | [`Overload::Pause`]: accepting pauses, new connections wait in the backlog (nothing lost); or [`Overload::Close`] (a reset, `RST`) or [`Overload::reply`] (a non-blocking reply, then `FIN`) | [`Builder::overload`] |
+//! | limit lines (reached, cleared) | warn at the limit (name, value, how to raise it), info at 90% of it; at most one a second per limit, the gap doubling to 60 s while it flaps; on stderr without a logger | not configurable ([`LimitGauge`]) |
+//! | children of a forking server | [`DEFAULT_MAX_CHILDREN`] (40, Python's); at the limit accepting pauses (logged at warn, and when it clears); a connection waiting between turns keeps its child | [`Forking::max_children`] |
 //! | `listen` backlog | [`SOMAXCONN`] (CPython 3.15's) | [`Builder::request_queue_size`] |
 //! | largest datagram received whole | 8192 bytes (Python's), clamped to what the family carries (65,535 for UDP) | [`Builder::max_packet_size`] |
 //! | tick of `service_actions` | 0.5 s (Python's); never under [`MIN_POLL_INTERVAL`] (10 ms) | [`Builder::poll_interval`], [`Server::serve_forever_with`] |
