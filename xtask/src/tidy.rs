@@ -8,7 +8,8 @@
 //!
 //! The checks that read code read a member's own code: every `.rs` file under its `src/`, and
 //! the root file of each of its library, binary and example targets wherever it is (the
-//! examples' are `examples/*.rs`); not its tests. Comments, doc comments and the contents of
+//! examples' are `examples/*.rs`) with the modules in the folders beside a root outside `src/`
+//! (`examples/http/`); not its tests. Comments, doc comments and the contents of
 //! string and char literals are not code ([`code`]); `doc-paths` reads the Rust examples of doc
 //! comments instead.
 //!
@@ -106,7 +107,8 @@ pub(crate) const LAYERS: &[Layer] = &[
     Layer {
         package: "sockserve-examples",
         internal: &["sockserve"],
-        owns: &[],
+        // The request parser of `http_server` (examples/http/request.rs).
+        owns: &["httparse"],
     },
     Layer {
         package: "xtask",
@@ -332,6 +334,10 @@ fn read_sources(workspace: &Workspace) -> Result<Vec<Sources>> {
         let mut paths = Vec::new();
         rust_files(&root.join("src"), &mut paths)?;
         paths.extend(package.roots.iter().cloned());
+        // The modules of roots outside `src/`: an example's `mod http;` is `examples/http/`.
+        for dir in module_dirs(root, &package.roots)? {
+            rust_files(&dir, &mut paths)?;
+        }
         let mut files: Vec<(String, String)> = Vec::new();
         for path in paths {
             let name = relative(&path);
@@ -438,6 +444,32 @@ pub(crate) fn stale_entries(workspace: &Workspace, sources: &[Sources]) -> Vec<S
         }
     }
     notes
+}
+
+/// The folders beside the roots (lib, bin, example) that are outside the package's `src/`,
+/// where their `mod` files live (`examples/http/` of `examples/http_server.rs`); its tests,
+/// benches and build output are not its code.
+fn module_dirs(package_root: &Path, roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let src = package_root.join("src");
+    let mut dirs = Vec::new();
+    for parent in roots.iter().filter_map(|r| r.parent()) {
+        if parent.starts_with(&src) {
+            continue;
+        }
+        let entries = std::fs::read_dir(parent)
+            .map_err(|e| format!("reading {}: {e}", parent.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("reading {}: {e}", parent.display()))?.path();
+            let skipped = ["src", "tests", "benches", "target"]
+                .iter()
+                .any(|name| path.file_name().is_some_and(|n| n == *name));
+            if path.is_dir() && !skipped && !dirs.contains(&path) {
+                dirs.push(path);
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
 }
 
 /// Every `.rs` file under `dir` (none if it does not exist), sorted, into `out`.
