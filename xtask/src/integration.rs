@@ -13,11 +13,13 @@
 //! thousands of keep-alive connections waiting between messages (`--park`): see [`park`].
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
-//! the server's memory and threads: see [`many`]. The examples' binaries are built once, up
+//! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
+//! clients and wrk: see [`http`]. The examples' binaries are built once, up
 //! front, by `cargo build -p sockserve-examples --examples`. One line per scenario, with its
 //! time, goes to stdout.
 
 mod echo;
+mod http;
 mod many;
 mod park;
 mod ports;
@@ -162,6 +164,10 @@ pub(crate) fn run() -> Result<()> {
     Cmd::cargo(&["build", "-p", "sockserve-examples", "--examples"]).run()?;
     let examples = examples_dir(&Workspace::load()?, "debug");
     let mut passed = 0;
+    if std::env::var("TMP_ONLY_HTTP").is_ok() {
+        passed += http::run(&examples)?;
+        println!("integration: {passed}");
+        return Ok(());
     for scenario in SCENARIOS {
         eprintln!("--> integration: {}", scenario.name);
         let began = Instant::now();
@@ -172,6 +178,7 @@ pub(crate) fn run() -> Result<()> {
     }
     passed += ports::run(&examples)?;
     passed += park::run(&examples)?;
+    passed += http::run(&examples)?;
     let dir = temp_dir("integration")?;
     for case in echo::cases() {
         eprintln!("--> integration: {case}");

@@ -456,10 +456,12 @@ fn module_dirs(package_root: &Path, roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
         if parent.starts_with(&src) {
             continue;
         }
-        let entries = std::fs::read_dir(parent)
-            .map_err(|e| format!("reading {}: {e}", parent.display()))?;
+        let entries =
+            std::fs::read_dir(parent).map_err(|e| format!("reading {}: {e}", parent.display()))?;
         for entry in entries {
-            let path = entry.map_err(|e| format!("reading {}: {e}", parent.display()))?.path();
+            let path = entry
+                .map_err(|e| format!("reading {}: {e}", parent.display()))?
+                .path();
             let skipped = ["src", "tests", "benches", "target"]
                 .iter()
                 .any(|name| path.file_name().is_some_and(|n| n == *name));
