@@ -14,7 +14,7 @@
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
 //! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
-//! clients and wrk: see [`http`]. The examples' binaries are built once, up
+//! clients and wrk, in both its modes: see [`http`]. The examples' binaries are built once, up
 //! front, by `cargo build -p sockserve-examples --examples`. One line per scenario, with its
 //! time, goes to stdout.
 
@@ -164,10 +164,6 @@ pub(crate) fn run() -> Result<()> {
     Cmd::cargo(&["build", "-p", "sockserve-examples", "--examples"]).run()?;
     let examples = examples_dir(&Workspace::load()?, "debug");
     let mut passed = 0;
-    if std::env::var("TMP_ONLY_HTTP").is_ok() {
-        passed += http::run(&examples)?;
-        println!("integration: {passed}");
-        return Ok(());
     for scenario in SCENARIOS {
         eprintln!("--> integration: {}", scenario.name);
         let began = Instant::now();
