@@ -297,8 +297,8 @@ impl HttpConnection {
                         return Ok(Step::Refuse(Status::CONTENT_TOO_LARGE, why));
                     }
                     if request.expect_continue && request.content_length > 0 {
-                        let status = Status::CONTINUE;
-                        write!(req.wfile, "HTTP/1.1 {} {}\r\n\r\n", status.0, status.1)?;
+                        // The client waits for this before it sends its body.
+                        req.wfile.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
                     }
                     self.body_left = request.content_length;
                     self.request = Some(request);

@@ -13,7 +13,6 @@ pub(crate) struct Status(pub(crate) u16, pub(crate) &'static str);
 
 impl Status {
     pub(crate) const OK: Status = Status(200, "OK");
-    pub(crate) const CONTINUE: Status = Status(100, "Continue");
     pub(crate) const MOVED_PERMANENTLY: Status = Status(301, "Moved Permanently");
     pub(crate) const NOT_MODIFIED: Status = Status(304, "Not Modified");
     pub(crate) const BAD_REQUEST: Status = Status(400, "Bad Request");
