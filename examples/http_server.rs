@@ -10,9 +10,10 @@
 //! reaches outside the root (`..`, `%2e%2e`, `%2f`, backslashes, NUL bytes, symlinks that
 //! lead out: 404 or 403); every bad request gets a status line (400, 413, 414, 431, 501, 505);
 //! a client that stops in the middle of a request is dropped at its deadline, and holds no
-//! thread while it is silent. `--mode sync` (the default, Python's `HTTPServer`) serves one
-//! request at a time, however many connections wait; `--mode threading` (Python's
-//! `ThreadingHTTPServer`) serves requests on a pool of threads.
+//! thread while it is silent. `--mode threading` (the default: `python3 -m http.server` runs a
+//! `ThreadingHTTPServer`) serves requests on a pool of threads; `--mode sync` (Python's
+//! `HTTPServer`) one request at a time, however many connections wait (a long download holds
+//! up the others).
 //!
 //! ```text
 //! cargo run --example http_server -- --directory . --addr 127.0.0.1:8000
@@ -22,7 +23,7 @@
 //! ```
 //!
 //! Options: `--directory DIR` (Python's name; default the current directory), `--addr ADDR`
-//! (default `127.0.0.1:8000`; Python's binds every interface), `--mode sync|threading`,
+//! (default `127.0.0.1:8000`; Python's binds every interface), `--mode threading|sync`,
 //! `--timeout SECS` (default 30: how long an idle connection is kept, and how long a request
 //! may take to arrive). It prints `listening on ADDR` first; SIGTERM or SIGINT stops it
 //! gracefully (exit status 0), a second one at once (128 + the signal's number). Bad
@@ -53,7 +54,7 @@ use http::files::{self, Refused, Resolved};
 use http::request::{self, Fed, HeadReader, Limits, Method, RequestHead};
 use http::response::{ResponseHead, Status, error_response};
 
-const USAGE: &str = "usage: http_server [--directory DIR] [--addr ADDR] [--mode sync|threading] \
+const USAGE: &str = "usage: http_server [--directory DIR] [--addr ADDR] [--mode threading|sync] \
                      [--timeout SECS]";
 /// How long requests in flight may go on after SIGTERM or SIGINT.
 const GRACE: Duration = Duration::from_secs(2);
@@ -137,7 +138,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Option<S
     let mut config = Config {
         directory: PathBuf::from("."),
         addr: "127.0.0.1:8000".to_owned(),
-        threading: false,
+        threading: true,
         timeout: Duration::from_secs(30),
     };
     while let Some(arg) = args.next() {
