@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         root,
         timeout: config.timeout,
         limits: Limits::default(),
-        dropped: Mutex::default(),
+        reported: Mutex::default(),
     });
     let served = if config.threading {
         serve(&config.addr, site, Threading::new())
@@ -179,7 +179,11 @@ fn serve<C: Strategy>(addr: &str, site: Arc<Site>, strategy: C) -> io::Result<Ex
         .overload(Overload::reply(|rejected| rejected.send(OVERLOADED)))
         .strategy(strategy)
         .bind(addr)
-        .map_err(|e| io::Error::new(io::ErrorKind::AddrNotAvailable, e.to_string()))?;
+        .map_err(|e| {
+            // The message names the address; the kind is the error's own.
+            let text = e.to_string();
+            io::Error::new(io::Error::from(e).kind(), text)
+        })?;
     // The handlers first: whoever reads the announcement may send SIGTERM at once.
     let signals = StopSignals::install()?;
     println!("listening on {}", server.server_address());
@@ -201,31 +205,27 @@ struct Site {
     /// `--timeout`.
     timeout: Duration,
     limits: Limits,
-    /// When a connection dropped mid-request was last reported, and how many were not since.
-    dropped: Mutex<(Option<Instant>, u64)>,
+    /// When [`Site::report`] last wrote a line, and how many it has not written since.
+    reported: Mutex<(Option<Instant>, u64)>,
 }
 
 impl Site {
-    /// Reports a connection that ended in the middle of a request, at most one line a second,
-    /// counting the others, so that a flood of them cannot flood stderr.
-    fn report_dropped(&self, client: &Address, received: usize) {
+    /// Reports a client's request that was refused or cut short (`what`), at most one line a
+    /// second, counting the others, so that a flood of bad clients cannot flood stderr.
+    fn report(&self, client: &Address, what: &str) {
         // Poisoned only by a panic under the lock, and nothing here panics.
-        let mut dropped = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
-        let (last, unreported) = &mut *dropped;
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, unreported) = &mut *reported;
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             *unreported += 1;
             return;
         }
         let others = match std::mem::take(unreported) {
             0 => String::new(),
-            n => format!(" ({n} more since the last report)"),
+            n => format!(" ({n} more since the last line)"),
         };
         *last = Some(Instant::now());
-        eprintln!(
-            "http_server: {client}: dropped in the middle of a request, {received} bytes of its \
-             head read (a request must come whole within --timeout {:?}){others}",
-            self.timeout
-        );
+        eprintln!("http_server: {client}: {what}{others}");
     }
 }
 
@@ -291,10 +291,11 @@ impl HttpConnection {
                 Ok(Fed::Complete) => {
                     let request = match request::parse(&self.head.take(), self.site.limits) {
                         Ok(request) => request,
-                        Err(reject) => return Ok(Step::Refuse(reject.status(), reject.message())),
+                        Err(reject) => return Ok(self.refuse(&reject)),
                     };
                     if request.content_length > MAX_BODY {
-                        let why = format!("a request body may be {MAX_BODY} bytes at most");
+                        let why =
+                            format!("a request body may be {MAX_BODY} bytes at most (MAX_BODY)");
                         return Ok(Step::Refuse(Status::CONTENT_TOO_LARGE, why));
                     }
                     if request.expect_continue && request.content_length > 0 {
@@ -304,7 +305,7 @@ impl HttpConnection {
                     self.body_left = request.content_length;
                     self.request = Some(request);
                 }
-                Err(reject) => return Ok(Step::Refuse(reject.status(), reject.message())),
+                Err(reject) => return Ok(self.refuse(&reject)),
             }
         }
         // Its body: thrown away, so that the next request is read from where it starts.
@@ -323,6 +324,11 @@ impl HttpConnection {
         }
         self.started = None;
         Ok(self.request.take().map_or(Step::Closed, Step::Serve))
+    }
+
+    /// The step that refuses a request for `reject`.
+    fn refuse(&self, reject: &request::Reject) -> Step {
+        Step::Refuse(reject.status(), reject.message(&self.site.limits))
     }
 
     /// Wait for more, unless the request in progress is past its deadline (a client that
@@ -376,8 +382,11 @@ impl Handler<StreamRequest> for HttpConnection {
             Step::Wait => true,
             Step::Closed => false,
             Step::Refuse(status, message) => {
+                // A request cut off at its deadline is reported by `finish`, as dropped.
                 if status != Status::REQUEST_TIMEOUT {
-                    self.started = None; // answered, not dropped
+                    let what = format!("{} {}: {message}", status.0, status.1);
+                    self.site.report(&req.client_address, &what);
+                    self.started = None;
                 }
                 req.wfile
                     .write_all(&error_response(status, &message, false, false, false))?;
@@ -395,8 +404,13 @@ impl Handler<StreamRequest> for HttpConnection {
 
     fn finish(&mut self, req: &mut StreamRequest) -> Result<(), BoxError> {
         if self.started.is_some() {
-            self.site
-                .report_dropped(&req.client_address, self.head.len());
+            let what = format!(
+                "dropped in the middle of a request, {} bytes of its head read (a request must \
+                 come whole within --timeout {:?})",
+                self.head.len(),
+                self.site.timeout
+            );
+            self.site.report(&req.client_address, &what);
         }
         Ok(())
     }

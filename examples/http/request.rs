@@ -28,6 +28,9 @@ impl Default for Limits {
     }
 }
 
+/// What [`Reject::HeadersTooLarge`] says of a head with too many fields.
+pub(crate) const TOO_MANY_HEADERS: &str = "Too many headers";
+
 /// Why a request is refused before it is served: each is a 4xx or 5xx with its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reject {
@@ -56,12 +59,22 @@ impl Reject {
         }
     }
 
-    /// The explanation in the answer's body.
-    pub(crate) fn message(&self) -> String {
+    /// The explanation in the answer's body (and the server's log line): a limit reached
+    /// says which, and how large it is.
+    pub(crate) fn message(&self, limits: &Limits) -> String {
         match self {
             Reject::BadRequest(why) => format!("Bad request: {why}"),
-            Reject::UriTooLong => "Request line too long".to_owned(),
-            Reject::HeadersTooLarge(why) => why.to_string(),
+            Reject::UriTooLong => format!(
+                "Request line longer than {} bytes (Limits::request_line)",
+                limits.request_line
+            ),
+            Reject::HeadersTooLarge(TOO_MANY_HEADERS) => format!(
+                "{TOO_MANY_HEADERS}: more than {} (Limits::headers)",
+                limits.headers
+            ),
+            Reject::HeadersTooLarge(why) => {
+                format!("{why}: more than {} bytes (Limits::head)", limits.head)
+            }
             Reject::NotImplemented(method) => format!("Unsupported method ({method:?})"),
             Reject::VersionNotSupported => "Only HTTP/1.0 and HTTP/1.1 are served".to_owned(),
         }
@@ -199,7 +212,7 @@ pub(crate) fn parse(head: &[u8], limits: Limits) -> Result<RequestHead, Reject> 
         // came before the request line did (`GET / HTTP/1.1` alone is partial).
         Ok(httparse::Status::Partial) => return Err(Reject::BadRequest("incomplete request")),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(Reject::HeadersTooLarge("Too many headers"));
+            return Err(Reject::HeadersTooLarge(TOO_MANY_HEADERS));
         }
         Err(httparse::Error::Version) => return Err(version_error(head)),
         Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {

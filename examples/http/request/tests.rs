@@ -142,7 +142,8 @@ fn head_is_a_method_and_others_are_not_implemented() {
         let reject = head_of(input.as_bytes()).unwrap_err();
         assert_eq!(reject, Reject::NotImplemented(method.to_owned()));
         assert_eq!(reject.status().0, 501);
-        assert!(reject.message().contains(method), "{}", reject.message());
+        let message = reject.message(&Limits::default());
+        assert!(message.contains(method), "{message}");
     }
 }
 
@@ -210,7 +211,13 @@ fn a_long_request_line_is_414_before_it_ends() {
     let mut line = b"GET /".to_vec();
     line.resize(limits.request_line + 10, b'a');
     let (_, fed, _) = feed_all(&line, limits);
-    assert_eq!(fed.unwrap_err(), Reject::UriTooLong);
+    let reject = fed.unwrap_err();
+    assert_eq!(reject, Reject::UriTooLong);
+    let message = reject.message(&limits);
+    assert!(
+        message.contains("8192 bytes (Limits::request_line)"),
+        "{message}"
+    );
     // At the limit it is fine.
     let mut line = b"GET /".to_vec();
     line.resize(limits.request_line - " HTTP/1.1".len(), b'a');
@@ -226,7 +233,10 @@ fn a_large_head_is_431_before_it_ends() {
         head.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
     }
     let (taken, fed, reader) = feed_all(&head, limits);
-    assert_eq!(fed.unwrap_err().status().0, 431);
+    let reject = fed.unwrap_err();
+    assert_eq!(reject.status().0, 431);
+    let message = reject.message(&limits);
+    assert!(message.contains("65536 bytes (Limits::head)"), "{message}");
     assert!(
         taken <= limits.head + 1 && reader.len() <= limits.head + 1,
         "bounded"
