@@ -63,7 +63,7 @@ impl Reject {
     /// says which, and how large it is.
     pub(crate) fn message(&self, limits: &Limits) -> String {
         match self {
-            Reject::BadRequest(why) => format!("Bad request: {why}"),
+            Reject::BadRequest(why) => why.to_string(),
             Reject::UriTooLong => format!(
                 "Request line longer than {} bytes (Limits::request_line)",
                 limits.request_line
