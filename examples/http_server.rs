@@ -572,3 +572,8 @@ fn report_failure(server: &ServerContext, client: &Address, error: &HandlerError
         DefaultHooks.handle_error(server, client, error);
     }
 }
+
+// The connection's turns, driven by hand over a socket pair.
+#[cfg(test)]
+#[path = "http/connection_tests.rs"]
+mod tests;
