@@ -356,6 +356,9 @@ impl Handler<StreamRequest> for StreamEcho {
             .idle_timeout(Some(IDLE_TIMEOUT))
             .write_timeout(Some(WRITE_TIMEOUT))
             .turn_timeout(Some(TURN_TIMEOUT))
+            // The client speaks first: with --park a silent new connection waits in the
+            // reactor too, holding no thread (and, forking, no process) until it sends.
+            .wait_for_first_input(self.park)
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {

@@ -3,7 +3,7 @@
 
 use crate::request::guarded;
 use crate::{BoxError, Handler, HandlerError, Next, Request, ServerContext, Stage};
-use socket::Address;
+use socket::{Address, Socket};
 use std::{borrow::BorrowMut, io, marker::PhantomData, time::Instant};
 
 /// How a wait for a connection's next input ended ([`Session::wait_here`]).
@@ -21,6 +21,38 @@ pub enum Waited {
     Closed,
     /// The wait reached the idle timeout or the turn's end: end the request with this error.
     TimedOut(HandlerError),
+}
+
+impl Waited {
+    /// What `connection` has now, without waiting and without taking it (a peek of one byte):
+    /// input, its end (an EOF, a reset or another error: `Closed`), or nothing yet (`None`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::Waited;
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    ///
+    /// let (server_side, client) = socketpair(Family::Unix, Type::Stream)?;
+    /// assert!(Waited::poll(&server_side).is_none());
+    /// client.sendall(b"x")?;
+    /// assert!(matches!(Waited::poll(&server_side), Some(Waited::Input)));
+    /// drop(client);
+    /// assert!(matches!(Waited::poll(&server_side), Some(Waited::Input))); // still unread
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(connection: &Socket) -> Option<Waited> {
+        match connection.peek_nowait(&mut [0u8; 1]) {
+            Ok(0) => Some(Waited::Closed),
+            Ok(_) => Some(Waited::Input),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                log::debug!("a waiting connection failed: {e}");
+                Some(Waited::Closed)
+            }
+        }
+    }
 }
 
 /// One request across its turns: the request's setup and the handler's `setup` once
@@ -203,17 +235,7 @@ impl<R: Request, H: Handler<R>, B: BorrowMut<H>> Session<R, H, B> {
         if self.request.has_buffered_input() {
             return Some(Waited::Input);
         }
-        let connection = self.request.waits_on()?;
-        match connection.peek_nowait(&mut [0u8; 1]) {
-            Ok(0) => Some(Waited::Closed),
-            Ok(_) => Some(Waited::Input),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => {
-                log::debug!("a waiting connection failed: {e}");
-                Some(Waited::Closed)
-            }
-        }
+        Waited::poll(self.request.waits_on()?)
     }
 
     /// Waits on this thread for the connection's next input, up to the

@@ -130,6 +130,28 @@ pub struct StreamOptions {
     /// for the same reason. The cost is more small packets for a handler that writes many tiny
     /// pieces unbuffered: give it a `wbufsize`, or set this to `false`.
     pub disable_nagle_algorithm: bool,
+    /// Whether a new connection waits in the server's reactor for its first byte before its
+    /// request is set up and its handler's first turn runs, as it waits between turns after
+    /// [`Next::WaitForInput`](crate::Next): a client that connects and says nothing then holds
+    /// no thread (threading), does not block the loop (sync) and has no process (forking: the
+    /// parent waits, and forks once input comes).
+    ///
+    /// With it, the request's setup, the handler's `setup` and the first `handle` run when
+    /// the first input comes (on a worker, inline or in the child, as any turn), and the
+    /// [`turn_timeout`](Self::turn_timeout) counts from then; `finish` runs once at the end,
+    /// as always. The wait is bounded by [`idle_timeout`](Self::idle_timeout) (and
+    /// `turn_timeout`), counted from the accept: past it the connection ends with a
+    /// `TimedOut` error for `handle_error`. A client that closes or resets the connection
+    /// before its first byte ends it cleanly: `shutdown_request` runs and it leaves the open
+    /// count, with no setup, `handle` or `finish` (there was no request to handle) and no
+    /// error. A graceful stop ends such connections at once.
+    ///
+    /// Default `false`, Python's behaviour: the handler runs at the accept. A protocol in
+    /// which the server speaks first (a banner, a chat room's welcome, a prompt) must keep
+    /// that: with this option its client, waiting for the server's first words, and the
+    /// server, waiting for the client's, would wait on each other. Set it for protocols in
+    /// which the client speaks first (an echo, HTTP, a key-value store).
+    pub wait_for_first_input: bool,
 }
 
 /// The default of [`StreamOptions::line_limit`]: 64 KiB, Python's `http.server` line limit.
@@ -154,6 +176,7 @@ impl Default for StreamOptions {
             turn_timeout: None,
             line_limit: Some(DEFAULT_LINE_LIMIT),
             disable_nagle_algorithm: true,
+            wait_for_first_input: false,
         }
     }
 }
@@ -334,6 +357,26 @@ impl StreamOptions {
     /// See [`StreamOptions`].
     pub fn disable_nagle_algorithm(mut self, on: bool) -> Self {
         self.disable_nagle_algorithm = on;
+        self
+    }
+
+    /// Sets [`wait_for_first_input`](Self::wait_for_first_input).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamOptions;
+    /// use std::time::Duration;
+    ///
+    /// // A client-speaks-first protocol: silent clients wait in the reactor, 30 s at most.
+    /// let options = StreamOptions::default()
+    ///     .wait_for_first_input(true)
+    ///     .idle_timeout(Some(Duration::from_secs(30)));
+    /// assert!(options.wait_for_first_input);
+    /// assert!(!StreamOptions::default().wait_for_first_input); // Python's: handle at accept
+    /// ```
+    pub fn wait_for_first_input(mut self, on: bool) -> Self {
+        self.wait_for_first_input = on;
         self
     }
 }
@@ -819,6 +862,18 @@ impl<S: SharedState> Request for StreamRequest<S> {
 
     fn wait_timed_out(&self, since: Instant) -> io::Error {
         self.rfile.inner.get_ref().deadlines().wait_timed_out(since)
+    }
+
+    fn waits_for_first_input(options: &StreamOptions) -> bool {
+        options.wait_for_first_input
+    }
+
+    fn first_wait_deadline(options: &StreamOptions, accepted: Instant) -> Option<Instant> {
+        Deadlines::new(options, accepted).wait_deadline(accepted)
+    }
+
+    fn first_wait_timed_out(options: &StreamOptions, accepted: Instant) -> io::Error {
+        Deadlines::new(options, accepted).wait_timed_out(accepted)
     }
 
     fn finish(&mut self) -> io::Result<()> {

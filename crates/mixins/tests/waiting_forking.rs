@@ -305,6 +305,61 @@ fn a_graceful_stop_ends_waiting_children() {
     assert_eq!((handle.children(), handle.in_flight()), (0, 0));
 }
 
+/// `wait_for_first_input` under forking: a silent new connection waits in the parent's
+/// reactor, with no child; its first line forks the child, which sets it up and serves its
+/// turns (setup and finish in the child). One that closes or resets before its first byte
+/// ends in the parent with `shutdown_request` only, and no child is ever forked for it; one
+/// silent past the idle timeout is reported as timed out, in the parent.
+fn silent_new_connections_wait_in_the_parent() {
+    let idle = Duration::from_millis(300);
+    let options = StreamOptions::default()
+        .wait_for_first_input(true)
+        .idle_timeout(Some(idle));
+    let (running, log) = serve(options);
+    let handle = running.shutdown_handle();
+    let c = client(&running);
+    wait_until("the silent connection waits", GENEROUS, || {
+        handle.waiting() == 1
+    });
+    assert_eq!((handle.children(), handle.in_flight()), (0, 1));
+    c.sendall(b"a\n").unwrap();
+    assert_eq!(lines(&c, 1), "1 a\n");
+    assert_eq!(handle.children(), 1);
+    c.sendall(b"b\n").unwrap();
+    assert_eq!(lines(&c, 1), "2 b\n");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(rest(&c), b"");
+    assert_ended(&log.wait_for(3), 2, &[]);
+    drop(c);
+    wait_until("the child reaped", GENEROUS, || handle.children() == 0);
+    // No child holds a copy of these: they are this process's alone.
+    let leaving = [client(&running), client(&running)];
+    wait_until("both wait", GENEROUS, || handle.waiting() == 2);
+    leaving[1]
+        .setsockopt(opt::Linger, Some(Duration::ZERO))
+        .unwrap();
+    drop(leaving); // one EOF, one RST
+    assert_eq!(log.wait_for(2), ["shutdown_request", "shutdown_request"]);
+    wait_until("both end", GENEROUS, || handle.in_flight() == 0);
+    assert_eq!(handle.children(), 0);
+    let c = client(&running);
+    let waited = Instant::now();
+    assert_eq!(rest(&c), b"");
+    let took = waited.elapsed();
+    assert!(
+        took >= idle - Duration::from_millis(20) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let events = log.wait_for(2);
+    assert!(
+        events[0].starts_with("handle_error: timed out:") && events[0].contains("idle_timeout"),
+        "{events:?}"
+    );
+    assert_eq!(events[1], "shutdown_request");
+    stop(running);
+    assert!(log.drain().is_empty(), "nothing after shutdown_request");
+}
+
 fn no_children_left_at_all() {
     match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         Err(nix::errno::Errno::ECHILD) => {}
@@ -331,6 +386,10 @@ fn main() {
         (
             "graceful stop with waiting children",
             a_graceful_stop_ends_waiting_children,
+        ),
+        (
+            "silent new connections wait in the parent",
+            silent_new_connections_wait_in_the_parent,
         ),
         ("no zombies", no_children_left_at_all),
     ];

@@ -4,7 +4,9 @@
 use crate::waiting::{Close, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
 use handler::driver::{Session, Waited};
-use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
+use handler::{
+    Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState, Stage,
+};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -15,6 +17,13 @@ use std::{
 /// A request's place in the server's books: its in-flight ticket, and where its connection
 /// waits between turns.
 pub(crate) type Tracking = (InFlight, Arc<Waiting>);
+
+/// What the server does with a new request: hand its job to the strategy, or let it wait in
+/// the reactor for its first input first (`StreamOptions::wait_for_first_input`).
+pub(crate) enum Made {
+    Run(Job),
+    Wait(Box<dyn Waiter>, InFlight),
+}
 
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
@@ -27,7 +36,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         tracking: Tracking,
-    ) -> Job;
+    ) -> Made;
 
     /// The same handler with these request options instead of its own.
     fn with_options(self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>>;
@@ -55,7 +64,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         (ticket, waiting): Tracking,
-    ) -> Job {
+    ) -> Made {
         // One handler value per request, as Python makes one handler object per request.
         let handler = self.handler.clone();
         let parts = (
@@ -91,10 +100,26 @@ type Parts<R> = (
 );
 
 /// The job of one request: the request's and the handler's setup, then its turns (see
-/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`.
-fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
+/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`. With
+/// `wait_for_first_input`, the same work waits for the connection's first input first.
+fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Made {
     let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
     let address = client_address.clone();
+    let options = handler.options();
+    let first_wait = match &connection {
+        Some(connection) if R::waits_for_first_input(&options) => Some(FirstInput::<R> {
+            work: None,
+            connection: Arc::clone(connection),
+            client_address: client_address.clone(),
+            context: context.clone(),
+            hooks: Arc::clone(&hooks),
+            waiting: Arc::clone(&waiting),
+            options,
+            accepted: Instant::now(),
+            slot: None,
+        }),
+        _ => None,
+    };
     let work = move |ticket: Option<InFlight>| match Session::start(
         handler,
         raw,
@@ -119,9 +144,96 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
             drop(ticket);
         }
     };
-    // The work releases the ticket last: the request leaves the in-flight list (and its fd
-    // closes) only then, and not while its connection waits between turns.
-    Job::tracked(address, work, ticket)
+    match first_wait {
+        Some(mut first) => {
+            first.work = Some(Box::new(work));
+            Made::Wait(Box::new(first), ticket)
+        }
+        // The work releases the ticket last: the request leaves the in-flight list (and its
+        // fd closes) only then, and not while its connection waits between turns.
+        None => Made::Run(Job::tracked(address, work, ticket)),
+    }
+}
+
+/// A new connection waiting for its first input before its request is set up
+/// (`StreamOptions::wait_for_first_input`): woken with input, its work (setup, turns, end)
+/// runs as a job of the strategy; ended before (an EOF, a reset, the idle timeout, a stop),
+/// it gets `shutdown_request` only, and `handle_error` for the timeout.
+struct FirstInput<R: Request> {
+    /// The request's job, from its setup on (always there: set right after this is made).
+    work: Option<Box<dyn FnOnce(Option<InFlight>) + Send>>,
+    connection: Arc<Socket>,
+    client_address: Address,
+    context: ServerContext<R::State>,
+    hooks: Arc<dyn Hooks<R::State>>,
+    waiting: Arc<Waiting>,
+    options: R::Options,
+    accepted: Instant,
+    slot: Option<usize>,
+}
+
+impl<R: Request> Waiter for FirstInput<R> {
+    fn connection(&self) -> Option<&Arc<Socket>> {
+        Some(&self.connection)
+    }
+
+    fn client_address(&self) -> &Address {
+        &self.client_address
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        R::first_wait_deadline(&self.options, self.accepted)
+    }
+
+    fn poll_input(&self) -> Option<Waited> {
+        Waited::poll(&self.connection)
+    }
+
+    fn slot(&self) -> Option<usize> {
+        self.slot
+    }
+
+    fn set_slot(&mut self, slot: Option<usize>) {
+        self.slot = slot;
+    }
+
+    fn before_first_turn(&self) -> bool {
+        true
+    }
+
+    fn resume(mut self: Box<Self>, ticket: Option<InFlight>) {
+        // The waiting set gave its slot back when it woke it (see `Waiter::before_first_turn`).
+        if let Some(work) = self.work.take() {
+            drop(self);
+            work(ticket);
+        }
+    }
+
+    fn close(mut self: Box<Self>, why: Close, ticket: Option<InFlight>) {
+        // The request's own parts (the raw connection) go first, unused.
+        drop(self.work.take());
+        if let Some(slot) = self.slot.take() {
+            self.waiting.release(slot);
+        }
+        let FirstInput {
+            connection,
+            client_address,
+            context,
+            hooks,
+            options,
+            accepted,
+            ..
+        } = *self;
+        if why == Close::TimedOut {
+            let error = R::first_wait_timed_out(&options, accepted);
+            let error = HandlerError::failed(Stage::Setup, error);
+            guard_hook("handle_error", || {
+                hooks.handle_error(&context, &client_address, &error)
+            });
+        }
+        shutdown_request(Some(connection), &context, &client_address, &*hooks);
+        drop(ticket);
+    }
 }
 
 /// A request across its turns, with what its end needs.
@@ -231,8 +343,8 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
         self.slot
     }
 
-    fn set_slot(&mut self, slot: usize) {
-        self.slot = Some(slot);
+    fn set_slot(&mut self, slot: Option<usize>) {
+        self.slot = slot;
     }
 
     fn resume(self: Box<Self>, ticket: Option<InFlight>) {

@@ -2,15 +2,15 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, CloseDeadline, CloseReport, Error, Hooks, Job, Kind, Result, ServerLink,
-    ShutdownHandle, Strategy, Synchronous,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ServerLink, ShutdownHandle,
+    Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
     admission::Admission,
     builder::Options,
-    job::{MakeJob, guard_hook, shutdown_request},
+    job::{Made, MakeJob, guard_hook, shutdown_request},
     shutdown::Shared,
     unix::{self, SocketFile},
-    waiting::{self, Waiting},
+    waiting::{self, Due, Waiting},
 };
 use handler::{BoxError, Handler, Next, ServerContext, SharedState};
 use reactor::{Interest, Reactor, Ready};
@@ -777,8 +777,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if self.shared.stop_deadline().0.is_some() {
             // A graceful stop: waiting connections with no input end now, the others get
             // their turn within the grace.
-            for job in self.waiting.settle() {
-                self.strategy.process_request(job);
+            for due in self.waiting.settle() {
+                due.give(&mut self.strategy);
             }
         }
         Ok(())
@@ -959,7 +959,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     fn close_socket(&mut self) -> bool {
         if !matches!(self.phase, Phase::Closed) {
             // Connections waiting between turns end here, on the closing thread.
-            self.waiting.close_all().into_iter().for_each(Job::run);
+            self.waiting.close_all().into_iter().for_each(Due::run);
         }
         let socket = match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Closed => return false,
@@ -1050,7 +1050,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             return;
         }
         let ticket = self.shared.begin_request(connection.clone());
-        let job = self.jobs.make(
+        let made = self.jobs.make(
             raw,
             connection,
             address,
@@ -1058,7 +1058,17 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             Arc::clone(hooks),
             (ticket, Arc::clone(&self.waiting)),
         );
-        self.strategy.process_request(job);
+        match made {
+            Made::Run(job) => self.strategy.process_request(job),
+            // StreamOptions::wait_for_first_input: it waits in the reactor before its first
+            // turn, counted as started (it is no longer queued: it waits, holding nothing).
+            Made::Wait(waiter, ticket) => {
+                ticket.start();
+                if let Err((waiter, ticket)) = self.waiting.park(waiter, ticket) {
+                    waiting::refused_first(waiter, ticket).give(&mut self.strategy);
+                }
+            }
+        }
     }
 
     fn service_actions(&mut self) {
