@@ -399,6 +399,48 @@ fn a_graceful_stop_ends_silent_new_connections<C: Strategy + Default>() {
     running.shutdown().expect("stop").server_close();
 }
 
+/// A loop driven by `handle_request` (Python's `while True: server.handle_request()`): each
+/// call handles one request, and the input of a waiting connection is one, so the handler's
+/// later turns run and its end (the client's EOF) too; `handle_timeout` never runs. With
+/// `wait_for_first_input` too, the first turn waits for the first line as the others do.
+fn handle_request_serves_waiting_connections<C: Strategy + Default>() {
+    for first in [false, true] {
+        let options = StreamOptions::default().wait_for_first_input(first);
+        let handler = Counter::new(options);
+        let log = Arc::clone(&handler.log);
+        let timeouts = Arc::clone(&handler.log);
+        let mut server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+            .strategy(C::default())
+            .timeout(Some(GENEROUS))
+            .handle_timeout(move |_| timeouts.lock().unwrap().push("timeout".into()))
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let handle = server.shutdown_handle();
+        let address = server.server_address().to_string();
+        let client = std::thread::spawn(move || {
+            let mut client = TcpStream::connect(address).expect("connect");
+            client.set_read_timeout(Some(GENEROUS)).unwrap();
+            let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+            for i in 1..=3 {
+                client.write_all(format!("m{i}\n").as_bytes()).unwrap();
+                assert_eq!(read_line(&mut reader), format!("{i} m{i}\n"));
+            }
+        });
+        // The accept, the second and third lines, the EOF: four requests.
+        for _ in 0..4 {
+            server.handle_request().expect("handle_request");
+        }
+        client.join().expect("the client's exchanges");
+        wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["setup", "finish after 3"],
+            "first input {first}"
+        );
+        server.server_close();
+    }
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod sync {
@@ -418,5 +460,6 @@ suite!(
     a_graceful_stop_ends_idle_waiters_and_serves_pending_input,
     silent_new_connections_wait_before_their_first_turn,
     silent_new_connections_end_cleanly,
-    a_graceful_stop_ends_silent_new_connections
+    a_graceful_stop_ends_silent_new_connections,
+    handle_request_serves_waiting_connections
 );

@@ -743,10 +743,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         self.resume(&socket)?;
         self.waiting.open();
         while !self.shared.stop_requested() {
-            let timeout = self.waiting.clamp(self.backoff.clamp(poll_interval));
+            let timeout = self.waiting.clamp(Some(self.backoff.clamp(poll_interval)));
             let (mut ready, mut from_children) = (false, false);
             let epoch = self.waiting.begin_select();
-            for r in self.reactor.select(Some(timeout))? {
+            for r in self.reactor.select(timeout)? {
                 ready |= r.key == LISTENER;
                 from_children |= r.key == FROM_CHILDREN;
                 if r.key >= waiting::FIRST_KEY {
@@ -787,6 +787,15 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// Handles one request, waiting up to the server's `timeout` for it (Python's
     /// `handle_request()`); calls `handle_timeout` when none came.
     ///
+    /// A connection waiting between its handler's turns ([`Next::WaitForInput`], or
+    /// [`wait_for_first_input`](crate::StreamOptions::wait_for_first_input) before its first)
+    /// is a request here too: its input (or its end: an EOF, a reset, its idle timeout)
+    /// runs its next turn (or its end) and this returns, as a new connection's would. So a
+    /// program that drives its loop with `handle_request` serves every turn of such
+    /// handlers; the readiness of several waiting connections at once is served in one call.
+    /// A connection accepted to wait for its first input is no request yet: the call waits
+    /// on, for its input or another request.
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after `server_close`, or an OS error of the reactor.
@@ -815,11 +824,12 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
+        self.waiting.open();
         loop {
             match self.take_request(&socket) {
                 Took::Served => return Ok(()),
-                // Not a request: wait on for one.
-                Took::TurnedAway => continue,
+                // Not a request (yet, for one that waits for its first input): wait on.
+                Took::TurnedAway | Took::Parked => continue,
                 Took::WouldBlock | Took::NoCapacity => {}
                 Took::Failed(AcceptErrorKind::Transient, _) => continue,
                 // Python swallows get_request errors and returns.
@@ -837,9 +847,22 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                 });
                 return Ok(());
             }
-            // Woken by a request, or by what may make room (see has_room, ServerLink::watch).
-            self.reactor.select(timeout)?;
+            // Woken by a request, a waiting connection, or by what may make room (see
+            // has_room, ServerLink::watch); the earliest idle deadline of a waiting one ends
+            // the wait too.
+            let epoch = self.waiting.begin_select();
+            for r in self.reactor.select(self.waiting.clamp(timeout))? {
+                if r.key >= waiting::FIRST_KEY {
+                    self.woken.push(*r);
+                }
+            }
+            let served = self
+                .waiting
+                .dispatch(&mut self.woken, epoch, &mut self.strategy);
             self.strategy.service_actions();
+            if served > 0 {
+                return Ok(());
+            }
         }
     }
 
@@ -987,7 +1010,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                 return Ok(());
             }
             match self.take_request(socket) {
-                Took::Served | Took::TurnedAway => self.backoff.succeeded(),
+                Took::Served | Took::Parked | Took::TurnedAway => self.backoff.succeeded(),
                 Took::WouldBlock => return Ok(()),
                 Took::NoCapacity => {
                     self.pause(socket, Listening::PausedForCapacity);
@@ -1027,17 +1050,15 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                     .turn_away(request, connection.as_deref(), &address);
                 Took::TurnedAway
             }
-            Ok((raw, address)) => {
-                self.process(raw, address);
-                Took::Served
-            }
+            Ok((raw, address)) => self.process(raw, address),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Took::WouldBlock,
             Err(e) => Took::Failed(AcceptErrorKind::of(&e), e),
         }
     }
 
-    /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
-    fn process(&mut self, raw: K::Raw, address: Address) {
+    /// verify_request, then the strategy's process_request (or shutdown_request if rejected),
+    /// or the wait for its first input.
+    fn process(&mut self, raw: K::Raw, address: Address) -> Took {
         let hooks = &self.hooks;
         let accepted = guard_hook("verify_request", || {
             hooks.verify_request(&self.context, K::request_ref(&raw), &address)
@@ -1047,7 +1068,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if !accepted {
             drop(raw);
             shutdown_request(connection, &self.context, &address, &**hooks);
-            return;
+            return Took::Served;
         }
         let ticket = self.shared.begin_request(connection.clone());
         let made = self.jobs.make(
@@ -1059,13 +1080,20 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             (ticket, Arc::clone(&self.waiting)),
         );
         match made {
-            Made::Run(job) => self.strategy.process_request(job),
+            Made::Run(job) => {
+                self.strategy.process_request(job);
+                Took::Served
+            }
             // StreamOptions::wait_for_first_input: it waits in the reactor before its first
             // turn, counted as started (it is no longer queued: it waits, holding nothing).
             Made::Wait(waiter, ticket) => {
                 ticket.start();
-                if let Err((waiter, ticket)) = self.waiting.park(waiter, ticket) {
-                    waiting::refused_first(waiter, ticket).give(&mut self.strategy);
+                match self.waiting.park(waiter, ticket) {
+                    Ok(()) => Took::Parked,
+                    Err((waiter, ticket)) => {
+                        waiting::refused_first(waiter, ticket).give(&mut self.strategy);
+                        Took::Served
+                    }
                 }
             }
         }
@@ -1195,6 +1223,9 @@ enum Room {
 enum Took {
     /// A request was taken and handed on (or rejected by `verify_request`).
     Served,
+    /// A connection was taken, to wait for its first input
+    /// (`StreamOptions::wait_for_first_input`).
+    Parked,
     /// A connection came at `max_connections` and was turned away (closed, or replied to).
     TurnedAway,
     /// No request is waiting.

@@ -263,24 +263,26 @@ impl Waiting {
         self.epoch.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// `timeout`, shortened to the earliest deadline of a waiting connection.
-    pub(crate) fn clamp(&self, timeout: Duration) -> Duration {
+    /// `timeout` (`None`: none), shortened to the earliest deadline of a waiting connection.
+    pub(crate) fn clamp(&self, timeout: Option<Duration>) -> Option<Duration> {
         let earliest = self.lock().timers.peek().map(|Reverse((at, _, _))| *at);
-        match earliest {
-            Some(at) => timeout.min(at.saturating_duration_since(Instant::now())),
-            None => timeout,
+        let until = earliest.map(|at| at.saturating_duration_since(Instant::now()));
+        match (timeout, until) {
+            (Some(t), Some(u)) => Some(t.min(u)),
+            (t, u) => t.or(u),
         }
     }
 
     /// Hands the strategy a job for each connection `woken` reports (its next turn, or its
     /// end when the client left), and for each that waited past its deadline (its end).
-    /// `epoch` is the one of the select that reported them.
+    /// `epoch` is the one of the select that reported them. Returns how many it handed on
+    /// (turns and ends).
     pub(crate) fn dispatch<C: Strategy>(
         &self,
         woken: &mut Vec<Ready>,
         epoch: u64,
         strategy: &mut C,
-    ) {
+    ) -> usize {
         let mut jobs = Vec::new();
         {
             let mut state = self.lock();
@@ -331,10 +333,12 @@ impl Waiting {
                 }
             }
         }
+        let count = jobs.len();
         for due in jobs {
             self.shared.unparked();
             due.give(strategy);
         }
+        count
     }
 
     /// A graceful stop: no connection waits from now on. Those waiting with no input end at
