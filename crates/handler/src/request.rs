@@ -128,26 +128,12 @@ pub trait Request: Sized + Send + 'static {
         io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for input")
     }
 
-    /// Whether a new request of these options waits for its connection's first input before
-    /// its setup (`StreamOptions::wait_for_first_input`).
+    /// Whether a new request of these options, once set up, waits for its connection's first
+    /// input before its first turn (`StreamOptions::wait_for_first_input`).
     #[doc(hidden)]
     fn waits_for_first_input(options: &Self::Options) -> bool {
         let _ = options;
         false
-    }
-
-    /// Until when a connection accepted at `accepted` may wait for its first input.
-    #[doc(hidden)]
-    fn first_wait_deadline(options: &Self::Options, accepted: Instant) -> Option<Instant> {
-        let _ = (options, accepted);
-        None
-    }
-
-    /// The error of a wait for the first input that reached its deadline.
-    #[doc(hidden)]
-    fn first_wait_timed_out(options: &Self::Options, accepted: Instant) -> io::Error {
-        let _ = (options, accepted);
-        io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for input")
     }
 }
 

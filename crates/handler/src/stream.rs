@@ -130,27 +130,26 @@ pub struct StreamOptions {
     /// for the same reason. The cost is more small packets for a handler that writes many tiny
     /// pieces unbuffered: give it a `wbufsize`, or set this to `false`.
     pub disable_nagle_algorithm: bool,
-    /// Whether a new connection waits in the server's reactor for its first byte before its
-    /// request is set up and its handler's first turn runs, as it waits between turns after
-    /// [`Next::WaitForInput`](crate::Next): a client that connects and says nothing then holds
-    /// no thread (threading), does not block the loop (sync) and has no process (forking: the
-    /// parent waits, and forks once input comes).
+    /// Whether a new connection, once set up (the request's setup and the handler's `setup`
+    /// run at the accept, as always), waits for its first input before its handler's first
+    /// `handle`, as it waits between turns after [`Next::WaitForInput`](crate::Next): a client
+    /// that connects and says nothing then holds no thread (threading: the worker that ran
+    /// `setup` is free at once) and does not block the loop (sync). Under forking the child
+    /// is forked at the accept, runs `setup` and waits on its own socket, as it does between
+    /// turns: the handler's state lives in the child, so the parent cannot hold the wait
+    /// (use threading for many silent clients).
     ///
-    /// With it, the request's setup, the handler's `setup` and the first `handle` run when
-    /// the first input comes (on a worker, inline or in the child, as any turn), and the
-    /// [`turn_timeout`](Self::turn_timeout) counts from then; `finish` runs once at the end,
-    /// as always. The wait is bounded by [`idle_timeout`](Self::idle_timeout) (and
-    /// `turn_timeout`), counted from the accept: past it the connection ends with a
-    /// `TimedOut` error for `handle_error`. A client that closes or resets the connection
-    /// before its first byte ends it cleanly: `shutdown_request` runs and it leaves the open
-    /// count, with no setup, `handle` or `finish` (there was no request to handle) and no
-    /// error. A graceful stop ends such connections at once.
+    /// The wait is the same as one between turns: bounded by
+    /// [`idle_timeout`](Self::idle_timeout) (from the end of `setup`) and
+    /// [`turn_timeout`](Self::turn_timeout); a client that closes or resets the connection
+    /// before its first byte ends it cleanly (`finish` once, `shutdown_request`, no error); a
+    /// graceful stop ends it at once. What `setup` wrote to a buffered `wfile` is flushed
+    /// before the wait.
     ///
-    /// Default `false`, Python's behaviour: the handler runs at the accept. A protocol in
-    /// which the server speaks first (a banner, a chat room's welcome, a prompt) must keep
-    /// that: with this option its client, waiting for the server's first words, and the
-    /// server, waiting for the client's, would wait on each other. Set it for protocols in
-    /// which the client speaks first (an echo, HTTP, a key-value store).
+    /// Default `false`, Python's behaviour: `handle` runs right after `setup`. A protocol in
+    /// which the server speaks first in `handle` (a banner, a welcome, a prompt) needs that,
+    /// or a `setup` that speaks instead. Set it for protocols in which the client speaks
+    /// first (an echo, HTTP, a key-value store, a chat room).
     pub wait_for_first_input: bool,
 }
 
@@ -866,14 +865,6 @@ impl<S: SharedState> Request for StreamRequest<S> {
 
     fn waits_for_first_input(options: &StreamOptions) -> bool {
         options.wait_for_first_input
-    }
-
-    fn first_wait_deadline(options: &StreamOptions, accepted: Instant) -> Option<Instant> {
-        Deadlines::new(options, accepted).wait_deadline(accepted)
-    }
-
-    fn first_wait_timed_out(options: &StreamOptions, accepted: Instant) -> io::Error {
-        Deadlines::new(options, accepted).wait_timed_out(accepted)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -235,9 +235,9 @@ fn a_graceful_stop_ends_idle_waiters_and_serves_pending_input<C: Strategy + Defa
     running.shutdown().expect("stop").server_close();
 }
 
-/// `wait_for_first_input`: new connections that say nothing wait in the reactor, not set
-/// up, holding no thread and not blocking the loop (a client that speaks is served beside
-/// them); each set up when its first line comes, `setup` and `finish` once.
+/// `wait_for_first_input`: new connections that say nothing are set up at the accept, then
+/// wait in the reactor, holding no thread and not blocking the loop (a client that speaks is
+/// served beside them); `setup` and `finish` once each.
 fn silent_new_connections_wait_before_their_first_turn<C: Strategy + Default>() {
     let handler = Counter::new(StreamOptions::default().wait_for_first_input(true));
     let log = Arc::clone(&handler.log);
@@ -248,7 +248,11 @@ fn silent_new_connections_wait_before_their_first_turn<C: Strategy + Default>() 
         handle.waiting() == 3
     });
     assert_eq!((handle.in_flight(), handle.running()), (3, 0));
-    assert!(log.lock().unwrap().is_empty(), "set up before any input");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["setup"; 3],
+        "set up at the accept, no turn yet"
+    );
     // The loop is free: a client that speaks is answered while the others stay silent.
     let (mut talker, mut talker_reader) = connect(&running);
     talker
@@ -304,8 +308,9 @@ fn silent_new_connections_wait_before_their_first_turn<C: Strategy + Default>() 
 }
 
 /// `wait_for_first_input`: a client that closes (an EOF) or resets before its first byte
-/// ends cleanly: no setup, no finish, no error, the open count back to 0; a client silent
-/// past the idle timeout is closed by the server and reported as timed out.
+/// ends cleanly: `finish` once (after its setup), no turn, no error, the open count back to
+/// 0; a client silent past the idle timeout is closed by the server and reported as timed
+/// out.
 fn silent_new_connections_end_cleanly<C: Strategy + Default>() {
     let idle = Duration::from_millis(300);
     let options = StreamOptions::default()
@@ -346,7 +351,12 @@ fn silent_new_connections_end_cleanly<C: Strategy + Default>() {
     drop(leaving); // one EOF, one RST
     wait_until("both end", GENEROUS, || handle.in_flight() == 0);
     assert_eq!(handle.waiting(), 0);
-    assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+    let mut events = std::mem::take(&mut *log.lock().unwrap());
+    events.sort();
+    assert_eq!(
+        events,
+        ["finish after 0", "finish after 0", "setup", "setup"]
+    );
     // Silent past the idle timeout: the server closes it, and says why.
     let (_client, mut reader) = connect(&running);
     let waited = Instant::now();
@@ -360,16 +370,17 @@ fn silent_new_connections_end_cleanly<C: Strategy + Default>() {
     );
     wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
     let events = log.lock().unwrap().clone();
-    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[..2], ["setup", "finish after 0"]);
     assert!(
-        events[0].starts_with("error: timed out:") && events[0].contains("idle_timeout"),
+        events[2].starts_with("error: timed out:") && events[2].contains("idle_timeout"),
         "{events:?}"
     );
     running.shutdown().expect("stop").server_close();
 }
 
-/// `wait_for_first_input`: a graceful stop ends silent new connections at once (no setup),
-/// and gives a first turn to one whose first line is there unread.
+/// `wait_for_first_input`: a graceful stop ends silent new connections at once (`finish`,
+/// no turn), and gives a first turn to one whose first line is there unread.
 fn a_graceful_stop_ends_silent_new_connections<C: Strategy + Default>() {
     let handler = Counter::new(StreamOptions::default().wait_for_first_input(true));
     let log = Arc::clone(&handler.log);
@@ -395,14 +406,19 @@ fn a_graceful_stop_ends_silent_new_connections<C: Strategy + Default>() {
     speaker_reader.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "1 last\n");
     assert_eq!(handle.in_flight(), 0);
-    assert_eq!(*log.lock().unwrap(), ["setup", "finish after 1"]);
+    let mut events = log.lock().unwrap().clone();
+    events.sort();
+    assert_eq!(
+        events,
+        ["finish after 0", "finish after 1", "setup", "setup"]
+    );
     running.shutdown().expect("stop").server_close();
 }
 
 /// A loop driven by `handle_request` (Python's `while True: server.handle_request()`): each
 /// call handles one request, and the input of a waiting connection is one, so the handler's
 /// later turns run and its end (the client's EOF) too; `handle_timeout` never runs. With
-/// `wait_for_first_input` too, the first turn waits for the first line as the others do.
+/// `wait_for_first_input`, the accept (and setup) is one request and the first line another.
 fn handle_request_serves_waiting_connections<C: Strategy + Default>() {
     for first in [false, true] {
         let options = StreamOptions::default().wait_for_first_input(first);
@@ -426,8 +442,8 @@ fn handle_request_serves_waiting_connections<C: Strategy + Default>() {
                 assert_eq!(read_line(&mut reader), format!("{i} m{i}\n"));
             }
         });
-        // The accept, the second and third lines, the EOF: four requests.
-        for _ in 0..4 {
+        // The accept (with the first line, unless it waits for it), the other lines, the EOF.
+        for _ in 0..if first { 5 } else { 4 } {
             server.handle_request().expect("handle_request");
         }
         client.join().expect("the client's exchanges");

@@ -184,7 +184,7 @@ fn pipelined_bytes_are_not_lost() {
 /// in a process of its own, since a forked request child holds a copy of every descriptor
 /// this process had at the fork, the client's own socket among them, and a close here would
 /// not end the connection. Sends a line, reads its answer, then leaves: a plain close (an
-/// EOF), or `SO_LINGER` 0 and close (an RST).
+/// EOF), or `SO_LINGER` 0 and close (an RST); `silent` closes (an EOF) without sending.
 const CLIENT_ROLE: &str = "SOCKSERVE_WAITING_CLIENT";
 
 fn client_role(how: &str) -> ! {
@@ -193,8 +193,10 @@ fn client_role(how: &str) -> ! {
     let c = Socket::new(address.family(), Type::Stream).expect("a client socket");
     c.settimeout(Some(GENEROUS));
     c.connect(&address).expect("connect");
-    c.sendall(b"x\n").unwrap();
-    assert_eq!(lines(&c, 1), "1 x\n");
+    if how != "silent" {
+        c.sendall(b"x\n").unwrap();
+        assert_eq!(lines(&c, 1), "1 x\n");
+    }
     if how == "reset" {
         c.setsockopt(opt::Linger, Some(Duration::ZERO)).unwrap();
     }
@@ -305,12 +307,12 @@ fn a_graceful_stop_ends_waiting_children() {
     assert_eq!((handle.children(), handle.in_flight()), (0, 0));
 }
 
-/// `wait_for_first_input` under forking: a silent new connection waits in the parent's
-/// reactor, with no child; its first line forks the child, which sets it up and serves its
-/// turns (setup and finish in the child). One that closes or resets before its first byte
-/// ends in the parent with `shutdown_request` only, and no child is ever forked for it; one
-/// silent past the idle timeout is reported as timed out, in the parent.
-fn silent_new_connections_wait_in_the_parent() {
+/// `wait_for_first_input` under forking: the child is forked at the accept, runs `setup`
+/// and waits for the first line on its own socket (the handler's state is the child's);
+/// then its turns as usual. A client that closes before its first byte (a process of its
+/// own: the child holds a copy of this process's client socket) ends it cleanly, `finish`
+/// after no turn; one silent past the idle timeout is reported as timed out.
+fn silent_new_connections_wait_in_their_child() {
     let idle = Duration::from_millis(300);
     let options = StreamOptions::default()
         .wait_for_first_input(true)
@@ -318,30 +320,21 @@ fn silent_new_connections_wait_in_the_parent() {
     let (running, log) = serve(options);
     let handle = running.shutdown_handle();
     let c = client(&running);
-    wait_until("the silent connection waits", GENEROUS, || {
-        handle.waiting() == 1
-    });
-    assert_eq!((handle.children(), handle.in_flight()), (0, 1));
+    let setup = log.wait_for(1);
+    assert!(setup[0].starts_with("setup in "), "{setup:?}");
+    assert_eq!((handle.children(), handle.waiting()), (1, 0));
     c.sendall(b"a\n").unwrap();
     assert_eq!(lines(&c, 1), "1 a\n");
-    assert_eq!(handle.children(), 1);
     c.sendall(b"b\n").unwrap();
     assert_eq!(lines(&c, 1), "2 b\n");
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(rest(&c), b"");
-    assert_ended(&log.wait_for(3), 2, &[]);
+    let mut events = setup;
+    events.extend(log.wait_for(2));
+    assert_ended(&events, 2, &[]);
     drop(c);
-    wait_until("the child reaped", GENEROUS, || handle.children() == 0);
-    // No child holds a copy of these: they are this process's alone.
-    let leaving = [client(&running), client(&running)];
-    wait_until("both wait", GENEROUS, || handle.waiting() == 2);
-    leaving[1]
-        .setsockopt(opt::Linger, Some(Duration::ZERO))
-        .unwrap();
-    drop(leaving); // one EOF, one RST
-    assert_eq!(log.wait_for(2), ["shutdown_request", "shutdown_request"]);
-    wait_until("both end", GENEROUS, || handle.in_flight() == 0);
-    assert_eq!(handle.children(), 0);
+    client_leaving_by("silent", &running);
+    assert_ended(&log.wait_for(3), 0, &[]);
     let c = client(&running);
     let waited = Instant::now();
     assert_eq!(rest(&c), b"");
@@ -350,12 +343,13 @@ fn silent_new_connections_wait_in_the_parent() {
         took >= idle - Duration::from_millis(20) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    let events = log.wait_for(2);
+    let mut events = log.wait_for(4);
+    let error = events.remove(2);
     assert!(
-        events[0].starts_with("handle_error: timed out:") && events[0].contains("idle_timeout"),
-        "{events:?}"
+        error.starts_with("handle_error: timed out:") && error.contains("idle_timeout"),
+        "{error}"
     );
-    assert_eq!(events[1], "shutdown_request");
+    assert_ended(&events, 0, &[]);
     stop(running);
     assert!(log.drain().is_empty(), "nothing after shutdown_request");
 }
@@ -388,8 +382,8 @@ fn main() {
             a_graceful_stop_ends_waiting_children,
         ),
         (
-            "silent new connections wait in the parent",
-            silent_new_connections_wait_in_the_parent,
+            "silent new connections wait in their child",
+            silent_new_connections_wait_in_their_child,
         ),
         ("no zombies", no_children_left_at_all),
     ];

@@ -4,9 +4,7 @@
 use crate::waiting::{Close, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
 use handler::driver::{Session, Waited};
-use handler::{
-    Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState, Stage,
-};
+use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
@@ -17,13 +15,6 @@ use std::{
 /// A request's place in the server's books: its in-flight ticket, and where its connection
 /// waits between turns.
 pub(crate) type Tracking = (InFlight, Arc<Waiting>);
-
-/// What the server does with a new request: hand its job to the strategy, or let it wait in
-/// the reactor for its first input first (`StreamOptions::wait_for_first_input`).
-pub(crate) enum Made {
-    Run(Job),
-    Wait(Box<dyn Waiter>, InFlight),
-}
 
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
@@ -36,7 +27,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         tracking: Tracking,
-    ) -> Made;
+    ) -> Job;
 
     /// The same handler with these request options instead of its own.
     fn with_options(self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>>;
@@ -64,7 +55,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         (ticket, waiting): Tracking,
-    ) -> Made {
+    ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let handler = self.handler.clone();
         let parts = (
@@ -100,26 +91,11 @@ type Parts<R> = (
 );
 
 /// The job of one request: the request's and the handler's setup, then its turns (see
-/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`. With
-/// `wait_for_first_input`, the same work waits for the connection's first input first.
-fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Made {
+/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`.
+fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
     let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
     let address = client_address.clone();
-    let options = handler.options();
-    let first_wait = match &connection {
-        Some(connection) if R::waits_for_first_input(&options) => Some(FirstInput::<R> {
-            work: None,
-            connection: Arc::clone(connection),
-            client_address: client_address.clone(),
-            context: context.clone(),
-            hooks: Arc::clone(&hooks),
-            waiting: Arc::clone(&waiting),
-            options,
-            accepted: Instant::now(),
-            slot: None,
-        }),
-        _ => None,
-    };
+    let wait_first = R::waits_for_first_input(&handler.options());
     let work = move |ticket: Option<InFlight>| match Session::start(
         handler,
         raw,
@@ -135,7 +111,7 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Made {
             waiting,
             slot: None,
         })
-        .run(ticket),
+        .run(ticket, wait_first),
         Err(error) => {
             guard_hook("handle_error", || {
                 hooks.handle_error(&context, &client_address, &error)
@@ -144,96 +120,9 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Made {
             drop(ticket);
         }
     };
-    match first_wait {
-        Some(mut first) => {
-            first.work = Some(Box::new(work));
-            Made::Wait(Box::new(first), ticket)
-        }
-        // The work releases the ticket last: the request leaves the in-flight list (and its
-        // fd closes) only then, and not while its connection waits between turns.
-        None => Made::Run(Job::tracked(address, work, ticket)),
-    }
-}
-
-/// A new connection waiting for its first input before its request is set up
-/// (`StreamOptions::wait_for_first_input`): woken with input, its work (setup, turns, end)
-/// runs as a job of the strategy; ended before (an EOF, a reset, the idle timeout, a stop),
-/// it gets `shutdown_request` only, and `handle_error` for the timeout.
-struct FirstInput<R: Request> {
-    /// The request's job, from its setup on (always there: set right after this is made).
-    work: Option<Box<dyn FnOnce(Option<InFlight>) + Send>>,
-    connection: Arc<Socket>,
-    client_address: Address,
-    context: ServerContext<R::State>,
-    hooks: Arc<dyn Hooks<R::State>>,
-    waiting: Arc<Waiting>,
-    options: R::Options,
-    accepted: Instant,
-    slot: Option<usize>,
-}
-
-impl<R: Request> Waiter for FirstInput<R> {
-    fn connection(&self) -> Option<&Arc<Socket>> {
-        Some(&self.connection)
-    }
-
-    fn client_address(&self) -> &Address {
-        &self.client_address
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        R::first_wait_deadline(&self.options, self.accepted)
-    }
-
-    fn poll_input(&self) -> Option<Waited> {
-        Waited::poll(&self.connection)
-    }
-
-    fn slot(&self) -> Option<usize> {
-        self.slot
-    }
-
-    fn set_slot(&mut self, slot: Option<usize>) {
-        self.slot = slot;
-    }
-
-    fn before_first_turn(&self) -> bool {
-        true
-    }
-
-    fn resume(mut self: Box<Self>, ticket: Option<InFlight>) {
-        // The waiting set gave its slot back when it woke it (see `Waiter::before_first_turn`).
-        if let Some(work) = self.work.take() {
-            drop(self);
-            work(ticket);
-        }
-    }
-
-    fn close(mut self: Box<Self>, why: Close, ticket: Option<InFlight>) {
-        // The request's own parts (the raw connection) go first, unused.
-        drop(self.work.take());
-        if let Some(slot) = self.slot.take() {
-            self.waiting.release(slot);
-        }
-        let FirstInput {
-            connection,
-            client_address,
-            context,
-            hooks,
-            options,
-            accepted,
-            ..
-        } = *self;
-        if why == Close::TimedOut {
-            let error = R::first_wait_timed_out(&options, accepted);
-            let error = HandlerError::failed(Stage::Setup, error);
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-        }
-        shutdown_request(Some(connection), &context, &client_address, &*hooks);
-        drop(ticket);
-    }
+    // The work releases the ticket last: the request leaves the in-flight list (and its fd
+    // closes) only then, and not while its connection waits between turns.
+    Job::tracked(address, work, ticket)
 }
 
 /// A request across its turns, with what its end needs.
@@ -252,10 +141,13 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
     /// Runs turns until the handler is done, or its connection waits: in the server's reactor
     /// when there is a ticket to keep meanwhile (sync, threading), on this thread when there is
     /// none (a forked child, which waits on its own socket). A turn that leaves bytes in
-    /// `rfile` is followed by the next at once.
-    fn run(mut self: Box<Self>, mut ticket: Option<InFlight>) {
+    /// `rfile` is followed by the next at once. `wait_first`: the request was just set up
+    /// and waits for its first input before its first turn
+    /// (`StreamOptions::wait_for_first_input`).
+    fn run(mut self: Box<Self>, mut ticket: Option<InFlight>, wait_first: bool) {
+        let mut next = wait_first.then(|| self.session.wait_before_first_turn());
         loop {
-            match self.session.turn() {
+            match next.take().unwrap_or_else(|| self.session.turn()) {
                 Ok(Next::WaitForInput) if self.session.has_buffered_input() => {}
                 Ok(Next::WaitForInput) => {
                     let Some(held) = ticket.take() else {
@@ -343,12 +235,12 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
         self.slot
     }
 
-    fn set_slot(&mut self, slot: Option<usize>) {
-        self.slot = slot;
+    fn set_slot(&mut self, slot: usize) {
+        self.slot = Some(slot);
     }
 
     fn resume(self: Box<Self>, ticket: Option<InFlight>) {
-        self.run(ticket);
+        self.run(ticket, false);
     }
 
     fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>) {

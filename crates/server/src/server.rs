@@ -2,15 +2,15 @@
 //! serving loop on the reactor.
 
 use crate::{
-    Builder, CloseDeadline, CloseReport, Error, Hooks, Kind, Result, ServerLink, ShutdownHandle,
-    Strategy, Synchronous,
+    Builder, CloseDeadline, CloseReport, Error, Hooks, Job, Kind, Result, ServerLink,
+    ShutdownHandle, Strategy, Synchronous,
     accept::{AcceptErrorKind, Backoff},
     admission::Admission,
     builder::Options,
-    job::{Made, MakeJob, guard_hook, shutdown_request},
+    job::{MakeJob, guard_hook, shutdown_request},
     shutdown::Shared,
     unix::{self, SocketFile},
-    waiting::{self, Due, Waiting},
+    waiting::{self, Waiting},
 };
 use handler::{BoxError, Handler, Next, ServerContext, SharedState};
 use reactor::{Interest, Reactor, Ready};
@@ -777,8 +777,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if self.shared.stop_deadline().0.is_some() {
             // A graceful stop: waiting connections with no input end now, the others get
             // their turn within the grace.
-            for due in self.waiting.settle() {
-                due.give(&mut self.strategy);
+            for job in self.waiting.settle() {
+                self.strategy.process_request(job);
             }
         }
         Ok(())
@@ -793,8 +793,6 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// runs its next turn (or its end) and this returns, as a new connection's would. So a
     /// program that drives its loop with `handle_request` serves every turn of such
     /// handlers; the readiness of several waiting connections at once is served in one call.
-    /// A connection accepted to wait for its first input is no request yet: the call waits
-    /// on, for its input or another request.
     ///
     /// # Errors
     ///
@@ -828,8 +826,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         loop {
             match self.take_request(&socket) {
                 Took::Served => return Ok(()),
-                // Not a request (yet, for one that waits for its first input): wait on.
-                Took::TurnedAway | Took::Parked => continue,
+                // Not a request: wait on for one.
+                Took::TurnedAway => continue,
                 Took::WouldBlock | Took::NoCapacity => {}
                 Took::Failed(AcceptErrorKind::Transient, _) => continue,
                 // Python swallows get_request errors and returns.
@@ -982,7 +980,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     fn close_socket(&mut self) -> bool {
         if !matches!(self.phase, Phase::Closed) {
             // Connections waiting between turns end here, on the closing thread.
-            self.waiting.close_all().into_iter().for_each(Due::run);
+            self.waiting.close_all().into_iter().for_each(Job::run);
         }
         let socket = match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Closed => return false,
@@ -1010,7 +1008,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                 return Ok(());
             }
             match self.take_request(socket) {
-                Took::Served | Took::Parked | Took::TurnedAway => self.backoff.succeeded(),
+                Took::Served | Took::TurnedAway => self.backoff.succeeded(),
                 Took::WouldBlock => return Ok(()),
                 Took::NoCapacity => {
                     self.pause(socket, Listening::PausedForCapacity);
@@ -1050,15 +1048,17 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                     .turn_away(request, connection.as_deref(), &address);
                 Took::TurnedAway
             }
-            Ok((raw, address)) => self.process(raw, address),
+            Ok((raw, address)) => {
+                self.process(raw, address);
+                Took::Served
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Took::WouldBlock,
             Err(e) => Took::Failed(AcceptErrorKind::of(&e), e),
         }
     }
 
-    /// verify_request, then the strategy's process_request (or shutdown_request if rejected),
-    /// or the wait for its first input.
-    fn process(&mut self, raw: K::Raw, address: Address) -> Took {
+    /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
+    fn process(&mut self, raw: K::Raw, address: Address) {
         let hooks = &self.hooks;
         let accepted = guard_hook("verify_request", || {
             hooks.verify_request(&self.context, K::request_ref(&raw), &address)
@@ -1068,10 +1068,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if !accepted {
             drop(raw);
             shutdown_request(connection, &self.context, &address, &**hooks);
-            return Took::Served;
+            return;
         }
         let ticket = self.shared.begin_request(connection.clone());
-        let made = self.jobs.make(
+        let job = self.jobs.make(
             raw,
             connection,
             address,
@@ -1079,24 +1079,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             Arc::clone(hooks),
             (ticket, Arc::clone(&self.waiting)),
         );
-        match made {
-            Made::Run(job) => {
-                self.strategy.process_request(job);
-                Took::Served
-            }
-            // StreamOptions::wait_for_first_input: it waits in the reactor before its first
-            // turn, counted as started (it is no longer queued: it waits, holding nothing).
-            Made::Wait(waiter, ticket) => {
-                ticket.start();
-                match self.waiting.park(waiter, ticket) {
-                    Ok(()) => Took::Parked,
-                    Err((waiter, ticket)) => {
-                        waiting::refused_first(waiter, ticket).give(&mut self.strategy);
-                        Took::Served
-                    }
-                }
-            }
-        }
+        self.strategy.process_request(job);
     }
 
     fn service_actions(&mut self) {
@@ -1223,9 +1206,6 @@ enum Room {
 enum Took {
     /// A request was taken and handed on (or rejected by `verify_request`).
     Served,
-    /// A connection was taken, to wait for its first input
-    /// (`StreamOptions::wait_for_first_input`).
-    Parked,
     /// A connection came at `max_connections` and was turned away (closed, or replied to).
     TurnedAway,
     /// No request is waiting.

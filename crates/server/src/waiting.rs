@@ -3,12 +3,6 @@
 //! connection for its life, re-armed at each wait; their idle deadlines; and what a graceful
 //! stop or a close does with them.
 //!
-//! A connection of a handler with `StreamOptions::wait_for_first_input` waits here before
-//! its first turn too, not set up yet (`job::FirstInput`): it leaves the reactor when woken,
-//! so that its first turn may run anywhere (in a forked child, whose copy of the reactor
-//! must not be the one that registered it), and its end without a turn (an EOF, a reset,
-//! the idle timeout, a stop) runs on the loop's thread, as a rejected request's does.
-//!
 //! The hot path of a turn, chosen for a loop that holds thousands of sockets:
 //!
 //! - The thread that ran the turn parks the connection itself, under the slab's lock: the
@@ -53,12 +47,7 @@ pub(crate) trait Waiter: Send {
     fn poll_input(&self) -> Option<Waited>;
     /// Its slot in the waiting set, once it has one.
     fn slot(&self) -> Option<usize>;
-    fn set_slot(&mut self, slot: Option<usize>);
-    /// It waits for its first input, not set up yet: it leaves the reactor (and its slot)
-    /// when woken, and ends on the loop's thread when it ends without a turn.
-    fn before_first_turn(&self) -> bool {
-        false
-    }
+    fn set_slot(&mut self, slot: usize);
     /// Runs its next turns on this thread, until it waits again or ends.
     fn resume(self: Box<Self>, ticket: Option<InFlight>);
     /// Ends it without another turn.
@@ -95,42 +84,6 @@ struct State {
     parked: usize,
     /// A graceful stop or a close began: no connection may wait any more.
     closing: bool,
-}
-
-impl State {
-    /// Slot `slot` is free again, its connection out of the reactor.
-    fn free(&mut self, slot: usize, registrar: &Registrar) {
-        let Some(entry) = self.slots.get_mut(slot) else {
-            return;
-        };
-        if let Some(connection) = entry.registered.take() {
-            if let Err(e) = registrar.unregister(&*connection) {
-                log::debug!("unregistering a waiting connection: {e}");
-            }
-        }
-        entry.generation += 1;
-        self.free.push(slot);
-    }
-
-    /// Takes `parked` out of its slot for good if it waited for its first input (see the
-    /// module's notes): whether it did.
-    fn leave_if_first(&mut self, parked: &mut Parked, registrar: &Registrar) -> bool {
-        if !parked.waiter.before_first_turn() {
-            return false;
-        }
-        if let Some(slot) = parked.waiter.slot() {
-            self.free(slot, registrar);
-            parked.waiter.set_slot(None);
-        }
-        true
-    }
-}
-
-/// A job of the waiting set: for the strategy (a turn, or the end of a connection set up),
-/// or for the loop's own thread (the end of one that waited for its first input).
-pub(crate) enum Due {
-    Strategy(Job),
-    Here(Job),
 }
 
 #[derive(Default)]
@@ -196,7 +149,7 @@ impl Waiting {
                     state.slots.push(Slot::default());
                     state.slots.len() - 1
                 });
-                waiter.set_slot(Some(slot));
+                waiter.set_slot(slot);
                 slot
             }
         };
@@ -210,11 +163,6 @@ impl Waiting {
         };
         if let Err(e) = armed {
             log::error!("cannot watch a waiting connection: {e}");
-            if waiter.before_first_turn() {
-                // Its slot was given just now; nothing else holds it.
-                state.free.push(slot);
-                waiter.set_slot(None);
-            }
             return Err((waiter, ticket));
         }
         let earliest = state.timers.peek().map(|Reverse((at, _, _))| *at);
@@ -255,7 +203,17 @@ impl Waiting {
     /// A connection that waited before ends: it leaves the reactor and its slot is free.
     /// Called before its socket closes.
     pub(crate) fn release(&self, slot: usize) {
-        self.lock().free(slot, &self.registrar);
+        let mut state = self.lock();
+        let Some(entry) = state.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some(connection) = entry.registered.take() {
+            if let Err(e) = self.registrar.unregister(&*connection) {
+                log::debug!("unregistering a waiting connection: {e}");
+            }
+        }
+        entry.generation += 1;
+        state.free.push(slot);
     }
 
     /// Before the loop's select: a new epoch.
@@ -305,14 +263,13 @@ impl Waiting {
                 };
                 match what {
                     None => entry.parked = Some(parked),
-                    Some(what) => {
-                        let mut parked = parked;
+                    Some(Waited::Input) => {
                         state.parked -= 1;
-                        let first = state.leave_if_first(&mut parked, &self.registrar);
-                        jobs.push(match what {
-                            Waited::Input => Due::Strategy(resume_job(parked)),
-                            _ => due_close(parked, Close::Gone, first),
-                        });
+                        jobs.push(resume_job(parked));
+                    }
+                    Some(_) => {
+                        state.parked -= 1;
+                        jobs.push(close_job(parked, Close::Gone));
                     }
                 }
             }
@@ -326,17 +283,16 @@ impl Waiting {
                 if entry.generation != generation {
                     continue;
                 }
-                if let Some(mut parked) = entry.parked.take() {
+                if let Some(parked) = entry.parked.take() {
                     state.parked -= 1;
-                    let first = state.leave_if_first(&mut parked, &self.registrar);
-                    jobs.push(due_close(parked, Close::TimedOut, first));
+                    jobs.push(close_job(parked, Close::TimedOut));
                 }
             }
         }
         let count = jobs.len();
-        for due in jobs {
+        for job in jobs {
             self.shared.unparked();
-            due.give(strategy);
+            strategy.process_request(job);
         }
         count
     }
@@ -344,33 +300,31 @@ impl Waiting {
     /// A graceful stop: no connection waits from now on. Those waiting with no input end at
     /// once; those with unread input get their turn (within the stop's grace). The jobs are
     /// for the strategy.
-    pub(crate) fn settle(&self) -> Vec<Due> {
-        self.take_all(|parked, first| match parked.waiter.poll_input() {
-            Some(Waited::Input) => Due::Strategy(resume_job(parked)),
-            _ => due_close(parked, Close::Stopping, first),
+    pub(crate) fn settle(&self) -> Vec<Job> {
+        self.take_all(|parked| match parked.waiter.poll_input() {
+            Some(Waited::Input) => resume_job(parked),
+            _ => close_job(parked, Close::Stopping),
         })
     }
 
     /// The server closes: every waiting connection ends now, without another turn. The jobs
     /// are for the closing thread to run.
-    pub(crate) fn close_all(&self) -> Vec<Due> {
-        self.take_all(|parked, first| due_close(parked, Close::Stopping, first))
+    pub(crate) fn close_all(&self) -> Vec<Job> {
+        self.take_all(|parked| close_job(parked, Close::Stopping))
     }
 
-    fn take_all(&self, mut job: impl FnMut(Parked, bool) -> Due) -> Vec<Due> {
-        let jobs: Vec<Due> = {
+    fn take_all(&self, mut job: impl FnMut(Parked) -> Job) -> Vec<Job> {
+        let jobs: Vec<Job> = {
             let mut state = self.lock();
             state.closing = true;
             state.timers.clear();
             state.parked = 0;
-            let mut all = Vec::new();
-            for slot in 0..state.slots.len() {
-                if let Some(mut parked) = state.slots[slot].parked.take() {
-                    let first = state.leave_if_first(&mut parked, &self.registrar);
-                    all.push(job(parked, first));
-                }
-            }
-            all
+            state
+                .slots
+                .iter_mut()
+                .filter_map(|slot| slot.parked.take())
+                .map(&mut job)
+                .collect()
         };
         for _ in &jobs {
             self.shared.unparked();
@@ -385,52 +339,10 @@ fn resume_job(parked: Parked) -> Job {
     Job::tracked(address, move |ticket| waiter.resume(ticket), ticket)
 }
 
-/// A connection waiting for its first input that [`Waiting::park`] refused (the server is
-/// closing): input already there gets its first turn, by the strategy; else it ends here.
-pub(crate) fn refused_first(waiter: Box<dyn Waiter>, ticket: InFlight) -> Due {
-    let parked = Parked {
-        waiter,
-        ticket,
-        epoch: 0,
-    };
-    match parked.waiter.poll_input() {
-        Some(Waited::Input) => Due::Strategy(resume_job(parked)),
-        _ => Due::Here(close_job(parked, Close::Stopping)),
-    }
-}
-
 fn close_job(parked: Parked, why: Close) -> Job {
     let Parked { waiter, ticket, .. } = parked;
     let address = waiter.client_address().clone();
     Job::tracked(address, move |ticket| waiter.close(why, ticket), ticket)
-}
-
-/// The end of `parked` without a turn: on the loop's thread if it waited for its first
-/// input (`first`), else by the strategy.
-fn due_close(parked: Parked, why: Close, first: bool) -> Due {
-    let job = close_job(parked, why);
-    if first {
-        Due::Here(job)
-    } else {
-        Due::Strategy(job)
-    }
-}
-
-impl Due {
-    /// Runs it here, or gives it to `strategy`.
-    pub(crate) fn give<C: Strategy>(self, strategy: &mut C) {
-        match self {
-            Due::Strategy(job) => strategy.process_request(job),
-            Due::Here(job) => job.run(),
-        }
-    }
-
-    /// Runs it on this thread, whatever it is: the server closes.
-    pub(crate) fn run(self) {
-        match self {
-            Due::Strategy(job) | Due::Here(job) => job.run(),
-        }
-    }
 }
 
 impl fmt::Debug for Waiting {
