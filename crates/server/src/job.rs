@@ -5,11 +5,12 @@ use crate::waiting::{Close, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
 use handler::driver::{Session, Waited};
 use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
+use reactor::{Interest, Reactor};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 /// A request's place in the server's books: its in-flight ticket, and where its connection
@@ -151,7 +152,7 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                 Ok(Next::WaitForInput) if self.session.has_buffered_input() => {}
                 Ok(Next::WaitForInput) => {
                     let Some(held) = ticket.take() else {
-                        match self.session.wait_here() {
+                        match self.wait_in_child() {
                             Waited::Input => continue,
                             Waited::TimedOut(e) => return (*self).end(Err(e), None),
                             _ => return (*self).end(Ok(()), None),
@@ -176,6 +177,51 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                 }
                 Ok(_) => return (*self).end(Ok(()), ticket),
                 Err(e) => return (*self).end(Err(e), ticket),
+            }
+        }
+    }
+
+    /// The wait between turns of a forked child, on its own connection: as
+    /// [`Session::wait_here`], and a graceful stop of the parent ends it at once when no
+    /// input is there (input already there gets its turn, within the stop's grace).
+    fn wait_in_child(&mut self) -> Waited {
+        let (Some(stopping), Some(connection)) = (
+            self.waiting.stopping_socket(),
+            self.session.request().waits_on(),
+        ) else {
+            return self.session.wait_here();
+        };
+        // A reactor of the child's own for this wait: its connection and the stop's socket.
+        let mut reactor = match Reactor::new().and_then(|r| {
+            r.register(&**connection, 0, Interest::READABLE)?;
+            r.register(stopping, 1, Interest::READABLE)?;
+            Ok(r)
+        }) {
+            Ok(reactor) => reactor,
+            Err(e) => {
+                log::debug!("a forked child waits on its connection alone: {e}");
+                return self.session.wait_here();
+            }
+        };
+        let deadline = self.session.wait_deadline();
+        loop {
+            if let Some(waited) = self.session.poll_input() {
+                return waited;
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout == Some(Duration::ZERO) {
+                return Waited::TimedOut(self.session.wait_timed_out());
+            }
+            let stop = match reactor.select(timeout) {
+                Ok(ready) => ready.iter().any(|r| r.key == 1),
+                Err(e) => {
+                    log::debug!("waiting on a connection failed: {e}");
+                    return Waited::Closed;
+                }
+            };
+            if stop {
+                // The parent's graceful stop: unread input gets its turn, else the end.
+                return self.session.poll_input().unwrap_or(Waited::Closed);
             }
         }
     }

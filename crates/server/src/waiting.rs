@@ -117,6 +117,12 @@ impl Waiting {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The socket that becomes readable when a graceful stop begins, for a forked child's
+    /// waiting connection to watch.
+    pub(crate) fn stopping_socket(&self) -> Option<&Socket> {
+        self.shared.stopping_socket()
+    }
+
     /// Whether connections may no longer wait (a graceful stop or a close began).
     pub(crate) fn is_closing(&self) -> bool {
         self.lock().closing
