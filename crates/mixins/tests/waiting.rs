@@ -56,6 +56,9 @@ impl Handler<StreamRequest> for Counter {
             self.saw("eof".into());
             return Ok(Next::Done);
         }
+        if line == "fail\n" {
+            return Err("asked to fail".into());
+        }
         self.lines += 1;
         writeln!(req.wfile, "{} {}", self.lines, line.trim_end())?;
         Ok(Next::WaitForInput)
@@ -195,6 +198,40 @@ fn writes_from_another_thread_reach_a_waiting_connection<C: Strategy + Default>(
     wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
     let writer = writers.lock().unwrap()[0].clone();
     assert!(!writer.is_open());
+    running.shutdown().expect("stop").server_close();
+}
+
+/// A turn after a wait that fails: `handle_error` sees its error, `finish` runs once, the
+/// connection closes and the server serves on.
+fn an_error_in_a_later_turn_ends_it_with_finish_once<C: Strategy + Default>() {
+    let handler = Counter::new(StreamOptions::default());
+    let log = Arc::clone(&handler.log);
+    let errors = Arc::clone(&handler.log);
+    let server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+        .strategy(C::default())
+        .handle_error(move |_, _, error| errors.lock().unwrap().push(format!("error: {error}")))
+        .bind("127.0.0.1:0")
+        .expect("bind");
+    let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
+    let handle = running.shutdown_handle();
+    let (mut client, mut reader) = connect(&running);
+    client.write_all(b"x\n").unwrap();
+    assert_eq!(read_line(&mut reader), "1 x\n");
+    wait_until("the connection waits", GENEROUS, || handle.waiting() == 1);
+    client.write_all(b"fail\n").unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).expect("the server closes");
+    assert_eq!(rest, "");
+    wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+    let events = log.lock().unwrap().clone();
+    assert_eq!(events[..2], ["setup", "finish after 1"], "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[2].contains("asked to fail"), "{events:?}");
+    // Still serving.
+    let (mut next, mut next_reader) = connect(&running);
+    next.write_all(b"y\n").unwrap();
+    assert_eq!(read_line(&mut next_reader), "1 y\n");
+    drop((next, next_reader));
     running.shutdown().expect("stop").server_close();
 }
 
@@ -473,6 +510,7 @@ suite!(
     a_reset_while_waiting_ends_it_cleanly,
     idle_timeout_ends_a_waiting_connection,
     writes_from_another_thread_reach_a_waiting_connection,
+    an_error_in_a_later_turn_ends_it_with_finish_once,
     a_graceful_stop_ends_idle_waiters_and_serves_pending_input,
     silent_new_connections_wait_before_their_first_turn,
     silent_new_connections_end_cleanly,

@@ -42,6 +42,19 @@ impl Handler<StreamRequest> for Counter {
             self.events.send("eof");
             return Ok(Next::Done);
         }
+        match line.as_str() {
+            "fail\n" => return Err("asked to fail".into()),
+            // A thread of the child writes while the connection waits.
+            "bg\n" => {
+                let writer = req.writer();
+                let events = self.events.clone();
+                std::thread::spawn(move || {
+                    let sent = writer.write_all(b"from a thread\n").is_ok();
+                    events.send(&format!("thread wrote: {sent}"));
+                });
+            }
+            _ => {}
+        }
         self.lines += 1;
         writeln!(req.wfile, "{} {}", self.lines, line.trim_end())?;
         Ok(Next::WaitForInput)
@@ -177,6 +190,50 @@ fn pipelined_bytes_are_not_lost() {
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(rest(&c), b"");
     assert_ended(&log.wait_for(3), 5, &[]);
+    stop(running);
+}
+
+/// A turn after a wait fails in the child: `finish` once, then `handle_error` with the
+/// error, then `shutdown_request`; the client sees the close.
+fn an_error_in_a_later_turn_ends_it_with_finish_once() {
+    let (running, log) = serve(StreamOptions::default());
+    let c = client(&running);
+    c.sendall(b"x\n").unwrap();
+    assert_eq!(lines(&c, 1), "1 x\n");
+    c.sendall(b"fail\n").unwrap();
+    assert_eq!(rest(&c), b"");
+    let mut events = log.wait_for(4);
+    let error = events.remove(2);
+    assert!(
+        error.starts_with("handle_error: failed:") && error.contains("asked to fail"),
+        "{error}"
+    );
+    assert_ended(&events, 1, &[]);
+    stop(running);
+}
+
+/// Another thread of the child writes to the connection (its `ConnectionWriter`) while the
+/// connection waits between turns; the next turn is served as usual.
+fn writes_from_another_thread_reach_a_waiting_connection() {
+    let (running, log) = serve(StreamOptions::default());
+    let c = client(&running);
+    c.sendall(b"bg\n").unwrap();
+    let mut got: Vec<String> = lines(&c, 2).lines().map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, ["1 bg", "from a thread"]);
+    c.sendall(b"y\n").unwrap();
+    assert_eq!(lines(&c, 1), "2 y\n");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(rest(&c), b"");
+    // The thread's own event may come at any point after the setup.
+    let mut events = log.wait_for(4);
+    let at = events.iter().position(|e| e.starts_with("thread wrote"));
+    assert_eq!(
+        at.map(|i| events.remove(i)).as_deref(),
+        Some("thread wrote: true"),
+        "{events:?}"
+    );
+    assert_ended(&events, 2, &[]);
     stop(running);
 }
 
@@ -380,6 +437,14 @@ fn main() {
             state_is_kept_and_setup_and_finish_run_once,
         ),
         ("pipelined bytes not lost", pipelined_bytes_are_not_lost),
+        (
+            "an error in a later turn",
+            an_error_in_a_later_turn_ends_it_with_finish_once,
+        ),
+        (
+            "writes from another thread",
+            writes_from_another_thread_reach_a_waiting_connection,
+        ),
         ("EOF while waiting", eof_while_waiting_ends_it_cleanly),
         ("reset while waiting", a_reset_while_waiting_ends_it_cleanly),
         (
