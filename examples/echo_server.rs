@@ -1,6 +1,8 @@
 //! An echo server for every family sockserve serves, stopped gracefully by SIGTERM or SIGINT:
 //! stream families send every byte back as it arrives, datagram families answer each datagram
-//! with the same bytes. It is what `cargo xtask integration` and `cargo xtask bench` run.
+//! with the same bytes. It shows every family and strategy behind one handler, deadlines set
+//! for a server facing the network, waiting connections (`--park`) and a graceful stop; it is
+//! what `cargo xtask integration` and `cargo xtask bench` run.
 //!
 //! ```text
 //! echo_server [--family tcp|tcp6|udp|unix|unix-datagram] [--mode sync|threading|forking] [--addr ADDR]
@@ -15,12 +17,13 @@
 //!   Defaults: `127.0.0.1:9999` (tcp, udp), `[::1]:9999` (tcp6), `/tmp/sockserve-echo.sock`
 //!   (unix), `/tmp/sockserve-echo-datagram.sock` (unix-datagram). A stale socket file left by
 //!   a dead server is replaced; a live server's is not.
-//! - `--mode` (default `sync`): `sync` serves one request at a time (Python's plain
-//!   `TCPServer`), `threading` on a bounded pool of reused threads (`ThreadingTCPServer`),
+//! - `--mode` (default `threading`): `threading` serves on a bounded pool of reused threads
+//!   (Python's `ThreadingTCPServer`), `sync` one request at a time (the plain `TCPServer`),
 //!   `forking` in a child process per request (`ForkingTCPServer`).
 //! - `--park` (stream families): the echo ends its turn after each chunk
-//!   (`Next::WaitForInput`), so an idle connection waits in the server's reactor instead of
-//!   holding a thread (or, forking, its child waits on its own socket).
+//!   (`Next::WaitForInput`), and a new connection waits for its first bytes
+//!   (`StreamOptions::wait_for_first_input`), so an idle connection waits in the server's
+//!   reactor instead of holding a thread (or, forking, its child waits on its own socket).
 //! - `--max-threads N` (threading): the pool's bound (default: the pool's own).
 //!
 //! Once it is ready, the first line on stdout is `listening on ADDR`, with the real address
@@ -44,6 +47,9 @@
 //! ```text
 //! cargo run --example echo_server
 //! python3 -c "import socket; s=socket.create_connection(('127.0.0.1',9999)); s.sendall(b'hi'); print(s.recv(100))"
+//!
+//! cargo run --example echo_server -- --park --max-threads 16
+//! nc 127.0.0.1 9999      # type lines: each comes back; an idle nc holds no thread
 //!
 //! cargo run --example echo_server -- --family tcp6
 //! python3 -c "import socket; s=socket.create_connection(('::1',9999)); s.sendall(b'hi'); print(s.recv(100))"
@@ -189,7 +195,7 @@ fn main() -> ExitCode {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Exit> {
     let mut config = Config {
         family: EchoFamily::Tcp,
-        mode: "sync".to_owned(),
+        mode: "threading".to_owned(),
         addr: None,
         park: false,
         max_threads: None,
@@ -356,6 +362,9 @@ impl Handler<StreamRequest> for StreamEcho {
             .idle_timeout(Some(IDLE_TIMEOUT))
             .write_timeout(Some(WRITE_TIMEOUT))
             .turn_timeout(Some(TURN_TIMEOUT))
+            // The client speaks first: with --park a silent new connection waits in the
+            // reactor too, holding no thread (and, forking, no process) until it sends.
+            .wait_for_first_input(self.park)
     }
 
     fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {

@@ -127,6 +127,14 @@ pub trait Request: Sized + Send + 'static {
         let _ = since;
         io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for input")
     }
+
+    /// Whether a new request of these options, once set up, waits for its connection's first
+    /// input before its first turn (`StreamOptions::wait_for_first_input`).
+    #[doc(hidden)]
+    fn waits_for_first_input(options: &Self::Options) -> bool {
+        let _ = options;
+        false
+    }
 }
 
 /// Runs one request through a handler, in Python's order: the request's setup, the handler's

@@ -3,7 +3,7 @@
 
 use crate::request::guarded;
 use crate::{BoxError, Handler, HandlerError, Next, Request, ServerContext, Stage};
-use socket::Address;
+use socket::{Address, Socket};
 use std::{borrow::BorrowMut, io, marker::PhantomData, time::Instant};
 
 /// How a wait for a connection's next input ended ([`Session::wait_here`]).
@@ -21,6 +21,38 @@ pub enum Waited {
     Closed,
     /// The wait reached the idle timeout or the turn's end: end the request with this error.
     TimedOut(HandlerError),
+}
+
+impl Waited {
+    /// What `connection` has now, without waiting and without taking it (a peek of one byte):
+    /// input, its end (an EOF, a reset or another error: `Closed`), or nothing yet (`None`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::Waited;
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    ///
+    /// let (server_side, client) = socketpair(Family::Unix, Type::Stream)?;
+    /// assert!(Waited::poll(&server_side).is_none());
+    /// client.sendall(b"x")?;
+    /// assert!(matches!(Waited::poll(&server_side), Some(Waited::Input)));
+    /// drop(client);
+    /// assert!(matches!(Waited::poll(&server_side), Some(Waited::Input))); // still unread
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll(connection: &Socket) -> Option<Waited> {
+        match connection.peek_nowait(&mut [0u8; 1]) {
+            Ok(0) => Some(Waited::Closed),
+            Ok(_) => Some(Waited::Input),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                log::debug!("a waiting connection failed: {e}");
+                Some(Waited::Closed)
+            }
+        }
+    }
 }
 
 /// One request across its turns: the request's setup and the handler's `setup` once
@@ -136,6 +168,59 @@ impl<R: Request, H: Handler<R>, B: BorrowMut<H>> Session<R, H, B> {
         Ok(Next::WaitForInput)
     }
 
+    /// Readies a request just [`start`](Self::start)ed to wait for its first input before its
+    /// first turn (`StreamOptions::wait_for_first_input`), as [`turn`](Self::turn) readies it
+    /// after a turn that returned [`Next::WaitForInput`] (`wfile` flushed, an empty `rfile`
+    /// buffer released): then wait, and call `turn`. A request that cannot wait (a datagram)
+    /// runs its first turn here instead.
+    ///
+    /// # Errors
+    ///
+    /// The flush failed (or, for a request that cannot wait, its turn did): call
+    /// [`end`](Self::end) with the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{Session, StopServer, Waited, server_context};
+    /// use sockserve_handler::{Next, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    /// use std::{io::{BufRead, Write}, sync::Arc};
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let (server_side, client) = socketpair(Family::Unix, Type::Stream)?;
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let echo = |req: &mut StreamRequest| {
+    ///     let mut line = String::new();
+    ///     req.rfile.read_line(&mut line)?;
+    ///     req.wfile.write_all(line.as_bytes())?;
+    ///     Ok::<_, std::io::Error>(Next::Done)
+    /// };
+    /// let mut session = Session::start(echo, Arc::new(server_side), "@c".parse()?, ctx)?;
+    /// assert_eq!(session.wait_before_first_turn()?, Next::WaitForInput);
+    /// assert!(session.poll_input().is_none()); // the client has said nothing yet
+    /// client.sendall(b"hi\n")?;
+    /// assert!(matches!(session.wait_here(), Waited::Input));
+    /// assert_eq!(session.turn()?, Next::Done);
+    /// session.end(Ok(()))?;
+    /// assert_eq!(client.recv(10)?, b"hi\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_before_first_turn(&mut self) -> Result<Next, HandlerError> {
+        if self.request.waits_on().is_none() {
+            return self.turn();
+        }
+        self.request
+            .before_wait()
+            .map_err(|e| HandlerError::failed(Stage::Handle, BoxError::from(e)))?;
+        self.waiting_since = Some(Instant::now());
+        Ok(Next::WaitForInput)
+    }
+
     /// Whether the request's read buffer holds input already (a pipelined request): its next
     /// turn should run at once, without waiting for the connection.
     ///
@@ -203,17 +288,7 @@ impl<R: Request, H: Handler<R>, B: BorrowMut<H>> Session<R, H, B> {
         if self.request.has_buffered_input() {
             return Some(Waited::Input);
         }
-        let connection = self.request.waits_on()?;
-        match connection.peek_nowait(&mut [0u8; 1]) {
-            Ok(0) => Some(Waited::Closed),
-            Ok(_) => Some(Waited::Input),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => {
-                log::debug!("a waiting connection failed: {e}");
-                Some(Waited::Closed)
-            }
-        }
+        Waited::poll(self.request.waits_on()?)
     }
 
     /// Waits on this thread for the connection's next input, up to the

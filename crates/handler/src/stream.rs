@@ -130,6 +130,27 @@ pub struct StreamOptions {
     /// for the same reason. The cost is more small packets for a handler that writes many tiny
     /// pieces unbuffered: give it a `wbufsize`, or set this to `false`.
     pub disable_nagle_algorithm: bool,
+    /// Whether a new connection, once set up (the request's setup and the handler's `setup`
+    /// run at the accept, as always), waits for its first input before its handler's first
+    /// `handle`, as it waits between turns after [`Next::WaitForInput`](crate::Next): a client
+    /// that connects and says nothing then holds no thread (threading: the worker that ran
+    /// `setup` is free at once) and does not block the loop (sync). Under forking the child
+    /// is forked at the accept, runs `setup` and waits on its own socket, as it does between
+    /// turns: the handler's state lives in the child, so the parent cannot hold the wait
+    /// (use threading for many silent clients).
+    ///
+    /// The wait is the same as one between turns: bounded by
+    /// [`idle_timeout`](Self::idle_timeout) (from the end of `setup`) and
+    /// [`turn_timeout`](Self::turn_timeout); a client that closes or resets the connection
+    /// before its first byte ends it cleanly (`finish` once, `shutdown_request`, no error); a
+    /// graceful stop ends it at once. What `setup` wrote to a buffered `wfile` is flushed
+    /// before the wait.
+    ///
+    /// Default `false`, Python's behaviour: `handle` runs right after `setup`. A protocol in
+    /// which the server speaks first in `handle` (a banner, a welcome, a prompt) needs that,
+    /// or a `setup` that speaks instead. Set it for protocols in which the client speaks
+    /// first (an echo, HTTP, a key-value store, a chat room).
+    pub wait_for_first_input: bool,
 }
 
 /// The default of [`StreamOptions::line_limit`]: 64 KiB, Python's `http.server` line limit.
@@ -154,6 +175,7 @@ impl Default for StreamOptions {
             turn_timeout: None,
             line_limit: Some(DEFAULT_LINE_LIMIT),
             disable_nagle_algorithm: true,
+            wait_for_first_input: false,
         }
     }
 }
@@ -334,6 +356,26 @@ impl StreamOptions {
     /// See [`StreamOptions`].
     pub fn disable_nagle_algorithm(mut self, on: bool) -> Self {
         self.disable_nagle_algorithm = on;
+        self
+    }
+
+    /// Sets [`wait_for_first_input`](Self::wait_for_first_input).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamOptions;
+    /// use std::time::Duration;
+    ///
+    /// // A client-speaks-first protocol: silent clients wait in the reactor, 30 s at most.
+    /// let options = StreamOptions::default()
+    ///     .wait_for_first_input(true)
+    ///     .idle_timeout(Some(Duration::from_secs(30)));
+    /// assert!(options.wait_for_first_input);
+    /// assert!(!StreamOptions::default().wait_for_first_input); // Python's: handle at accept
+    /// ```
+    pub fn wait_for_first_input(mut self, on: bool) -> Self {
+        self.wait_for_first_input = on;
         self
     }
 }
@@ -819,6 +861,10 @@ impl<S: SharedState> Request for StreamRequest<S> {
 
     fn wait_timed_out(&self, since: Instant) -> io::Error {
         self.rfile.inner.get_ref().deadlines().wait_timed_out(since)
+    }
+
+    fn waits_for_first_input(options: &StreamOptions) -> bool {
+        options.wait_for_first_input
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -42,6 +42,19 @@ impl Handler<StreamRequest> for Counter {
             self.events.send("eof");
             return Ok(Next::Done);
         }
+        match line.as_str() {
+            "fail\n" => return Err("asked to fail".into()),
+            // A thread of the child writes while the connection waits.
+            "bg\n" => {
+                let writer = req.writer();
+                let events = self.events.clone();
+                std::thread::spawn(move || {
+                    let sent = writer.write_all(b"from a thread\n").is_ok();
+                    events.send(&format!("thread wrote: {sent}"));
+                });
+            }
+            _ => {}
+        }
         self.lines += 1;
         writeln!(req.wfile, "{} {}", self.lines, line.trim_end())?;
         Ok(Next::WaitForInput)
@@ -180,11 +193,55 @@ fn pipelined_bytes_are_not_lost() {
     stop(running);
 }
 
+/// A turn after a wait fails in the child: `finish` once, then `handle_error` with the
+/// error, then `shutdown_request`; the client sees the close.
+fn an_error_in_a_later_turn_ends_it_with_finish_once() {
+    let (running, log) = serve(StreamOptions::default());
+    let c = client(&running);
+    c.sendall(b"x\n").unwrap();
+    assert_eq!(lines(&c, 1), "1 x\n");
+    c.sendall(b"fail\n").unwrap();
+    assert_eq!(rest(&c), b"");
+    let mut events = log.wait_for(4);
+    let error = events.remove(2);
+    assert!(
+        error.starts_with("handle_error: failed:") && error.contains("asked to fail"),
+        "{error}"
+    );
+    assert_ended(&events, 1, &[]);
+    stop(running);
+}
+
+/// Another thread of the child writes to the connection (its `ConnectionWriter`) while the
+/// connection waits between turns; the next turn is served as usual.
+fn writes_from_another_thread_reach_a_waiting_connection() {
+    let (running, log) = serve(StreamOptions::default());
+    let c = client(&running);
+    c.sendall(b"bg\n").unwrap();
+    let mut got: Vec<String> = lines(&c, 2).lines().map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, ["1 bg", "from a thread"]);
+    c.sendall(b"y\n").unwrap();
+    assert_eq!(lines(&c, 1), "2 y\n");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(rest(&c), b"");
+    // The thread's own event may come at any point after the setup.
+    let mut events = log.wait_for(4);
+    let at = events.iter().position(|e| e.starts_with("thread wrote"));
+    assert_eq!(
+        at.map(|i| events.remove(i)).as_deref(),
+        Some("thread wrote: true"),
+        "{events:?}"
+    );
+    assert_ended(&events, 2, &[]);
+    stop(running);
+}
+
 /// The role of this binary re-executed as a client (`eof ADDR` or `reset ADDR`): a client
 /// in a process of its own, since a forked request child holds a copy of every descriptor
 /// this process had at the fork, the client's own socket among them, and a close here would
 /// not end the connection. Sends a line, reads its answer, then leaves: a plain close (an
-/// EOF), or `SO_LINGER` 0 and close (an RST).
+/// EOF), or `SO_LINGER` 0 and close (an RST); `silent` closes (an EOF) without sending.
 const CLIENT_ROLE: &str = "SOCKSERVE_WAITING_CLIENT";
 
 fn client_role(how: &str) -> ! {
@@ -193,8 +250,10 @@ fn client_role(how: &str) -> ! {
     let c = Socket::new(address.family(), Type::Stream).expect("a client socket");
     c.settimeout(Some(GENEROUS));
     c.connect(&address).expect("connect");
-    c.sendall(b"x\n").unwrap();
-    assert_eq!(lines(&c, 1), "1 x\n");
+    if how != "silent" {
+        c.sendall(b"x\n").unwrap();
+        assert_eq!(lines(&c, 1), "1 x\n");
+    }
     if how == "reset" {
         c.setsockopt(opt::Linger, Some(Duration::ZERO)).unwrap();
     }
@@ -265,10 +324,11 @@ fn idle_timeout_ends_a_waiting_connection() {
     stop(running);
 }
 
-/// A graceful stop with two connections waiting in their children: a child's wait is on its
-/// own socket, so the stop reaches it at the grace's end, through the parent's copy of the
-/// connection (`SHUT_RDWR`); each child then ends cleanly (finish, shutdown_request, no
-/// error), and the stop returns with nothing left running.
+/// A graceful stop with connections waiting in their children: the parent tells its
+/// children the stop began (a socket they all watch beside their connection), so a child
+/// whose connection has no input ends at once, cleanly (finish, shutdown_request, no error),
+/// and one with unread input gets its turn first; the stop returns long before its grace,
+/// with nothing forced and nothing left running.
 fn a_graceful_stop_ends_waiting_children() {
     let (running, log) = serve(StreamOptions::default());
     let handle = running.shutdown_handle();
@@ -278,24 +338,32 @@ fn a_graceful_stop_ends_waiting_children() {
         assert_eq!(lines(c, 1), "1 x\n");
     }
     assert_eq!(handle.children(), 2);
-    let grace = Duration::from_millis(300);
-    let started = Instant::now();
+    // Unread when the stop comes (or read by the turn it starts before: the same answer).
+    clients[1].sendall(b"last\n").unwrap();
+    let grace = GENEROUS;
     let (mut server, report) = running.shutdown_gracefully(grace).expect("graceful stop");
-    assert!(started.elapsed() < GENEROUS, "{report:?}");
-    // Reached at the grace's end, through the parent's copies: both, and nothing after.
-    assert_eq!((report.forced, report.still_running), (2, 0), "{report:?}");
+    assert!(
+        report.took < Duration::from_secs(5),
+        "waited for the grace: {report:?}"
+    );
+    assert_eq!((report.forced, report.still_running), (0, 0), "{report:?}");
     assert!(report.loop_stopped, "{report:?}");
-    for c in &clients {
-        assert_eq!(rest(c), b"", "the waiting connection ended");
-    }
+    assert_eq!(rest(&clients[0]), b"", "the idle waiting connection ended");
+    assert_eq!(
+        rest(&clients[1]),
+        b"2 last\n",
+        "the pending input got its turn"
+    );
     // Two children's events, interleaved.
     let events = log.wait_for(6);
-    let finishes = events
+    let mut finishes: Vec<_> = events
         .iter()
-        .filter(|e| e.starts_with("finish after 1 in "))
-        .count();
+        .filter_map(|e| e.strip_prefix("finish after "))
+        .map(|e| e.split(' ').next().unwrap_or_default())
+        .collect();
+    finishes.sort_unstable();
     let shutdowns = events.iter().filter(|e| *e == "shutdown_request").count();
-    assert_eq!((finishes, shutdowns), (2, 2), "{events:?}");
+    assert_eq!((finishes, shutdowns), (vec!["1", "2"], 2), "{events:?}");
     assert!(
         !events.iter().any(|e| e.starts_with("handle_error")),
         "{events:?}"
@@ -303,6 +371,53 @@ fn a_graceful_stop_ends_waiting_children() {
     assert_eq!(server.strategy().active_children(), 0, "{report:?}");
     server.server_close();
     assert_eq!((handle.children(), handle.in_flight()), (0, 0));
+}
+
+/// `wait_for_first_input` under forking: the child is forked at the accept, runs `setup`
+/// and waits for the first line on its own socket (the handler's state is the child's);
+/// then its turns as usual. A client that closes before its first byte (a process of its
+/// own: the child holds a copy of this process's client socket) ends it cleanly, `finish`
+/// after no turn; one silent past the idle timeout is reported as timed out.
+fn silent_new_connections_wait_in_their_child() {
+    let idle = Duration::from_millis(300);
+    let options = StreamOptions::default()
+        .wait_for_first_input(true)
+        .idle_timeout(Some(idle));
+    let (running, log) = serve(options);
+    let handle = running.shutdown_handle();
+    let c = client(&running);
+    let setup = log.wait_for(1);
+    assert!(setup[0].starts_with("setup in "), "{setup:?}");
+    assert_eq!((handle.children(), handle.waiting()), (1, 0));
+    c.sendall(b"a\n").unwrap();
+    assert_eq!(lines(&c, 1), "1 a\n");
+    c.sendall(b"b\n").unwrap();
+    assert_eq!(lines(&c, 1), "2 b\n");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(rest(&c), b"");
+    let mut events = setup;
+    events.extend(log.wait_for(2));
+    assert_ended(&events, 2, &[]);
+    drop(c);
+    client_leaving_by("silent", &running);
+    assert_ended(&log.wait_for(3), 0, &[]);
+    let c = client(&running);
+    let waited = Instant::now();
+    assert_eq!(rest(&c), b"");
+    let took = waited.elapsed();
+    assert!(
+        took >= idle - Duration::from_millis(20) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let mut events = log.wait_for(4);
+    let error = events.remove(2);
+    assert!(
+        error.starts_with("handle_error: timed out:") && error.contains("idle_timeout"),
+        "{error}"
+    );
+    assert_ended(&events, 0, &[]);
+    stop(running);
+    assert!(log.drain().is_empty(), "nothing after shutdown_request");
 }
 
 fn no_children_left_at_all() {
@@ -322,6 +437,14 @@ fn main() {
             state_is_kept_and_setup_and_finish_run_once,
         ),
         ("pipelined bytes not lost", pipelined_bytes_are_not_lost),
+        (
+            "an error in a later turn",
+            an_error_in_a_later_turn_ends_it_with_finish_once,
+        ),
+        (
+            "writes from another thread",
+            writes_from_another_thread_reach_a_waiting_connection,
+        ),
         ("EOF while waiting", eof_while_waiting_ends_it_cleanly),
         ("reset while waiting", a_reset_while_waiting_ends_it_cleanly),
         (
@@ -331,6 +454,10 @@ fn main() {
         (
             "graceful stop with waiting children",
             a_graceful_stop_ends_waiting_children,
+        ),
+        (
+            "silent new connections wait in their child",
+            silent_new_connections_wait_in_their_child,
         ),
         ("no zombies", no_children_left_at_all),
     ];

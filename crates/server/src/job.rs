@@ -5,11 +5,12 @@ use crate::waiting::{Close, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
 use handler::driver::{Session, Waited};
 use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
+use reactor::{Interest, Reactor};
 use socket::{Address, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 /// A request's place in the server's books: its in-flight ticket, and where its connection
@@ -95,6 +96,7 @@ type Parts<R> = (
 fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
     let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
     let address = client_address.clone();
+    let wait_first = R::waits_for_first_input(&handler.options());
     let work = move |ticket: Option<InFlight>| match Session::start(
         handler,
         raw,
@@ -110,7 +112,7 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
             waiting,
             slot: None,
         })
-        .run(ticket),
+        .run(ticket, wait_first),
         Err(error) => {
             guard_hook("handle_error", || {
                 hooks.handle_error(&context, &client_address, &error)
@@ -140,14 +142,17 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
     /// Runs turns until the handler is done, or its connection waits: in the server's reactor
     /// when there is a ticket to keep meanwhile (sync, threading), on this thread when there is
     /// none (a forked child, which waits on its own socket). A turn that leaves bytes in
-    /// `rfile` is followed by the next at once.
-    fn run(mut self: Box<Self>, mut ticket: Option<InFlight>) {
+    /// `rfile` is followed by the next at once. `wait_first`: the request was just set up
+    /// and waits for its first input before its first turn
+    /// (`StreamOptions::wait_for_first_input`).
+    fn run(mut self: Box<Self>, mut ticket: Option<InFlight>, wait_first: bool) {
+        let mut next = wait_first.then(|| self.session.wait_before_first_turn());
         loop {
-            match self.session.turn() {
+            match next.take().unwrap_or_else(|| self.session.turn()) {
                 Ok(Next::WaitForInput) if self.session.has_buffered_input() => {}
                 Ok(Next::WaitForInput) => {
                     let Some(held) = ticket.take() else {
-                        match self.session.wait_here() {
+                        match self.wait_in_child() {
                             Waited::Input => continue,
                             Waited::TimedOut(e) => return (*self).end(Err(e), None),
                             _ => return (*self).end(Ok(()), None),
@@ -172,6 +177,51 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                 }
                 Ok(_) => return (*self).end(Ok(()), ticket),
                 Err(e) => return (*self).end(Err(e), ticket),
+            }
+        }
+    }
+
+    /// The wait between turns of a forked child, on its own connection: as
+    /// [`Session::wait_here`], and a graceful stop of the parent ends it at once when no
+    /// input is there (input already there gets its turn, within the stop's grace).
+    fn wait_in_child(&mut self) -> Waited {
+        let (Some(stopping), Some(connection)) = (
+            self.waiting.stopping_socket(),
+            self.session.request().waits_on(),
+        ) else {
+            return self.session.wait_here();
+        };
+        // A reactor of the child's own for this wait: its connection and the stop's socket.
+        let mut reactor = match Reactor::new().and_then(|r| {
+            r.register(&**connection, 0, Interest::READABLE)?;
+            r.register(stopping, 1, Interest::READABLE)?;
+            Ok(r)
+        }) {
+            Ok(reactor) => reactor,
+            Err(e) => {
+                log::debug!("a forked child waits on its connection alone: {e}");
+                return self.session.wait_here();
+            }
+        };
+        let deadline = self.session.wait_deadline();
+        loop {
+            if let Some(waited) = self.session.poll_input() {
+                return waited;
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout == Some(Duration::ZERO) {
+                return Waited::TimedOut(self.session.wait_timed_out());
+            }
+            let stop = match reactor.select(timeout) {
+                Ok(ready) => ready.iter().any(|r| r.key == 1),
+                Err(e) => {
+                    log::debug!("waiting on a connection failed: {e}");
+                    return Waited::Closed;
+                }
+            };
+            if stop {
+                // The parent's graceful stop: unread input gets its turn, else the end.
+                return self.session.poll_input().unwrap_or(Waited::Closed);
             }
         }
     }
@@ -236,7 +286,7 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
     }
 
     fn resume(self: Box<Self>, ticket: Option<InFlight>) {
-        self.run(ticket);
+        self.run(ticket, false);
     }
 
     fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>) {

@@ -743,10 +743,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         self.resume(&socket)?;
         self.waiting.open();
         while !self.shared.stop_requested() {
-            let timeout = self.waiting.clamp(self.backoff.clamp(poll_interval));
+            let timeout = self.waiting.clamp(Some(self.backoff.clamp(poll_interval)));
             let (mut ready, mut from_children) = (false, false);
             let epoch = self.waiting.begin_select();
-            for r in self.reactor.select(Some(timeout))? {
+            for r in self.reactor.select(timeout)? {
                 ready |= r.key == LISTENER;
                 from_children |= r.key == FROM_CHILDREN;
                 if r.key >= waiting::FIRST_KEY {
@@ -787,6 +787,13 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     /// Handles one request, waiting up to the server's `timeout` for it (Python's
     /// `handle_request()`); calls `handle_timeout` when none came.
     ///
+    /// A connection waiting between its handler's turns ([`Next::WaitForInput`], or
+    /// [`wait_for_first_input`](crate::StreamOptions::wait_for_first_input) before its first)
+    /// is a request here too: its input (or its end: an EOF, a reset, its idle timeout)
+    /// runs its next turn (or its end) and this returns, as a new connection's would. So a
+    /// program that drives its loop with `handle_request` serves every turn of such
+    /// handlers; the readiness of several waiting connections at once is served in one call.
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after `server_close`, or an OS error of the reactor.
@@ -815,6 +822,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
+        self.waiting.open();
         loop {
             match self.take_request(&socket) {
                 Took::Served => return Ok(()),
@@ -837,9 +845,22 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
                 });
                 return Ok(());
             }
-            // Woken by a request, or by what may make room (see has_room, ServerLink::watch).
-            self.reactor.select(timeout)?;
+            // Woken by a request, a waiting connection, or by what may make room (see
+            // has_room, ServerLink::watch); the earliest idle deadline of a waiting one ends
+            // the wait too.
+            let epoch = self.waiting.begin_select();
+            for r in self.reactor.select(self.waiting.clamp(timeout))? {
+                if r.key >= waiting::FIRST_KEY {
+                    self.woken.push(*r);
+                }
+            }
+            let served = self
+                .waiting
+                .dispatch(&mut self.woken, epoch, &mut self.strategy);
             self.strategy.service_actions();
+            if served > 0 {
+                return Ok(());
+            }
         }
     }
 

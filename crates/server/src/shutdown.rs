@@ -65,6 +65,11 @@ pub(crate) struct Shared {
     children: AtomicUsize,
     /// Requests in flight whose connection waits in the reactor between turns.
     waiting: AtomicUsize,
+    /// Says to forked children that a graceful stop began: the parent writes a byte to the
+    /// second socket, and the first, which every child inherits and none reads, stays
+    /// readable until the next loop starts (the parent drains it). A child whose connection
+    /// waits between turns watches it beside its connection.
+    stopping: Option<(Socket, Socket)>,
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +123,40 @@ impl Shared {
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            stopping: match children_channel() {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    log::warn!(
+                        "cannot make the channel that tells forked children of a graceful \
+                         stop ({e}): their waiting connections end at the stop's grace"
+                    );
+                    None
+                }
+            },
         })
+    }
+
+    /// The socket that becomes readable when a graceful stop begins (see `stopping`): what a
+    /// forked child's waiting connection watches.
+    pub(crate) fn stopping_socket(&self) -> Option<&Socket> {
+        self.stopping.as_ref().map(|(reader, _)| reader)
+    }
+
+    /// Tells forked children that a graceful stop began (once is enough: the byte stays).
+    fn tell_children_of_the_stop(&self) {
+        if let Some((_, writer)) = &self.stopping {
+            // Non-blocking; a full queue already says it.
+            let _ = writer.send(b"s");
+        }
+    }
+
+    /// A new loop: the stop of an earlier one is no longer news.
+    fn forget_the_stop(&self) {
+        if let Some((reader, _)) = &self.stopping {
+            let mut scratch = [0u8; 16];
+            // Non-blocking: ends with WouldBlock once drained.
+            while reader.recv_into(&mut scratch).is_ok() {}
+        }
     }
 
     /// The socket the serving loop watches for stop requests from forked children.
@@ -239,6 +277,7 @@ impl Shared {
         drop(state);
         // Likewise a forked child's stop request that came after the last loop ended.
         self.drain_children_requests();
+        self.forget_the_stop();
         Some(LoopGuard {
             shared: Arc::clone(self),
         })
@@ -378,6 +417,7 @@ impl Shared {
             };
             self.request_stop(&mut state);
         }
+        self.tell_children_of_the_stop();
         let mut report = GracefulStop::default();
         if !self.wait_idle(grace_end) {
             report.forced = self.force_connections();
@@ -413,6 +453,7 @@ impl Shared {
             state.stop_deadline = Some(Instant::now());
             self.request_stop(&mut state);
         }
+        self.tell_children_of_the_stop();
         // Also after the loop returned: the serving thread may wait for the stop's requests
         // (`Server::drain`), and its deadline just moved to now.
         self.wake();

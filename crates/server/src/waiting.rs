@@ -117,6 +117,12 @@ impl Waiting {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The socket that becomes readable when a graceful stop begins, for a forked child's
+    /// waiting connection to watch.
+    pub(crate) fn stopping_socket(&self) -> Option<&Socket> {
+        self.shared.stopping_socket()
+    }
+
     /// Whether connections may no longer wait (a graceful stop or a close began).
     pub(crate) fn is_closing(&self) -> bool {
         self.lock().closing
@@ -221,24 +227,26 @@ impl Waiting {
         self.epoch.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// `timeout`, shortened to the earliest deadline of a waiting connection.
-    pub(crate) fn clamp(&self, timeout: Duration) -> Duration {
+    /// `timeout` (`None`: none), shortened to the earliest deadline of a waiting connection.
+    pub(crate) fn clamp(&self, timeout: Option<Duration>) -> Option<Duration> {
         let earliest = self.lock().timers.peek().map(|Reverse((at, _, _))| *at);
-        match earliest {
-            Some(at) => timeout.min(at.saturating_duration_since(Instant::now())),
-            None => timeout,
+        let until = earliest.map(|at| at.saturating_duration_since(Instant::now()));
+        match (timeout, until) {
+            (Some(t), Some(u)) => Some(t.min(u)),
+            (t, u) => t.or(u),
         }
     }
 
     /// Hands the strategy a job for each connection `woken` reports (its next turn, or its
     /// end when the client left), and for each that waited past its deadline (its end).
-    /// `epoch` is the one of the select that reported them.
+    /// `epoch` is the one of the select that reported them. Returns how many it handed on
+    /// (turns and ends).
     pub(crate) fn dispatch<C: Strategy>(
         &self,
         woken: &mut Vec<Ready>,
         epoch: u64,
         strategy: &mut C,
-    ) {
+    ) -> usize {
         let mut jobs = Vec::new();
         {
             let mut state = self.lock();
@@ -287,10 +295,12 @@ impl Waiting {
                 }
             }
         }
+        let count = jobs.len();
         for job in jobs {
             self.shared.unparked();
             strategy.process_request(job);
         }
+        count
     }
 
     /// A graceful stop: no connection waits from now on. Those waiting with no input end at

@@ -278,6 +278,34 @@ pub use handler::{
     StreamRequest, StreamWriter,
 };
 
+/// Through the facade: a handler's way to write to its connection from other threads, while
+/// the connection waits between turns (`Next::WaitForInput`) or runs one, as the chat
+/// example broadcasts.
+///
+/// ```
+/// use sockserve::socket::create_connection;
+/// use sockserve::{ConnectionWriter, Next, TcpServer};
+/// use std::{io::Read, sync::mpsc, time::Duration};
+///
+/// let (to_main, writers) = mpsc::channel::<ConnectionWriter>();
+/// let server = TcpServer::bind("127.0.0.1:0", move |req| {
+///     to_main.send(req.writer())?;
+///     Ok(Next::WaitForInput) // waits in the reactor, holding nothing, until input comes
+/// })?;
+/// let address = server.server_address().clone();
+/// let running = server.spawn()?;
+/// let mut client = create_connection(&address, &Default::default())?;
+/// let writer = writers.recv_timeout(Duration::from_secs(10))?;
+/// std::thread::spawn(move || writer.write_all(b"news\n")).join().unwrap()?;
+/// let mut got = [0; 5];
+/// client.read_exact(&mut got)?;
+/// assert_eq!(&got, b"news\n");
+/// running.shutdown()?.server_close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(inline)]
+pub use handler::ConnectionWriter;
+
 // The server layer.
 #[doc(inline)]
 pub use server::{

@@ -6,6 +6,11 @@
 //!   the connections wait in the server's reactor. The server's RSS and thread count, read
 //!   from `/proc/PID/status` while all are open, go into the case's line and are bounded
 //!   ([`MAX_RSS_KIB`], [`MAX_THREADS`]).
+//! - 10,000 connections to the same server that say nothing until all are open: `--park`
+//!   makes a new connection wait in the reactor for its first input
+//!   (`StreamOptions::wait_for_first_input`), so the server holds them all with its 16
+//!   threads; its RSS and threads are read then (same bounds), then every connection sends
+//!   and is answered, twice.
 //! - 1,000 connections to a sync `--park` server, one message at a time (each client sends,
 //!   gets its echo and stays open, then the next; then each again): a sync server that held
 //!   a connection between its messages would never answer the second client.
@@ -34,7 +39,7 @@ struct Case {
     name: &'static str,
     args: &'static [&'static str],
     connections: usize,
-    /// `park_client.py`'s STYLE: `burst` or `one-by-one`.
+    /// `park_client.py`'s STYLE: `burst`, `silent` or `one-by-one`.
     style: &'static str,
 }
 
@@ -44,6 +49,12 @@ const CASES: &[Case] = &[
         args: &["--mode", "threading", "--park", "--max-threads", "16"],
         connections: 10_000,
         style: "burst",
+    },
+    Case {
+        name: "echo_server threading --park, 10,000 silent connections",
+        args: &["--mode", "threading", "--park", "--max-threads", "16"],
+        connections: 10_000,
+        style: "silent",
     },
     Case {
         name: "echo_server sync --park, 1,000 keep-alive clients",

@@ -3,11 +3,14 @@
 #
 #   park_client.py ADDR COUNT SERVER_PID STYLE LIMIT_SECONDS
 #
-# STYLE `burst`: open COUNT connections, each sending its first message as it connects (a
-# connection's first turn runs as it is accepted, so a silent one would hold a pool thread),
-# then read every echo (one selector over all); then, with all open and answered, read the
+# STYLE `burst`: open COUNT connections, each sending its first message as it connects, then
+# read every echo (one selector over all); then, with all open and answered, read the
 # server's VmRSS and Threads from /proc/SERVER_PID/status; then a message on every connection
 # at once and every echo again.
+# STYLE `silent`: open COUNT connections that send nothing, wait until the server holds them
+# all (COUNT descriptors more in /proc/SERVER_PID/fd than before), read its VmRSS and
+# Threads then (silent new connections wait in its reactor: no thread each), then a message
+# on every connection at once and every echo, twice.
 # STYLE `one-by-one`: open a connection, send, read its echo, keep it open, then the next; the
 # same again over the open connections. (A sync server that held a connection in a handler
 # would never answer the second client.)
@@ -98,6 +101,10 @@ def burst(socks, round_, sent=False):
         s.setblocking(True)
 
 
+def fds():
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def status():
     """The server's VmRSS (KiB) and Threads, from /proc."""
     fields = {}
@@ -119,6 +126,18 @@ try:
         burst(socks, 1, sent=True)
         answered = time.monotonic()
         rss, threads = status()
+        burst(socks, 2)
+    elif style == "silent":
+        before = fds()
+        for i in range(count):
+            socks.append(connect(i))
+        while fds() < before + count:
+            left()
+            time.sleep(0.05)  # polling the server's /proc entry: nothing to wait on
+        opened = time.monotonic()
+        rss, threads = status()
+        burst(socks, 1)
+        answered = time.monotonic()
         burst(socks, 2)
     elif style == "one-by-one":
         for i in range(count):
