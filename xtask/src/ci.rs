@@ -58,7 +58,11 @@ fn steps() -> Vec<(&'static str, Step)> {
 /// The facade's features only add API: it builds, lint-free, with none of them and with
 /// each alone (clippy on its library: the layers below are checked once, so this is quick).
 fn facade_features() -> Result<()> {
-    for features in [&[][..], &["--features", "threading"], &["--features", "forking"]] {
+    for features in [
+        &[][..],
+        &["--features", "threading"],
+        &["--features", "forking"],
+    ] {
         let mut args = vec!["clippy", "-p", "sockserve", "--no-default-features"];
         args.extend_from_slice(features);
         args.extend_from_slice(&["--", "-D", "warnings"]);
