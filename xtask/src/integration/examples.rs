@@ -12,6 +12,10 @@
 //!   before its reply), then a whole request still answered, descriptors back to baseline;
 //! - SIGTERM with a client connected (or a request in flight): no zombie children, exit 0, the
 //!   socket file removed, the stop report on stderr;
+//! - the ports of Python programs that listen on their originals' fixed ports (`tcp_upper`,
+//!   `threaded_tcp_upper`, `udp_upper`, `forking`): each header's commands as written, ready
+//!   once the port is taken, the client's output checked, then the stop the header names
+//!   (Ctrl-C's SIGINT ends it; `forking`: SIGTERM, exit 0, after its children are reaped);
 //! - and per example: `periodic`'s tick lines and `--handle-request` rounds, `graceful_stop`
 //!   with a request longer than its grace (the report counts the connection shut down, exit 1).
 //!
@@ -147,6 +151,11 @@ pub(crate) fn run(examples: &Path, tally: &mut Tally) {
             sigterm_case(examples, dir.path(), spec),
         );
     }
+    for port in PORTS {
+        let began = Instant::now();
+        let name = format!("{}: its header's commands", port.example);
+        tally.record(&name, began, port_header_case(port));
+    }
     let began = Instant::now();
     let result = periodic_rounds(examples);
     tally.record(
@@ -161,6 +170,139 @@ pub(crate) fn run(examples: &Path, tally: &mut Tally) {
         began,
         result,
     );
+}
+
+/// A port of a Python program (`cargo xtask lines` holds it to its original's lines, so it
+/// announces nothing): its header's commands, readiness seen by its fixed port.
+#[derive(Debug)]
+struct Port {
+    example: &'static str,
+    /// Its fixed port, and whether it is UDP.
+    port: u16,
+    udp: bool,
+    /// What the client's output must contain.
+    output: &'static [&'static str],
+    /// How its header says it stops (`INT`: Ctrl-C, which ends it; `TERM`: a graceful stop,
+    /// exit 0).
+    stop: &'static str,
+}
+
+const PORTS: &[Port] = &[
+    Port {
+        example: "tcp_upper",
+        port: 9999,
+        udp: false,
+        output: &["b'HELLO'"],
+        stop: "INT",
+    },
+    Port {
+        example: "threaded_tcp_upper",
+        port: 9999,
+        udp: false,
+        output: &["b'HELLO'"],
+        stop: "INT",
+    },
+    Port {
+        example: "udp_upper",
+        port: 9999,
+        udp: true,
+        output: &["b'HELLO'"],
+        stop: "INT",
+    },
+    Port {
+        example: "forking",
+        port: 9997,
+        udp: false,
+        output: &["welcome ('127.0.0.1', ", "served by pid ", "1: HI"],
+        stop: "TERM",
+    },
+];
+
+/// Whether a UDP socket is bound to `port` (`/proc/net/udp`, `/proc/net/udp6`).
+fn udp_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .any(|local| format!("{local} ").ends_with(&needle))
+        })
+    })
+}
+
+/// Whether the port is taken: a TCP connect succeeds, or a UDP socket is bound.
+fn port_open(port: &Port) -> bool {
+    if port.udp {
+        udp_bound(port.port)
+    } else {
+        std::net::TcpStream::connect(("localhost", port.port)).is_ok()
+    }
+}
+
+/// A port's header: `cargo run --example ...` as written, ready once its port is, the client
+/// line by `sh`; then its stop: Ctrl-C's SIGINT ends it, or SIGTERM stops it with exit 0
+/// after its children are reaped (no zombies); its port is free again either way.
+fn port_header_case(port: &Port) -> Result<String> {
+    let file = project_root()
+        .join("examples")
+        .join(format!("{}.rs", port.example));
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (run, try_it) = header_commands(&text).ok_or_else(|| {
+        format!(
+            "{}: no ```text block with `cargo run` and a client",
+            file.display()
+        )
+    })?;
+    if port_open(port) {
+        return Err(format!("port {} is taken before `{run}` started", port.port).into());
+    }
+    let words: Vec<&str> = run.split_whitespace().collect();
+    let mut guard = Cmd::cargo(&words[1..]).spawn_guarded()?;
+    let deadline = Instant::now() + STARTUP_LIMIT * 6;
+    while !port_open(port) {
+        if let Some(status) = guard.child_mut().try_wait()? {
+            return Err(format!("`{run}` exited ({status}) before serving").into());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("`{run}` did not serve port {} in time", port.port).into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = Cmd::new("sh")
+        .arg("-c")
+        .arg(&try_it)
+        .output_within(CLIENT_LIMIT)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !port.output.iter().all(|o| stdout.contains(o)) {
+        return Err(format!(
+            "`{try_it}` ({}) printed {:?}, not all of {:?}",
+            output.status,
+            stdout.trim_end(),
+            port.output
+        )
+        .into());
+    }
+    let pid = guard.child_mut().id();
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    while !zombie_children(pid)?.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(format!("zombie children of {pid} after {SETTLE_LIMIT:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard.signal(port.stop)?;
+    let status = guard.wait_within(STOP_LIMIT)?;
+    let stopped = match port.stop {
+        "TERM" => status.success(),
+        _ => std::os::unix::process::ExitStatusExt::signal(&status) == Some(2),
+    };
+    if !stopped {
+        return Err(format!("`{run}`: {status} after SIG{}", port.stop).into());
+    }
+    if port_open(port) {
+        return Err(format!("port {} still taken after the stop", port.port).into());
+    }
+    Ok(format!("`{run}`; SIG{}: {status}", port.stop))
 }
 
 /// The server's command line on a fresh address (port 0, or a path in `dir`).
@@ -534,6 +676,34 @@ mod tests {
                 .join(format!("{}.rs", spec.example));
             let text = std::fs::read_to_string(&file).unwrap();
             assert!(header_commands(&text).is_some(), "{}", spec.example);
+        }
+    }
+
+    /// Every `[[example]]` has cases somewhere in `cargo xtask integration`, but for those
+    /// named here, whose cases are to come with their owners' work.
+    #[test]
+    fn every_example_has_its_cases() {
+        let elsewhere = [
+            "basic_server",
+            "basic_client",
+            "threaded_docs",
+            "echo_server",
+        ];
+        let pending = ["chat", "http_server"];
+        let manifest = std::fs::read_to_string(project_root().join("examples/Cargo.toml")).unwrap();
+        for line in manifest.lines() {
+            let Some(name) = line
+                .strip_prefix("name = \"")
+                .and_then(|l| l.strip_suffix('"'))
+            else {
+                continue;
+            };
+            let covered = SPECS.iter().any(|s| s.example == name)
+                || PORTS.iter().any(|p| p.example == name)
+                || elsewhere.contains(&name)
+                || pending.contains(&name)
+                || name == "sockserve-examples";
+            assert!(covered, "the example {name} has no integration case");
         }
     }
 
