@@ -154,125 +154,66 @@
 //! - [`sockserve::socket::opt::ReusePort`]
 //! - [`sockserve::socket::raise_fd_limit`]
 
-#[allow(unused_imports)]
+#![allow(unused_imports)]
+
 use sockserve as _;
-#[allow(unused_imports)]
 use sockserve::CloseReport as _;
-#[allow(unused_imports)]
 use sockserve::DEFAULT_MAX_CHILDREN as _;
-#[allow(unused_imports)]
 use sockserve::DatagramOptions as _;
-#[allow(unused_imports)]
 use sockserve::DatagramRequest as _;
-#[allow(unused_imports)]
 use sockserve::DefaultHooks as _;
-#[allow(unused_imports)]
 use sockserve::Family as _;
-#[allow(unused_imports)]
 use sockserve::Family::Inet as _;
-#[allow(unused_imports)]
 use sockserve::Family::Inet6 as _;
-#[allow(unused_imports)]
 use sockserve::Family::Unix as _;
-#[allow(unused_imports)]
 use sockserve::Forking as _;
-#[allow(unused_imports)]
 use sockserve::ForkingTcpServer as _;
-#[allow(unused_imports)]
 use sockserve::ForkingUdpServer as _;
-#[allow(unused_imports)]
 use sockserve::ForkingUnixDatagramServer as _;
-#[allow(unused_imports)]
 use sockserve::ForkingUnixStreamServer as _;
-#[allow(unused_imports)]
 use sockserve::Handler as _;
-#[allow(unused_imports)]
 use sockserve::HandlerError as _;
-#[allow(unused_imports)]
 use sockserve::HandlerExt as _;
-#[allow(unused_imports)]
 use sockserve::Job as _;
-#[allow(unused_imports)]
 use sockserve::Kind as _;
-#[allow(unused_imports)]
 use sockserve::Next as _;
-#[allow(unused_imports)]
 use sockserve::Overload as _;
-#[allow(unused_imports)]
 use sockserve::RequestRef as _;
-#[allow(unused_imports)]
 use sockserve::SOMAXCONN as _;
-#[allow(unused_imports)]
 use sockserve::Server as _;
-#[allow(unused_imports)]
 use sockserve::ServerContext as _;
-#[allow(unused_imports)]
 use sockserve::Socket as _;
-#[allow(unused_imports)]
 use sockserve::StreamOptions as _;
-#[allow(unused_imports)]
 use sockserve::StreamReader as _;
-#[allow(unused_imports)]
 use sockserve::StreamRequest as _;
-#[allow(unused_imports)]
 use sockserve::StreamWriter as _;
-#[allow(unused_imports)]
 use sockserve::Tcp as _;
-#[allow(unused_imports)]
 use sockserve::TcpServer as _;
-#[allow(unused_imports)]
 use sockserve::Threading as _;
-#[allow(unused_imports)]
 use sockserve::ThreadingTcpServer as _;
-#[allow(unused_imports)]
 use sockserve::ThreadingUdpServer as _;
-#[allow(unused_imports)]
 use sockserve::ThreadingUnixDatagramServer as _;
-#[allow(unused_imports)]
 use sockserve::ThreadingUnixStreamServer as _;
-#[allow(unused_imports)]
 use sockserve::Type as _;
-#[allow(unused_imports)]
 use sockserve::Type::Datagram as _;
-#[allow(unused_imports)]
 use sockserve::Type::Stream as _;
-#[allow(unused_imports)]
 use sockserve::Udp as _;
-#[allow(unused_imports)]
 use sockserve::UdpServer as _;
-#[allow(unused_imports)]
 use sockserve::UnixDatagram as _;
-#[allow(unused_imports)]
 use sockserve::UnixDatagramServer as _;
-#[allow(unused_imports)]
 use sockserve::UnixStream as _;
-#[allow(unused_imports)]
 use sockserve::UnixStreamServer as _;
-#[allow(unused_imports)]
 use sockserve::handler::driver::finish_request as _;
-#[allow(unused_imports)]
 use sockserve::mixins as _;
-#[allow(unused_imports)]
 use sockserve::prelude as _;
-#[allow(unused_imports)]
 use sockserve::reactor as _;
-#[allow(unused_imports)]
 use sockserve::reactor::Reactor as _;
-#[allow(unused_imports)]
 use sockserve::serve_until_signal as _;
-#[allow(unused_imports)]
 use sockserve::socket as _;
-#[allow(unused_imports)]
 use sockserve::socket::Shutdown::Write as _;
-#[allow(unused_imports)]
 use sockserve::socket::SockOpt as _;
-#[allow(unused_imports)]
 use sockserve::socket::exit_now as _;
-#[allow(unused_imports)]
 use sockserve::socket::opt::NoDelay as _;
-#[allow(unused_imports)]
 use sockserve::socket::opt::ReuseAddress as _;
-#[allow(unused_imports)]
 use sockserve::socket::opt::ReusePort as _;
-#[allow(unused_imports)]
 use sockserve::socket::raise_fd_limit as _;

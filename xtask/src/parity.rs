@@ -130,9 +130,9 @@ pub(crate) fn generate(rows: &[Row]) -> String {
     for path in &paths {
         out.push_str(&format!("//! - [`{path}`]\n"));
     }
-    out.push('\n');
+    out.push_str("\n#![allow(unused_imports)]\n\n");
     for path in paths.iter().filter(|p| !is_member(p)) {
-        out.push_str(&format!("#[allow(unused_imports)]\nuse {path} as _;\n"));
+        out.push_str(&format!("use {path} as _;\n"));
     }
     out
 }
