@@ -56,7 +56,8 @@ fn steps() -> Vec<(&'static str, Step)> {
 }
 
 /// The facade's features only add API: it builds, lint-free, with none of them and with
-/// each alone (clippy on its library: the layers below are checked once, so this is quick).
+/// each alone (clippy on its library: the layers below are checked once, so this is quick),
+/// and its tests that need no strategy pass without either.
 fn facade_features() -> Result<()> {
     for features in [
         &[][..],
@@ -68,7 +69,15 @@ fn facade_features() -> Result<()> {
         args.extend_from_slice(&["--", "-D", "warnings"]);
         Cmd::cargo(&args).run()?;
     }
-    Ok(())
+    // The facade's own tests that need no strategy (the others require both features).
+    Cmd::cargo(&[
+        "test",
+        "-p",
+        "sockserve",
+        "--no-default-features",
+        "--tests",
+    ])
+    .run()
 }
 
 /// Runs every step; the first failure ends the run with an error naming the step.
