@@ -243,16 +243,7 @@ fn port_open(port: &Port) -> bool {
 /// line by `sh`; then its stop: Ctrl-C's SIGINT ends it, or SIGTERM stops it with exit 0
 /// after its children are reaped (no zombies); its port is free again either way.
 fn port_header_case(port: &Port) -> Result<String> {
-    let file = project_root()
-        .join("examples")
-        .join(format!("{}.rs", port.example));
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let (run, try_it) = header_commands(&text).ok_or_else(|| {
-        format!(
-            "{}: no ```text block with `cargo run` and a client",
-            file.display()
-        )
-    })?;
+    let (run, try_it) = read_header(port.example)?;
     if port_open(port) {
         return Err(format!("port {} is taken before `{run}` started", port.port).into());
     }
@@ -534,16 +525,7 @@ fn wait_for(log: &StderrLog, text: &str, limit: Duration) -> bool {
 /// The header's commands as written: `cargo run --example ...` and the client line (by `sh`),
 /// whose output must be `spec.header_output`; then SIGTERM, exit 0, the address released.
 fn header_case(spec: &Spec) -> Result<String> {
-    let file = project_root()
-        .join("examples")
-        .join(format!("{}.rs", spec.example));
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let (run, try_it) = header_commands(&text).ok_or_else(|| {
-        format!(
-            "{}: no ```text block with `cargo run` and a client",
-            file.display()
-        )
-    })?;
+    let (run, try_it) = read_header(spec.example)?;
     let words: Vec<&str> = run.split_whitespace().collect();
     let server_cmd = Cmd::cargo(&words[1..]);
     let mut server = RunningServer::start(&server_cmd, STARTUP_LIMIT * 6)?;
@@ -579,6 +561,18 @@ fn header_case(spec: &Spec) -> Result<String> {
         }
     }
     Ok(format!("`{run}`; the client printed {}", stdout.trim_end()))
+}
+
+/// The `cargo run` and client lines of `examples/EXAMPLE.rs`'s header.
+fn read_header(example: &str) -> Result<(String, String)> {
+    let file = project_root()
+        .join("examples")
+        .join(format!("{example}.rs"));
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    header_commands(&text).ok_or_else(|| {
+        let file = file.display();
+        format!("{file}: no ```text block with `cargo run` and a client").into()
+    })
 }
 
 /// The first two lines of a header's first ```text block that start with `cargo run` and
