@@ -10,8 +10,8 @@
 //!
 //! ```text
 //! cargo run --example chat
-//! nc 127.0.0.1 9998                      # in two terminals or more: type lines in each
 //! python3 examples/python/chat_test.py 300
+//! nc 127.0.0.1 9998                      # in two terminals or more: type lines in each
 //! ```
 //!
 //! `chat_test.py N` connects N members at once and checks that each received every other

@@ -34,6 +34,7 @@ fn steps() -> Vec<(&'static str, Step)> {
                 "warnings",
             ])),
         ),
+        ("features", Step::InProcess(facade_features)),
         (
             "build",
             Step::Cmd(Cmd::cargo(&["build", "--workspace", "--all-targets"])),
@@ -52,6 +53,31 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),
     ]
+}
+
+/// The facade's features only add API: it builds, lint-free, with none of them and with
+/// each alone (clippy on its library: the layers below are checked once, so this is quick),
+/// and its tests that need no strategy pass without either.
+fn facade_features() -> Result<()> {
+    for features in [
+        &[][..],
+        &["--features", "threading"],
+        &["--features", "forking"],
+    ] {
+        let mut args = vec!["clippy", "-p", "sockserve", "--no-default-features"];
+        args.extend_from_slice(features);
+        args.extend_from_slice(&["--", "-D", "warnings"]);
+        Cmd::cargo(&args).run()?;
+    }
+    // The facade's own tests that need no strategy (the others require both features).
+    Cmd::cargo(&[
+        "test",
+        "-p",
+        "sockserve",
+        "--no-default-features",
+        "--tests",
+    ])
+    .run()
 }
 
 /// Runs every step; the first failure ends the run with an error naming the step.

@@ -4,6 +4,7 @@
 //! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
+//! cargo xtask parity        examples/parity.rs from PARITY.md; every socketserver name has a row
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
 //!                           echo_server (sync, threading, forking), a bare std server and CPython's
@@ -26,6 +27,7 @@ mod doclinks;
 mod integration;
 mod lines;
 mod metadata;
+mod parity;
 mod tidy;
 
 use std::process::ExitCode;
@@ -46,6 +48,8 @@ commands:
   doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
                 dead link
   integration   run the examples as real processes against real clients (Rust and CPython)
+  parity        write examples/parity.rs from PARITY.md and check the table against CPython's
+                socketserver (tidy checks the same)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
   bench         load-test echo_server (sync, threading, forking), a bare std server and
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         "doc-links" => no_flags(command, rest).and_then(|()| doclinks::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "lines" => no_flags(command, rest).and_then(|()| lines::run()),
+        "parity" => no_flags(command, rest).and_then(|()| parity::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),

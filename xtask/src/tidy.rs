@@ -207,6 +207,9 @@ pub(crate) enum Check {
     UnusedDeps,
     /// Library doc examples name internal crates by their published names.
     DocPaths,
+    /// `PARITY.md` has a row for every name of CPython's socketserver, and
+    /// `examples/parity.rs` is generated from it.
+    Parity,
 }
 
 impl fmt::Display for Check {
@@ -222,6 +225,7 @@ impl fmt::Display for Check {
             Check::Libc => "libc",
             Check::UnusedDeps => "unused-deps",
             Check::DocPaths => "doc-paths",
+            Check::Parity => "parity",
         })
     }
 }
@@ -263,12 +267,18 @@ const CHECKS: &[Check] = &[
     Check::Libc,
     Check::UnusedDeps,
     Check::DocPaths,
+    Check::Parity,
 ];
 
 /// Runs every check on the real workspace; fails listing every violation.
 pub(crate) fn run() -> Result<()> {
     let workspace = Workspace::load()?;
-    let (violations, notes) = check_workspace(&workspace)?;
+    let (mut violations, notes) = check_workspace(&workspace)?;
+    violations.extend(
+        crate::parity::problems()?
+            .into_iter()
+            .map(|message| violation(Check::Parity, "sockserve", message)),
+    );
     for note in &notes {
         eprintln!("tidy: note: {note}");
     }

@@ -200,7 +200,19 @@
 //! as in its layer, under the same name: `sockserve::TcpServer` is
 //! `sockserve::server::TcpServer`.
 
+//!
+//! # Features
+//!
+//! Both are on by default; each only adds API, so `default-features = false` leaves the
+//! synchronous servers, the layers below and everything else:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `threading` | [`Threading`], the `Threading*Server` aliases, [`DEFAULT_MAX_THREADS`], the [`mixins`] module |
+//! | `forking` | [`Forking`] (Unix), the `Forking*Server` aliases, [`DEFAULT_MAX_CHILDREN`], the [`mixins`] module |
+
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 /// The socket layer: Python's `socket` module (the `sockserve-socket` crate).
@@ -260,6 +272,8 @@ pub use server;
 /// # drop(server);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(any(feature = "threading", feature = "forking"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "threading", feature = "forking"))))]
 pub use mixins;
 
 // The socket layer.
@@ -315,13 +329,16 @@ pub use server::{
     UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
-// The concurrency layer.
-#[cfg(unix)]
+// The concurrency layer, one feature for each strategy.
+#[cfg(all(unix, feature = "forking"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "forking"))))]
 #[doc(inline)]
 pub use mixins::{
     DEFAULT_MAX_CHILDREN, Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer,
     ForkingUnixStreamServer,
 };
+#[cfg(feature = "threading")]
+#[cfg_attr(docsrs, doc(cfg(feature = "threading")))]
 #[doc(inline)]
 pub use mixins::{
     DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading, ThreadingTcpServer,
@@ -330,6 +347,7 @@ pub use mixins::{
 
 // Serving until a termination signal (signals are Unix's).
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 #[doc(inline)]
 pub use server::{SignalStop, StopSignals, serve_until_signal};
 
