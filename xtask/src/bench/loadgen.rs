@@ -100,9 +100,27 @@ pub(crate) struct Report {
     latencies: Vec<Duration>,
     /// UDP datagrams sent again after no answer within [`UDP_RESEND_AFTER`].
     pub(crate) resends: u64,
+    /// Connections (clients) that got no answer in the whole run.
+    pub(crate) starved: usize,
+    /// The fewest answers one connection got.
+    pub(crate) min_per_connection: u64,
 }
 
 impl Report {
+    /// A report of `latencies` (in any order) over `elapsed`, with the answers each
+    /// connection got.
+    pub(crate) fn new(mut latencies: Vec<Duration>, elapsed: Duration, answered: &[u64]) -> Report {
+        latencies.sort_unstable();
+        Report {
+            requests: latencies.len() as u64,
+            elapsed,
+            latencies,
+            resends: 0,
+            starved: answered.iter().filter(|&&n| n == 0).count(),
+            min_per_connection: answered.iter().copied().min().unwrap_or(0),
+        }
+    }
+
     /// Requests per second.
     pub(crate) fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
@@ -148,10 +166,12 @@ pub(crate) fn run(
     let mut end: Option<Instant> = None;
     let mut latencies = Vec::new();
     let mut resends = 0;
+    let mut answered = Vec::new();
     let mut failures = Vec::new();
     for (id, handle) in workers.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(stats)) => {
+                answered.push(stats.latencies.len() as u64);
                 latencies.extend(stats.latencies);
                 resends += stats.resends;
                 start = start.min(Some(stats.start)).or(Some(stats.start));
@@ -171,15 +191,13 @@ pub(crate) fn run(
         )
         .into());
     }
-    latencies.sort_unstable();
+    let elapsed = match (start, end) {
+        (Some(start), Some(end)) => end.duration_since(start),
+        _ => Duration::ZERO,
+    };
     Ok(Report {
-        requests: latencies.len() as u64,
-        elapsed: match (start, end) {
-            (Some(start), Some(end)) => end.duration_since(start),
-            _ => Duration::ZERO,
-        },
-        latencies,
         resends,
+        ..Report::new(latencies, elapsed, &answered)
     })
 }
 
@@ -363,7 +381,7 @@ impl Conn {
 
 /// A request whose bytes differ by client and by sequence number, so a reply that belongs to
 /// another request or another connection is caught, not only a corrupted one.
-fn fill(buf: &mut [u8; PAYLOAD], id: usize, seq: u64) {
+pub(crate) fn fill(buf: &mut [u8; PAYLOAD], id: usize, seq: u64) {
     let seed =
         (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     for (i, byte) in buf.iter_mut().enumerate() {
@@ -536,12 +554,10 @@ mod tests {
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
-        let report = Report {
-            requests: 100,
-            elapsed: Duration::from_secs(1),
-            latencies: (1..=100).map(Duration::from_micros).collect(),
-            resends: 0,
-        };
+        let answered = [60, 40, 0];
+        let latencies = (1..=100).rev().map(Duration::from_micros).collect();
+        let report = Report::new(latencies, Duration::from_secs(1), &answered);
+        assert_eq!((report.starved, report.min_per_connection), (1, 0));
         assert_eq!(report.percentile(50.0), Duration::from_micros(50));
         assert_eq!(report.percentile(99.0), Duration::from_micros(99));
         assert_eq!(report.percentile(100.0), Duration::from_micros(100));
