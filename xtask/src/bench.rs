@@ -658,9 +658,12 @@ fn start(
 ) -> Result<(RunningServer, Endpoint)> {
     let addr = if family.is_unix() {
         let slug = server.name().replace([' ', '/', '*', '(', ')'], "-");
-        dir.join(format!("{}-{slug}.sock", family.arg()))
-            .display()
-            .to_string()
+        let path = dir.join(format!("{}-{slug}.sock", family.arg()));
+        // The file of an earlier run: the std floor and tokio, which SIGTERM kills, leave it.
+        if path.exists() {
+            std::fs::remove_file(&path)?;
+        }
+        path.display().to_string()
     } else {
         "127.0.0.1:0".to_owned()
     };

@@ -427,7 +427,7 @@ fn ignore_not_connected(e: io::Error) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::TcpListener;
 
     use super::*;
@@ -435,11 +435,25 @@ mod tests {
     /// A thread-per-connection echo server on 127.0.0.1:0 that applies `corrupt` to what it
     /// echoes; it lives until the test process ends.
     fn echo_server(corrupt: fn(&mut [u8])) -> SocketAddr {
+        echo_server_serving(usize::MAX, corrupt)
+    }
+
+    /// [`echo_server`], serving only its first `serve` connections: the others are accepted
+    /// and left waiting (held open, never read).
+    pub(in crate::bench) fn echo_server_serving(
+        serve: usize,
+        corrupt: fn(&mut [u8]),
+    ) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
-            for stream in listener.incoming() {
+            let mut held = Vec::new();
+            for (i, stream) in listener.incoming().enumerate() {
                 let Ok(mut stream) = stream else { continue };
+                if i >= serve {
+                    held.push(stream);
+                    continue;
+                }
                 thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     while let Ok(n @ 1..) = stream.read(&mut buf) {

@@ -443,37 +443,8 @@ pub(crate) fn hold_idle(addr: SocketAddr, connections: usize) -> Result<Idle> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-
+    use super::super::loadgen::tests::echo_server_serving as echo_server;
     use super::*;
-
-    /// A thread-per-connection echo server on 127.0.0.1:0 that serves only its first `serve`
-    /// connections (the others are accepted and left waiting) and applies `corrupt` to what it
-    /// echoes; it lives until the test process ends.
-    fn echo_server(serve: usize, corrupt: fn(&mut [u8])) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        thread::spawn(move || {
-            let mut held = Vec::new();
-            for (i, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                if i >= serve {
-                    held.push(stream);
-                    continue;
-                }
-                thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n @ 1..) = stream.read(&mut buf) {
-                        corrupt(&mut buf[..n]);
-                        if stream.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
 
     const SHORT: Duration = Duration::from_millis(300);
 
