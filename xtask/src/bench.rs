@@ -418,7 +418,7 @@ pub(crate) fn crowd(args: &[String]) -> Result<()> {
     let addr = addr.ok_or("bench-crowd: --addr is required")?;
     raise_fd_limit()?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let report = many::ping_pong(addr, connections, duration, threads)?;
+    let report = many::ping_pong(addr, connections, duration, threads, None)?;
     println!(
         "{connections} connections, {:.1} s: {:.0} req/s, p50 {}, p99 {}, max {}, starved {}, \
          min/conn {}",
@@ -621,10 +621,13 @@ fn run_server(
         }
         eprintln!("--> {} against {}", specs[i].label(), server.name());
         let (proc, endpoint) = &mut server_proc;
+        let pid = Some(proc.guard.child_mut().id());
         let report = match (specs[i].load, &*endpoint) {
-            (Load::Threads(load), _) => loadgen::run(endpoint, load, Reply::Echo, opts.duration),
+            (Load::Threads(load), _) => {
+                loadgen::run_watching(endpoint, load, Reply::Echo, opts.duration, pid)
+            }
             (Load::Crowd(n), Endpoint::Tcp(addr)) => {
-                many::ping_pong(*addr, n, opts.duration, threads)
+                many::ping_pong(*addr, n, opts.duration, threads, pid)
             }
             (Load::Crowd(_), other) => {
                 Err(format!("event-driven clients need TCP, not {other}").into())
@@ -736,6 +739,19 @@ fn ratio(of: &[Cell], base: &[Cell]) -> Option<f64> {
     median(ratios)
 }
 
+/// The median, over the runs, of the server's CPU time per request, in microseconds.
+fn cpu_per_request(runs: &[Cell]) -> Option<f64> {
+    median(
+        runs.iter()
+            .filter_map(|cell| match cell {
+                Cell::Done(report) => report.cpu_per_request(),
+                _ => None,
+            })
+            .map(|d| d.as_secs_f64() * 1e6)
+            .collect(),
+    )
+}
+
 fn position(server: Server) -> usize {
     Server::ALL
         .iter()
@@ -745,8 +761,9 @@ fn position(server: Server) -> usize {
 
 /// One workload's table: a row per server, its median throughput and the spread of the runs,
 /// latency (p50, p99, and the max, which shows a connection left waiting), the starved
-/// connections, the fewest answers of one connection, and the median ratio of its throughput
-/// to CPython's, to the `std` floor's and to tokio's.
+/// connections, the fewest answers of one connection, the server's CPU time per request (user
+/// and system, all its threads: steadier than the throughput on a shared machine), and the
+/// median ratio of its throughput to CPython's, to the `std` floor's and to tokio's.
 fn table(row: &[Vec<Cell>]) -> String {
     let show = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
     let mut lines = vec![
@@ -779,6 +796,7 @@ fn table(row: &[Vec<Cell>]) -> String {
                     micros(report.percentile(100.0)),
                     sum.starved.to_string(),
                     sum.min_per_connection.to_string(),
+                    cpu_per_request(runs).map_or_else(|| "-".to_owned(), |d| format!("{d:.1}us")),
                 ]);
                 for base in [Server::CPython, Server::Std, Server::Tokio] {
                     line.push(show(ratio(runs, &row[position(base)])));
@@ -981,9 +999,10 @@ fn targets(
         lines.push(vec![
             format!("  --park, {connections} connections: >= 0.8x tokio, none starved"),
             format!(
-                "{} tokio, {} starved",
+                "{} tokio, {} starved (CPU/req {})",
                 vs_tokio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
-                starved.map_or("-".to_owned(), |s| s.to_string())
+                starved.map_or("-".to_owned(), |s| s.to_string()),
+                cpu_vs(&row[park], &row[position(Server::Tokio)], "tokio")
             ),
             verdict(vs_tokio.is_some_and(|r| r >= 0.8) && starved == Some(0)),
         ]);
@@ -992,9 +1011,14 @@ fn targets(
         && let Some(row) = row_of(Load::Threads(Workload::PingPong { connections: 10 }))
     {
         let vs_threading = ratio(&row[park], &row[position(Server::Sockserve("threading"))]);
+        let threading = &row[position(Server::Sockserve("threading"))];
         lines.push(vec![
             "  --park, 10 connections: >= 0.7x plain threading".to_owned(),
-            vs_threading.map_or("-".to_owned(), |r| format!("{r:.2}x threading")),
+            format!(
+                "{} threading (CPU/req {})",
+                vs_threading.map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                cpu_vs(&row[park], threading, "threading")
+            ),
             verdict(vs_threading.is_some_and(|r| r >= 0.7)),
         ]);
     }
@@ -1012,6 +1036,14 @@ fn targets(
         ]);
     }
     if lines.len() == 1 { Vec::new() } else { lines }
+}
+
+/// `runs`' CPU time per request beside `base`'s, for the targets' lines.
+fn cpu_vs(runs: &[Cell], base: &[Cell], name: &str) -> String {
+    match (cpu_per_request(runs), cpu_per_request(base)) {
+        (Some(a), Some(b)) => format!("{a:.1}us vs {name} {b:.1}us"),
+        _ => "-".to_owned(),
+    }
 }
 
 /// For each server with a graceful stop (not the `std` floor nor tokio, which SIGTERM just

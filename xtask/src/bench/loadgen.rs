@@ -104,6 +104,9 @@ pub(crate) struct Report {
     pub(crate) starved: usize,
     /// The fewest answers one connection got.
     pub(crate) min_per_connection: u64,
+    /// The CPU time (user and system, every thread) the server spent in the window, when it
+    /// was watched: on a shared machine, a steadier figure than the throughput.
+    pub(crate) server_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -118,7 +121,14 @@ impl Report {
             resends: 0,
             starved: answered.iter().filter(|&&n| n == 0).count(),
             min_per_connection: answered.iter().copied().min().unwrap_or(0),
+            server_cpu: None,
         }
+    }
+
+    /// The server's CPU time per answered request, when it was watched.
+    pub(crate) fn cpu_per_request(&self) -> Option<Duration> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu / self.requests.try_into().unwrap_or(u32::MAX))
     }
 
     /// Requests per second.
@@ -139,11 +149,25 @@ impl Report {
 /// Runs `workload` against the echo server at `endpoint` for `duration`. Any wrong byte, early
 /// close, or stall longer than [`IO_LIMIT`] fails the whole run, naming the client. A new
 /// connection per request needs a stream endpoint.
+#[cfg(test)]
 pub(crate) fn run(
     endpoint: &Endpoint,
     workload: Workload,
     expect: Reply,
     duration: Duration,
+) -> Result<Report> {
+    run_watching(endpoint, workload, expect, duration, None)
+}
+
+/// Runs `workload` against the echo server at `endpoint` for `duration`, as `run` (the tests'
+/// form) does, reading the CPU time of the server process `server` (if given) as the clients
+/// start and once they are done.
+pub(crate) fn run_watching(
+    endpoint: &Endpoint,
+    workload: Workload,
+    expect: Reply,
+    duration: Duration,
+    server: Option<u32>,
 ) -> Result<Report> {
     if matches!(
         (endpoint, workload),
@@ -162,6 +186,7 @@ pub(crate) fn run(
         .collect();
     // Every worker reaches the barrier (connected, or having failed to), so this cannot hang.
     barrier.wait();
+    let cpu_before = server.map(cpu_time).transpose()?;
     let mut start: Option<Instant> = None;
     let mut end: Option<Instant> = None;
     let mut latencies = Vec::new();
@@ -191,14 +216,43 @@ pub(crate) fn run(
         )
         .into());
     }
+    let server_cpu = match (server, cpu_before) {
+        (Some(pid), Some(before)) => Some(cpu_time(pid)?.saturating_sub(before)),
+        _ => None,
+    };
     let elapsed = match (start, end) {
         (Some(start), Some(end)) => end.duration_since(start),
         _ => Duration::ZERO,
     };
     Ok(Report {
         resends,
+        server_cpu,
         ..Report::new(latencies, elapsed, &answered)
     })
+}
+
+/// The CPU time, user and system, of every thread of process `pid` so far
+/// (`/proc/PID/stat`, in clock ticks).
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // After the command's `(name)`, which may hold spaces: state is field 3, utime 14, stime 15.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| format!("{path}: too few fields"))?
+            .parse()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .filter(|&n| n > 0)
+        .unwrap_or(100) as u64;
+    Ok(Duration::from_secs_f64(total as f64 / per_second as f64))
 }
 
 /// What one client thread measured.

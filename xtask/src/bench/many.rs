@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::loadgen::{PAYLOAD, Report, fill};
+use super::loadgen::{PAYLOAD, Report, cpu_time, fill};
 use crate::Result;
 
 /// How long the setup (connect, one exchange each) may take, per 1,000 connections.
@@ -281,15 +281,17 @@ struct Share {
 
 /// `connections` connections to the echo server at `addr` do ping-pong for `duration` (after
 /// the setup, see the module docs), driven by `threads` threads. Any wrong byte, early close
-/// or error fails the run, naming the client; a client without an answer does not.
+/// or error fails the run, naming the client; a client without an answer does not. The CPU
+/// time of the server process `server`, if given, is read as the window opens and ends.
 pub(crate) fn ping_pong(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
     threads: usize,
+    server: Option<u32>,
 ) -> Result<Report> {
     let setup_limit = SETUP_LIMIT * (connections / 1000 + 1) as u32;
-    ping_pong_within(addr, connections, duration, threads, setup_limit)
+    ping_pong_within(addr, connections, duration, threads, setup_limit, server)
 }
 
 /// [`ping_pong`] with the setup bounded by `setup_limit`.
@@ -299,6 +301,7 @@ fn ping_pong_within(
     duration: Duration,
     threads: usize,
     setup_limit: Duration,
+    server: Option<u32>,
 ) -> Result<Report> {
     let threads = threads.clamp(1, connections.max(1));
     // Two meetings: all connected and set up (or out of time), then the window opens.
@@ -314,6 +317,15 @@ fn ping_pong_within(
     // Every worker reaches both meetings, whatever fails (see `share`), so neither can hang.
     barrier.wait();
     barrier.wait();
+    // The window: from the second meeting, `duration` long.
+    let server_cpu = match server {
+        Some(pid) => {
+            let before = cpu_time(pid);
+            thread::sleep(duration);
+            Some(cpu_time(pid).and_then(|after| Ok(after.saturating_sub(before?))))
+        }
+        None => None,
+    };
     let mut latencies = Vec::new();
     let mut answered = Vec::new();
     let mut failures = Vec::new();
@@ -336,7 +348,9 @@ fn ping_pong_within(
         .into());
     }
     // Every thread's window opens at the second meeting and lasts `duration`.
-    Ok(Report::new(latencies, duration, &answered))
+    let mut report = Report::new(latencies, duration, &answered);
+    report.server_cpu = server_cpu.transpose()?;
+    Ok(report)
 }
 
 /// One thread's share of [`ping_pong`]: it meets the others twice whatever happens, then
@@ -451,17 +465,20 @@ mod tests {
     #[test]
     fn every_connection_is_answered_by_an_honest_server() {
         let addr = echo_server(usize::MAX, |_| {});
-        let report = ping_pong(addr, 50, SHORT, 2).unwrap();
+        let report = ping_pong(addr, 50, SHORT, 2, Some(std::process::id())).unwrap();
         assert!(report.requests > 50, "{report:?}");
         assert_eq!(report.starved, 0, "{report:?}");
         assert!(report.min_per_connection > 0, "{report:?}");
         assert!(report.percentile(50.0) <= report.percentile(100.0));
+        // The "server" watched is this test process, which ran the clients too.
+        assert!(report.cpu_per_request().is_some(), "{report:?}");
     }
 
     #[test]
     fn connections_left_waiting_are_counted_as_starved() {
         let addr = echo_server(3, |_| {});
-        let report = ping_pong_within(addr, 10, SHORT, 2, Duration::from_millis(300)).unwrap();
+        let report =
+            ping_pong_within(addr, 10, SHORT, 2, Duration::from_millis(300), None).unwrap();
         assert_eq!(report.starved, 7, "{report:?}");
         assert_eq!(report.min_per_connection, 0, "{report:?}");
         assert!(report.requests > 0, "{report:?}");
@@ -470,7 +487,7 @@ mod tests {
     #[test]
     fn one_wrong_byte_fails_the_run() {
         let addr = echo_server(usize::MAX, |buf| buf[0] ^= 1);
-        let err = ping_pong(addr, 4, SHORT, 1).unwrap_err();
+        let err = ping_pong(addr, 4, SHORT, 1, None).unwrap_err();
         assert!(err.to_string().contains("differs"), "{err}");
     }
 
