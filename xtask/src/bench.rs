@@ -621,7 +621,8 @@ fn run_server(
         }
         eprintln!("--> {} against {}", specs[i].label(), server.name());
         let (proc, endpoint) = &mut server_proc;
-        let pid = Some(proc.guard.child_mut().id());
+        // A forking server's work is in its children, which its own CPU time does not count.
+        let pid = (server != Server::Sockserve("forking")).then(|| proc.guard.child_mut().id());
         let report = match (specs[i].load, &*endpoint) {
             (Load::Threads(load), _) => {
                 loadgen::run_watching(endpoint, load, Reply::Echo, opts.duration, pid)
@@ -776,6 +777,7 @@ fn table(row: &[Vec<Cell>]) -> String {
             "max",
             "starved",
             "min/conn",
+            "CPU/req",
             "vs CPython",
             "vs std",
             "vs tokio",
@@ -1208,6 +1210,7 @@ mod tests {
         row[1] = vec![Cell::Failed("boom\nmore".into())];
         let text = table(&row);
         assert!(text.contains("FAILED: boom"), "{text}");
+        assert!(text.lines().next().unwrap().contains("CPU/req"), "{text}");
         assert_eq!(text.lines().count(), 8, "{text}");
     }
 }
