@@ -6,9 +6,10 @@
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask parity        examples/parity.rs from PARITY.md; every socketserver name has a row
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
-//! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
-//!                           echo_server (sync, threading, forking), a bare std server and CPython's
-//!                           socketserver under one load generator, side by side (release build)
+//! cargo xtask bench [--duration SECS] [--connections N] [--repeat N] [--only TEXT]...
+//!                           echo_server (sync, threading, threading --park, forking), a bare std
+//!                           server, CPython's socketserver and tokio under one load generator, side
+//!                           by side, with the targets of the waiting-connections issue (release)
 //! ```
 //!
 //! The shape is rust-analyzer's: this file parses the command line and dispatches to one module
@@ -52,13 +53,16 @@ commands:
                 socketserver (tidy checks the same)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
-  bench         load-test echo_server (sync, threading, forking), a bare std server and
-                CPython's socketserver, side by side (release build; not part of ci)
+  bench         load-test echo_server (sync, threading, threading --park, forking), a bare
+                std server, CPython's socketserver and tokio, side by side (release build;
+                not part of ci); ends with the targets, PASS or MISS
                   --duration SECS     seconds per workload and server (default 3)
                   --connections N     connections of the several-connection workloads
-                                      (default 10; one workload always uses 100)
+                                      (default 10; others always use 100, 1000 and 10000)
+                  --repeat N          runs of every cell; tables show medians (default 3)
                   --only TEXT         only the tables whose heading contains TEXT (any
-                                      case): `udp`, `new connection`, `shutdown`, ...
+                                      case; repeat it for several): `udp`, `new connection`,
+                                      `1000 conn`, `10000 conn`, `memory`, `shutdown`, ...
   help          print this message";
 
 fn main() -> ExitCode {
@@ -77,6 +81,8 @@ fn main() -> ExitCode {
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
+        // Hidden: the bench's event-driven clients against a running server, for profiling.
+        "bench-crowd" => bench::crowd(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -126,7 +132,16 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
                 }
                 opts.connections = n;
             }
-            "--only" => opts.only = Some(value("--only")?.clone()),
+            "--repeat" => {
+                let n: usize = value("--repeat")?
+                    .parse()
+                    .map_err(|e| format!("--repeat: {e}"))?;
+                if !(1..=20).contains(&n) {
+                    return Err("--repeat must be in 1..=20".into());
+                }
+                opts.repeat = n;
+            }
+            "--only" => opts.only.push(value("--only")?.clone()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);

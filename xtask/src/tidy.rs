@@ -113,8 +113,10 @@ pub(crate) const LAYERS: &[Layer] = &[
     Layer {
         package: "xtask",
         internal: &[],
-        // tempfile: a test helper everywhere else, and the temp directories of its own runs.
-        owns: &["serde_json", "tempfile"],
+        // tempfile: a test helper everywhere else, and the temp directories of its own runs;
+        // mio and nix (owned by the layers too): the bench's event-driven clients and its
+        // open-file limit.
+        owns: &["serde_json", "tempfile", "mio", "nix"],
     },
 ];
 

@@ -100,9 +100,37 @@ pub(crate) struct Report {
     latencies: Vec<Duration>,
     /// UDP datagrams sent again after no answer within [`UDP_RESEND_AFTER`].
     pub(crate) resends: u64,
+    /// Connections (clients) that got no answer in the whole run.
+    pub(crate) starved: usize,
+    /// The fewest answers one connection got.
+    pub(crate) min_per_connection: u64,
+    /// The CPU time (user and system, every thread) the server spent in the window, when it
+    /// was watched: on a shared machine, a steadier figure than the throughput.
+    pub(crate) server_cpu: Option<Duration>,
 }
 
 impl Report {
+    /// A report of `latencies` (in any order) over `elapsed`, with the answers each
+    /// connection got.
+    pub(crate) fn new(mut latencies: Vec<Duration>, elapsed: Duration, answered: &[u64]) -> Report {
+        latencies.sort_unstable();
+        Report {
+            requests: latencies.len() as u64,
+            elapsed,
+            latencies,
+            resends: 0,
+            starved: answered.iter().filter(|&&n| n == 0).count(),
+            min_per_connection: answered.iter().copied().min().unwrap_or(0),
+            server_cpu: None,
+        }
+    }
+
+    /// The server's CPU time per answered request, when it was watched.
+    pub(crate) fn cpu_per_request(&self) -> Option<Duration> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu / self.requests.try_into().unwrap_or(u32::MAX))
+    }
+
     /// Requests per second.
     pub(crate) fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
@@ -121,11 +149,25 @@ impl Report {
 /// Runs `workload` against the echo server at `endpoint` for `duration`. Any wrong byte, early
 /// close, or stall longer than [`IO_LIMIT`] fails the whole run, naming the client. A new
 /// connection per request needs a stream endpoint.
+#[cfg(test)]
 pub(crate) fn run(
     endpoint: &Endpoint,
     workload: Workload,
     expect: Reply,
     duration: Duration,
+) -> Result<Report> {
+    run_watching(endpoint, workload, expect, duration, None)
+}
+
+/// Runs `workload` against the echo server at `endpoint` for `duration`, as `run` (the tests'
+/// form) does, reading the CPU time of the server process `server` (if given) as the clients
+/// start and once they are done.
+pub(crate) fn run_watching(
+    endpoint: &Endpoint,
+    workload: Workload,
+    expect: Reply,
+    duration: Duration,
+    server: Option<u32>,
 ) -> Result<Report> {
     if matches!(
         (endpoint, workload),
@@ -144,14 +186,17 @@ pub(crate) fn run(
         .collect();
     // Every worker reaches the barrier (connected, or having failed to), so this cannot hang.
     barrier.wait();
+    let cpu_before = server.map(cpu_time).transpose()?;
     let mut start: Option<Instant> = None;
     let mut end: Option<Instant> = None;
     let mut latencies = Vec::new();
     let mut resends = 0;
+    let mut answered = Vec::new();
     let mut failures = Vec::new();
     for (id, handle) in workers.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(stats)) => {
+                answered.push(stats.latencies.len() as u64);
                 latencies.extend(stats.latencies);
                 resends += stats.resends;
                 start = start.min(Some(stats.start)).or(Some(stats.start));
@@ -171,16 +216,43 @@ pub(crate) fn run(
         )
         .into());
     }
-    latencies.sort_unstable();
+    let server_cpu = match (server, cpu_before) {
+        (Some(pid), Some(before)) => Some(cpu_time(pid)?.saturating_sub(before)),
+        _ => None,
+    };
+    let elapsed = match (start, end) {
+        (Some(start), Some(end)) => end.duration_since(start),
+        _ => Duration::ZERO,
+    };
     Ok(Report {
-        requests: latencies.len() as u64,
-        elapsed: match (start, end) {
-            (Some(start), Some(end)) => end.duration_since(start),
-            _ => Duration::ZERO,
-        },
-        latencies,
         resends,
+        server_cpu,
+        ..Report::new(latencies, elapsed, &answered)
     })
+}
+
+/// The CPU time, user and system, of every thread of process `pid` so far
+/// (`/proc/PID/stat`, in clock ticks).
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // After the command's `(name)`, which may hold spaces: state is field 3, utime 14, stime 15.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| format!("{path}: too few fields"))?
+            .parse()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .filter(|&n| n > 0)
+        .unwrap_or(100) as u64;
+    Ok(Duration::from_secs_f64(total as f64 / per_second as f64))
 }
 
 /// What one client thread measured.
@@ -363,7 +435,7 @@ impl Conn {
 
 /// A request whose bytes differ by client and by sequence number, so a reply that belongs to
 /// another request or another connection is caught, not only a corrupted one.
-fn fill(buf: &mut [u8; PAYLOAD], id: usize, seq: u64) {
+pub(crate) fn fill(buf: &mut [u8; PAYLOAD], id: usize, seq: u64) {
     let seed =
         (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     for (i, byte) in buf.iter_mut().enumerate() {
@@ -409,7 +481,7 @@ fn ignore_not_connected(e: io::Error) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::TcpListener;
 
     use super::*;
@@ -417,11 +489,25 @@ mod tests {
     /// A thread-per-connection echo server on 127.0.0.1:0 that applies `corrupt` to what it
     /// echoes; it lives until the test process ends.
     fn echo_server(corrupt: fn(&mut [u8])) -> SocketAddr {
+        echo_server_serving(usize::MAX, corrupt)
+    }
+
+    /// [`echo_server`], serving only its first `serve` connections: the others are accepted
+    /// and left waiting (held open, never read).
+    pub(in crate::bench) fn echo_server_serving(
+        serve: usize,
+        corrupt: fn(&mut [u8]),
+    ) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
-            for stream in listener.incoming() {
+            let mut held = Vec::new();
+            for (i, stream) in listener.incoming().enumerate() {
                 let Ok(mut stream) = stream else { continue };
+                if i >= serve {
+                    held.push(stream);
+                    continue;
+                }
                 thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     while let Ok(n @ 1..) = stream.read(&mut buf) {
@@ -536,12 +622,10 @@ mod tests {
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
-        let report = Report {
-            requests: 100,
-            elapsed: Duration::from_secs(1),
-            latencies: (1..=100).map(Duration::from_micros).collect(),
-            resends: 0,
-        };
+        let answered = [60, 40, 0];
+        let latencies = (1..=100).rev().map(Duration::from_micros).collect();
+        let report = Report::new(latencies, Duration::from_secs(1), &answered);
+        assert_eq!((report.starved, report.min_per_connection), (1, 0));
         assert_eq!(report.percentile(50.0), Duration::from_micros(50));
         assert_eq!(report.percentile(99.0), Duration::from_micros(99));
         assert_eq!(report.percentile(100.0), Duration::from_micros(100));
