@@ -172,8 +172,9 @@ pub(crate) fn run(examples: &Path, tally: &mut Tally) {
     );
 }
 
-/// A port of a Python program (`cargo xtask lines` holds it to its original's lines, so it
-/// announces nothing): its header's commands, readiness seen by its fixed port.
+/// An example whose header runs it on a fixed port (the ports of Python programs, which
+/// `cargo xtask lines` holds to their originals' lines, announce nothing; the others are run
+/// as the header says too): its header's commands, readiness seen by its fixed port.
 #[derive(Debug)]
 struct Port {
     example: &'static str,
@@ -214,6 +215,27 @@ const PORTS: &[Port] = &[
         port: 9997,
         udp: false,
         output: &["welcome ('127.0.0.1', ", "served by pid ", "1: HI"],
+        stop: "TERM",
+    },
+    Port {
+        example: "echo_server",
+        port: 9999,
+        udp: false,
+        output: &["b'hi'"],
+        stop: "TERM",
+    },
+    Port {
+        example: "basic_server",
+        port: 9999,
+        udp: false,
+        output: &["b'HELLO'"],
+        stop: "INT",
+    },
+    Port {
+        example: "http_server",
+        port: 8000,
+        udp: false,
+        output: &["# sockserve"],
         stop: "TERM",
     },
     Port {
@@ -576,26 +598,33 @@ fn read_header(example: &str) -> Result<(String, String)> {
         .join("examples")
         .join(format!("{example}.rs"));
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    header_commands(&text).ok_or_else(|| {
+    header_commands(example, &text).ok_or_else(|| {
         let file = file.display();
         format!("{file}: no ```text block with `cargo run` and a client").into()
     })
 }
 
-/// The first two lines of a header's first ```text block that start with `cargo run` and
-/// with a client (`python3`, `nc`, `curl`).
-fn header_commands(text: &str) -> Option<(String, String)> {
-    let block: Vec<&str> = text
+/// The lines of a header's ```text blocks that run `example` (the first that starts with
+/// `cargo run --example {example}`) and a client (the first that starts with `python3`, `nc`
+/// or `curl`).
+fn header_commands(example: &str, text: &str) -> Option<(String, String)> {
+    let mut inside = false;
+    let mut block = Vec::new();
+    for line in text
         .lines()
         .map_while(|l| l.strip_prefix("//!"))
         .map(str::trim)
-        .skip_while(|l| *l != "```text")
-        .skip(1)
-        .take_while(|l| *l != "```")
-        .collect();
+    {
+        if line.starts_with("```") {
+            inside = !inside && line == "```text";
+        } else if inside {
+            block.push(line);
+        }
+    }
+    let run_line = format!("cargo run --example {example}");
     let run = block
         .iter()
-        .find(|l| l.starts_with("cargo run --example "))?;
+        .find(|l| **l == run_line || l.starts_with(&format!("{run_line} ")))?;
     let client = block.iter().find(|l| {
         ["python3 ", "nc ", "curl "]
             .iter()
@@ -659,13 +688,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_commands_are_read_from_the_first_text_block() {
-        let text = "//! Intro\n//!\n//! ```text\n//! cargo run --example kv_store\n\
+    fn header_commands_are_read_from_the_text_blocks() {
+        let text = "//! Intro\n//!\n//! ```text\n//! usage: kv_store [--addr ADDR]\n//! ```\n\
+                    //! ```text\n//! cargo run --example other\n//! cargo run --example kv_store\n\
                     //! python3 -c \"print(1)\"\n//! ```\n//! ```text\n//! nc x\n//! ```\nfn main() {}\n";
-        let (run, client) = header_commands(text).unwrap();
+        let (run, client) = header_commands("kv_store", text).unwrap();
         assert_eq!(run, "cargo run --example kv_store");
         assert_eq!(client, "python3 -c \"print(1)\"");
-        assert!(header_commands("//! no block\n").is_none());
+        assert!(header_commands("kv_store", "//! no block\n").is_none());
+        assert!(
+            header_commands("kv", text).is_none(),
+            "a prefix of the name is not the name"
+        );
+        let code = "//! ```text\n//! cargo run --example a\n//! ```\n//! nc x\n";
+        assert!(
+            header_commands("a", code).is_none(),
+            "a client outside a block"
+        );
     }
 
     /// Every example of the package has its cases here or in another module.
@@ -676,7 +715,11 @@ mod tests {
                 .join("examples")
                 .join(format!("{}.rs", spec.example));
             let text = std::fs::read_to_string(&file).unwrap();
-            assert!(header_commands(&text).is_some(), "{}", spec.example);
+            assert!(
+                header_commands(spec.example, &text).is_some(),
+                "{}",
+                spec.example
+            );
         }
     }
 
@@ -685,7 +728,6 @@ mod tests {
     #[test]
     fn every_example_has_its_cases() {
         let elsewhere = [
-            "basic_server",
             "basic_client",
             "threaded_docs",
             "echo_server",
