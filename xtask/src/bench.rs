@@ -36,6 +36,7 @@
 //! it). Loopback only; each server is started on port 0 (or a path in a temp directory),
 //! serves its family's workloads, and is stopped.
 
+mod http;
 mod loadgen;
 mod many;
 pub(crate) mod std_server;
@@ -452,13 +453,16 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         .collect();
     let shutdown = opts.selects(SHUTDOWN_LABEL);
     let memory = opts.selects(&memory_label());
-    if specs.is_empty() && !shutdown && !memory {
+    let http = http::selected(opts);
+    if specs.is_empty() && !shutdown && !memory && !http {
         let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
         return Err(format!(
-            "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}",
+            "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}\n  \
+             {} ... (http)",
             opts.only,
             labels.join("\n  "),
-            memory_label()
+            memory_label(),
+            http::LABEL
         )
         .into());
     }
@@ -477,6 +481,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         .collect();
     let mut memory_cells: Vec<Vec<Result<Memory, String>>> =
         MEMORY_SERVERS.iter().map(|_| Vec::new()).collect();
+    let mut http_section = http::Section::default();
     for run in 1..=opts.repeat {
         eprintln!("==> bench run {run} of {}", opts.repeat);
         // A server is started for each group: the crowds get fresh ones, last, so that the
@@ -509,6 +514,9 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
                 memory_cells[s]
                     .push(idle_memory(bins, dir.path(), server).map_err(|e| e.to_string()));
             }
+        }
+        if http {
+            http_section.run(bins, dir.path(), opts)?;
         }
     }
     println!(
@@ -556,6 +564,11 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
             }
         }
     }
+    let http_failures = if http {
+        http_section.report(opts)
+    } else {
+        Vec::new()
+    };
     if shutdown {
         println!(
             "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
@@ -579,10 +592,11 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     for (_, failure) in &cpython {
         println!("\nnote: CPython failed a cell (a finding, not an error of the bench): {failure}");
     }
+    let mut ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
+    ours.extend(http_failures);
     if ours.is_empty() {
         Ok(())
     } else {
-        let ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
         Err(format!("{} cell(s) failed:\n  {}", ours.len(), ours.join("\n  ")).into())
     }
 }
