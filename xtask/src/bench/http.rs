@@ -3,14 +3,17 @@
 //! served by CPython's `python3 -m http.server` (its `ThreadingHTTPServer`, `--bind 127.0.0.1`,
 //! port 0: one of its own; its defaults kept, so HTTP/1.0, a connection closed after each
 //! answer; its access log, a line per request on stderr, goes to a file in the bench's temp
-//! directory), tiny_http (`tiny-http-files`, from the peers' package) and this project's
-//! `http_server` example in `--mode threading` and `--mode sync`.
+//! directory), tiny_http (`tiny-http-files`, from the peers' package) as shipped and with
+//! `TCP_NODELAY` (as shipped it stalls each keep-alive request on Nagle's algorithm, about
+//! 40 ms; the targets are against the faster one) and this project's `http_server` example in
+//! `--mode threading` and `--mode sync`.
 //!
 //! Each cell is one bounded `wrk` run (`--duration`, `--timeout 5s`, killed past the duration
 //! and [`WRK_SLACK`]); its output is parsed ([`parse_wrk`]): requests/sec, latency percentiles,
-//! and the non-2xx (or 3xx) answers and socket errors, any of which fails the cell. Then the
-//! targets of the http_server issue: at least 10 times Python's throughput and at least 1.0
-//! times tiny_http's, medians of the per-run ratios, each PASS or MISS.
+//! and the non-2xx (or 3xx) answers and socket errors, any of which fails the cell (a failed
+//! cell of sockserve's fails the bench; a peer's is a finding, noted). Then the targets of the
+//! http_server issue: at least 10 times Python's throughput and at least 1.0 times tiny_http's
+//! (with `TCP_NODELAY`), medians of the per-run ratios, each PASS or MISS per mode and row.
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,24 +35,28 @@ const WRK_SLACK: Duration = Duration::from_secs(15);
 enum Server {
     /// `http_server --mode MODE`.
     Sockserve(&'static str),
-    /// `tiny-http-files`.
-    TinyHttp,
+    /// `tiny-http-files`, `--nodelay true` or not.
+    TinyHttp { nodelay: bool },
     /// `python3 -m http.server`.
     Python,
 }
 
 impl Server {
-    const ALL: [Server; 4] = [
+    const ALL: [Server; 5] = [
         Server::Sockserve("threading"),
         Server::Sockserve("sync"),
-        Server::TinyHttp,
+        Server::TinyHttp { nodelay: false },
+        Server::TinyHttp { nodelay: true },
         Server::Python,
     ];
+    /// The tiny_http the targets are against: the faster, without the Nagle stall.
+    const TINY: Server = Server::TinyHttp { nodelay: true };
 
     fn name(self) -> String {
         match self {
             Server::Sockserve(mode) => format!("sockserve http_server {mode}"),
-            Server::TinyHttp => "tiny_http".to_owned(),
+            Server::TinyHttp { nodelay: false } => "tiny_http".to_owned(),
+            Server::TinyHttp { nodelay: true } => "tiny_http, TCP_NODELAY".to_owned(),
             Server::Python => "python3 -m http.server".to_owned(),
         }
     }
@@ -73,11 +80,11 @@ impl Server {
                     .args(["--addr", addr, "--mode", mode]);
                 RunningServer::start(&cmd, STARTUP_LIMIT)
             }
-            Server::TinyHttp => {
+            Server::TinyHttp { nodelay } => {
                 let cmd = Cmd::new(bins.peers.join("tiny-http-files"))
                     .arg("--directory")
                     .arg(root)
-                    .args(["--addr", addr]);
+                    .args(["--addr", addr, "--nodelay", &nodelay.to_string()]);
                 RunningServer::start(&cmd, STARTUP_LIMIT)
             }
             Server::Python => {
@@ -315,8 +322,8 @@ impl Section {
         Ok(())
     }
 
-    /// Prints the tables and the targets; the failed cells of servers other than Python's (a
-    /// failure of Python's is a finding about it, printed as a note).
+    /// Prints the tables and the targets; the failed cells of sockserve's servers (a peer's
+    /// failure is a finding about the peer, printed as a note).
     pub(super) fn report(&self, opts: &Options) -> Vec<String> {
         let mut failures = Vec::new();
         for (i, spec) in selected_specs(opts) {
@@ -325,8 +332,8 @@ impl Section {
             for (server, runs) in Server::ALL.iter().zip(row) {
                 for failure in runs.iter().filter_map(Cell::failure) {
                     let failure = format!("{} / {}: {failure}", spec.label(), server.name());
-                    if *server == Server::Python {
-                        println!("  note: Python failed a run (a finding): {failure}");
+                    if !matches!(server, Server::Sockserve(_)) {
+                        println!("  note: a peer failed a run (a finding about it): {failure}");
                     } else {
                         failures.push(failure);
                     }
@@ -336,7 +343,7 @@ impl Section {
         let targets = targets(opts, &self.cells);
         println!(
             "\ntargets (the http_server issue: >= 10x python3 -m http.server, >= 1.0x \
-             tiny_http), medians of {} run(s)\n{}",
+             tiny_http with TCP_NODELAY), medians of {} run(s)\n{}",
             opts.repeat,
             align(&targets)
         );
@@ -414,7 +421,7 @@ fn table(row: &[Vec<Cell>]) -> String {
             "max",
             "CPU/req",
             "vs Python",
-            "vs tiny_http",
+            "vs tiny_http nodelay",
             "errors",
         ]
         .map(str::to_owned)
@@ -446,7 +453,7 @@ fn table(row: &[Vec<Cell>]) -> String {
                     micros(wrk.max),
                     cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}us")),
                     show(ratio(runs, &row[Server::Python.position()])),
-                    show(ratio(runs, &row[Server::TinyHttp.position()])),
+                    show(ratio(runs, &row[Server::TINY.position()])),
                     failure.map_or_else(|| "none".to_owned(), |f| first_line(&f)),
                 ]);
             }
@@ -478,15 +485,17 @@ fn targets(opts: &Options, cells: &[Vec<Vec<Cell>>]) -> Vec<Vec<String>> {
         for mode in ["threading", "sync"] {
             let ours = &row[Server::Sockserve(mode).position()];
             let python = ratio(ours, &row[Server::Python.position()]);
-            let tiny = ratio(ours, &row[Server::TinyHttp.position()]);
+            let tiny = ratio(ours, &row[Server::TINY.position()]);
+            let plain = ratio(ours, &row[Server::TinyHttp { nodelay: false }.position()]);
             let clean = ours.iter().all(|cell| cell.failure().is_none());
             let how = if spec.close { "close" } else { "keep-alive" };
             lines.push(vec![
                 format!("  {mode}, {how}, {} conn: >= 10x Python, >= 1.0x tiny_http", spec.connections),
                 format!(
-                    "{} Python, {} tiny_http{}",
+                    "{} Python, {} tiny_http nodelay ({} plain){}",
                     show(python),
                     show(tiny),
+                    show(plain),
                     if clean { "" } else { ", errors" }
                 ),
                 if clean && python.is_some_and(|r| r >= 10.0) && tiny.is_some_and(|r| r >= 1.0) {
