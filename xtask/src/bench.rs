@@ -22,8 +22,12 @@
 //! fewest answers one connection got, and the ratio to CPython, to the `std` floor and to
 //! tokio. Then the memory of 10,000 idle connections (each did one exchange, then says
 //! nothing): the server's `VmRSS` from `/proc/PID/status` before and while they are open, and
-//! KiB per connection. Then the shutdown latency: SIGTERM to exit, no client connected. Last,
-//! the targets of the waiting-connections issue, each PASS or MISS.
+//! KiB per connection. Then the HTTP rows ([`http`], `--only http`): a 1 KiB file under `wrk`
+//! (keep-alive at 10 and 100 connections, and `Connection: close`) from the `http_server`
+//! example (`sync`, `threading`), tiny_http (as shipped and with `TCP_NODELAY`) and
+//! `python3 -m http.server`, with their targets (at least 10x Python's, 1.0x tiny_http's).
+//! Then the shutdown latency: SIGTERM to exit, no client connected. Last, the targets of the
+//! waiting-connections issue, each PASS or MISS.
 //!
 //! Every cell runs `--repeat` times (3), each time on a freshly started server; a table shows
 //! the median run (by throughput), how far apart the runs were, and the median of the per-run

@@ -233,8 +233,7 @@ impl Cmd {
         self.echo();
         let stderr = match (&self.stderr_file, &self.log) {
             (Some(path), _) => Stdio::from(
-                std::fs::File::create(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
             ),
             (None, Some(_)) => Stdio::piped(),
             (None, None) => Stdio::inherit(),

@@ -89,7 +89,14 @@ impl Server {
             }
             Server::Python => {
                 let cmd = Cmd::new("python3")
-                    .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                    .args([
+                        "-u",
+                        "-m",
+                        "http.server",
+                        "--bind",
+                        "127.0.0.1",
+                        "--directory",
+                    ])
                     .arg(root)
                     .arg("0")
                     .stderr_to_file(&dir.join("python-http-server.stderr.log"));
@@ -330,13 +337,20 @@ impl Section {
             let row = &self.cells[i];
             println!("\n{}\n{}", spec.label(), table(row));
             for (server, runs) in Server::ALL.iter().zip(row) {
-                for failure in runs.iter().filter_map(Cell::failure) {
-                    let failure = format!("{} / {}: {failure}", spec.label(), server.name());
-                    if !matches!(server, Server::Sockserve(_)) {
-                        println!("  note: a peer failed a run (a finding about it): {failure}");
-                    } else {
-                        failures.push(failure);
-                    }
+                let failed: Vec<String> = runs.iter().filter_map(Cell::failure).collect();
+                if matches!(server, Server::Sockserve(_)) {
+                    failures.extend(
+                        failed
+                            .iter()
+                            .map(|f| format!("{} / {}: {f}", spec.label(), server.name())),
+                    );
+                } else if let Some(first) = failed.first() {
+                    println!(
+                        "  note: {} failed {} of {} run(s) (a finding about the peer): {first}",
+                        server.name(),
+                        failed.len(),
+                        runs.len()
+                    );
                 }
             }
         }
@@ -437,7 +451,10 @@ fn table(row: &[Vec<Cell>]) -> String {
             })
             .collect();
         done.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
-        match (done.get(done.len() / 2), runs.iter().find_map(Cell::failure)) {
+        match (
+            done.get(done.len() / 2),
+            runs.iter().find_map(Cell::failure),
+        ) {
             (Some((wrk, _)), failure) => {
                 let (lo, hi) = (done[0].0.rate, done[done.len() - 1].0.rate);
                 let cpu = median(
@@ -490,7 +507,10 @@ fn targets(opts: &Options, cells: &[Vec<Vec<Cell>>]) -> Vec<Vec<String>> {
             let clean = ours.iter().all(|cell| cell.failure().is_none());
             let how = if spec.close { "close" } else { "keep-alive" };
             lines.push(vec![
-                format!("  {mode}, {how}, {} conn: >= 10x Python, >= 1.0x tiny_http", spec.connections),
+                format!(
+                    "  {mode}, {how}, {} conn: >= 10x Python, >= 1.0x tiny_http",
+                    spec.connections
+                ),
                 format!(
                     "{} Python, {} tiny_http nodelay ({} plain){}",
                     show(python),
@@ -550,7 +570,10 @@ Transfer/sec:     80.01MB
         let wrk = parse_wrk(&out).unwrap();
         assert_eq!((wrk.non_2xx, wrk.socket_errors), (7, 5));
         let errors = wrk.errors().unwrap();
-        assert!(errors.contains("7 non-2xx") && errors.contains("read 3"), "{errors}");
+        assert!(
+            errors.contains("7 non-2xx") && errors.contains("read 3"),
+            "{errors}"
+        );
         let only_socket = CLEAN.replace(
             "Requests/sec:",
             "Socket errors: connect 1, read 0, write 0, timeout 0\nRequests/sec:",
@@ -564,7 +587,12 @@ Transfer/sec:     80.01MB
         let e = parse_wrk(&no_rate).unwrap_err().to_string();
         assert!(e.contains("Requests/sec"), "{e}");
         let no_latency = CLEAN.replace("     99%    1.20ms\n", "");
-        assert!(parse_wrk(&no_latency).unwrap_err().to_string().contains("99%"));
+        assert!(
+            parse_wrk(&no_latency)
+                .unwrap_err()
+                .to_string()
+                .contains("99%")
+        );
         let bad_socket = CLEAN.replace(
             "Requests/sec:",
             "Socket errors: connect x, read 0\nRequests/sec:",
