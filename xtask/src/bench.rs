@@ -22,8 +22,12 @@
 //! fewest answers one connection got, and the ratio to CPython, to the `std` floor and to
 //! tokio. Then the memory of 10,000 idle connections (each did one exchange, then says
 //! nothing): the server's `VmRSS` from `/proc/PID/status` before and while they are open, and
-//! KiB per connection. Then the shutdown latency: SIGTERM to exit, no client connected. Last,
-//! the targets of the waiting-connections issue, each PASS or MISS.
+//! KiB per connection. Then the HTTP rows ([`http`], `--only http`): a 1 KiB file under `wrk`
+//! (keep-alive at 10 and 100 connections, and `Connection: close`) from the `http_server`
+//! example (`sync`, `threading`), tiny_http (as shipped and with `TCP_NODELAY`) and
+//! `python3 -m http.server`, with their targets (at least 10x Python's, 1.0x tiny_http's).
+//! Then the shutdown latency: SIGTERM to exit, no client connected. Last, the targets of the
+//! waiting-connections issue, each PASS or MISS.
 //!
 //! Every cell runs `--repeat` times (3), each time on a freshly started server; a table shows
 //! the median run (by throughput), how far apart the runs were, and the median of the per-run
@@ -36,6 +40,7 @@
 //! it). Loopback only; each server is started on port 0 (or a path in a temp directory),
 //! serves its family's workloads, and is stopped.
 
+mod http;
 mod loadgen;
 mod many;
 pub(crate) mod std_server;
@@ -452,13 +457,16 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         .collect();
     let shutdown = opts.selects(SHUTDOWN_LABEL);
     let memory = opts.selects(&memory_label());
-    if specs.is_empty() && !shutdown && !memory {
+    let http = http::selected(opts);
+    if specs.is_empty() && !shutdown && !memory && !http {
         let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
         return Err(format!(
-            "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}",
+            "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}\n  \
+             {} ... (http)",
             opts.only,
             labels.join("\n  "),
-            memory_label()
+            memory_label(),
+            http::LABEL
         )
         .into());
     }
@@ -477,6 +485,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         .collect();
     let mut memory_cells: Vec<Vec<Result<Memory, String>>> =
         MEMORY_SERVERS.iter().map(|_| Vec::new()).collect();
+    let mut http_section = http::Section::default();
     for run in 1..=opts.repeat {
         eprintln!("==> bench run {run} of {}", opts.repeat);
         // A server is started for each group: the crowds get fresh ones, last, so that the
@@ -509,6 +518,9 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
                 memory_cells[s]
                     .push(idle_memory(bins, dir.path(), server).map_err(|e| e.to_string()));
             }
+        }
+        if http {
+            http_section.run(bins, dir.path(), opts)?;
         }
     }
     println!(
@@ -556,6 +568,11 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
             }
         }
     }
+    let http_failures = if http {
+        http_section.report(opts)
+    } else {
+        Vec::new()
+    };
     if shutdown {
         println!(
             "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
@@ -579,10 +596,11 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     for (_, failure) in &cpython {
         println!("\nnote: CPython failed a cell (a finding, not an error of the bench): {failure}");
     }
+    let mut ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
+    ours.extend(http_failures);
     if ours.is_empty() {
         Ok(())
     } else {
-        let ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
         Err(format!("{} cell(s) failed:\n  {}", ours.len(), ours.join("\n  ")).into())
     }
 }

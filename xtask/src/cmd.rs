@@ -35,6 +35,8 @@ pub(crate) struct Cmd {
     envs: Vec<(String, String)>,
     /// Capture the stderr of a server (still forwarded to ours, prefixed with its name).
     log: Option<StderrLog>,
+    /// Send the stderr of a server to this file instead (a chatty access log).
+    stderr_file: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -48,6 +50,7 @@ impl Cmd {
             args: Vec::new(),
             envs: Vec::new(),
             log: None,
+            stderr_file: None,
         }
     }
 
@@ -96,6 +99,13 @@ impl Cmd {
         self
     }
 
+    /// Sends the stderr of a server started by [`Cmd::spawn_guarded`] to the file `path`
+    /// (created or truncated) instead of ours: for a server that logs every request.
+    pub(crate) fn stderr_to_file(mut self, path: &Path) -> Cmd {
+        self.stderr_file = Some(path.to_owned());
+        self
+    }
+
     /// The command as a shell line, for the echo and for error messages.
     pub(crate) fn display(&self) -> String {
         let mut line = String::new();
@@ -109,6 +119,9 @@ impl Cmd {
                 Some(shown) => line.push_str(shown),
                 None => line.push_str(&shell_quote(&arg.to_string_lossy())),
             }
+        }
+        if let Some(path) = &self.stderr_file {
+            line.push_str(&format!(" 2>{}", shell_quote(&path.to_string_lossy())));
         }
         line
     }
@@ -218,15 +231,18 @@ impl Cmd {
 
     fn spawn_guarded_with(&self, stdin: Stdio) -> Result<ChildGuard> {
         self.echo();
+        let stderr = match (&self.stderr_file, &self.log) {
+            (Some(path), _) => Stdio::from(
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
+            (None, Some(_)) => Stdio::piped(),
+            (None, None) => Stdio::inherit(),
+        };
         let child = self
             .command()
             .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(if self.log.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::inherit()
-            })
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("could not start `{}`: {e}", self.display()))?;
         let mut guard = ChildGuard {
