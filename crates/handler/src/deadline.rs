@@ -173,10 +173,6 @@ impl ConnectionReader {
     pub(crate) fn deadlines(&self) -> &Deadlines {
         &self.deadlines
     }
-
-    pub(crate) fn socket(&self) -> &Arc<Socket> {
-        &self.socket
-    }
 }
 
 impl Read for ConnectionReader {

@@ -44,6 +44,7 @@ mod datagram;
 mod deadline;
 mod error;
 mod handler;
+mod readbuf;
 mod request;
 mod session;
 mod stream;

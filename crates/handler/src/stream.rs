@@ -1,11 +1,12 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
 use crate::deadline::{ConnectionReader, DeadlineWriter, Deadlines};
+use crate::readbuf::Buffered;
 use crate::{ConnectionWriter, Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, opt};
 use std::{
     fmt,
-    io::{self, BufRead, BufReader, BufWriter, Read, Write},
+    io::{self, BufRead, BufWriter, Read, Write},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -516,7 +517,7 @@ impl fmt::Debug for StreamWriter {
 /// # let _ = first_line;
 /// ```
 pub struct StreamReader {
-    inner: BufReader<ConnectionReader>,
+    inner: Buffered<ConnectionReader>,
     /// [`StreamOptions::line_limit`].
     line_limit: Option<usize>,
     /// The buffer's capacity in a turn (`rbufsize`, at least 1); while the connection waits
@@ -623,15 +624,9 @@ impl StreamReader {
     }
 
     /// Swaps the buffer for one of `capacity` bytes, if nothing is buffered (buffered bytes
-    /// are never dropped).
+    /// are never dropped); the old one is kept for reuse by this thread (see `readbuf`).
     fn rebuffer(&mut self, capacity: usize) {
-        if !self.inner.buffer().is_empty() || self.inner.capacity() == capacity {
-            return;
-        }
-        let reader = self.inner.get_ref();
-        let placeholder = ConnectionReader::new(Arc::clone(reader.socket()), *reader.deadlines());
-        let old = std::mem::replace(&mut self.inner, BufReader::with_capacity(0, placeholder));
-        self.inner = BufReader::with_capacity(capacity, old.into_inner());
+        self.inner.resize(capacity);
     }
 }
 
@@ -816,9 +811,9 @@ impl<S: SharedState> Request for StreamRequest<S> {
             // CPython fails here on Unix sockets (EOPNOTSUPP); Nagle does not exist there.
             connection.setsockopt(opt::NoDelay, true)?;
         }
-        // A capacity of 1 is the unbuffered reader: `BufReader` needs room for one byte.
+        // A capacity of 1 is the unbuffered reader: the buffer needs room for one byte.
         let rfile = StreamReader {
-            inner: BufReader::with_capacity(
+            inner: Buffered::with_capacity(
                 options.rbufsize.max(1),
                 ConnectionReader::new(Arc::clone(&connection), deadlines),
             ),

@@ -32,7 +32,7 @@ mod threading;
 
 #[cfg(unix)]
 pub use forking::{DEFAULT_MAX_CHILDREN, Forking};
-pub use threading::{DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading};
+pub use threading::{DEFAULT_LINGER, DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading};
 
 /// The server layer (the `sockserve-server` crate), which also carries the layers below it
 /// (`sockserve_mixins::server::socket`, `sockserve_mixins::server::handler`).

@@ -43,6 +43,21 @@ pub const DEFAULT_MAX_THREADS: usize = 10_000;
 /// ```
 pub const DEFAULT_THREAD_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long, by default, a turn that ends with
+/// [`Next::WaitForInput`](server::Next) waits on its thread for the connection's next input
+/// before the connection parks in the serving loop's reactor, while the pool has idle threads
+/// and nothing queued (see [`Threading::linger`]).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_mixins::DEFAULT_LINGER;
+/// use std::time::Duration;
+///
+/// assert_eq!(DEFAULT_LINGER, Duration::from_millis(1));
+/// ```
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
+
 /// Threads the default `max_threads` leaves, under `RLIMIT_NPROC`, for the process to start
 /// later (and the rest of its user's processes, which count against the limit too).
 const NPROC_HEADROOM: usize = 64;
@@ -90,6 +105,7 @@ pub struct Threading {
     /// `None`: the default's rule, applied when the pool starts.
     max_threads: Option<usize>,
     thread_idle_timeout: Option<Duration>,
+    linger: Option<Duration>,
     stack_size: Option<usize>,
     daemon_threads: bool,
     block_on_close: bool,
@@ -112,13 +128,16 @@ struct PoolShared {
     ended: Condvar,
     max_threads: usize,
     idle_timeout: Option<Duration>,
+    /// [`Threading::linger`], offered to turns while a thread is idle and nothing queued.
+    linger: Option<Duration>,
     /// The server's counts of requests in flight and running (the pool keeps none of its
     /// own), and where the pool's size is published.
     link: ServerLink,
 }
 
 /// The pool's bookkeeping, under one lock, taken once by the loop per job handed over and once
-/// by a thread per job it ends. Every job in the channel has a thread on its way to it: an
+/// by a thread per job it ends; each change is published to the turns as whether they may
+/// linger ([`Threading::linger`]). Every job in the channel has a thread on its way to it: an
 /// idle one the loop reserved (`idle` went down), a new one started for it, or (when neither
 /// could be had) the next thread to end a job (`unclaimed`). So no job waits behind a busy
 /// thread while another could take it, and `idle` and `unclaimed` are never both above 0.
@@ -137,6 +156,7 @@ impl Default for Threading {
         Threading {
             max_threads: None,
             thread_idle_timeout: Some(DEFAULT_THREAD_IDLE_TIMEOUT),
+            linger: Some(DEFAULT_LINGER),
             stack_size: None,
             daemon_threads: false,
             block_on_close: true,
@@ -200,6 +220,31 @@ impl Threading {
     /// ```
     pub fn stack_size(mut self, bytes: Option<usize>) -> Self {
         self.stack_size = bytes;
+        self
+    }
+
+    /// How long a turn that ends with [`Next::WaitForInput`](server::Next) waits on its thread
+    /// for the connection's next input before the connection parks in the serving loop's
+    /// reactor (default [`DEFAULT_LINGER`], 1 ms; `None` or zero: it parks at once). Only while
+    /// nothing is queued and the next request would get a thread at once (one is idle, or the
+    /// pool may grow), so a lingering thread holds no other request back: a client that answers
+    /// at once (a request-response protocol on a few busy connections) gets its next turn on
+    /// the same thread, without two thread wakes through the serving loop; under a load that
+    /// keeps every thread busy nothing lingers. A connection's `rfile` holds no buffer while it
+    /// lingers either. The wait is bounded by the connection's idle timeout, and a graceful
+    /// stop sees a lingering connection when its linger ends: keep it short (a millisecond or
+    /// so).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = sockserve_mixins::Threading::new().linger(Some(Duration::from_micros(500)));
+    /// # drop(t);
+    /// ```
+    pub fn linger(mut self, linger: Option<Duration>) -> Self {
+        self.linger = linger.filter(|d| !d.is_zero());
         self
     }
 
@@ -358,10 +403,26 @@ impl PoolShared {
         // Plain counts, valid whatever a panicking holder left (no code panics under it).
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Tells the turns whether they may linger (see [`Threading::linger`]) after `state`
+    /// changed: while no job waits for a thread and the next job would get one at once (a
+    /// thread is idle, not reserved for a job, or the pool may grow). A few connections
+    /// that each linger on a thread of their own keep no thread idle: the room to grow
+    /// lets them linger on.
+    fn publish(&self, state: &PoolState) {
+        let room = state.idle > 0 || state.alive < self.max_threads;
+        let spare = room && state.unclaimed == 0;
+        self.link.offer_linger(self.linger.filter(|_| spare));
+    }
 }
 
 impl Pool {
-    fn new(max_threads: usize, idle_timeout: Option<Duration>, link: ServerLink) -> Self {
+    fn new(
+        max_threads: usize,
+        idle_timeout: Option<Duration>,
+        linger: Option<Duration>,
+        link: ServerLink,
+    ) -> Self {
         let (jobs, receiver) = crossbeam_channel::unbounded();
         let gauge = LimitGauge::new(
             "max_threads",
@@ -379,6 +440,7 @@ impl Pool {
                 ended: Condvar::new(),
                 max_threads,
                 idle_timeout,
+                linger,
                 link,
             }),
             handles: Vec::new(),
@@ -387,21 +449,25 @@ impl Pool {
     }
 
     /// Finds a thread for one more job before it is sent: reserves an idle one, or starts one
-    /// if the pool may grow; else the job queues for the next thread that ends a job.
-    fn reserve_thread(&mut self, stack_size: Option<usize>) {
+    /// if the pool may grow; else the job queues for the next thread that ends a job. False
+    /// when no thread runs at all (none could be started): the caller runs the job itself.
+    fn reserve_thread(&mut self, stack_size: Option<usize>) -> bool {
         let mut state = self.shared.lock();
         if state.idle > 0 {
             state.idle -= 1;
-            return;
+            self.shared.publish(&state);
+            return true;
         }
         if state.alive >= self.shared.max_threads {
             state.unclaimed += 1;
-            return;
+            self.shared.publish(&state);
+            return true;
         }
         // Counted (and published, under the lock: in order) before it starts, outside the
         // lock, so that the count never overshoots.
         state.alive += 1;
         self.shared.link.record_threads(state.alive);
+        self.shared.publish(&state);
         drop(state);
         if let Err(e) = self.spawn(stack_size) {
             log::error!("cannot start a request thread ({e}); the request queues for the others");
@@ -414,7 +480,10 @@ impl Pool {
             } else if state.alive > 0 {
                 state.unclaimed += 1;
             }
+            self.shared.publish(&state);
+            return state.alive > 0;
         }
+        true
     }
 
     fn spawn(&mut self, stack_size: Option<usize>) -> io::Result<()> {
@@ -456,6 +525,7 @@ fn worker(jobs: &Receiver<Job>, shared: &PoolShared) {
                 } else {
                     state.idle += 1;
                 }
+                shared.publish(&state);
             }
             Err(RecvTimeoutError::Timeout) => {
                 let mut state = shared.lock();
@@ -463,12 +533,14 @@ fn worker(jobs: &Receiver<Job>, shared: &PoolShared) {
                 // job on its way (idle is 0), one of them is this one's: wait on.
                 if state.idle > 0 {
                     state.idle -= 1;
+                    shared.publish(&state);
                     return end(shared, state);
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let mut state = shared.lock();
                 state.idle = state.idle.saturating_sub(1);
+                shared.publish(&state);
                 return end(shared, state);
             }
         }
@@ -479,6 +551,7 @@ fn worker(jobs: &Receiver<Job>, shared: &PoolShared) {
 fn end(shared: &PoolShared, mut state: MutexGuard<'_, PoolState>) {
     state.alive -= 1;
     shared.link.record_threads(state.alive);
+    shared.publish(&state);
     drop(state);
     shared.ended.notify_all();
 }
@@ -490,7 +563,12 @@ impl Strategy for Threading {
                 Some(n) => (n, None),
                 None => default_max_threads(),
             };
-            let pool = Pool::new(max_threads, self.thread_idle_timeout, link.clone());
+            let pool = Pool::new(
+                max_threads,
+                self.thread_idle_timeout,
+                self.linger,
+                link.clone(),
+            );
             if let Some(why) = lowered {
                 pool.gauge.note(format_args!("{why}"));
             }
@@ -508,9 +586,9 @@ impl Strategy for Threading {
             // start() always runs first; if not, serving inline is still correct.
             return job.run();
         };
-        pool.reserve_thread(stack_size);
+        let alive = pool.reserve_thread(stack_size);
         pool.gauge.observe(pool.shared.link.in_flight());
-        if pool.shared.lock().alive == 0 {
+        if !alive {
             // No thread could be started at all: serve inline rather than never.
             return job.run();
         }
@@ -537,6 +615,7 @@ impl fmt::Debug for Threading {
         f.debug_struct("Threading")
             .field("max_threads", &self.max_threads)
             .field("thread_idle_timeout", &self.thread_idle_timeout)
+            .field("linger", &self.linger)
             .field("stack_size", &self.stack_size)
             .field("daemon_threads", &self.daemon_threads)
             .field("block_on_close", &self.block_on_close)

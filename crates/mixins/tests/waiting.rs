@@ -517,3 +517,56 @@ suite!(
     a_graceful_stop_ends_silent_new_connections,
     handle_request_serves_waiting_connections
 );
+
+/// Answers each line, recording the thread of each turn.
+#[derive(Clone, Default)]
+struct Turns(Arc<Mutex<Vec<std::thread::ThreadId>>>);
+
+impl Handler<StreamRequest> for Turns {
+    fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
+        let mut line = String::new();
+        if req.rfile.read_line(&mut line)? == 0 {
+            return Ok(Next::Done);
+        }
+        self.0.lock().unwrap().push(std::thread::current().id());
+        req.wfile.write_all(line.as_bytes())?;
+        Ok(Next::WaitForInput)
+    }
+}
+
+/// `Threading::linger`: while the pool has room (below `max_threads`, nothing queued), a turn
+/// that ends waits on its thread for the next input, not parked meanwhile, and the next turn
+/// runs on that thread; with no linger the connection parks after each turn.
+#[test]
+fn a_turn_lingers_on_its_thread_while_the_pool_has_room() {
+    for linger in [Some(GENEROUS), None] {
+        let turns = Turns::default();
+        let threads = Arc::clone(&turns.0);
+        let server: Server<Tcp, Threading> = TcpServer::builder_handler(turns)
+            .strategy(Threading::new().max_threads(4).linger(linger))
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
+        let handle = running.shutdown_handle();
+        let (mut client, mut reader) = connect(&running);
+        for i in 1..=3 {
+            client.write_all(format!("m{i}\n").as_bytes()).unwrap();
+            assert_eq!(read_line(&mut reader), format!("m{i}\n"));
+            if linger.is_some() {
+                assert_eq!(handle.waiting(), 0, "a lingering turn is not parked");
+            } else {
+                wait_until("the connection parks", GENEROUS, || handle.waiting() == 1);
+            }
+        }
+        if linger.is_some() {
+            let threads = threads.lock().unwrap();
+            assert!(
+                threads.iter().all(|t| *t == threads[0]),
+                "the turns ran on one thread"
+            );
+        }
+        drop((client, reader));
+        wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+        running.shutdown().expect("stop").server_close();
+    }
+}

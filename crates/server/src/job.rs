@@ -168,6 +168,18 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                             _ => return (*self).end(Ok(()), Some(held)),
                         }
                     }
+                    if let Some(linger) = self.waiting.linger() {
+                        // The pool has idle threads: wait here briefly, and run the next
+                        // turn on this thread if input comes (no hand-off through the loop).
+                        match self.linger(linger) {
+                            Some(Waited::Input) => {
+                                ticket = Some(held);
+                                continue;
+                            }
+                            Some(_) => return (*self).end(Ok(()), Some(held)),
+                            None => {}
+                        }
+                    }
                     let waiting = Arc::clone(&self.waiting);
                     if let Err((waiter, ticket)) = waiting.park(self, held) {
                         // Refused: the server began to close meanwhile.
@@ -177,6 +189,24 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                 }
                 Ok(_) => return (*self).end(Ok(()), ticket),
                 Err(e) => return (*self).end(Err(e), ticket),
+            }
+        }
+    }
+
+    /// A short wait on this thread for the connection's next input (`linger`, bounded by the
+    /// wait's deadline) before the connection parks: its input (`Input`), its end (`Closed`),
+    /// or nothing within it (`None`: park). The `rfile` buffer was released already; the next
+    /// turn on this thread takes it back from the thread's spares.
+    fn linger(&self, linger: Duration) -> Option<Waited> {
+        let connection = self.session.request().waits_on()?;
+        let until = Instant::now() + linger;
+        let until = self.session.wait_deadline().map_or(until, |d| d.min(until));
+        match connection.wait_readable_by(Some(until)) {
+            Ok(()) => self.session.poll_input(),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => None,
+            Err(e) => {
+                log::debug!("waiting on a connection failed: {e}");
+                None
             }
         }
     }

@@ -7,6 +7,7 @@ use std::{
     fmt, io,
     os::fd::{AsRawFd, BorrowedFd, RawFd},
     sync::Arc,
+    time::Duration,
 };
 
 /// The reactor key of every descriptor a strategy watches: they all mean "look again".
@@ -285,6 +286,40 @@ impl ServerLink {
     /// ```
     pub fn record_threads(&self, threads: usize) {
         self.shared.record_threads(threads);
+    }
+
+    /// Offers the turns that end with [`Next::WaitForInput`](handler::Next) a short wait for
+    /// their connection's next input on the thread that ran them, before they park in the
+    /// serving loop's reactor (`None`, the initial offer: they park at once). Input within
+    /// `linger` runs the next turn on the same thread at once, with no hand-off through the
+    /// loop: what a pool offers while it has idle threads and nothing queued (a lingering
+    /// thread holds no request back then), and withdraws when work queues. Only for turns that
+    /// run off the serving loop's thread: a strategy that runs them inline must not offer it
+    /// (the loop would wait on one connection). Under `serve_forever` only: a loop driven by
+    /// `handle_request` sees every wait (each input is one request for it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{Job, ServerLink, Strategy};
+    /// use std::time::Duration;
+    ///
+    /// /// A thread per request: nothing ever queues, so its turns may always linger.
+    /// struct Spawning;
+    ///
+    /// impl Strategy for Spawning {
+    ///     fn start(&mut self, link: &ServerLink) -> std::io::Result<()> {
+    ///         link.offer_linger(Some(Duration::from_millis(1)));
+    ///         Ok(())
+    ///     }
+    ///     fn process_request(&mut self, job: Job) {
+    ///         std::thread::spawn(move || job.run());
+    ///     }
+    /// }
+    /// # let _ = Spawning;
+    /// ```
+    pub fn offer_linger(&self, linger: Option<Duration>) {
+        self.shared.offer_linger(linger);
     }
 
     /// Publishes how many child processes the strategy has now (started and not yet reaped):

@@ -741,7 +741,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         self.strategy.start(&self.link)?;
         self.admission.start();
         self.resume(&socket)?;
-        self.waiting.open();
+        self.waiting.open(true);
         while !self.shared.stop_requested() {
             let timeout = self.waiting.clamp(Some(self.backoff.clamp(poll_interval)));
             let (mut ready, mut from_children) = (false, false);
@@ -822,7 +822,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
         if self.listening() != Some(Listening::Registered) {
             self.register(&socket)?;
         }
-        self.waiting.open();
+        self.waiting.open(false);
         loop {
             match self.take_request(&socket) {
                 Took::Served => return Ok(()),

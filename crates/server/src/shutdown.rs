@@ -65,6 +65,10 @@ pub(crate) struct Shared {
     children: AtomicUsize,
     /// Requests in flight whose connection waits in the reactor between turns.
     waiting: AtomicUsize,
+    /// How long a turn that ends with `WaitForInput` may wait on its own thread for the next
+    /// input before it parks, in nanoseconds (0: it parks at once): what the strategy offers
+    /// now (`ServerLink::offer_linger`).
+    linger: AtomicU64,
     /// Says to forked children that a graceful stop began: the parent writes a byte to the
     /// second socket, and the first, which every child inherits and none reads, stays
     /// readable until the next loop starts (the parent drains it). A child whose connection
@@ -123,6 +127,7 @@ impl Shared {
             threads: AtomicUsize::new(0),
             children: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            linger: AtomicU64::new(0),
             stopping: match children_channel() {
                 Ok(pair) => Some(pair),
                 Err(e) => {
@@ -354,6 +359,21 @@ impl Shared {
     pub(crate) fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the serving loop: {e}");
+        }
+    }
+
+    pub(crate) fn offer_linger(&self, linger: Option<Duration>) {
+        let nanos = linger.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        // Most calls change nothing: a load spares the shared line a write.
+        if self.linger.load(Ordering::Relaxed) != nanos {
+            self.linger.store(nanos, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn linger(&self) -> Option<Duration> {
+        match self.linger.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
         }
     }
 

@@ -5,9 +5,21 @@
 //!
 //! The hot path of a turn, chosen for a loop that holds thousands of sockets:
 //!
+//! - Before it parks, a turn of a pool with room for the next job and nothing queued
+//!   lingers on its own socket (`ServerLink::offer_linger`, job.rs): input within it runs
+//!   the next turn on the same thread, with no registration and no hand-off; the rest of
+//!   this applies after.
 //! - The thread that ran the turn parks the connection itself, under the slab's lock: the
 //!   first wait registers it (`EPOLL_CTL_ADD`), every later one re-arms it (`EPOLL_CTL_MOD`,
 //!   which reports at once input that came during the turn); the loop is not woken for it.
+//!   The system call stays under the lock: registrations are edge-triggered, not one-shot,
+//!   so once the entry is published an edge may fire at any moment and another thread run
+//!   the next turn, end the connection and unregister it; a re-arm after the unlock could
+//!   then register again a connection already released (its slot reused by another). Re-arm
+//!   before publishing is no better: an edge in between finds an empty slot and is lost.
+//! - Whether the server is closing is an atomic, read without the lock at the end of each
+//!   turn; it is written under the lock and read again under it by `park`, so that no
+//!   connection is parked after a stop emptied the set.
 //! - The loop, woken by readiness, takes the connection out of its slot (a lock and a
 //!   `take()`, no system call) and hands the next turn to the strategy as a `Job`.
 //! - Readiness that comes while a turn runs finds an empty slot and is dropped: the re-arm at
@@ -26,7 +38,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -72,6 +84,14 @@ pub(crate) struct Waiting {
     /// Counts the loop's selects: a connection parked during the current one may be reported
     /// by an event older than its wait.
     epoch: AtomicU64,
+    /// A graceful stop or a close began: no connection may wait any more. Read without the
+    /// lock at the end of every turn (a hint: the turn's input gets its turn, else the end);
+    /// written under the lock, and read again under it by `park`, so that no connection is
+    /// parked after `take_all` emptied the set.
+    closing: AtomicBool,
+    /// The loop serves forever: turns may linger (under `handle_request`, the input of a
+    /// waiting connection is one request for the loop, so every wait goes through it).
+    may_linger: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -82,8 +102,6 @@ struct State {
     /// Deadlines of waits: (when, slot, the wait's generation); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     parked: usize,
-    /// A graceful stop or a close began: no connection may wait any more.
-    closing: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +126,8 @@ impl Waiting {
             registrar,
             shared,
             epoch: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            may_linger: AtomicBool::new(false),
             state: Mutex::default(),
         })
     }
@@ -125,12 +145,24 @@ impl Waiting {
 
     /// Whether connections may no longer wait (a graceful stop or a close began).
     pub(crate) fn is_closing(&self) -> bool {
-        self.lock().closing
+        self.closing.load(Ordering::SeqCst)
     }
 
-    /// A serving loop starts: connections may wait again.
-    pub(crate) fn open(&self) {
-        self.lock().closing = false;
+    /// How long a turn that ends with `WaitForInput` may wait on its own thread for the next
+    /// input before it parks (`ServerLink::offer_linger`; `None`: it parks at once).
+    pub(crate) fn linger(&self) -> Option<Duration> {
+        if !self.may_linger.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.shared.linger()
+    }
+
+    /// A serving loop starts: connections may wait again; `serving_forever`: their turns may
+    /// linger (not under `handle_request`).
+    pub(crate) fn open(&self, serving_forever: bool) {
+        self.may_linger.store(serving_forever, Ordering::Relaxed);
+        let _state = self.lock();
+        self.closing.store(false, Ordering::SeqCst);
     }
 
     /// Parks a connection whose turn ended with `WaitForInput`, from the thread that ran the
@@ -145,7 +177,7 @@ impl Waiting {
         };
         let deadline = waiter.deadline();
         let mut state = self.lock();
-        if state.closing {
+        if self.closing.load(Ordering::SeqCst) {
             return Err((waiter, ticket));
         }
         let slot = match waiter.slot() {
@@ -322,7 +354,7 @@ impl Waiting {
     fn take_all(&self, mut job: impl FnMut(Parked) -> Job) -> Vec<Job> {
         let jobs: Vec<Job> = {
             let mut state = self.lock();
-            state.closing = true;
+            self.closing.store(true, Ordering::SeqCst);
             state.timers.clear();
             state.parked = 0;
             state
@@ -357,7 +389,7 @@ impl fmt::Debug for Waiting {
         f.debug_struct("Waiting")
             .field("parked", &state.parked)
             .field("slots", &state.slots.len())
-            .field("closing", &state.closing)
+            .field("closing", &self.is_closing())
             .finish()
     }
 }

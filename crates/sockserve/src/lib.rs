@@ -330,19 +330,19 @@ pub use server::{
 };
 
 // The concurrency layer, one feature for each strategy.
+#[cfg(feature = "threading")]
+#[cfg_attr(docsrs, doc(cfg(feature = "threading")))]
+#[doc(inline)]
+pub use mixins::{
+    DEFAULT_LINGER, DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading,
+    ThreadingTcpServer, ThreadingUdpServer, ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
+};
 #[cfg(all(unix, feature = "forking"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "forking"))))]
 #[doc(inline)]
 pub use mixins::{
     DEFAULT_MAX_CHILDREN, Forking, ForkingTcpServer, ForkingUdpServer, ForkingUnixDatagramServer,
     ForkingUnixStreamServer,
-};
-#[cfg(feature = "threading")]
-#[cfg_attr(docsrs, doc(cfg(feature = "threading")))]
-#[doc(inline)]
-pub use mixins::{
-    DEFAULT_MAX_THREADS, DEFAULT_THREAD_IDLE_TIMEOUT, Threading, ThreadingTcpServer,
-    ThreadingUdpServer, ThreadingUnixDatagramServer, ThreadingUnixStreamServer,
 };
 
 // Serving until a termination signal (signals are Unix's).
