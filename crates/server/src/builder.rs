@@ -222,8 +222,12 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
         self
     }
 
-    /// The largest datagram a datagram server receives whole; longer ones are cut, as in
-    /// CPython. Default 8192; at least 1.
+    /// The largest datagram a datagram server receives. A longer one is never handed to a
+    /// handler cut (CPython cuts it silently): the server reads its real length
+    /// (`MSG_TRUNC`), discards it, sends no reply, and its request fails with a
+    /// [`TruncatedDatagram`](crate::TruncatedDatagram) naming both sizes, which
+    /// [`handle_error`](crate::Hooks::handle_error) gets (the default reports it, at most 10
+    /// reports a second). Default 8192; at least 1 (0 is raised to 1).
     ///
     /// A size beyond the largest datagram the socket's family can carry is clamped to it at
     /// bind, with a warning naming the option and the limit; [`Server::max_packet_size`] tells
@@ -241,7 +245,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     ///   `EMSGSIZE` even with `SO_SNDBUFFORCE`), which is also the limit where `wmem_max`
     ///   cannot be read (another system, no /proc). A privileged sender that forces a larger
     ///   `SO_SNDBUF` than `wmem_max` allows can send more than `2 * wmem_max - 32`: such
-    ///   datagrams are cut; raise `net.core.wmem_max` to serve them whole.
+    ///   datagrams are discarded as above; raise `net.core.wmem_max` to serve them.
     ///
     /// Stream servers do not use the option.
     ///

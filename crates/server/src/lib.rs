@@ -126,7 +126,7 @@ pub use handler;
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter,
+    StreamRequest, StreamWriter, TruncatedDatagram,
 };
 #[doc(no_inline)]
 pub use socket::{Address, Family, Socket, ToAddrs, Type};

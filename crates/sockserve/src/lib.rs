@@ -275,7 +275,7 @@ pub use socket::{
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter,
+    StreamRequest, StreamWriter, TruncatedDatagram,
 };
 
 // The server layer.
