@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, doclinks, integration, lines, tidy};
+use crate::{Result, doclinks, integration, lines, memcheck, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -40,6 +40,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         // Inherited stdout: CI reads cargo test's closing `test result:` lines from it.
         ("test", Step::Cmd(Cmd::cargo(&["test", "--workspace"]))),
+        ("memcheck", Step::InProcess(memcheck::run)),
         (
             "doc",
             Step::Cmd(Cmd::cargo(&["doc", "--workspace", "--no-deps"]).env(

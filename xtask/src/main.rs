@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's automation, in Rust so that it runs wherever cargo runs.
 //!
 //! ```text
-//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
+//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, memcheck, doc, tidy, lines, integration)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
+//! cargo xtask memcheck      the tests of the crates with `unsafe` (socket, reactor, mixins) under valgrind
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--only TEXT]
 //!                           echo_server (sync, threading, forking), a bare std server and CPython's
@@ -25,6 +26,7 @@ mod cmd;
 mod doclinks;
 mod integration;
 mod lines;
+mod memcheck;
 mod metadata;
 mod tidy;
 
@@ -40,12 +42,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run exactly what CI runs (fmt, clippy, build, test, doc, doc-links, tidy, lines,
+  ci            run exactly what CI runs (fmt, clippy, build, test, memcheck, doc, doc-links, tidy, lines,
                 integration)
   tidy          check the invariants of ARCHITECTURE.md
   doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
                 dead link
   integration   run the examples as real processes against real clients (Rust and CPython)
+  memcheck      run the test binaries of socket, reactor and mixins under valgrind's memcheck
+                (no error allowed; a few timing tests left out)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
   bench         load-test echo_server (sync, threading, forking), a bare std server and
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         "doc-links" => no_flags(command, rest).and_then(|()| doclinks::run()),
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "lines" => no_flags(command, rest).and_then(|()| lines::run()),
+        "memcheck" => no_flags(command, rest).and_then(|()| memcheck::run()),
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
