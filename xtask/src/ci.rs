@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, doclinks, integration, lines, memcheck, tidy};
+use crate::{Result, doclinks, integration, lines, memcheck, soak, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -52,6 +52,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("tidy", Step::InProcess(tidy::run)),
         ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),
+        ("soak", Step::InProcess(|| soak::run(true))),
     ]
 }
 
