@@ -86,6 +86,8 @@ fn main() -> ExitCode {
             _ => Err(format!("`soak` takes only `--short`\n\n{USAGE}").into()),
         },
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
+        // Hidden: one case of integration alone, while working on it.
+        "integration-hostile" => no_flags(command, rest).and_then(|()| integration::run_hostile()),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
         "help" | "-h" | "--help" => {
