@@ -50,8 +50,9 @@ impl DatagramOptions {
 /// server's `max_packet_size`, so the receive cut it (CPython hands the cut datagram to the
 /// handler silently). The server found its real length through `MSG_TRUNC` and discarded it;
 /// `handle_error` gets this error (at [`Stage::Setup`](crate::Stage::Setup), inside an
-/// `io::Error` of kind `InvalidData`: [`HandlerError::truncated_datagram`] finds it), and the
-/// client gets no reply.
+/// `io::Error` of kind `InvalidData`:
+/// [`HandlerError::truncated_datagram`](crate::HandlerError::truncated_datagram) finds it),
+/// and the client gets no reply.
 ///
 /// # Examples
 ///
