@@ -299,4 +299,6 @@ fn version_error(head: &[u8]) -> Reject {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, doclinks, integration, lines, tidy};
+use crate::{Result, doclinks, integration, lines, memcheck, soak, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -41,6 +41,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         // Inherited stdout: CI reads cargo test's closing `test result:` lines from it.
         ("test", Step::Cmd(Cmd::cargo(&["test", "--workspace"]))),
+        ("memcheck", Step::InProcess(memcheck::run)),
         (
             "doc",
             Step::Cmd(Cmd::cargo(&["doc", "--workspace", "--no-deps"]).env(
@@ -52,6 +53,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("tidy", Step::InProcess(tidy::run)),
         ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),
+        ("soak", Step::InProcess(|| soak::run(true))),
     ]
 }
 

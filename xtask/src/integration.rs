@@ -10,7 +10,8 @@
 //! Adding a scenario is adding a row to [`SCENARIOS`]. The `echo_server` example is run as a
 //! matrix of its own, every family in every mode, each stopped by a signal, and the cases where
 //! a client never reads its replies or a second signal forces the stop: see [`echo`]; with
-//! thousands of keep-alive connections waiting between messages (`--park`): see [`park`].
+//! thousands of keep-alive connections waiting between messages (`--park`): see [`park`]; with
+//! 800 slow and hostile clients at once: see [`hostile`].
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
 //! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
@@ -26,6 +27,7 @@
 
 mod echo;
 mod examples;
+mod hostile;
 mod http;
 mod many;
 mod park;
@@ -164,6 +166,19 @@ if reply != expected:
 print(f"python client: got {reply.decode()!r}")
 "#;
 
+/// `cargo xtask integration-hostile` (hidden): the hostile-clients cases alone.
+pub(crate) fn run_hostile() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "echo_server",
+    ])
+    .run()?;
+    hostile::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
 /// The count of cases that passed and failed; each case's line goes to stdout as it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -217,6 +232,7 @@ pub(crate) fn run() -> Result<()> {
     }
     tally.record_module("ports", ports::run(&examples));
     tally.record_module("park", park::run(&examples));
+    tally.record_module("hostile", hostile::run(&examples));
     tally.record_module("http", http::run(&examples));
     examples::run(&examples, &mut tally);
     match temp_dir("integration") {

@@ -1,10 +1,13 @@
 //! `cargo xtask`: the project's automation, in Rust so that it runs wherever cargo runs.
 //!
 //! ```text
-//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, build, test, doc, tidy, lines, integration)
+//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, features, build, test, memcheck, doc, doc-links, tidy, lines, integration, soak --short)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask parity        examples/parity.rs from PARITY.md; every socketserver name has a row
+//! cargo xtask memcheck      the tests of the crates with `unsafe` (socket, reactor, mixins) under valgrind
+//! cargo xtask soak [--short] 1,000,000 + 200,000 echo requests against echo_server (threading, --park),
+//!                           every byte checked, fds, threads and RSS compared (--short: CI's 50,000)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
 //! cargo xtask bench [--duration SECS] [--connections N] [--repeat N] [--only TEXT]...
 //!                           echo_server (sync, threading, threading --park, forking), a bare std
@@ -27,8 +30,10 @@ mod cmd;
 mod doclinks;
 mod integration;
 mod lines;
+mod memcheck;
 mod metadata;
 mod parity;
+mod soak;
 mod tidy;
 
 use std::process::ExitCode;
@@ -43,14 +48,19 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run exactly what CI runs (fmt, clippy, build, test, doc, doc-links, tidy, lines,
-                integration)
+  ci            run exactly what CI runs (fmt, clippy, build, test, memcheck, doc, doc-links, tidy, lines,
+                integration, soak --short)
   tidy          check the invariants of ARCHITECTURE.md
   doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
                 dead link
   integration   run the examples as real processes against real clients (Rust and CPython)
   parity        write examples/parity.rs from PARITY.md and check the table against CPython's
                 socketserver (tidy checks the same)
+  memcheck      run the test binaries of socket, reactor and mixins under valgrind's memcheck
+                (no error allowed; a few timing tests left out)
+  soak          1,000,000 echo requests over 64 connections (threading) and 200,000 over 1,000
+                (--park), every byte checked; the server's fds, threads and RSS must come back
+                (release build; `--short`: 50,000 requests on the debug build, as ci runs)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
   bench         load-test echo_server (sync, threading, threading --park, forking), a bare
@@ -78,7 +88,15 @@ fn main() -> ExitCode {
         "integration" => no_flags(command, rest).and_then(|()| integration::run()),
         "lines" => no_flags(command, rest).and_then(|()| lines::run()),
         "parity" => no_flags(command, rest).and_then(|()| parity::run()),
+        "memcheck" => no_flags(command, rest).and_then(|()| memcheck::run()),
+        "soak" => match rest {
+            [] => soak::run(false),
+            [flag] if flag == "--short" => soak::run(true),
+            _ => Err(format!("`soak` takes only `--short`\n\n{USAGE}").into()),
+        },
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
+        // Hidden: one case of integration alone, while working on it.
+        "integration-hostile" => no_flags(command, rest).and_then(|()| integration::run_hostile()),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
         // Hidden: the bench's event-driven clients against a running server, for profiling.

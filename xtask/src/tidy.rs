@@ -127,7 +127,7 @@ type Files = &'static [(&'static str, &'static str)];
 pub(crate) const SHARED: &[&str] = &["log", "thiserror"];
 
 /// External crates any member may use as a dev-dependency only (test helpers).
-pub(crate) const TEST_HELPERS: &[&str] = &["tempfile"];
+pub(crate) const TEST_HELPERS: &[&str] = &["tempfile", "proptest"];
 
 /// Internal crates any member may use as a dev-dependency only, whatever its layer: the tests'
 /// shared helpers. Like a program, such a crate may print (its runner of harness-less test

@@ -46,6 +46,53 @@ impl DatagramOptions {
     }
 }
 
+/// Why a datagram's request failed before its handler ran: the datagram was longer than the
+/// server's `max_packet_size`, so the receive cut it (CPython hands the cut datagram to the
+/// handler silently). The server found its real length through `MSG_TRUNC` and discarded it;
+/// `handle_error` gets this error (at [`Stage::Setup`](crate::Stage::Setup), inside an
+/// `io::Error` of kind `InvalidData`:
+/// [`HandlerError::truncated_datagram`](crate::HandlerError::truncated_datagram) finds it),
+/// and the client gets no reply.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_handler::{HandlerError, Stage, TruncatedDatagram};
+/// use std::io;
+///
+/// let cut = TruncatedDatagram::new(9000, 8192);
+/// assert_eq!((cut.length, cut.max_packet_size), (9000, 8192));
+/// let err = HandlerError::failed(Stage::Setup, io::Error::new(io::ErrorKind::InvalidData, cut));
+/// assert_eq!(err.truncated_datagram(), Some(&cut));
+/// assert!(err.to_string().contains("9000 bytes"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[error(
+    "datagram of {length} bytes is longer than max_packet_size ({max_packet_size} bytes): \
+     discarded unhandled (raise the server's max_packet_size to take it)"
+)]
+#[non_exhaustive]
+pub struct TruncatedDatagram {
+    /// The datagram's real length.
+    pub length: usize,
+    /// The server's `max_packet_size`, the most it receives.
+    pub max_packet_size: usize,
+}
+
+impl TruncatedDatagram {
+    /// The error of a datagram of `length` bytes received with room for `max_packet_size`.
+    ///
+    /// # Examples
+    ///
+    /// See [`TruncatedDatagram`].
+    pub fn new(length: usize, max_packet_size: usize) -> Self {
+        TruncatedDatagram {
+            length,
+            max_packet_size,
+        }
+    }
+}
+
 /// A datagram request (Python's `DatagramRequestHandler` attributes): the packet, `rfile`
 /// over it, a `wfile` whose bytes are sent back to the client when the request finishes, the
 /// server's socket, the client's address and the server.
@@ -64,7 +111,8 @@ impl DatagramOptions {
 /// ```
 #[non_exhaustive]
 pub struct DatagramRequest<S = ()> {
-    /// The datagram as received (cut at the server's `max_packet_size`).
+    /// The datagram, whole: one longer than the server's `max_packet_size` is never handed
+    /// to a handler (its request fails with a [`TruncatedDatagram`] instead).
     pub packet: Arc<[u8]>,
     /// A reader over `packet`.
     pub rfile: Cursor<Arc<[u8]>>,
@@ -108,11 +156,21 @@ impl<S: SharedState> Request for DatagramRequest<S> {
     type State = S;
 
     fn setup(
-        (packet, socket): (Arc<[u8]>, Arc<Socket>),
+        raw: crate::driver::DatagramRaw,
         client_address: Address,
         server: ServerContext<S>,
         options: &DatagramOptions,
     ) -> io::Result<Self> {
+        let crate::driver::DatagramRaw {
+            packet,
+            socket,
+            truncated,
+        } = raw;
+        // A cut datagram is never handed to the handler as if it were whole: the request
+        // fails its setup, so `handle_error` sees why (and no reply is sent).
+        if let Some(truncated) = truncated {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, truncated));
+        }
         Ok(DatagramRequest {
             rfile: Cursor::new(Arc::clone(&packet)),
             packet,

@@ -235,6 +235,17 @@ impl HandlerError {
         false
     }
 
+    /// The [`TruncatedDatagram`](crate::TruncatedDatagram) a datagram request failed with,
+    /// if that is why it failed: the datagram was longer than the server's
+    /// `max_packet_size` and was discarded before any handler saw it.
+    ///
+    /// # Examples
+    ///
+    /// See [`TruncatedDatagram`](crate::TruncatedDatagram).
+    pub fn truncated_datagram(&self) -> Option<&crate::TruncatedDatagram> {
+        self.io_error()?.get_ref()?.downcast_ref()
+    }
+
     /// Whether the step panicked.
     ///
     /// # Examples

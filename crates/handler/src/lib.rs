@@ -65,7 +65,7 @@ pub use socket;
 pub use socket::{Address, Socket};
 
 pub use context::{ServerContext, SharedState};
-pub use datagram::{DatagramOptions, DatagramRequest};
+pub use datagram::{DatagramOptions, DatagramRequest, TruncatedDatagram};
 pub use error::{BoxError, HandlerError, Stage};
 pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};
 pub use request::Request;
@@ -102,17 +102,63 @@ pub mod driver {
     use std::sync::Arc;
 
     /// What a datagram server hands a [`DatagramRequest`](crate::DatagramRequest): the
-    /// datagram and the server's socket (its [`Request::Raw`](crate::Request::Raw)).
+    /// datagram and the server's socket (its [`Request::Raw`](crate::Request::Raw)), or,
+    /// for a datagram longer than the server's `max_packet_size`, why there is none.
     ///
     /// # Examples
     ///
     /// ```
     /// use sockserve_handler::{DatagramRequest, Request, driver::DatagramRaw};
+    /// use sockserve_handler::socket::{Family, Socket, Type};
+    /// use std::sync::Arc;
     ///
     /// fn same(raw: DatagramRaw) -> <DatagramRequest as Request>::Raw { raw }
-    /// # let _ = same;
+    /// let socket = Arc::new(Socket::new(Family::Inet, Type::Datagram)?);
+    /// let raw = same(DatagramRaw::whole(Arc::from(&b"ping"[..]), Arc::clone(&socket)));
+    /// assert!(raw.truncated.is_none());
+    /// let cut = DatagramRaw::truncated(socket, 9000, 8192);
+    /// assert!(cut.packet.is_empty() && cut.truncated.is_some());
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub type DatagramRaw = (Arc<[u8]>, Arc<Socket>);
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub struct DatagramRaw {
+        /// The datagram (empty when it was truncated: a cut one is never handed on).
+        pub packet: Arc<[u8]>,
+        /// The server's socket.
+        pub socket: Arc<Socket>,
+        /// Set when the datagram was longer than the room for it: the request then fails
+        /// its setup with this error.
+        pub truncated: Option<crate::TruncatedDatagram>,
+    }
+
+    impl DatagramRaw {
+        /// A datagram received whole.
+        ///
+        /// # Examples
+        ///
+        /// See [`DatagramRaw`].
+        pub fn whole(packet: Arc<[u8]>, socket: Arc<Socket>) -> Self {
+            DatagramRaw {
+                packet,
+                socket,
+                truncated: None,
+            }
+        }
+
+        /// A datagram of `length` bytes that did not fit in `max_packet_size`: discarded.
+        ///
+        /// # Examples
+        ///
+        /// See [`DatagramRaw`].
+        pub fn truncated(socket: Arc<Socket>, length: usize, max_packet_size: usize) -> Self {
+            DatagramRaw {
+                packet: Arc::from(&[][..]),
+                socket,
+                truncated: Some(crate::TruncatedDatagram::new(length, max_packet_size)),
+            }
+        }
+    }
 
     /// Builds a server's [`ServerContext`]: its bound address, how handlers stop it, and its
     /// shared state. A server layer does this once per bind.

@@ -120,7 +120,8 @@ pub struct StreamOptions {
     /// line is still there to read. Default [`DEFAULT_LINE_LIMIT`] (64 KiB, the line limit of
     /// Python's `http.server`), so that a client sending an endless line cannot grow a
     /// handler's buffer without bound; `None` lifts it. Reads of bytes (`read`, `fill_buf`)
-    /// are not limited.
+    /// are not limited. `Some(0)` is taken as `Some(1)`: every line read takes at least a
+    /// byte, so a handler that reads on after the error still reaches the end of the input.
     pub line_limit: Option<usize>,
     /// Sets `TCP_NODELAY` on TCP connections; quietly not applied to Unix sockets.
     ///
@@ -678,6 +679,9 @@ fn read_until_limited(
     buf: &mut Vec<u8>,
     limit: usize,
 ) -> io::Result<usize> {
+    // A limit of 0 is taken as 1: each call then takes a byte, so a reader that reads on after
+    // the error still reaches the end of the input.
+    let limit = limit.max(1);
     let mut read = 0;
     loop {
         let available = match reader.fill_buf() {

@@ -44,6 +44,7 @@ fn run_server<K: Kind>(server: Server<K, Forking>, examine: impl Fn(&Address)) {
 fn with_foreign_child(body: impl FnOnce()) {
     // SAFETY: the child exits at once with `_exit`.
     let pid = match unsafe { fork() }.unwrap() {
+        // SAFETY: `_exit` takes any status and ends the process without running anything.
         ForkResult::Child => unsafe { nix::libc::_exit(72) },
         ForkResult::Parent { child } => child,
     };

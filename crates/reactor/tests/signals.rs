@@ -87,6 +87,7 @@ fn disposition(signal: Signal) -> Result<SigHandler, String> {
     let probe = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: the disposition is put back right away; no signal is sent meanwhile.
     let current = unsafe { sigaction(signal, &probe) }.map_err(nix_err("sigaction"))?;
+    // SAFETY: the disposition put back is the one just read.
     unsafe { sigaction(signal, &current) }.map_err(nix_err("sigaction"))?;
     Ok(current.handler())
 }

@@ -222,8 +222,14 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
         self
     }
 
-    /// The largest datagram a datagram server receives whole; longer ones are cut, as in
-    /// CPython. Default 8192; at least 1.
+    /// The largest datagram a datagram server receives. A longer one is never handed to a
+    /// handler cut (CPython cuts it silently): the server reads its real length
+    /// (`MSG_TRUNC`), discards it, sends no reply, and its request fails with a
+    /// [`TruncatedDatagram`](crate::TruncatedDatagram) naming both sizes, which
+    /// [`handle_error`](crate::Hooks::handle_error) gets (the default reports it, at most 10
+    /// reports a second). Default 8192. Zero is refused when the server is made
+    /// ([`Error::InvalidOption`](crate::Error::InvalidOption)): it would discard every datagram
+    /// but an empty one.
     ///
     /// A size beyond the largest datagram the socket's family can carry is clamped to it at
     /// bind, with a warning naming the option and the limit; [`Server::max_packet_size`] tells
@@ -241,7 +247,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     ///   `EMSGSIZE` even with `SO_SNDBUFFORCE`), which is also the limit where `wmem_max`
     ///   cannot be read (another system, no /proc). A privileged sender that forces a larger
     ///   `SO_SNDBUF` than `wmem_max` allows can send more than `2 * wmem_max - 32`: such
-    ///   datagrams are cut; raise `net.core.wmem_max` to serve them whole.
+    ///   datagrams are discarded as above; raise `net.core.wmem_max` to serve them.
     ///
     /// Stream servers do not use the option.
     ///
@@ -263,7 +269,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_packet_size(mut self, size: usize) -> Self {
-        self.options.max_packet_size = size.max(1);
+        self.options.max_packet_size = size;
         self
     }
 
@@ -292,7 +298,8 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     }
 
     /// For an IPv6 address: also accept IPv4 clients (`IPV6_V6ONLY` off). Default false: an
-    /// IPv6 server is IPv6 only, whatever the system default.
+    /// IPv6 server is IPv6 only, whatever the system default. An IPv4 or Unix server has no
+    /// such option and ignores it (as it ignores `allow_reuse_port` for Unix sockets).
     ///
     /// # Examples
     ///
@@ -314,7 +321,10 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// the strategy: running, queued for a thread, or (to come) waiting in the reactor. At the
     /// limit the server does what [`overload`](Self::overload) says (by default it pauses
     /// accepting, and new connections wait in the listen backlog); reaching it is logged at
-    /// warn, with the limit's value and how to raise it, and its end at info. At least 1.
+    /// warn, with the limit's value and how to raise it, and its end at info. Zero is refused
+    /// when the server is made ([`Error::InvalidOption`](crate::Error::InvalidOption)): such
+    /// a server would take no connection at all, and 0 is no way to say "no limit" either
+    /// (leave the option unset for the default below).
     ///
     /// Default: derived when the serving loop starts from the process's soft open-file limit
     /// (`RLIMIT_NOFILE`, which every connection counts against), less a tenth of it (at least
@@ -339,7 +349,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.options.max_connections = Some(n.max(1));
+        self.options.max_connections = Some(n);
         self
     }
 
@@ -590,8 +600,9 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Address`](crate::Error::Address) for an address that cannot be resolved or
-    /// does not suit the server, [`Error::Bind`](crate::Error::Bind) and
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for an option of 0 that must
+    /// be at least 1, [`Error::Address`](crate::Error::Address) for an address that cannot
+    /// be resolved or does not suit the server, [`Error::Bind`](crate::Error::Bind) and
     /// [`Error::Listen`](crate::Error::Listen) with the OS error.
     ///
     /// # Examples
@@ -610,6 +621,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption),
     /// [`Error::Address`](crate::Error::Address), or the OS error creating the socket.
     ///
     /// # Examples
@@ -625,6 +637,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn build_unbound(self, address: impl ToAddrs) -> Result<Server<K, C, S>> {
+        self.check()?;
         Server::create(self, address)
     }
 
@@ -633,6 +646,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     ///
     /// # Errors
     ///
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) (the descriptor is closed),
     /// [`Error::Address`](crate::Error::Address) when the socket's family or type does not
     /// suit this server, or the OS error.
     ///
@@ -650,7 +664,34 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_listener(self, fd: OwnedFd) -> Result<Server<K, C, S>> {
+        // On an invalid option `fd` is dropped here, closed: nothing is left open.
+        self.check()?;
         Server::adopt(self, fd)
+    }
+
+    /// Refuses the option values no server can work with, before a socket exists.
+    fn check(&self) -> Result<()> {
+        let invalid = |option, reason: &str| {
+            Err(crate::Error::InvalidOption {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.options.max_packet_size == 0 {
+            return invalid(
+                "max_packet_size",
+                "0 bytes would discard every datagram but an empty one; give the largest \
+                 datagram to receive (default 8192, at most 65,535 for UDP)",
+            );
+        }
+        if self.options.max_connections == Some(0) {
+            return invalid(
+                "max_connections",
+                "0 would admit no connection at all; give at least 1, or leave it unset for \
+                 the default derived from the open-file limit",
+            );
+        }
+        Ok(())
     }
 }
 

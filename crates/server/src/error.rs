@@ -50,6 +50,24 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// An option of the builder has a value no server can work with (`max_connections` or
+    /// `max_packet_size` of 0): refused when the server is made, before any socket is
+    /// created, rather than raised to something the caller did not ask for.
+    ///
+    /// ```
+    /// use sockserve_server::{Error, UdpServer};
+    ///
+    /// let err = UdpServer::builder(|_r| Ok(())).max_packet_size(0).bind("127.0.0.1:0").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidOption { option: "max_packet_size", .. }));
+    /// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The builder method's name.
+        option: &'static str,
+        /// What is wrong with the value, and what to do instead.
+        reason: String,
+    },
     /// `shutdown()` was called from the thread running `serve_forever`, where waiting would
     /// deadlock forever (CPython hangs there).
     #[error(
@@ -82,6 +100,7 @@ impl From<Error> for io::Error {
             Error::Closed | Error::NotActivated => {
                 return io::Error::new(io::ErrorKind::NotConnected, e);
             }
+            Error::InvalidOption { .. } => return io::Error::new(io::ErrorKind::InvalidInput, e),
         };
         if let Error::Io(source) = e {
             return source;

@@ -75,8 +75,9 @@ pub trait Kind: sealed::Sealed + Send + Sync + 'static {
     ///
     /// `scratch` is the server's datagram buffer, with a capacity of its `max_packet_size`:
     /// a datagram kind clears it and receives into its spare capacity, which is never zeroed,
-    /// so memory is touched only as far as datagrams reach; a longer datagram is cut to the
-    /// capacity. Stream kinds leave it alone.
+    /// so memory is touched only as far as datagrams reach; a longer datagram (its real
+    /// length read through `MSG_TRUNC`) is discarded, and its request fails with a
+    /// `TruncatedDatagram` naming both sizes. Stream kinds leave it alone.
     ///
     /// # Errors
     ///
@@ -110,9 +111,22 @@ fn accept(socket: &Socket) -> io::Result<(Arc<Socket>, Address)> {
 
 fn recvfrom(socket: &Arc<Socket>, scratch: &mut Vec<u8>) -> io::Result<(DatagramRaw, Address)> {
     scratch.clear();
-    let (_, addr) = socket.recvfrom_spare_nowait(scratch)?;
+    let room = scratch.capacity();
+    // `MSG_TRUNC`: the real length, so that a datagram cut to the room is told apart.
+    let (length, addr) = socket.recvfrom_spare_trunc_nowait(scratch)?;
+    if length > room {
+        // Its request fails its setup with both sizes (handle_error reports it, within the
+        // report's rate limit); no handler sees the cut bytes.
+        return Ok((
+            DatagramRaw::truncated(Arc::clone(socket), length, room),
+            addr,
+        ));
+    }
     // One copy, straight into the shared packet the request reads.
-    Ok(((Arc::from(scratch.as_slice()), Arc::clone(socket)), addr))
+    Ok((
+        DatagramRaw::whole(Arc::from(scratch.as_slice()), Arc::clone(socket)),
+        addr,
+    ))
 }
 
 macro_rules! stream_kind {
@@ -178,7 +192,7 @@ macro_rules! datagram_kind {
             }
 
             fn request_ref(raw: &DatagramRaw) -> RequestRef<'_> {
-                RequestRef::Datagram { packet: &raw.0, socket: &raw.1 }
+                RequestRef::Datagram { packet: &raw.packet, socket: &raw.socket }
             }
 
             fn connection(_raw: &DatagramRaw) -> Option<Arc<Socket>> {

@@ -23,7 +23,8 @@
 //! limit it is and how to raise it; open connections are bounded for every strategy
 //! ([`Builder::max_connections`], by default from the open-file limit), with a choice of what
 //! happens at the bound ([`Overload`]: pause, reset, or a short reply); and each limit says
-//! when it is reached and when it clears ([`LimitGauge`]).
+//! when it is reached and when it clears ([`LimitGauge`]). What runs, and what a client sees,
+//! when a handler step or a hook fails or panics: the table of [`failures`].
 //!
 //! # Logging
 //!
@@ -81,6 +82,7 @@ mod admission;
 mod background;
 mod builder;
 mod error;
+pub mod failures;
 mod hooks;
 mod job;
 mod kind;
@@ -126,7 +128,7 @@ pub use handler;
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter,
+    StreamRequest, StreamWriter, TruncatedDatagram,
 };
 #[doc(no_inline)]
 pub use socket::{Address, Family, Socket, ToAddrs, Type};

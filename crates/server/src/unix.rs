@@ -38,6 +38,9 @@ pub(crate) fn prepare_bind(address: &Address, ty: Type) -> Result<()> {
     let Some(path) = address.as_pathname() else {
         return Ok(()); // abstract names and inet addresses have no file
     };
+    // A path that cannot be a socket address (too long, a NUL byte) says so in the socket
+    // layer's words, before any file is looked at.
+    address.to_sockaddr().map_err(|e| bind_error(address, e))?;
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -63,22 +63,44 @@ fn large_datagrams_up_to_max_packet_size() {
     assert_eq!(&buf[..n], &payload[..]);
 }
 
+/// CPython hands the handler a datagram cut to `max_packet_size`; here a longer one is
+/// discarded (its real length read through `MSG_TRUNC`) and `handle_error` gets both sizes.
 #[test]
-fn datagrams_beyond_max_packet_size_are_cut_as_in_cpython() {
-    let mut server = UdpServer::bind("127.0.0.1:0", |req: &mut DatagramRequest| {
+fn datagrams_beyond_max_packet_size_are_refused_with_both_sizes() {
+    let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&errors);
+    let mut server = UdpServer::builder(|req: &mut DatagramRequest| {
         let n = req.packet.len();
         Ok(write!(req.wfile, "{n}")?)
     })
+    .handle_error(move |_server, _client, error| {
+        let cut = error
+            .truncated_datagram()
+            .map(|c| (c.length, c.max_packet_size));
+        seen.lock().unwrap().push((error.stage(), cut));
+    })
+    .bind("127.0.0.1:0")
     .unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(GENEROUS)).unwrap();
-    client
-        .send_to(&[7u8; 10_000], inet(server.server_address()))
-        .unwrap();
+    let address = inet(server.server_address());
+    client.send_to(&[7u8; 10_000], address).unwrap();
+    server.handle_request().unwrap();
+    assert_eq!(
+        *errors.lock().unwrap(),
+        [(handler::Stage::Setup, Some((10_000, 8192)))]
+    );
+    // No reply for it: the first reply is the next datagram's, one of exactly 8192 bytes.
+    client.send_to(&[7u8; 8192], address).unwrap();
     server.handle_request().unwrap();
     let mut buf = [0u8; 16];
     let (n, _) = client.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"8192");
+    assert_eq!(
+        errors.lock().unwrap().len(),
+        1,
+        "no error for the whole datagram"
+    );
 }
 
 #[test]

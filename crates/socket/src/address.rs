@@ -28,7 +28,9 @@ pub const UNIX_PATH_MAX: usize = 107;
 ///
 /// Printed and parsed as `127.0.0.1:80`, `[::1]:80` (`[fe80::1%2]:80` with a scope id),
 /// `/path/x.sock` (or relative: `./x.sock`, `../x.sock`), `@name` (abstract) and `<unnamed>`.
-/// IPv6 flow info and scope id are kept. Host names are not addresses: resolve them with
+/// An abstract name is printed with Rust's byte escapes (`\x00`, `\n`, `\\`, `\'`, ...),
+/// which the parser reads back, so that any name survives the round trip; a backslash that
+/// starts no such escape is an error. IPv6 flow info and scope id are kept. Host names are not addresses: resolve them with
 /// [`ToAddrs`](crate::ToAddrs) or [`getaddrinfo`](crate::getaddrinfo).
 ///
 /// ```
@@ -38,6 +40,9 @@ pub const UNIX_PATH_MAX: usize = 107;
 /// assert_eq!(addr.to_string(), "127.0.0.1:8080");
 /// let abstract_name: Address = "@my-server".parse()?;
 /// assert_eq!(abstract_name, Address::Abstract(b"my-server".to_vec()));
+/// let odd = Address::Abstract(b"it's\0here".to_vec());
+/// assert_eq!(odd.to_string(), r"@it\'s\x00here");
+/// assert_eq!(odd.to_string().parse::<Address>()?, odd);
 /// assert!("127.0.0.1:70000".parse::<Address>().unwrap_err().to_string().contains("port must be 0-65535"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -293,6 +298,40 @@ pub(crate) fn special_host(host: &str) -> Option<IpAddr> {
     }
 }
 
+/// The bytes of an abstract name as [`Address`]'s `Display` escapes them (`u8::escape_ascii`:
+/// `\t`, `\r`, `\n`, `\\`, `\'`, `\"` and `\xNN`); `whole` is the address, for the error.
+fn unescape(name: &str, whole: &str) -> io::Result<Vec<u8>> {
+    let bad = || {
+        invalid(format!(
+            "invalid abstract socket name {whole:?}: a backslash starts an escape (\\\\, \\', \\\", \\n, \\r, \\t or \\xNN)"
+        ))
+    };
+    let mut out = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        out.push(match bytes.next().ok_or_else(bad)? {
+            b'\\' => b'\\',
+            b'\'' => b'\'',
+            b'"' => b'"',
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'x' => {
+                let digit = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
+                let (hi, lo) = (digit(bytes.next()), digit(bytes.next()));
+                // Two hex digits make at most 0xff: the cast cannot truncate.
+                (hi.ok_or_else(bad)? * 16 + lo.ok_or_else(bad)?) as u8
+            }
+            _ => return Err(bad()),
+        });
+    }
+    Ok(out)
+}
+
 impl FromStr for Address {
     type Err = io::Error;
 
@@ -302,7 +341,7 @@ impl FromStr for Address {
             return Ok(Address::Unix(PathBuf::from(s)));
         }
         if let Some(name) = s.strip_prefix('@') {
-            return Ok(Address::Abstract(name.as_bytes().to_vec()));
+            return unescape(name, s).map(Address::Abstract);
         }
         if s == "<unnamed>" {
             return Ok(Address::Unnamed);

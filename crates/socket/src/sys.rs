@@ -27,6 +27,9 @@ pub(crate) const SEND_FLAGS: libc::c_int = 0;
 pub(crate) const DONTWAIT: libc::c_int = libc::MSG_DONTWAIT;
 /// `MSG_PEEK`: a receive that leaves the bytes queued.
 pub(crate) const PEEK: libc::c_int = libc::MSG_PEEK;
+/// `MSG_TRUNC` on a receive: the call returns the datagram's real length, even past the room it
+/// was given (Linux, UDP and Unix datagram sockets alike), so a cut datagram can be told apart.
+pub(crate) const TRUNC: libc::c_int = libc::MSG_TRUNC;
 
 /// What a caller waits for in [`wait`].
 #[derive(Clone, Copy, Debug)]

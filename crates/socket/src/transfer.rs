@@ -140,6 +140,29 @@ impl Socket {
         Ok((n, Address::from_sockaddr(&sa)))
     }
 
+    /// Like [`recvfrom_spare_nowait`](Socket::recvfrom_spare_nowait), but returns the
+    /// datagram's real length (`MSG_TRUNC`), which is larger than the room when the datagram
+    /// was cut: `min(length, room)` bytes are appended either way. A datagram server uses it
+    /// to refuse a cut datagram rather than hand it on as if whole.
+    ///
+    /// ```
+    /// use sockserve_socket::{socketpair, Family, Type};
+    /// let (a, b) = socketpair(Family::Unix, Type::Datagram)?;
+    /// a.send(b"0123456789")?;
+    /// let mut buf = Vec::with_capacity(4);
+    /// let (length, _unnamed) = b.recvfrom_spare_trunc_nowait(&mut buf)?;
+    /// assert_eq!((length, buf.as_slice()), (10, &b"0123"[..])); // cut: 10 > 4
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recvfrom_spare_trunc_nowait(&self, buf: &mut Vec<u8>) -> io::Result<(usize, Address)> {
+        let (length, sa) = self.call_in(Mode::NonBlocking, Wait::Readable, |s, flags| {
+            s.recv_from_with_flags(buf.spare_capacity_mut(), flags | sys::TRUNC)
+        })?;
+        // `set_received` clamps to the room: the kernel wrote no more than that.
+        sys::set_received(buf, length);
+        Ok((length, Address::from_sockaddr(&sa)))
+    }
+
     /// Sends some of `data`, returning how much was sent, which may be less (Python's `send`).
     /// A closed peer gives `BrokenPipe` (or `ConnectionReset`), never `SIGPIPE`.
     ///

@@ -70,6 +70,27 @@ fn abstract_names_have_a_leading_nul_in_the_sockaddr() {
 }
 
 #[test]
+fn abstract_names_print_escaped_and_parse_back() {
+    for name in [&b"it's"[..], b"a\\b", b"\0\n\t\r\"", b"\xff\x7f", b""] {
+        let address = Address::Abstract(name.to_vec());
+        let text = address.to_string();
+        assert_eq!(text.parse::<Address>().unwrap(), address, "{text}");
+    }
+    assert_eq!(
+        r"@a\x41\\".parse::<Address>().unwrap(),
+        Address::Abstract(b"aA\\".to_vec())
+    );
+    for bad in [r"@a\", r"@\q", r"@\x4", r"@\xg0"] {
+        let err = bad.parse::<Address>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        assert!(
+            err.to_string().contains("a backslash starts an escape"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unnamed_prints_and_cannot_be_used() {
     assert_eq!(Address::Unnamed.to_string(), "<unnamed>");
     assert_eq!("<unnamed>".parse::<Address>().unwrap(), Address::Unnamed);

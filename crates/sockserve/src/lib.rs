@@ -289,7 +289,7 @@ pub use socket::{
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter,
+    StreamRequest, StreamWriter, TruncatedDatagram,
 };
 
 /// Through the facade: a handler's way to write to its connection from other threads, while

@@ -213,7 +213,8 @@ type Boxed = Box<dyn Fn() -> Result<(), String>>;
 /// panic fails that check, not the run; its children are killed as it unwinds), prints
 /// `BINARY: NAME ... ok|FAILED: why` per check and `BINARY: N passed, M failed`, as libtest
 /// would, and exits with status 1 if any failed. A command-line argument that is not a flag
-/// runs only the checks whose name contains it.
+/// runs only the checks whose name contains it; `--skip NAME` leaves out those whose name
+/// contains NAME (as libtest's flag; `cargo xtask memcheck` uses it).
 pub fn run_checks(binary: &str, checks: &[(&str, Check)]) {
     run(binary, checks, None);
 }
@@ -254,10 +255,22 @@ fn run(binary: &str, checks: &[(&str, Check)], bound: Option<Duration>) {
 
 /// The runner behind every entry point: each check is a boxed closure.
 fn run_boxed(binary: &str, checks: &[(&str, Boxed)], bound: Option<Duration>) {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    // As libtest: `NAME` runs only the checks whose name contains it, `--skip NAME` (repeated
+    // at will) leaves out those whose name contains NAME; other flags are ignored.
+    let (mut filter, mut skip) = (None, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skip.extend(args.next());
+        } else if !arg.starts_with('-') && filter.is_none() {
+            filter = Some(arg);
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+        if filter.as_deref().is_some_and(|f| !name.contains(f))
+            || skip.iter().any(|s| name.contains(s.as_str()))
+        {
             continue;
         }
         let (done, watched) = mpsc::channel::<()>();
