@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 use handler::{DatagramRequest, HandlerError, ServerContext};
-use server::{Hooks, Kind, Server, Strategy, Synchronous, Udp, UnixDatagram};
+use server::{Hooks, Kind, RequestRef, Server, Strategy, Synchronous, Udp, UnixDatagram};
 use socket::Address;
 use sockserve_mixins::{Forking, Threading};
 use std::time::Duration;
@@ -17,10 +17,18 @@ use testsupport::{EventLog, EventSender, datagram_client, run_panicking_checks, 
 /// The server's `max_packet_size` in these checks.
 const MAX: usize = 16;
 
-/// Records each `handle_error`: the truncation's sizes, or the error itself.
+/// Records each `verify_request` (the packet's length) and each `handle_error` (the
+/// truncation's sizes, or the error itself).
 struct Recorder(EventSender);
 
 impl Hooks for Recorder {
+    fn verify_request(&self, _: &ServerContext, request: RequestRef<'_>, _: &Address) -> bool {
+        if let RequestRef::Datagram { packet, .. } = request {
+            self.0.send(&format!("verify {}", packet.len()));
+        }
+        true
+    }
+
     fn handle_error(&self, _: &ServerContext, _: &Address, error: &HandlerError) {
         let event = match error.truncated_datagram() {
             Some(cut) => format!(
@@ -36,8 +44,8 @@ impl Hooks for Recorder {
 }
 
 /// Sends a datagram of `MAX + 1` bytes and one of 65,000 (both cut), then one of `MAX`
-/// bytes and one of 1: only the last two are handled and answered, and `handle_error` ran once
-/// for each of the first two, with their sizes.
+/// bytes and one of 1: only the last two are verified, handled and answered, and `handle_error`
+/// ran once for each of the first two, with their sizes.
 fn check<K: Kind<Request<()> = DatagramRequest>, C: Strategy>(unix: bool, strategy: C) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let log = EventLog::new();
@@ -67,9 +75,12 @@ fn check<K: Kind<Request<()> = DatagramRequest>, C: Strategy>(unix: bool, strate
     client.sendto(b"z", &address).expect("send");
     let (reply, _) = client.recvfrom(70_000).expect("a reply (timed out?)");
     assert_eq!(reply, b"z");
-    let mut got = log.wait_for(4);
+    let mut got = log.wait_for(6);
     got.sort();
+    // verify_request saw the whole datagrams only.
     let mut want = vec![
+        format!("verify {MAX}"),
+        "verify 1".to_owned(),
         format!("handled {MAX}"),
         "handled 1".to_owned(),
         format!("truncated {} > {MAX} at setup", MAX + 1),

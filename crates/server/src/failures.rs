@@ -26,8 +26,8 @@
 //! in one line as the default `handle_error` reports a failure, within the same rate limit
 //! (on stderr without a logger).
 //!
-//! A datagram longer than `max_packet_size` fails its request before any handler step:
-//! `verify_request` (with an empty packet), `handle_error` with a
+//! A datagram longer than `max_packet_size` fails its request before any handler step, and
+//! before `verify_request` (which never sees a cut datagram): `handle_error` with a
 //! [`TruncatedDatagram`](crate::TruncatedDatagram) at `Stage::Setup`, `shutdown_request`, no
 //! reply (`crates/mixins/tests/truncated.rs`).
 //!

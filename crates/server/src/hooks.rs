@@ -24,9 +24,9 @@ pub enum RequestRef<'a> {
     Stream(&'a Socket),
     /// A received datagram and the server's socket.
     Datagram {
-        /// The datagram. Empty for one longer than `max_packet_size`, which is never seen
-        /// cut: its request then fails with a [`TruncatedDatagram`](crate::TruncatedDatagram)
-        /// before any handler runs.
+        /// The datagram. One longer than `max_packet_size` never comes here: its request
+        /// fails with a [`TruncatedDatagram`](crate::TruncatedDatagram) without
+        /// `verify_request` or any handler step seeing it.
         packet: &'a [u8],
         /// The server's socket.
         socket: &'a Socket,

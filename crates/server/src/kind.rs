@@ -93,6 +93,13 @@ pub trait Kind: sealed::Sealed + Send + Sync + 'static {
     /// The connection `shutdown_request` shuts down and closes (`None` for datagrams).
     #[doc(hidden)]
     fn connection(raw: &Self::Raw) -> Option<Arc<Socket>>;
+
+    /// Whether the request is a datagram cut to `max_packet_size`: it fails without
+    /// `verify_request` seeing its empty stand-in packet.
+    #[doc(hidden)]
+    fn is_truncated(_raw: &Self::Raw) -> bool {
+        false
+    }
 }
 
 /// Only this crate's four kinds implement [`Kind`].
@@ -197,6 +204,10 @@ macro_rules! datagram_kind {
 
             fn connection(_raw: &DatagramRaw) -> Option<Arc<Socket>> {
                 None
+            }
+
+            fn is_truncated(raw: &DatagramRaw) -> bool {
+                raw.truncated.is_some()
             }
         }
     };

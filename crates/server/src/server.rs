@@ -1058,12 +1058,15 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
     }
 
     /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
+    /// A truncated datagram skips verify_request: its request fails at setup, for
+    /// handle_error to see.
     fn process(&mut self, raw: K::Raw, address: Address) {
         let hooks = &self.hooks;
-        let accepted = guard_hook("verify_request", || {
-            hooks.verify_request(&self.context, K::request_ref(&raw), &address)
-        })
-        .unwrap_or(false);
+        let accepted = K::is_truncated(&raw)
+            || guard_hook("verify_request", || {
+                hooks.verify_request(&self.context, K::request_ref(&raw), &address)
+            })
+            .unwrap_or(false);
         let connection = K::connection(&raw);
         if !accepted {
             drop(raw);
