@@ -218,6 +218,27 @@ impl Tally {
     }
 }
 
+/// Runs `cases` one after another, each announced on stderr and given its `ok` line (with the
+/// figures `run` returns) on stdout; the first failure ends them, as the error. Returns how
+/// many passed.
+pub(crate) fn run_each<C>(
+    cases: &[C],
+    name: impl Fn(&C) -> &str,
+    run: impl Fn(&C) -> Result<String>,
+) -> Result<usize> {
+    for case in cases {
+        let name = name(case);
+        eprintln!("--> integration: {name}");
+        let began = Instant::now();
+        let figures = run(case).map_err(|e| format!("scenario `{name}` failed: {e}"))?;
+        println!(
+            "ok    {name:<NAME_WIDTH$} {:>5.1}s  ({figures})",
+            secs(began)
+        );
+    }
+    Ok(cases.len())
+}
+
 /// Builds the examples, then runs every case, each failure counted, not ending the run. The
 /// last line is `N passed, N failed`; any failure (a skipped case counts as one) is an error.
 pub(crate) fn run() -> Result<()> {

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{NAME_WIDTH, STARTUP_LIMIT, example_bin, secs};
+use super::{STARTUP_LIMIT, example_bin};
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer};
 
@@ -56,18 +56,7 @@ const RESETTERS: usize = 100;
 
 /// Runs every case; returns how many passed (all, or the first failure is the error).
 pub(crate) fn run(examples: &Path) -> Result<usize> {
-    for case in CASES {
-        eprintln!("--> integration: {}", case.name);
-        let began = Instant::now();
-        let figures = run_case(examples, case)
-            .map_err(|e| format!("scenario `{}` failed: {e}", case.name))?;
-        println!(
-            "ok    {:<NAME_WIDTH$} {:>5.1}s  ({figures})",
-            case.name,
-            secs(began)
-        );
-    }
-    Ok(CASES.len())
+    super::run_each(CASES, |case| case.name, |case| run_case(examples, case))
 }
 
 fn run_case(examples: &Path, case: &Case) -> Result<String> {

@@ -18,9 +18,9 @@
 //! Each case is bounded in time ([`CASE_LIMIT`]); the client says which connection failed.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{NAME_WIDTH, STARTUP_LIMIT, example_bin, secs};
+use super::{STARTUP_LIMIT, example_bin};
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer};
 
@@ -66,18 +66,7 @@ const CASES: &[Case] = &[
 
 /// Runs every case; returns how many passed (all, or the first failure is the error).
 pub(crate) fn run(examples: &Path) -> Result<usize> {
-    for case in CASES {
-        eprintln!("--> integration: {}", case.name);
-        let began = Instant::now();
-        let figures = run_case(examples, case)
-            .map_err(|e| format!("scenario `{}` failed: {e}", case.name))?;
-        println!(
-            "ok    {:<NAME_WIDTH$} {:>5.1}s  ({figures})",
-            case.name,
-            secs(began)
-        );
-    }
-    Ok(CASES.len())
+    super::run_each(CASES, |case| case.name, |case| run_case(examples, case))
 }
 
 /// Starts the server, runs the client against it, checks the figures; the client's line.
