@@ -1,12 +1,12 @@
 //! Turning a handler and a raw request into a `Job`: finish_request, handle_error and
 //! shutdown_request, in one closure.
 
-use crate::waiting::{Close, Waiter, Waiting};
+use crate::waiting::{Close, Unparked, Waiter, Waiting};
 use crate::{Hooks, Job, shutdown::InFlight};
 use handler::driver::{Session, Waited};
 use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
 use reactor::{Interest, Reactor};
-use socket::{Address, Shutdown, Socket};
+use socket::{Address, Readable, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
     sync::Arc,
@@ -111,6 +111,8 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
             hooks,
             waiting,
             slot: None,
+            in_reactor: false,
+            linger: Linger::Try,
         })
         .run(ticket, wait_first),
         Err(error) => {
@@ -136,6 +138,22 @@ struct Connection<R: Request, H> {
     waiting: Arc<Waiting>,
     /// Its slot among the waiting connections, from its first wait on.
     slot: Option<usize>,
+    /// It may be registered in the loop's reactor (it parked since it last lingered).
+    in_reactor: bool,
+    /// Whether its next wait lingers on the thread (when the pool offers it).
+    linger: Linger,
+}
+
+/// Whether a connection's wait lingers on its thread first: while lingering finds its input,
+/// and again once a wait in the reactor turns out short enough that it would have. A client
+/// slower than the linger (thousands of them, each answered in turn) parks at once, sparing
+/// a thread's sleep and wake-up for nothing at each request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Linger {
+    /// Linger at the next wait.
+    Try,
+    /// The last linger found nothing: park at once; the connection parked at this instant.
+    Skip(Option<Instant>),
 }
 
 impl<R: Request, H: Handler<R>> Connection<R, H> {
@@ -168,24 +186,46 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                             _ => return (*self).end(Ok(()), Some(held)),
                         }
                     }
-                    if let Some(linger) = self.waiting.linger() {
+                    if let Some(linger) =
+                        self.waiting.linger().filter(|_| self.linger == Linger::Try)
+                    {
                         // The pool has idle threads: wait here briefly, and run the next
                         // turn on this thread if input comes (no hand-off through the loop).
                         match self.linger(linger) {
                             Some(Waited::Input) => {
+                                // Lingering works for this connection: out of the loop's
+                                // reactor while it does, so that its input, which this thread
+                                // reads, does not also wake the loop at each request.
+                                if std::mem::take(&mut self.in_reactor) {
+                                    if let Some(slot) = self.slot {
+                                        self.waiting.quiet(slot);
+                                    }
+                                }
                                 ticket = Some(held);
                                 continue;
                             }
                             Some(_) => return (*self).end(Ok(()), Some(held)),
-                            None => {}
+                            None => self.linger = Linger::Skip(None),
                         }
                     }
-                    let waiting = Arc::clone(&self.waiting);
-                    if let Err((waiter, ticket)) = waiting.park(self, held) {
-                        // Refused: the server began to close meanwhile.
-                        return refused(waiter, ticket);
+                    if let Linger::Skip(since) = &mut self.linger {
+                        *since = Some(Instant::now());
                     }
-                    return;
+                    let waiting = Arc::clone(&self.waiting);
+                    self.in_reactor = true;
+                    match waiting.park(self, held) {
+                        Ok(()) => return,
+                        // Refused: the server began to close meanwhile.
+                        Err(Unparked::Refused(waiter, ticket)) => return refused(waiter, ticket),
+                        // Input came during the turn: the next turn runs here.
+                        Err(Unparked::Waited(this, held, Waited::Input)) => {
+                            self = this;
+                            ticket = Some(held);
+                        }
+                        Err(Unparked::Waited(this, held, _)) => {
+                            return (*this).end(Ok(()), Some(held));
+                        }
+                    }
                 }
                 Ok(_) => return (*self).end(Ok(()), ticket),
                 Err(e) => return (*self).end(Err(e), ticket),
@@ -201,8 +241,10 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
         let connection = self.session.request().waits_on()?;
         let until = Instant::now() + linger;
         let until = self.session.wait_deadline().map_or(until, |d| d.min(until));
-        match connection.wait_readable_by(Some(until)) {
-            Ok(()) => self.session.poll_input(),
+        match connection.wait_input_by(Some(until)) {
+            // Input and no end: the next turn reads it (no peek to tell input from an end).
+            Ok(Readable::Input) => Some(Waited::Input),
+            Ok(_) => self.session.poll_input(),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => None,
             Err(e) => {
                 log::debug!("waiting on a connection failed: {e}");
@@ -267,6 +309,8 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
             hooks,
             waiting,
             slot,
+            in_reactor: _,
+            linger: _,
         } = self;
         if let Err(error) = session.end(handled) {
             guard_hook("handle_error", || {
@@ -315,7 +359,12 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
         self.slot = Some(slot);
     }
 
-    fn resume(self: Box<Self>, ticket: Option<InFlight>) {
+    fn resume(mut self: Box<Self>, ticket: Option<InFlight>) {
+        if let (Linger::Skip(Some(since)), Some(linger)) = (self.linger, self.waiting.linger()) {
+            if since.elapsed() < linger {
+                self.linger = Linger::Try;
+            }
+        }
         self.run(ticket, false);
     }
 
