@@ -103,9 +103,10 @@ pub(crate) struct Waiting {
     /// written under the lock, and read again under it by `park`, so that no connection is
     /// parked after `take_all` emptied the set.
     closing: AtomicBool,
-    /// The loop serves forever: turns may linger (under `handle_request`, the input of a
-    /// waiting connection is one request for the loop, so every wait goes through it).
-    may_linger: AtomicBool,
+    /// The loop serves forever: turns may linger, and a re-arm runs outside the lock. Not
+    /// under `handle_request`, where the input of a waiting connection is one request for the
+    /// loop, so every wait goes through it.
+    serving_forever: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -144,7 +145,7 @@ impl Waiting {
             shared,
             epoch: AtomicU64::new(0),
             closing: AtomicBool::new(false),
-            may_linger: AtomicBool::new(false),
+            serving_forever: AtomicBool::new(false),
             state: Mutex::default(),
         })
     }
@@ -168,7 +169,7 @@ impl Waiting {
     /// How long a turn that ends with `WaitForInput` may wait on its own thread for the next
     /// input before it parks (`ServerLink::offer_linger`; `None`: it parks at once).
     pub(crate) fn linger(&self) -> Option<Duration> {
-        if !self.may_linger.load(Ordering::Relaxed) {
+        if !self.serving_forever.load(Ordering::Relaxed) {
             return None;
         }
         self.shared.linger()
@@ -177,7 +178,8 @@ impl Waiting {
     /// A serving loop starts: connections may wait again; `serving_forever`: their turns may
     /// linger (not under `handle_request`).
     pub(crate) fn open(&self, serving_forever: bool) {
-        self.may_linger.store(serving_forever, Ordering::Relaxed);
+        self.serving_forever
+            .store(serving_forever, Ordering::Relaxed);
         let _state = self.lock();
         self.closing.store(false, Ordering::SeqCst);
     }
@@ -224,8 +226,17 @@ impl Waiting {
             }
             entry.registered = Some(Arc::clone(&connection));
             entry.pending = false;
+        } else if !self.serving_forever.load(Ordering::Relaxed) {
+            // Under `handle_request`, each input of a waiting connection is one request for
+            // the loop: re-armed under the lock, so that its report reaches the loop, never
+            // the turn's thread through `pending`.
+            entry.pending = false;
+            if let Err(e) = self.registrar.rearm(&*connection, key, Interest::READABLE) {
+                log::error!("cannot watch a waiting connection: {e}");
+                return Err(Unparked::Refused(waiter, ticket));
+            }
         } else {
-            // Re-armed outside the lock (the loop and the other turns go on meanwhile):
+            // Serving forever: re-armed outside the lock (the loop and the other turns go on meanwhile):
             // registrations are edge-triggered, and an end of file, or input its turn
             // left unread, makes no new edge; the re-arm reports what is there now. A
             // report that comes before the connection is in its slot sets `pending`.
