@@ -1,0 +1,721 @@
+//! The PROXY protocol (HAProxy's, v1 and v2): [`ProxyProtocol`], the option; the header's
+//! reader, which takes from the connection the header's bytes and no more; and the preamble
+//! of a request's job that reads it, waiting in the reactor between reads (sync, threading)
+//! or on the forked child's own socket, before `verify_request` and the setup run.
+//!
+//! The header is parsed by the `ppp` crate; this file frames it (how many bytes are the
+//! header: v2 says its length in its 16th and 15th bytes, v1 ends at its CRLF, 107 bytes at
+//! most), so that the bytes after the header stay on the connection for `rfile`.
+
+use crate::job::Start;
+use crate::waiting::{Close, Waiter};
+use crate::{Error, Result, shutdown::InFlight};
+use handler::driver::Waited;
+use handler::{Handler, HandlerError, Request, Stage};
+use socket::{Address, Socket};
+use std::{
+    fmt, io,
+    net::{IpAddr, SocketAddrV4, SocketAddrV6},
+    os::unix::ffi::OsStrExt,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// The default of [`ProxyProtocol::header_timeout`]: 5 s.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{DEFAULT_PROXY_HEADER_TIMEOUT, ProxyProtocol};
+///
+/// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?;
+/// assert_eq!(proxy.timeout(), DEFAULT_PROXY_HEADER_TIMEOUT);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const DEFAULT_PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default of [`ProxyProtocol::max_header_len`]: 4096 bytes, room for HAProxy's TLVs
+/// (the TLS details of `proxy-v2-options ssl`, a unique id, an authority) many times over.
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{DEFAULT_PROXY_HEADER_LIMIT, ProxyProtocol};
+///
+/// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?;
+/// assert_eq!(proxy.header_limit(), DEFAULT_PROXY_HEADER_LIMIT);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const DEFAULT_PROXY_HEADER_LIMIT: usize = 4096;
+
+/// The v2 header's first 12 bytes.
+const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// The v2 header's fixed part: the signature, version and command, family and protocol, and
+/// the length of what follows.
+const V2_FIXED: usize = 16;
+/// The longest v1 header, CRLF included (the specification's figure).
+const V1_LONGEST: usize = 107;
+/// The shortest `max_header_len`: a v2 header with Unix addresses (2 x 108 bytes) and no TLV.
+const SHORTEST_LIMIT: usize = V2_FIXED + 216;
+/// The v1 header's first bytes.
+const V1_PREFIX: &[u8] = b"PROXY ";
+
+/// The PROXY protocol, for a stream server behind a layer-4 load balancer (HAProxy's
+/// `send-proxy` / `send-proxy-v2`, nginx's `proxy_protocol on`, Envoy's
+/// `proxy_protocol` transport socket): each connection starts with a header naming the real
+/// client, which becomes the request's `client_address`. Set it with
+/// [`Builder::proxy_protocol`](crate::Builder::proxy_protocol); stream servers only (a
+/// datagram server's builder has no such option: HAProxy sends no header over UDP).
+///
+/// # What is accepted, what is refused
+///
+/// - Connections from the trusted sources alone: a list of addresses and networks
+///   (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`; `unix` for every peer of a Unix stream
+///   server, whose socket file's permissions decide who connects). A connection from any
+///   other peer is refused whatever it sends (closed before any handler runs, reported
+///   through `handle_error`): behind a proxy, only the proxy connects, and a header from
+///   anyone else would let them choose their address.
+/// - A trusted source must send a header, v1 or v2, first: one that sends anything else is
+///   refused (the specification forbids guessing), as is a malformed header, one longer than
+///   [`max_header_len`](Self::max_header_len), or one cut by the connection's end. Each is
+///   a [`Stage::Setup`] failure for `handle_error` (the default one reports it, rate-limited),
+///   naming what was wrong and the option to change where there is one; the connection is
+///   closed, the server keeps serving.
+/// - v2's `LOCAL` command (HAProxy's health checks with `check-send-proxy`), a v2 header of an
+///   unspecified family, and v1's `UNKNOWN` keep the proxy's address as the client's: the
+///   connection is the proxy's own.
+/// - A connection that closes before its header's first byte (a TCP health check) ends
+///   quietly, no error.
+///
+/// # Where the header is read
+///
+/// Never on the accept loop: in the request's job, before `verify_request` and the setup.
+/// What has come of the header is read at once (a proxy sends it with its first packet);
+/// until it is whole, the connection waits in the server's reactor (sync and threading: no
+/// thread is held) or, under forking, on the child's own socket. The header has a deadline of
+/// its own, [`header_timeout`](Self::header_timeout) from the accept: a client that sends
+/// half a header, or none, cannot hold the loop or a worker, and is refused when it passes.
+/// Only the header's bytes are taken from the connection: what follows is the handler's, in
+/// `rfile`. `verify_request` then runs with the real client, and the handler's setup.
+///
+/// The proxy's own address is the connection's peer (`req.connection.getpeername()`).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_server::{Error, ProxyProtocol};
+/// use std::time::Duration;
+///
+/// let proxy = ProxyProtocol::trusted(["127.0.0.1", "10.0.0.0/8", "::1"])?
+///     .header_timeout(Duration::from_secs(2))
+///     .max_header_len(1024);
+/// assert!(proxy.trusts(&"10.1.2.3:80".parse()?));
+/// assert!(!proxy.trusts(&"192.0.2.1:80".parse()?));
+///
+/// // An empty list, or an entry that is no address, is a configuration error.
+/// let none: [&str; 0] = [];
+/// assert!(matches!(ProxyProtocol::trusted(none), Err(Error::InvalidOption { .. })));
+/// let err = ProxyProtocol::trusted(["10.0.0.0/33"]).unwrap_err();
+/// assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    trusted: Vec<Trusted>,
+    header_timeout: Duration,
+    max_header_len: usize,
+}
+
+/// One trusted source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Trusted {
+    /// An address and the length of its network prefix.
+    Network(IpAddr, u8),
+    /// Every peer of a Unix stream socket.
+    Unix,
+}
+
+impl ProxyProtocol {
+    /// The PROXY protocol from these sources: addresses (`127.0.0.1`, `::1`), networks in
+    /// CIDR notation (`10.0.0.0/8`, `fd00::/8`), or `unix` (every peer of a Unix stream
+    /// server).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] for an empty list (the server would refuse every connection)
+    /// or an entry that is not an address, a network or `unix`, naming it.
+    ///
+    /// # Examples
+    ///
+    /// See [`ProxyProtocol`].
+    pub fn trusted<I, T>(sources: I) -> Result<ProxyProtocol>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let trusted = sources
+            .into_iter()
+            .map(|source| parse_source(source.as_ref().trim()))
+            .collect::<Result<Vec<_>>>()?;
+        if trusted.is_empty() {
+            return Err(invalid(
+                "no trusted source: give the addresses or networks of the proxies (such as \
+                 127.0.0.1 or 10.0.0.0/8); with none, every connection would be refused",
+            ));
+        }
+        Ok(ProxyProtocol {
+            trusted,
+            header_timeout: DEFAULT_PROXY_HEADER_TIMEOUT,
+            max_header_len: DEFAULT_PROXY_HEADER_LIMIT,
+        })
+    }
+
+    /// How long after the accept the whole header may take to come (default
+    /// [`DEFAULT_PROXY_HEADER_TIMEOUT`], 5 s); past it the connection is refused (a
+    /// `TimedOut` failure naming this option). Zero is refused when the server is made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::ProxyProtocol;
+    /// use std::time::Duration;
+    ///
+    /// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?.header_timeout(Duration::from_secs(1));
+    /// assert_eq!(proxy.timeout(), Duration::from_secs(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// The longest header accepted, in bytes (default [`DEFAULT_PROXY_HEADER_LIMIT`], 4096):
+    /// a v2 header may carry up to 64 KiB of TLVs, and one that says it is longer than this
+    /// is refused before it is read, its message naming this option. At least 232 (a v2
+    /// header with Unix addresses), else refused when the server is made; a v1 header is 107
+    /// bytes at most whatever this says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::ProxyProtocol;
+    ///
+    /// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?.max_header_len(65_551);
+    /// assert_eq!(proxy.header_limit(), 65_551);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_header_len(mut self, bytes: usize) -> Self {
+        self.max_header_len = bytes;
+        self
+    }
+
+    /// The header's deadline ([`header_timeout`](Self::header_timeout)).
+    ///
+    /// # Examples
+    ///
+    /// See [`DEFAULT_PROXY_HEADER_TIMEOUT`].
+    pub fn timeout(&self) -> Duration {
+        self.header_timeout
+    }
+
+    /// The longest header accepted ([`max_header_len`](Self::max_header_len)).
+    ///
+    /// # Examples
+    ///
+    /// See [`DEFAULT_PROXY_HEADER_LIMIT`].
+    pub fn header_limit(&self) -> usize {
+        self.max_header_len
+    }
+
+    /// Whether a connection from `peer` may send a header (an IPv4 peer of a dual-stack
+    /// socket, `::ffff:a.b.c.d`, is taken as `a.b.c.d`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::ProxyProtocol;
+    /// use sockserve_server::socket::Address;
+    ///
+    /// let proxy = ProxyProtocol::trusted(["127.0.0.0/8", "unix"])?;
+    /// assert!(proxy.trusts(&"127.0.0.9:4000".parse()?));
+    /// assert!(proxy.trusts(&"[::ffff:127.0.0.1]:4000".parse()?));
+    /// assert!(!proxy.trusts(&"[::1]:4000".parse()?));
+    /// assert!(proxy.trusts(&Address::Unnamed)); // a Unix stream client
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trusts(&self, peer: &Address) -> bool {
+        match peer.as_inet() {
+            Some(inet) => {
+                let ip = inet.ip().to_canonical();
+                self.trusted.iter().any(|t| match t {
+                    Trusted::Network(net, prefix) => in_network(ip, *net, *prefix),
+                    Trusted::Unix => false,
+                })
+            }
+            None => self.trusted.contains(&Trusted::Unix),
+        }
+    }
+
+    /// Refuses the values no server can work with (at build time).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.header_timeout.is_zero() {
+            return Err(Error::InvalidOption {
+                option: "ProxyProtocol::header_timeout",
+                reason: "0 would refuse every connection before its header could come; give \
+                         the time a proxy may take to send it (default 5 s)"
+                    .to_owned(),
+            });
+        }
+        if self.max_header_len < SHORTEST_LIMIT {
+            return Err(Error::InvalidOption {
+                option: "ProxyProtocol::max_header_len",
+                reason: format!(
+                    "{} bytes cannot hold a v2 header with Unix addresses ({SHORTEST_LIMIT} \
+                     bytes); give at least that (default {DEFAULT_PROXY_HEADER_LIMIT})",
+                    self.max_header_len
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidOption {
+        option: "ProxyProtocol::trusted",
+        reason: reason.into(),
+    }
+}
+
+fn parse_source(source: &str) -> Result<Trusted> {
+    if source.eq_ignore_ascii_case("unix") {
+        return Ok(Trusted::Unix);
+    }
+    let bad = || {
+        invalid(format!(
+            "{source:?} is not an address (127.0.0.1, ::1), a network (10.0.0.0/8, fd00::/8) \
+             or `unix`"
+        ))
+    };
+    let (address, prefix) = match source.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (source, None),
+    };
+    let ip: IpAddr = address.parse().map_err(|_| bad())?;
+    let ip = ip.to_canonical();
+    let longest = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix.parse::<u8>().ok().filter(|p| *p <= longest),
+        None => Some(longest),
+    }
+    .ok_or_else(bad)?;
+    Ok(Trusted::Network(ip, prefix))
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let (ip, net, bits) = match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => (u32::from(ip).into(), u32::from(net).into(), 32),
+        (IpAddr::V6(ip), IpAddr::V6(net)) => (u128::from(ip), u128::from(net), 128),
+        _ => return false,
+    };
+    let mask = match prefix {
+        0 => 0,
+        p => u128::MAX << (bits - u32::from(p)) & (u128::MAX >> (128 - bits)),
+    };
+    ip & mask == net & mask
+}
+
+/// What a whole header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// The connection relays this client.
+    Proxied(Address),
+    /// The connection is the proxy's own (v2 `LOCAL`, an unspecified family, v1 `UNKNOWN`).
+    Local,
+}
+
+/// How far the header has come.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Whole: what it says. The bytes after it are still on the connection.
+    Done(Header),
+    /// Not whole yet: nothing more to read now.
+    Pending,
+    /// The connection ended before the header's first byte.
+    Closed,
+}
+
+/// Reads a header from a connection without blocking, taking its bytes and no more.
+pub(crate) struct HeaderReader {
+    /// The header's bytes taken so far.
+    taken: Vec<u8>,
+    limit: usize,
+}
+
+impl fmt::Debug for HeaderReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderReader")
+            .field("taken", &self.taken.len())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl HeaderReader {
+    pub(crate) fn new(limit: usize) -> HeaderReader {
+        HeaderReader {
+            taken: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Takes what has come of the header, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for anything but a whole, well-formed header within the limit, and
+    /// `UnexpectedEof` for a header cut by the connection's end; the OS error of a read.
+    pub(crate) fn step(&mut self, connection: &Socket) -> io::Result<Progress> {
+        let mut window = [0u8; 512];
+        loop {
+            let wanted = self.wanted()?.min(window.len());
+            let peeked = match connection.peek_nowait(&mut window[..wanted]) {
+                Ok(0) if self.taken.is_empty() => return Ok(Progress::Closed),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the connection ended within its PROXY protocol header, after {} \
+                             bytes",
+                            self.taken.len()
+                        ),
+                    ));
+                }
+                Ok(n) => &window[..n],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::Pending),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let v2 = self.classify(peeked)?;
+            // v2's bytes up to its stated length are all the header's; v1 ends at its LF.
+            let take = match v2 {
+                true => peeked.len(),
+                false => peeked
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(peeked.len(), |at| at + 1),
+            };
+            let start = self.taken.len();
+            self.taken.resize(start + take, 0);
+            let mut got = 0;
+            while got < take {
+                // The bytes were peeked: this read returns at once.
+                match connection.recv_into(&mut self.taken[start + got..]) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(header) = self.whole(v2)? {
+                return Ok(Progress::Done(header));
+            }
+        }
+    }
+
+    /// How many bytes the header has at least beyond those taken.
+    fn wanted(&self) -> io::Result<usize> {
+        let taken = self.taken.len();
+        if !V2_SIGNATURE.starts_with(&self.taken[..taken.min(V2_SIGNATURE.len())]) {
+            return Ok(V1_LONGEST - taken);
+        }
+        if taken < V2_FIXED {
+            return Ok(V2_FIXED - taken);
+        }
+        let length = V2_FIXED + usize::from(u16::from_be_bytes([self.taken[14], self.taken[15]]));
+        if length > self.limit {
+            return Err(bad_header(format!(
+                "a PROXY protocol v2 header of {length} bytes, over the limit of {} \
+                 (ProxyProtocol::max_header_len)",
+                self.limit
+            )));
+        }
+        Ok(length - taken)
+    }
+
+    /// Whether the header taken so far and `next` are v2 (else v1); neither is an error.
+    fn classify(&self, next: &[u8]) -> io::Result<bool> {
+        let mut head = [0u8; 12];
+        let known = self.taken.len().min(head.len());
+        head[..known].copy_from_slice(&self.taken[..known]);
+        let more = next.len().min(head.len() - known);
+        head[known..known + more].copy_from_slice(&next[..more]);
+        let head = &head[..known + more];
+        if V2_SIGNATURE.starts_with(head) {
+            return Ok(true);
+        }
+        let v1 = head.len().min(V1_PREFIX.len());
+        if head[..v1] == V1_PREFIX[..v1] {
+            return Ok(false);
+        }
+        Err(bad_header(format!(
+            "no PROXY protocol header from a trusted proxy: the connection starts with {:?}; \
+             the proxy must send one (HAProxy: send-proxy or send-proxy-v2 on the server \
+             line)",
+            String::from_utf8_lossy(head)
+        )))
+    }
+
+    /// The header, if the bytes taken are all of it.
+    fn whole(&self, v2: bool) -> io::Result<Option<Header>> {
+        let taken = &self.taken;
+        if v2 {
+            let whole = taken.len() >= V2_FIXED
+                && taken.len()
+                    == V2_FIXED + usize::from(u16::from_be_bytes([taken[14], taken[15]]));
+            return whole.then(|| parse_v2(taken)).transpose();
+        }
+        if taken.last() == Some(&b'\n') {
+            return parse_v1(taken).map(Some);
+        }
+        if taken.len() >= V1_LONGEST {
+            return Err(bad_header(format!(
+                "a PROXY protocol v1 header with no CRLF in its first {V1_LONGEST} bytes, the \
+                 longest one can be"
+            )));
+        }
+        Ok(None)
+    }
+}
+
+fn bad_header(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+/// A whole v2 header (signature to its stated length).
+pub(crate) fn parse_v2(bytes: &[u8]) -> io::Result<Header> {
+    use ppp::v2::{Addresses, Command};
+    let malformed =
+        |e: ppp::v2::ParseError| bad_header(format!("a malformed PROXY v2 header: {e}"));
+    let header = ppp::v2::Header::try_from(bytes).map_err(malformed)?;
+    // A TLV that runs past the header's end is malformed too, even if it is not used.
+    for tlv in header.tlvs() {
+        tlv.map_err(malformed)?;
+    }
+    if header.command == Command::Local {
+        return Ok(Header::Local);
+    }
+    Ok(match header.addresses {
+        Addresses::IPv4(a) => {
+            Header::Proxied(SocketAddrV4::new(a.source_address, a.source_port).into())
+        }
+        Addresses::IPv6(a) => {
+            Header::Proxied(SocketAddrV6::new(a.source_address, a.source_port, 0, 0).into())
+        }
+        Addresses::Unix(a) => Header::Proxied(unix_address(&a.source)),
+        Addresses::Unspecified => Header::Local,
+    })
+}
+
+/// A whole v1 header (`PROXY` to its CRLF).
+pub(crate) fn parse_v1(bytes: &[u8]) -> io::Result<Header> {
+    use ppp::v1::Addresses;
+    let malformed = |e: &dyn fmt::Display| {
+        bad_header(format!(
+            "a malformed PROXY v1 header {:?}: {e}",
+            String::from_utf8_lossy(bytes)
+        ))
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| malformed(&e))?;
+    let header = ppp::v1::Header::try_from(text).map_err(|e| malformed(&e))?;
+    Ok(match header.addresses {
+        Addresses::Tcp4(a) => {
+            Header::Proxied(SocketAddrV4::new(a.source_address, a.source_port).into())
+        }
+        Addresses::Tcp6(a) => {
+            Header::Proxied(SocketAddrV6::new(a.source_address, a.source_port, 0, 0).into())
+        }
+        Addresses::Unknown => Header::Local,
+    })
+}
+
+/// A v2 header's Unix address (108 bytes, NUL-padded; a leading NUL: an abstract name).
+fn unix_address(raw: &[u8; 108]) -> Address {
+    match raw.split_first() {
+        Some((0, rest)) => {
+            let end = rest.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1);
+            match end {
+                0 => Address::Unnamed,
+                end => Address::Abstract(rest[..end].to_vec()),
+            }
+        }
+        _ => {
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            Address::Unix(PathBuf::from(std::ffi::OsStr::from_bytes(&raw[..end])))
+        }
+    }
+}
+
+/// The job's preamble with the PROXY protocol on: the peer is checked, the header read (the
+/// connection waits for it in the reactor, or on this thread in a forked child), the client
+/// set, then `verify_request` and the request's setup.
+pub(crate) fn read_header<R: Request, H: Handler<R>>(
+    proxy: Arc<ProxyProtocol>,
+    start: Start<R, H>,
+    ticket: Option<InFlight>,
+) {
+    let Some(connection) = start.connection.clone() else {
+        // Only stream servers have the option (its builder method).
+        return start.run(ticket, None);
+    };
+    if !proxy.trusts(&start.client_address) {
+        let refused = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "a connection from {}, which is not a trusted proxy \
+                 (ProxyProtocol::trusted), refused",
+                start.client_address
+            ),
+        );
+        return start.end(
+            Some(HandlerError::failed(Stage::Setup, refused)),
+            ticket,
+            None,
+        );
+    }
+    Box::new(Preamble {
+        reader: HeaderReader::new(proxy.max_header_len),
+        deadline: Instant::now() + proxy.header_timeout,
+        proxy,
+        start,
+        connection,
+        slot: None,
+    })
+    .advance(ticket)
+}
+
+/// A connection whose PROXY header is being read.
+struct Preamble<R: Request, H> {
+    reader: HeaderReader,
+    proxy: Arc<ProxyProtocol>,
+    deadline: Instant,
+    start: Start<R, H>,
+    connection: Arc<Socket>,
+    slot: Option<usize>,
+}
+
+impl<R: Request, H: Handler<R>> Preamble<R, H> {
+    /// Reads what has come; then, the header whole, the request goes on; else it waits: in the
+    /// reactor when there is a ticket to hold meanwhile, on this thread when there is none
+    /// (a forked child).
+    fn advance(mut self: Box<Self>, mut ticket: Option<InFlight>) {
+        loop {
+            match self.reader.step(&self.connection) {
+                Ok(Progress::Done(header)) => return self.accept(header, ticket),
+                Ok(Progress::Closed) => {
+                    log::debug!(
+                        "{} closed before sending a PROXY header",
+                        self.start.client_address
+                    );
+                    return self.end(None, ticket);
+                }
+                Ok(Progress::Pending) => {}
+                Err(e) => return self.end(Some(HandlerError::failed(Stage::Setup, e)), ticket),
+            }
+            if Instant::now() >= self.deadline {
+                let error = self.timed_out();
+                return self.end(Some(error), ticket);
+            }
+            let Some(held) = ticket.take() else {
+                match self.connection.wait_readable_by(Some(self.deadline)) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        let error = self.timed_out();
+                        return self.end(Some(error), None);
+                    }
+                    Err(e) => return self.end(Some(HandlerError::failed(Stage::Setup, e)), None),
+                }
+            };
+            let waiting = Arc::clone(&self.start.waiting);
+            if let Err((waiter, held)) = waiting.park(self, held) {
+                // The server began to close meanwhile.
+                waiter.close(Close::Stopping, Some(held));
+            }
+            return;
+        }
+    }
+
+    /// The header is whole: the client it names, `verify_request`, the setup.
+    fn accept(self: Box<Self>, header: Header, ticket: Option<InFlight>) {
+        let Preamble {
+            mut start, slot, ..
+        } = *self;
+        if let Header::Proxied(client) = header {
+            start.client_address = client;
+        }
+        if !start.verify() {
+            return start.end(None, ticket, slot);
+        }
+        start.run(ticket, slot);
+    }
+
+    fn end(self: Box<Self>, error: Option<HandlerError>, ticket: Option<InFlight>) {
+        let Preamble { start, slot, .. } = *self;
+        start.end(error, ticket, slot);
+    }
+
+    fn timed_out(&self) -> HandlerError {
+        let error = io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no whole PROXY protocol header within {:?} of the accept \
+                 (ProxyProtocol::header_timeout)",
+                self.proxy.header_timeout
+            ),
+        );
+        HandlerError::failed(Stage::Setup, error)
+    }
+}
+
+impl<R: Request, H: Handler<R>> Waiter for Preamble<R, H> {
+    fn connection(&self) -> Option<&Arc<Socket>> {
+        Some(&self.connection)
+    }
+
+    fn client_address(&self) -> &Address {
+        &self.start.client_address
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.deadline)
+    }
+
+    fn poll_input(&self) -> Option<Waited> {
+        Waited::poll(&self.connection)
+    }
+
+    fn slot(&self) -> Option<usize> {
+        self.slot
+    }
+
+    fn set_slot(&mut self, slot: usize) {
+        self.slot = Some(slot);
+    }
+
+    fn resume(self: Box<Self>, ticket: Option<InFlight>) {
+        self.advance(ticket);
+    }
+
+    fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>) {
+        match why {
+            Close::TimedOut => {
+                let error = self.timed_out();
+                self.end(Some(error), ticket);
+            }
+            // The end, a reset or a header cut short: the read tells which, and says so.
+            Close::Gone => self.advance(ticket),
+            Close::Stopping => self.end(None, ticket),
+        }
+    }
+}
