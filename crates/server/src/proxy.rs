@@ -120,6 +120,16 @@ const V1_PREFIX: &[u8] = b"PROXY ";
 /// assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A datagram server has no such option:
+///
+/// ```compile_fail
+/// use sockserve_server::{ProxyProtocol, UdpServer};
+///
+/// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?;
+/// let server = UdpServer::builder(|_req| Ok(())).proxy_protocol(proxy);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyProtocol {
     trusted: Vec<Trusted>,
@@ -717,5 +727,324 @@ impl<R: Request, H: Handler<R>> Waiter for Preamble<R, H> {
             Close::Gone => self.advance(ticket),
             Close::Stopping => self.end(None, ticket),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ppp::v2::{Builder as V2, Command, IPv4, IPv6, Protocol, Type as Tlv, Version};
+    use socket::{Family, Type, socketpair};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const V1_TCP4: &[u8] = b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n";
+
+    fn v2_tcp4() -> Vec<u8> {
+        let addresses = IPv4::new([203, 0, 113, 7], [192, 0, 2, 1], 51000, 443);
+        V2::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+            .build()
+            .expect("a v2 header")
+    }
+
+    fn client() -> Address {
+        SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 7), 51000).into()
+    }
+
+    /// A connection that has received `bytes`; the sender is kept open unless `end`.
+    fn connection(bytes: &[u8], end: bool) -> (Socket, Option<Socket>) {
+        let (server, sender) = socketpair(Family::Unix, Type::Stream).expect("socketpair");
+        sender.sendall(bytes).expect("send");
+        (server, (!end).then_some(sender))
+    }
+
+    /// One step of a reader over a connection that has received `bytes` (and ended, if
+    /// `end`), and the connection, to see what is left on it.
+    fn read(bytes: &[u8], end: bool, limit: usize) -> (io::Result<Progress>, Socket) {
+        let (server, _sender) = connection(bytes, end);
+        let mut reader = HeaderReader::new(limit);
+        let outcome = reader.step(&server);
+        (outcome, server)
+    }
+
+    fn rest(server: &Socket) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        match server.peek_nowait(&mut buf) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) => panic!("peek: {e}"),
+        }
+    }
+
+    #[test]
+    fn v1_names_the_client_and_leaves_what_follows() {
+        let mut bytes = V1_TCP4.to_vec();
+        bytes.extend_from_slice(b"GET / HTTP/1.0\r\n");
+        let (outcome, server) = read(&bytes, false, DEFAULT_PROXY_HEADER_LIMIT);
+        assert_eq!(outcome.unwrap(), Progress::Done(Header::Proxied(client())));
+        assert_eq!(rest(&server), b"GET / HTTP/1.0\r\n");
+
+        let v6 = b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\nafter";
+        let (outcome, server) = read(v6, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let expected = SocketAddrV6::new("2001:db8::7".parse().unwrap(), 51000, 0, 0);
+        assert_eq!(
+            outcome.unwrap(),
+            Progress::Done(Header::Proxied(expected.into()))
+        );
+        assert_eq!(rest(&server), b"after");
+    }
+
+    #[test]
+    fn v1_unknown_and_v2_local_keep_the_proxy() {
+        // `PROXY UNKNOWN\r\n` is 15 bytes: shorter than the 16 first peeked.
+        let (outcome, server) = read(b"PROXY UNKNOWN\r\nx", false, DEFAULT_PROXY_HEADER_LIMIT);
+        assert_eq!(outcome.unwrap(), Progress::Done(Header::Local));
+        assert_eq!(rest(&server), b"x");
+
+        // HAProxy's health check (check-send-proxy): LOCAL, no address.
+        let local = V2::with_addresses(
+            Version::Two | Command::Local,
+            Protocol::Unspecified,
+            ppp::v2::Addresses::Unspecified,
+        )
+        .build()
+        .unwrap();
+        assert_eq!(local.len(), 16);
+        let mut bytes = local.clone();
+        bytes.extend_from_slice(b"y");
+        let (outcome, server) = read(&bytes, false, DEFAULT_PROXY_HEADER_LIMIT);
+        assert_eq!(outcome.unwrap(), Progress::Done(Header::Local));
+        assert_eq!(rest(&server), b"y");
+
+        // LOCAL with addresses: they are the proxy's own, not a client's.
+        let addresses = IPv4::new([127, 0, 0, 1], [127, 0, 0, 1], 1, 2);
+        let local = V2::with_addresses(Version::Two | Command::Local, Protocol::Stream, addresses)
+            .build()
+            .unwrap();
+        assert_eq!(parse_v2(&local).unwrap(), Header::Local);
+    }
+
+    #[test]
+    fn v2_names_the_client_with_its_tlvs_and_leaves_what_follows() {
+        let addresses = IPv6::new(
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            51000,
+            443,
+        );
+        let header = V2::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+            .write_tlv(Tlv::UniqueId, b"abc-123")
+            .unwrap()
+            .write_tlv(Tlv::Authority, b"example.com")
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut bytes = header;
+        bytes.extend_from_slice(b"payload");
+        let (outcome, server) = read(&bytes, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let expected = SocketAddrV6::new("2001:db8::7".parse().unwrap(), 51000, 0, 0);
+        assert_eq!(
+            outcome.unwrap(),
+            Progress::Done(Header::Proxied(expected.into()))
+        );
+        assert_eq!(rest(&server), b"payload");
+
+        let (outcome, _server) = read(&v2_tcp4(), true, DEFAULT_PROXY_HEADER_LIMIT);
+        assert_eq!(outcome.unwrap(), Progress::Done(Header::Proxied(client())));
+    }
+
+    #[test]
+    fn v2_unix_addresses() {
+        let mut source = [0u8; 108];
+        source[..9].copy_from_slice(b"/run/a.sk");
+        let unix = ppp::v2::Unix::new(source, [0; 108]);
+        let header = V2::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, unix)
+            .build()
+            .unwrap();
+        assert_eq!(
+            parse_v2(&header).unwrap(),
+            Header::Proxied(Address::Unix("/run/a.sk".into()))
+        );
+        let mut abstract_name = [0u8; 108];
+        abstract_name[1..5].copy_from_slice(b"name");
+        assert_eq!(
+            unix_address(&abstract_name),
+            Address::Abstract(b"name".to_vec())
+        );
+        assert_eq!(unix_address(&[0; 108]), Address::Unnamed);
+    }
+
+    /// Fed a byte at a time, the reader waits (`Pending`) until the last byte, takes the
+    /// header's bytes and no more, and each byte it took is the header's.
+    #[test]
+    fn a_header_fed_a_byte_at_a_time_is_pending_until_whole() {
+        for header in [V1_TCP4.to_vec(), v2_tcp4()] {
+            let (server, sender) = socketpair(Family::Unix, Type::Stream).unwrap();
+            let mut reader = HeaderReader::new(DEFAULT_PROXY_HEADER_LIMIT);
+            for (at, byte) in header.iter().enumerate() {
+                assert_eq!(
+                    reader.step(&server).unwrap(),
+                    Progress::Pending,
+                    "at byte {at}"
+                );
+                sender.sendall(&[*byte]).unwrap();
+            }
+            sender.sendall(b"next").unwrap();
+            assert_eq!(
+                reader.step(&server).unwrap(),
+                Progress::Done(Header::Proxied(client()))
+            );
+            assert_eq!(rest(&server), b"next");
+        }
+    }
+
+    /// A header cut at any byte by the connection's end is a clear error, never a header
+    /// nor a hang; cut before its first byte, a quiet end.
+    #[test]
+    fn a_header_truncated_at_every_byte_is_an_error() {
+        for header in [V1_TCP4.to_vec(), v2_tcp4()] {
+            let (outcome, _) = read(&[], true, DEFAULT_PROXY_HEADER_LIMIT);
+            assert_eq!(outcome.unwrap(), Progress::Closed);
+            for cut in 1..header.len() {
+                let (outcome, _) = read(&header[..cut], true, DEFAULT_PROXY_HEADER_LIMIT);
+                let error = outcome.expect_err("a truncated header");
+                assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+                assert!(
+                    error.to_string().contains(&format!("after {cut} bytes")),
+                    "cut at {cut}: {error}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_trusted_source_that_sends_no_header_is_refused() {
+        for start in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"\r\n\r\nxx",
+            b"PROXX ",
+            b"\x16\x03\x01",
+        ] {
+            let (outcome, _server) = read(start, false, DEFAULT_PROXY_HEADER_LIMIT);
+            let error = outcome.expect_err("no header");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(
+                error.to_string().contains("no PROXY protocol header"),
+                "{error}"
+            );
+        }
+        // A v1 line with no CRLF in 107 bytes.
+        let mut long = b"PROXY TCP4 ".to_vec();
+        long.resize(200, b'1');
+        let (outcome, _server) = read(&long, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let error = outcome.expect_err("too long");
+        assert!(
+            error.to_string().contains("no CRLF in its first 107 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for bad in [
+            &b"PROXY TCP4 300.0.0.1 192.0.2.1 1 2\r\n"[..],
+            b"PROXY TCP4 1.2.3.4\r\n",
+            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 2\r\n",
+        ] {
+            let (outcome, _server) = read(bad, false, DEFAULT_PROXY_HEADER_LIMIT);
+            let error = outcome.expect_err("malformed v1");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+            assert!(error.to_string().contains("malformed PROXY v1"), "{error}");
+        }
+        // v2 with version 3, with command 2, with a length too short for its addresses.
+        let good = v2_tcp4();
+        for (at, value) in [(12, 0x31u8), (12, 0x22), (15, 4)] {
+            let mut bad = good.clone();
+            bad[at] = value;
+            if at == 15 {
+                bad.truncate(16 + 4);
+            }
+            let (outcome, _server) = read(&bad, false, DEFAULT_PROXY_HEADER_LIMIT);
+            let error = outcome.expect_err("malformed v2");
+            assert!(error.to_string().contains("malformed PROXY v2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn oversized_or_malformed_tlvs_are_refused() {
+        let addresses = IPv4::new([203, 0, 113, 7], [192, 0, 2, 1], 51000, 443);
+        let big = V2::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+            .write_tlv(Tlv::NoOp, &[0u8; 5000])
+            .unwrap()
+            .build()
+            .unwrap();
+        // Refused from its fixed part alone: the 5 KB are not read.
+        let (outcome, server) = read(&big, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let error = outcome.expect_err("oversized");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("{} bytes", big.len())),
+            "{message}"
+        );
+        assert!(
+            message.contains("ProxyProtocol::max_header_len"),
+            "{message}"
+        );
+        assert_eq!(rest(&server).len(), 256, "only the fixed part was taken");
+        // Within a raised limit, the same header is whole.
+        let (outcome, _server) = read(&big, true, 8192);
+        assert_eq!(outcome.unwrap(), Progress::Done(Header::Proxied(client())));
+
+        // A TLV whose length runs past the header's end.
+        let mut bad = v2_tcp4();
+        bad.extend_from_slice(&[0x04, 0x00, 0x10, 1, 2]);
+        let length = (bad.len() - 16) as u16;
+        bad[14..16].copy_from_slice(&length.to_be_bytes());
+        let (outcome, _server) = read(&bad, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let error = outcome.expect_err("a bad TLV");
+        assert!(error.to_string().contains("malformed PROXY v2"), "{error}");
+    }
+
+    #[test]
+    fn trusted_sources_parse_and_match() {
+        let proxy =
+            ProxyProtocol::trusted(["10.0.0.0/8", " 192.0.2.1 ", "fd00::/8", "0.0.0.0/0"]).unwrap();
+        assert!(proxy.trusts(&"10.200.0.1:1".parse().unwrap()));
+        assert!(proxy.trusts(&"[fd12::1]:1".parse().unwrap()));
+        assert!(!proxy.trusts(&"[fe80::1]:1".parse().unwrap()));
+        assert!(!proxy.trusts(&Address::Unnamed));
+        let only = ProxyProtocol::trusted(["192.0.2.1"]).unwrap();
+        assert!(only.trusts(&"192.0.2.1:9".parse().unwrap()));
+        assert!(!only.trusts(&"192.0.2.2:9".parse().unwrap()));
+        let net = ProxyProtocol::trusted(["192.0.2.128/25"]).unwrap();
+        assert!(net.trusts(&"192.0.2.200:9".parse().unwrap()));
+        assert!(!net.trusts(&"192.0.2.100:9".parse().unwrap()));
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::1/129",
+            "1.2.3.4:80",
+        ] {
+            let error = ProxyProtocol::trusted([bad]).expect_err(bad);
+            assert!(
+                matches!(
+                    error,
+                    Error::InvalidOption {
+                        option: "ProxyProtocol::trusted",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
+        let zero = ProxyProtocol::trusted(["::1"])
+            .unwrap()
+            .header_timeout(Duration::ZERO);
+        assert!(zero.check().is_err());
+        let small = ProxyProtocol::trusted(["::1"]).unwrap().max_header_len(100);
+        assert!(small.check().unwrap_err().to_string().contains("232"));
     }
 }
