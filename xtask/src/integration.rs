@@ -27,6 +27,7 @@
 
 mod echo;
 mod examples;
+mod haproxy;
 mod hostile;
 mod http;
 mod many;
@@ -179,6 +180,19 @@ pub(crate) fn run_hostile() -> Result<()> {
     hostile::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
 }
 
+/// `cargo xtask integration-haproxy` (hidden): the PROXY protocol case behind HAProxy alone.
+pub(crate) fn run_haproxy() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "proxy_whoami",
+    ])
+    .run()?;
+    haproxy::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
 /// The count of cases that passed and failed; each case's line goes to stdout as it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -255,6 +269,7 @@ pub(crate) fn run() -> Result<()> {
     tally.record_module("park", park::run(&examples));
     tally.record_module("hostile", hostile::run(&examples));
     tally.record_module("http", http::run(&examples));
+    tally.record_module("haproxy", haproxy::run(&examples));
     examples::run(&examples, &mut tally);
     match temp_dir("integration") {
         Ok(dir) => {
