@@ -20,6 +20,9 @@ pub(crate) type Tracking = (InFlight, Arc<Waiting>);
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
 pub(crate) trait MakeJob<R: Request>: Send {
+    // What a job is made of, each from a different part of the server: a struct of them would
+    // only be taken apart again at once.
+    #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
         raw: R::Raw,

@@ -123,11 +123,11 @@ const V1_PREFIX: &[u8] = b"PROXY ";
 ///
 /// A datagram server has no such option:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use sockserve_server::{ProxyProtocol, UdpServer};
 ///
 /// let proxy = ProxyProtocol::trusted(["127.0.0.1"])?;
-/// let server = UdpServer::builder(|_req| Ok(())).proxy_protocol(proxy);
+/// let _server = UdpServer::builder(|_req| Ok(())).proxy_protocol(proxy);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -622,29 +622,31 @@ impl<R: Request, H: Handler<R>> Preamble<R, H> {
     fn advance(mut self: Box<Self>, mut ticket: Option<InFlight>) {
         loop {
             match self.reader.step(&self.connection) {
-                Ok(Progress::Done(header)) => return self.accept(header, ticket),
+                Ok(Progress::Done(header)) => return (*self).accept(header, ticket),
                 Ok(Progress::Closed) => {
                     log::debug!(
                         "{} closed before sending a PROXY header",
                         self.start.client_address
                     );
-                    return self.end(None, ticket);
+                    return (*self).end(None, ticket);
                 }
                 Ok(Progress::Pending) => {}
-                Err(e) => return self.end(Some(HandlerError::failed(Stage::Setup, e)), ticket),
+                Err(e) => return (*self).end(Some(HandlerError::failed(Stage::Setup, e)), ticket),
             }
             if Instant::now() >= self.deadline {
                 let error = self.timed_out();
-                return self.end(Some(error), ticket);
+                return (*self).end(Some(error), ticket);
             }
             let Some(held) = ticket.take() else {
                 match self.connection.wait_readable_by(Some(self.deadline)) {
                     Ok(()) => continue,
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         let error = self.timed_out();
-                        return self.end(Some(error), None);
+                        return (*self).end(Some(error), None);
                     }
-                    Err(e) => return self.end(Some(HandlerError::failed(Stage::Setup, e)), None),
+                    Err(e) => {
+                        return (*self).end(Some(HandlerError::failed(Stage::Setup, e)), None);
+                    }
                 }
             };
             let waiting = Arc::clone(&self.start.waiting);
@@ -657,10 +659,10 @@ impl<R: Request, H: Handler<R>> Preamble<R, H> {
     }
 
     /// The header is whole: the client it names, `verify_request`, the setup.
-    fn accept(self: Box<Self>, header: Header, ticket: Option<InFlight>) {
+    fn accept(self, header: Header, ticket: Option<InFlight>) {
         let Preamble {
             mut start, slot, ..
-        } = *self;
+        } = self;
         if let Header::Proxied(client) = header {
             start.client_address = client;
         }
@@ -670,8 +672,8 @@ impl<R: Request, H: Handler<R>> Preamble<R, H> {
         start.run(ticket, slot);
     }
 
-    fn end(self: Box<Self>, error: Option<HandlerError>, ticket: Option<InFlight>) {
-        let Preamble { start, slot, .. } = *self;
+    fn end(self, error: Option<HandlerError>, ticket: Option<InFlight>) {
+        let Preamble { start, slot, .. } = self;
         start.end(error, ticket, slot);
     }
 
@@ -721,11 +723,11 @@ impl<R: Request, H: Handler<R>> Waiter for Preamble<R, H> {
         match why {
             Close::TimedOut => {
                 let error = self.timed_out();
-                self.end(Some(error), ticket);
+                (*self).end(Some(error), ticket);
             }
             // The end, a reset or a header cut short: the read tells which, and says so.
             Close::Gone => self.advance(ticket),
-            Close::Stopping => self.end(None, ticket),
+            Close::Stopping => (*self).end(None, ticket),
         }
     }
 }
