@@ -389,7 +389,7 @@ impl HeaderReader {
     pub(crate) fn step(&mut self, connection: &Socket) -> io::Result<Progress> {
         let mut window = [0u8; 512];
         loop {
-            let wanted = self.wanted()?.min(window.len());
+            let wanted = self.window().min(window.len());
             let peeked = match connection.peek_nowait(&mut window[..wanted]) {
                 Ok(0) if self.taken.is_empty() => return Ok(Progress::Closed),
                 Ok(0) => {
@@ -408,14 +408,7 @@ impl HeaderReader {
                 Err(e) => return Err(e),
             };
             let v2 = self.classify(peeked)?;
-            // v2's bytes up to its stated length are all the header's; v1 ends at its LF.
-            let take = match v2 {
-                true => peeked.len(),
-                false => peeked
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(peeked.len(), |at| at + 1),
-            };
+            let take = self.header_part(v2, peeked)?;
             let start = self.taken.len();
             self.taken.resize(start + take, 0);
             let mut got = 0;
@@ -434,24 +427,50 @@ impl HeaderReader {
         }
     }
 
-    /// How many bytes the header has at least beyond those taken.
-    fn wanted(&self) -> io::Result<usize> {
+    /// How many bytes to look at (peeked, not taken): the rest of a v2 header whose length is
+    /// known, the most a v1 header may still have, or, before the kind is known, as many as
+    /// either may have without TLVs (one look, one read for most headers).
+    fn window(&self) -> usize {
         let taken = self.taken.len();
-        if !V2_SIGNATURE.starts_with(&self.taken[..taken.min(V2_SIGNATURE.len())]) {
-            return Ok(V1_LONGEST - taken);
+        let v2 = V2_SIGNATURE.starts_with(&self.taken[..taken.min(V2_SIGNATURE.len())]);
+        match (v2, self.stated_length(&[])) {
+            (true, Some(length)) => length.saturating_sub(taken).max(1),
+            (true, None) => SHORTEST_LIMIT - taken,
+            (false, _) => V1_LONGEST.saturating_sub(taken).max(1),
         }
-        if taken < V2_FIXED {
-            return Ok(V2_FIXED - taken);
+    }
+
+    /// A v2 header's whole length, once its 16 fixed bytes are among those taken and `next`.
+    fn stated_length(&self, next: &[u8]) -> Option<usize> {
+        let taken = self.taken.len();
+        let byte = |i: usize| match i.checked_sub(taken) {
+            None => self.taken.get(i).copied(),
+            Some(j) => next.get(j).copied(),
+        };
+        let length = u16::from_be_bytes([byte(14)?, byte(15)?]);
+        Some(V2_FIXED + usize::from(length))
+    }
+
+    /// How many of the bytes `peeked` are the header's: a v2 header's up to its stated length
+    /// (refused at once if that is over the limit), a v1 header's up to its LF.
+    fn header_part(&self, v2: bool, peeked: &[u8]) -> io::Result<usize> {
+        let taken = self.taken.len();
+        if !v2 {
+            let room = &peeked[..peeked.len().min(V1_LONGEST.saturating_sub(taken))];
+            return Ok(room
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(room.len(), |at| at + 1));
         }
-        let length = V2_FIXED + usize::from(u16::from_be_bytes([self.taken[14], self.taken[15]]));
-        if length > self.limit {
-            return Err(bad_header(format!(
+        match self.stated_length(peeked) {
+            Some(length) if length > self.limit => Err(bad_header(format!(
                 "a PROXY protocol v2 header of {length} bytes, over the limit of {} \
                  (ProxyProtocol::max_header_len)",
                 self.limit
-            )));
+            ))),
+            Some(length) => Ok(length.saturating_sub(taken).min(peeked.len())),
+            None => Ok(peeked.len()),
         }
-        Ok(length - taken)
     }
 
     /// Whether the header taken so far and `next` are v2 (else v1); neither is an error.
@@ -980,7 +999,7 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        // Refused from its fixed part alone: the 5 KB are not read.
+        // Refused from its fixed part alone: nothing is taken, the 5 KB are not read.
         let (outcome, server) = read(&big, false, DEFAULT_PROXY_HEADER_LIMIT);
         let error = outcome.expect_err("oversized");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
@@ -993,7 +1012,18 @@ mod tests {
             message.contains("ProxyProtocol::max_header_len"),
             "{message}"
         );
-        assert_eq!(rest(&server).len(), 256, "only the fixed part was taken");
+        assert_eq!(rest(&server), big[..256], "nothing was taken");
+        // Its fixed part in two pieces: refused as soon as its length is known.
+        let (server, sender) = socketpair(Family::Unix, Type::Stream).unwrap();
+        let mut reader = HeaderReader::new(DEFAULT_PROXY_HEADER_LIMIT);
+        sender.sendall(&big[..15]).unwrap();
+        assert_eq!(reader.step(&server).unwrap(), Progress::Pending);
+        sender.sendall(&big[15..16]).unwrap();
+        let error = reader.step(&server).expect_err("oversized");
+        assert!(
+            error.to_string().contains("ProxyProtocol::max_header_len"),
+            "{error}"
+        );
         // Within a raised limit, the same header is whole.
         let (outcome, _server) = read(&big, true, 8192);
         assert_eq!(outcome.unwrap(), Progress::Done(Header::Proxied(client())));

@@ -314,3 +314,38 @@ fn half_a_header_stalls_no_one_and_is_refused_at_its_deadline() {
     );
     serving.stop();
 }
+
+/// A Unix stream server behind a local proxy: `unix` trusts its peers; a list of networks
+/// alone refuses them.
+#[test]
+fn a_unix_stream_server_trusts_its_peers_with_unix() {
+    use sockserve_server::UnixStreamServer;
+    use std::os::unix::net::UnixStream as Client;
+    let dir = tempfile::tempdir().unwrap();
+    for (trusted, answered) in [("unix", true), ("127.0.0.1", false)] {
+        let path = dir.path().join(format!("{trusted}.sock"));
+        let record = Record::default();
+        let server = UnixStreamServer::builder(whoami)
+            .hooks(record.clone())
+            .proxy_protocol(ProxyProtocol::trusted([trusted]).unwrap())
+            .bind(&path)
+            .expect("bind");
+        let running = server.spawn_with(Duration::from_millis(20)).expect("spawn");
+        let mut client = Client::connect(&path).unwrap();
+        client.set_read_timeout(Some(GENEROUS)).unwrap();
+        client.write_all(&[V1, b"over unix\n"].concat()).unwrap();
+        let mut answer = String::new();
+        let _ = client.read_to_string(&mut answer);
+        if answered {
+            assert!(answer.starts_with(&format!("{REAL} ")), "{answer:?}");
+            assert!(answer.ends_with(" over unix\n"), "{answer:?}");
+        } else {
+            assert_eq!(answer, "");
+            let seen = record.wait_for("the refusal", |s| !s.errors.is_empty());
+            assert!(seen.errors[0].1.contains("not a trusted proxy"), "{seen:?}");
+        }
+        let mut server = running.shutdown().expect("stop");
+        server.server_close();
+        assert!(!path.exists());
+    }
+}
