@@ -320,11 +320,13 @@ fn run_case(examples: &Path) -> Result<String> {
     Ok(format!(
         "{answered} requests from {CLIENTS} clients, 0 errors, each answer the client's own \
          address; sessions s1 {} (threading), s2 {} (forking); s2 SIGTERM -> DOWN in {} ms, \
-         exited 0 in {} ms; {after} requests after, on s1",
+         exited 0 in {} ms; {after} requests after, on s1; {} sessions beyond the requests \
+         (HAProxy's retries)",
         s1_row.sessions,
         s2_row.sessions,
         down.as_millis(),
-        exited.as_millis()
+        exited.as_millis(),
+        (s1_row.sessions + s2_row.sessions).saturating_sub(answered as u64)
     ))
 }
 
