@@ -167,14 +167,9 @@ impl<R: Request, H: Handler<R>> Start<R, H> {
             })
             .run(ticket, wait_first),
             Err(error) => {
-                guard_hook("handle_error", || {
-                    hooks.handle_error(&context, &client_address, &error)
-                });
-                if let Some(slot) = slot {
-                    waiting.release(slot);
-                }
-                shutdown_request(connection, &context, &client_address, &*hooks);
-                drop(ticket);
+                let slot = slot.map(|slot| (&*waiting, slot));
+                let parts = (connection, &client_address, &context, &*hooks);
+                end_request(Some(error), parts, slot, ticket);
             }
         }
     }
@@ -212,18 +207,40 @@ impl<R: Request, H: Handler<R>> Start<R, H> {
             waiting,
             ..
         } = self;
-        if let Some(error) = error {
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-        }
-        if let Some(slot) = slot {
-            waiting.release(slot);
-        }
         drop(raw);
-        shutdown_request(connection, &context, &client_address, &*hooks);
-        drop(ticket);
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
     }
+}
+
+/// The end of a request, whatever it reached: `handle_error` with `error` if there is one,
+/// out of the waiting set (its slot, if it waited), `shutdown_request`, the ticket last.
+fn end_request<S: SharedState>(
+    error: Option<HandlerError>,
+    (connection, client_address, context, hooks): (
+        Option<Arc<Socket>>,
+        &Address,
+        &ServerContext<S>,
+        &dyn Hooks<S>,
+    ),
+    slot: Option<(&Waiting, usize)>,
+    ticket: Option<InFlight>,
+) {
+    if let Some(error) = error {
+        guard_hook("handle_error", || {
+            hooks.handle_error(context, client_address, &error)
+        });
+    }
+    if let Some((waiting, slot)) = slot {
+        waiting.release(slot);
+    }
+    shutdown_request(connection, context, client_address, hooks);
+    drop(ticket);
 }
 
 /// A request across its turns, with what its end needs.
@@ -368,16 +385,14 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
             waiting,
             slot,
         } = self;
-        if let Err(error) = session.end(handled) {
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-        }
-        if let Some(slot) = slot {
-            waiting.release(slot);
-        }
-        shutdown_request(connection, &context, &client_address, &*hooks);
-        drop(ticket);
+        let error = session.end(handled).err();
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
     }
 }
 

@@ -787,6 +787,14 @@ mod tests {
         (outcome, server)
     }
 
+    /// The error of one step over `bytes` (the sender kept open), which must mention `what`.
+    fn refusal(bytes: &[u8], what: &str) -> io::Error {
+        let (outcome, _server) = read(bytes, false, DEFAULT_PROXY_HEADER_LIMIT);
+        let error = outcome.expect_err(what);
+        assert!(error.to_string().contains(what), "{error}");
+        error
+    }
+
     fn rest(server: &Socket) -> Vec<u8> {
         let mut buf = [0u8; 256];
         match server.peek_nowait(&mut buf) {
@@ -945,23 +953,13 @@ mod tests {
             b"PROXX ",
             b"\x16\x03\x01",
         ] {
-            let (outcome, _server) = read(start, false, DEFAULT_PROXY_HEADER_LIMIT);
-            let error = outcome.expect_err("no header");
+            let error = refusal(start, "no PROXY protocol header");
             assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-            assert!(
-                error.to_string().contains("no PROXY protocol header"),
-                "{error}"
-            );
         }
         // A v1 line with no CRLF in 107 bytes.
         let mut long = b"PROXY TCP4 ".to_vec();
         long.resize(200, b'1');
-        let (outcome, _server) = read(&long, false, DEFAULT_PROXY_HEADER_LIMIT);
-        let error = outcome.expect_err("too long");
-        assert!(
-            error.to_string().contains("no CRLF in its first 107 bytes"),
-            "{error}"
-        );
+        refusal(&long, "no CRLF in its first 107 bytes");
     }
 
     #[test]
@@ -972,10 +970,8 @@ mod tests {
             b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",
             b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 2\r\n",
         ] {
-            let (outcome, _server) = read(bad, false, DEFAULT_PROXY_HEADER_LIMIT);
-            let error = outcome.expect_err("malformed v1");
+            let error = refusal(bad, "malformed PROXY v1");
             assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
-            assert!(error.to_string().contains("malformed PROXY v1"), "{error}");
         }
         // v2 with version 3, with command 2, with a length too short for its addresses.
         let good = v2_tcp4();
@@ -985,9 +981,7 @@ mod tests {
             if at == 15 {
                 bad.truncate(16 + 4);
             }
-            let (outcome, _server) = read(&bad, false, DEFAULT_PROXY_HEADER_LIMIT);
-            let error = outcome.expect_err("malformed v2");
-            assert!(error.to_string().contains("malformed PROXY v2"), "{error}");
+            refusal(&bad, "malformed PROXY v2");
         }
     }
 
@@ -1033,9 +1027,7 @@ mod tests {
         bad.extend_from_slice(&[0x04, 0x00, 0x10, 1, 2]);
         let length = (bad.len() - 16) as u16;
         bad[14..16].copy_from_slice(&length.to_be_bytes());
-        let (outcome, _server) = read(&bad, false, DEFAULT_PROXY_HEADER_LIMIT);
-        let error = outcome.expect_err("a bad TLV");
-        assert!(error.to_string().contains("malformed PROXY v2"), "{error}");
+        refusal(&bad, "malformed PROXY v2");
     }
 
     #[test]
