@@ -249,7 +249,7 @@ fn untrusted_missing_and_malformed_headers_are_refused_and_the_server_keeps_serv
 #[test]
 fn half_a_header_stalls_no_one_and_is_refused_at_its_deadline() {
     let record = Record::default();
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_secs(1);
     let proxy = ProxyProtocol::trusted(["127.0.0.1"])
         .unwrap()
         .header_timeout(timeout);
