@@ -15,7 +15,9 @@
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
 //! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
-//! clients and wrk, in both its modes: see [`http`]. The examples' binaries are built once, up
+//! clients and wrk, in both its modes: see [`http`]. `proxy_whoami` twice behind a real
+//! HAProxy (`send-proxy-v2`, health checks), one backend stopped mid-run with zero client
+//! errors: see [`haproxy`]. The examples' binaries are built once, up
 //! front, by `cargo build -p sockserve-examples --examples`. The examples of issue 12
 //! (`unix_stream`, `unix_datagram`, `kv_store`, `periodic`, `graceful_stop`) have their cases in
 //! [`examples`]: each header's commands as written, concurrent clients, clients vanishing
