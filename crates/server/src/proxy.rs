@@ -409,6 +409,12 @@ impl HeaderReader {
             };
             let v2 = self.classify(peeked)?;
             let take = self.header_part(v2, peeked)?;
+            if take == 0 {
+                // Cannot be: a header whose bytes are all taken is whole (or refused) above.
+                return Err(bad_header(
+                    "a PROXY protocol header that reads no further".into(),
+                ));
+            }
             let start = self.taken.len();
             self.taken.resize(start + take, 0);
             let mut got = 0;
