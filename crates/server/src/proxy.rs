@@ -1077,4 +1077,124 @@ mod tests {
         let small = ProxyProtocol::trusted(["::1"]).unwrap().max_header_len(100);
         assert!(small.check().unwrap_err().to_string().contains("232"));
     }
+
+    /// Property tests (fuzzing with bounded case counts) of the reader, the bytes fed in
+    /// random pieces: whatever they are, it never panics, never takes a byte past a header,
+    /// and ends (at the connection's end) with a header, a refusal or a quiet close; a valid
+    /// header, whatever follows it, is read whole with what follows left on the connection.
+    /// A longer run: `PROPTEST_CASES=20000 cargo test -p sockserve-server --lib props`.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Feeds `bytes` in pieces cut at `cuts` (sorted offsets), a step after each, then
+        /// ends the connection: the outcome, and what is left on the connection.
+        fn feed(bytes: &[u8], cuts: &[usize]) -> (io::Result<Progress>, Vec<u8>) {
+            let (server, sender) = socketpair(Family::Unix, Type::Stream).unwrap();
+            let mut reader = HeaderReader::new(DEFAULT_PROXY_HEADER_LIMIT);
+            let mut from = 0;
+            let mut sender = Some(sender);
+            let mut ends = cuts.to_vec();
+            ends.push(bytes.len());
+            for &to in &ends {
+                let to = to.clamp(from, bytes.len());
+                if let Some(s) = &sender {
+                    s.sendall(&bytes[from..to]).unwrap();
+                }
+                from = to;
+                if to == bytes.len() {
+                    sender = None; // the end
+                }
+                match reader.step(&server) {
+                    Ok(Progress::Pending) => {}
+                    outcome => {
+                        // The rest comes too, for `drain` to see all that was not taken.
+                        if let Some(s) = &sender {
+                            s.sendall(&bytes[from..]).unwrap();
+                        }
+                        return (outcome, drain(&server));
+                    }
+                }
+            }
+            (reader.step(&server), drain(&server))
+        }
+
+        fn drain(server: &Socket) -> Vec<u8> {
+            let mut left = Vec::new();
+            let mut buf = [0u8; 4096];
+            // What is there now (the sender wrote it all before): peeked, then taken.
+            while let Ok(n @ 1..) = server.peek_nowait(&mut buf) {
+                let n = server.recv_into(&mut buf[..n]).unwrap();
+                left.extend_from_slice(&buf[..n]);
+            }
+            left
+        }
+
+        fn cuts(len: usize) -> impl Strategy<Value = Vec<usize>> {
+            proptest::collection::vec(0..len.max(1), 0..8).prop_map(|mut c| {
+                c.sort_unstable();
+                c
+            })
+        }
+
+        fn header() -> impl Strategy<Value = (Vec<u8>, Address)> {
+            let v1 = (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| {
+                let ip = Ipv4Addr::from(ip);
+                let text = format!("PROXY TCP4 {ip} 192.0.2.1 {port} 443\r\n");
+                (text.into_bytes(), SocketAddrV4::new(ip, port).into())
+            });
+            let v2 = (
+                any::<[u8; 16]>(),
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..600),
+            )
+                .prop_map(|(ip, port, tlv)| {
+                    let ip = Ipv6Addr::from(ip);
+                    let addresses = IPv6::new(ip, Ipv6Addr::LOCALHOST, port, 443);
+                    let header = V2::with_addresses(
+                        Version::Two | Command::Proxy,
+                        Protocol::Stream,
+                        addresses,
+                    )
+                    .write_tlv(Tlv::NoOp, &tlv)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                    (header, SocketAddrV6::new(ip, port, 0, 0).into())
+                });
+            prop_oneof![v1, v2]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            #[test]
+            fn any_bytes_end_in_a_header_a_refusal_or_a_close(
+                bytes in proptest::collection::vec(any::<u8>(), 0..700),
+                cuts in cuts(700),
+            ) {
+                let (outcome, left) = feed(&bytes, &cuts);
+                match outcome {
+                    Ok(Progress::Pending) => prop_assert!(false, "pending after the end"),
+                    Ok(Progress::Closed) => prop_assert!(bytes.is_empty()),
+                    // What was taken is a prefix; the rest is still there.
+                    Ok(Progress::Done(_)) | Err(_) => {
+                        prop_assert!(bytes.ends_with(&left));
+                    }
+                }
+            }
+
+            #[test]
+            fn a_valid_header_is_read_whole_and_what_follows_is_left(
+                (header, client) in header(),
+                after in proptest::collection::vec(any::<u8>(), 0..64),
+                cuts in cuts(800),
+            ) {
+                let bytes = [&header[..], &after[..]].concat();
+                let (outcome, left) = feed(&bytes, &cuts);
+                prop_assert_eq!(outcome.unwrap(), Progress::Done(Header::Proxied(client)));
+                prop_assert_eq!(left, after);
+            }
+        }
+    }
 }
