@@ -626,6 +626,7 @@ pub(crate) fn read_header<R: Request, H: Handler<R>>(
         start,
         connection,
         slot: None,
+        lingered: false,
     })
     .advance(ticket)
 }
@@ -638,12 +639,15 @@ struct Preamble<R: Request, H> {
     start: Start<R, H>,
     connection: Arc<Socket>,
     slot: Option<usize>,
+    /// It waited on its worker once already (see `Waiting::linger`).
+    lingered: bool,
 }
 
 impl<R: Request, H: Handler<R>> Preamble<R, H> {
     /// Reads what has come; then, the header whole, the request goes on; else it waits: in the
-    /// reactor when there is a ticket to hold meanwhile, on this thread when there is none
-    /// (a forked child).
+    /// reactor when there is a ticket to hold meanwhile (first, once, on this thread for a
+    /// millisecond when the pool has room, as a turn lingers), on this thread when there is
+    /// none (a forked child).
     fn advance(mut self: Box<Self>, mut ticket: Option<InFlight>) {
         loop {
             match self.reader.step(&self.connection) {
@@ -674,6 +678,18 @@ impl<R: Request, H: Handler<R>> Preamble<R, H> {
                     }
                 }
             };
+            if !self.lingered {
+                if let Some(linger) = self.start.waiting.linger() {
+                    // A pool with room: the rest of the header (which a proxy sends at once)
+                    // is waited for here briefly, once, before the connection parks.
+                    self.lingered = true;
+                    let until = (Instant::now() + linger).min(self.deadline);
+                    if self.connection.wait_readable_by(Some(until)).is_ok() {
+                        ticket = Some(held);
+                        continue;
+                    }
+                }
+            }
             let waiting = Arc::clone(&self.start.waiting);
             if let Err((waiter, held)) = waiting.park(self, held) {
                 // The server began to close meanwhile.
