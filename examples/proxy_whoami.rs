@@ -5,11 +5,15 @@
 //!
 //! ```text
 //! cargo run --example proxy_whoami -- [--addr ADDR] [--trusted CIDR,...] [--mode sync|threading|forking] [--drain SECS]
-//! printf 'PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n' | nc 127.0.0.1 9990
+//! python3 -c "import socket; s=socket.create_connection(('127.0.0.1',9990)); s.sendall(b'PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n'); print(s.recv(100))"
 //! ```
 //!
-//! `nc` prints `203.0.113.7:51000`. Without a header the connection is refused (closed, the
-//! reason on stderr): the specification forbids guessing. The options:
+//! The client prints `b'203.0.113.7:51000\n'`. Without a header (`s.sendall(b'hello\n')`) the
+//! connection is refused: closed, `b''`, and the reason on the server's stderr (`no PROXY
+//! protocol header from a trusted proxy`): the specification forbids guessing. Behind HAProxy:
+//! `server s1 127.0.0.1:9990 send-proxy-v2 check check-send-proxy` with `option tcp-check`
+//! and `tcp-check expect rstring ^[0-9]` in the backend (`cargo xtask integration` runs two
+//! of these behind HAProxy). The options:
 //!
 //! - `--addr` (default `127.0.0.1:9990`; port 0 picks a free one): the first line on stdout is
 //!   `listening on ADDR`.
@@ -21,7 +25,7 @@
 //!   (HAProxy's `check-send-proxy` sends them as v2 `LOCAL` connections: they are closed
 //!   unanswered) for SECS while serving on, so that the proxy takes this backend out before
 //!   it stops; then stop gracefully. With HAProxy checking with `option tcp-check` and
-//!   `tcp-check expect rstring .`, a drain longer than `inter` times `fall` lets clients see
+//!   `tcp-check expect rstring ^[0-9]`, a drain longer than `inter` times `fall` lets clients see
 //!   no error at all.
 //!
 //! A health check (v2 `LOCAL`) is answered with the proxy's own address.
