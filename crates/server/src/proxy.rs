@@ -90,10 +90,12 @@ const V1_PREFIX: &[u8] = b"PROXY ";
 ///
 /// # Where the header is read
 ///
-/// Never on the accept loop: in the request's job, before `verify_request` and the setup.
-/// What has come of the header is read at once (a proxy sends it with its first packet);
-/// until it is whole, the connection waits in the server's reactor (sync and threading: no
-/// thread is held) or, under forking, on the child's own socket. The header has a deadline of
+/// Never blocking the accept loop: in the request's job, before `verify_request` and the
+/// setup (under sync the job runs on the loop's thread, and this read never waits). What has
+/// come of the header is read at once (a proxy sends it with its first packet); until it is
+/// whole, the connection waits in the server's reactor (sync and threading: no thread is
+/// held; a pool with idle threads first waits a millisecond on the worker, as a turn
+/// lingers) or, under forking, on the child's own socket. The header has a deadline of
 /// its own, [`header_timeout`](Self::header_timeout) from the accept: a client that sends
 /// half a header, or none, cannot hold the loop or a worker, and is refused when it passes.
 /// Only the header's bytes are taken from the connection: what follows is the handler's, in
