@@ -15,7 +15,9 @@
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
 //! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
-//! clients and wrk, in both its modes: see [`http`]. The examples' binaries are built once, up
+//! clients and wrk, in both its modes: see [`http`]. `proxy_whoami` twice behind a real
+//! HAProxy (`send-proxy-v2`, health checks), one backend stopped mid-run with zero client
+//! errors: see [`haproxy`]. The examples' binaries are built once, up
 //! front, by `cargo build -p sockserve-examples --examples`. The examples of issue 12
 //! (`unix_stream`, `unix_datagram`, `kv_store`, `periodic`, `graceful_stop`) have their cases in
 //! [`examples`]: each header's commands as written, concurrent clients, clients vanishing
@@ -27,6 +29,7 @@
 
 mod echo;
 mod examples;
+mod haproxy;
 mod hostile;
 mod http;
 mod many;
@@ -179,6 +182,19 @@ pub(crate) fn run_hostile() -> Result<()> {
     hostile::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
 }
 
+/// `cargo xtask integration-haproxy` (hidden): the PROXY protocol case behind HAProxy alone.
+pub(crate) fn run_haproxy() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "proxy_whoami",
+    ])
+    .run()?;
+    haproxy::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
 /// The count of cases that passed and failed; each case's line goes to stdout as it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -255,6 +271,7 @@ pub(crate) fn run() -> Result<()> {
     tally.record_module("park", park::run(&examples));
     tally.record_module("hostile", hostile::run(&examples));
     tally.record_module("http", http::run(&examples));
+    tally.record_module("haproxy", haproxy::run(&examples));
     examples::run(&examples, &mut tally);
     match temp_dir("integration") {
         Ok(dir) => {

@@ -81,7 +81,9 @@ pub(crate) const LAYERS: &[Layer] = &[
     Layer {
         package: "sockserve-server",
         internal: &["sockserve-socket", "sockserve-reactor", "sockserve-handler"],
-        owns: &[],
+        // The PROXY protocol's parser: the server reads the header, in the request's job
+        // before verify_request (proxy.rs).
+        owns: &["ppp"],
     },
     Layer {
         package: "sockserve-mixins",

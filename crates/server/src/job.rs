@@ -2,7 +2,7 @@
 //! shutdown_request, in one closure.
 
 use crate::waiting::{Close, Unparked, Waiter, Waiting};
-use crate::{Hooks, Job, shutdown::InFlight};
+use crate::{Hooks, Job, ProxyProtocol, RequestRef, shutdown::InFlight};
 use handler::driver::{Session, Waited};
 use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
 use reactor::{Interest, Reactor};
@@ -20,6 +20,9 @@ pub(crate) type Tracking = (InFlight, Arc<Waiting>);
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
 pub(crate) trait MakeJob<R: Request>: Send {
+    // What a job is made of, each from a different part of the server: a struct of them would
+    // only be taken apart again at once.
+    #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
         raw: R::Raw,
@@ -28,6 +31,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         tracking: Tracking,
+        proxy: Option<Arc<ProxyProtocol>>,
     ) -> Job;
 
     /// The same handler with these request options instead of its own.
@@ -56,6 +60,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         (ticket, waiting): Tracking,
+        proxy: Option<Arc<ProxyProtocol>>,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let handler = self.handler.clone();
@@ -69,8 +74,8 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
             waiting,
         );
         match &self.options {
-            Some(options) => job(handler.with_options(options.clone()), parts),
-            None => job(handler, parts),
+            Some(options) => job(handler.with_options(options.clone()), parts, proxy),
+            None => job(handler, parts, proxy),
         }
     }
 
@@ -92,40 +97,152 @@ type Parts<R> = (
 );
 
 /// The job of one request: the request's and the handler's setup, then its turns (see
-/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`.
-fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
+/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`. With the
+/// PROXY protocol on, a preamble first: the header is read (proxy.rs), then `verify_request`
+/// runs with the real client, then the setup.
+fn job<R: Request, H: Handler<R>>(
+    handler: H,
+    parts: Parts<R>,
+    proxy: Option<Arc<ProxyProtocol>>,
+) -> Job {
     let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
     let address = client_address.clone();
     let wait_first = R::waits_for_first_input(&handler.options());
-    let work = move |ticket: Option<InFlight>| match Session::start(
+    let start = Start {
         handler,
         raw,
-        client_address.clone(),
-        context.clone(),
-    ) {
-        Ok(session) => Box::new(Connection {
-            session,
+        connection,
+        client_address,
+        context,
+        hooks,
+        waiting,
+        wait_first,
+    };
+    let work = move |ticket: Option<InFlight>| match proxy {
+        Some(proxy) => crate::proxy::read_header(proxy, start, ticket),
+        None => start.run(ticket, None),
+    };
+    // The work releases the ticket last: the request leaves the in-flight list (and its fd
+    // closes) only then, and not while its connection waits between turns.
+    Job::tracked(address, work, ticket)
+}
+
+/// A request before its session starts: what its setup needs, and what its end needs if it
+/// ends before (a PROXY header refused, `verify_request` saying no).
+pub(crate) struct Start<R: Request, H> {
+    handler: H,
+    raw: R::Raw,
+    pub(crate) connection: Option<Arc<Socket>>,
+    /// The client its handler and hooks see: the peer, or the one a PROXY header names.
+    pub(crate) client_address: Address,
+    context: ServerContext<R::State>,
+    hooks: Arc<dyn Hooks<R::State>>,
+    pub(crate) waiting: Arc<Waiting>,
+    wait_first: bool,
+}
+
+impl<R: Request, H: Handler<R>> Start<R, H> {
+    /// The request's and the handler's setup, then its turns. `slot`: its slot among the
+    /// waiting connections, if it waited already (for its PROXY header).
+    pub(crate) fn run(self, ticket: Option<InFlight>, slot: Option<usize>) {
+        let Start {
+            handler,
+            raw,
             connection,
             client_address,
             context,
             hooks,
             waiting,
-            slot: None,
-            in_reactor: false,
-            linger: Linger::Try,
-        })
-        .run(ticket, wait_first),
-        Err(error) => {
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-            shutdown_request(connection, &context, &client_address, &*hooks);
-            drop(ticket);
+            wait_first,
+        } = self;
+        match Session::start(handler, raw, client_address.clone(), context.clone()) {
+            Ok(session) => Box::new(Connection {
+                session,
+                connection,
+                client_address,
+                context,
+                hooks,
+                waiting,
+                slot,
+                in_reactor: false,
+                linger: Linger::Try,
+            })
+            .run(ticket, wait_first),
+            Err(error) => {
+                let slot = slot.map(|slot| (&*waiting, slot));
+                let parts = (connection, &client_address, &context, &*hooks);
+                end_request(Some(error), parts, slot, ticket);
+            }
         }
-    };
-    // The work releases the ticket last: the request leaves the in-flight list (and its fd
-    // closes) only then, and not while its connection waits between turns.
-    Job::tracked(address, work, ticket)
+    }
+
+    /// `verify_request` with the client as it is now (with the PROXY protocol on: the real
+    /// client, once the header was read). A panicking hook refuses the request.
+    pub(crate) fn verify(&self) -> bool {
+        let Some(connection) = &self.connection else {
+            return true;
+        };
+        guard_hook("verify_request", || {
+            self.hooks.verify_request(
+                &self.context,
+                RequestRef::Stream(connection),
+                &self.client_address,
+            )
+        })
+        .unwrap_or(false)
+    }
+
+    /// Ends the request before its session: `handle_error` with `error` if any, out of the
+    /// waiting set, `shutdown_request`, the ticket last.
+    pub(crate) fn end(
+        self,
+        error: Option<HandlerError>,
+        ticket: Option<InFlight>,
+        slot: Option<usize>,
+    ) {
+        let Start {
+            raw,
+            connection,
+            client_address,
+            context,
+            hooks,
+            waiting,
+            ..
+        } = self;
+        drop(raw);
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
+    }
+}
+
+/// The end of a request, whatever it reached: `handle_error` with `error` if there is one,
+/// out of the waiting set (its slot, if it waited), `shutdown_request`, the ticket last.
+fn end_request<S: SharedState>(
+    error: Option<HandlerError>,
+    (connection, client_address, context, hooks): (
+        Option<Arc<Socket>>,
+        &Address,
+        &ServerContext<S>,
+        &dyn Hooks<S>,
+    ),
+    slot: Option<(&Waiting, usize)>,
+    ticket: Option<InFlight>,
+) {
+    if let Some(error) = error {
+        guard_hook("handle_error", || {
+            hooks.handle_error(context, client_address, &error)
+        });
+    }
+    if let Some((waiting, slot)) = slot {
+        waiting.release(slot);
+    }
+    shutdown_request(connection, context, client_address, hooks);
+    drop(ticket);
 }
 
 /// A request across its turns, with what its end needs.
@@ -312,16 +429,14 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
             in_reactor: _,
             linger: _,
         } = self;
-        if let Err(error) = session.end(handled) {
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-        }
-        if let Some(slot) = slot {
-            waiting.release(slot);
-        }
-        shutdown_request(connection, &context, &client_address, &*hooks);
-        drop(ticket);
+        let error = session.end(handled).err();
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
     }
 }
 

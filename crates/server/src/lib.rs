@@ -88,6 +88,7 @@ mod job;
 mod kind;
 mod limits;
 mod link;
+mod proxy;
 mod report;
 mod server;
 mod shutdown;
@@ -141,6 +142,7 @@ pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use limits::LimitGauge;
 pub use link::{ServerLink, Watch};
+pub use proxy::{DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT, ProxyProtocol};
 /// The signals [`serve_until_signal`] stops on (from the reactor layer, `sockserve-reactor`).
 #[cfg(unix)]
 #[doc(no_inline)]

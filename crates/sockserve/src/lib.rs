@@ -323,10 +323,11 @@ pub use handler::ConnectionWriter;
 // The server layer.
 #[doc(inline)]
 pub use server::{
-    Builder, CloseDeadline, CloseReport, DefaultHooks, Error, GracefulStop, Hooks, Job, Kind,
-    LimitGauge, MIN_POLL_INTERVAL, Overload, OverloadReply, Rejected, RequestRef, Running,
-    STOP_BOUND, Server, ServerLink, ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp,
-    UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
+    Builder, CloseDeadline, CloseReport, DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, LimitGauge, MIN_POLL_INTERVAL, Overload,
+    OverloadReply, ProxyProtocol, Rejected, RequestRef, Running, STOP_BOUND, Server, ServerLink,
+    ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
+    UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer, one feature for each strategy.
