@@ -269,8 +269,8 @@ struct Connection<R: Request, H> {
 enum Linger {
     /// Linger at the next wait.
     Try,
-    /// The last linger found nothing: park at once; the connection parked at this instant.
-    Skip(Option<Instant>),
+    /// The last linger found nothing: park at once (until a wait turns out short).
+    Skip,
 }
 
 impl<R: Request, H: Handler<R>> Connection<R, H> {
@@ -322,11 +322,8 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                                 continue;
                             }
                             Some(_) => return (*self).end(Ok(()), Some(held)),
-                            None => self.linger = Linger::Skip(None),
+                            None => self.linger = Linger::Skip,
                         }
-                    }
-                    if let Linger::Skip(since) = &mut self.linger {
-                        *since = Some(Instant::now());
                     }
                     let waiting = Arc::clone(&self.waiting);
                     self.in_reactor = true;
@@ -475,8 +472,12 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
     }
 
     fn resume(mut self: Box<Self>, ticket: Option<InFlight>) {
-        if let (Linger::Skip(Some(since)), Some(linger)) = (self.linger, self.waiting.linger()) {
-            if since.elapsed() < linger {
+        if let (Linger::Skip, Some(linger)) = (self.linger, self.waiting.linger()) {
+            if self
+                .session
+                .waiting_since()
+                .is_some_and(|t| t.elapsed() < linger)
+            {
                 self.linger = Linger::Try;
             }
         }
