@@ -49,7 +49,7 @@ const TICK: Duration = Duration::from_secs(1);
 const SETTLE_TICK: Duration = Duration::from_millis(5);
 /// A worker that dies sooner than this after its start, or before it was ready, counts
 /// towards a crash loop.
-const QUICK_DEATH: Duration = Duration::from_secs(2);
+const QUICK_DEATH: Duration = Duration::from_secs(1);
 /// The first back-off of a crash loop; it doubles with each quick death, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -344,10 +344,13 @@ impl Supervisor {
         if self.current_workers() >= self.workers && all_ready {
             // A reload's new generation is ready: the old one stops taking connections.
             let generation = self.generation;
-            self.tell_stop(
+            let told = self.tell_stop(
                 |c| matches!(c.role, Role::Worker { generation: g, .. } if g < generation),
                 &[Signal::SIGTERM],
             );
+            if told > 0 {
+                say_info!("reload: the new workers are ready; {told} old one(s) stop gracefully");
+            }
             if !self.announced {
                 self.announce();
             }
@@ -708,11 +711,13 @@ impl Supervisor {
         });
     }
 
-    /// Sends `signals` to the children `which` selects, once, and marks them told.
-    fn tell_stop(&mut self, which: impl Fn(&Child) -> bool, signals: &[Signal]) {
+    /// Sends `signals` to the children `which` selects, once, and marks them told; how many.
+    fn tell_stop(&mut self, which: impl Fn(&Child) -> bool, signals: &[Signal]) -> usize {
+        let mut told = 0;
         for (&pid, child) in &mut self.children {
             if !child.told && which(child) {
                 child.told = true;
+                told += 1;
                 if let Role::Worker { number, .. } = child.role {
                     log::debug!("worker {number} (pid {pid}): stop");
                 }
@@ -721,6 +726,7 @@ impl Supervisor {
                 }
             }
         }
+        told
     }
 
     /// Whether the run is over: stopping, and no child left to wait for (the new supervisor
@@ -784,7 +790,6 @@ impl Supervisor {
                 }
             }
         }
-        say_info!("{}", self.report);
         self.report
     }
 }
