@@ -136,7 +136,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, Option<S
         grace: Duration::from_secs(2),
     };
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| Some(format!("{name} needs a value")));
+        let mut value = |name: &str| {
+            args.next()
+                .ok_or_else(|| Some(format!("{name} needs a value")))
+        };
         match arg.as_str() {
             "--workers" => {
                 let n = value("--workers")?;

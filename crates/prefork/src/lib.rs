@@ -36,8 +36,8 @@
 //!
 //! ```no_run
 //! use sockserve_prefork::{Exit, Prefork};
-//! use sockserve_server::socket::{create_server, ServerOptions};
-//! use sockserve_server::TcpServer;
+//! use sockserve_prefork::server::socket::{create_server, ServerOptions};
+//! use sockserve_prefork::server::TcpServer;
 //! use std::io::{BufRead, Write};
 //! use std::time::Duration;
 //!
@@ -78,6 +78,18 @@ mod say;
 mod spawn;
 mod supervisor;
 mod worker;
+
+/// The server layer (the `sockserve-server` crate), which also carries the layers below it
+/// (`sockserve_prefork::server::socket`): what a worker builds its server with.
+///
+/// ```
+/// use sockserve_prefork::server::TcpServer;
+///
+/// let server = TcpServer::bind("127.0.0.1:0", |_req| Ok(()))?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use server;
 
 pub use supervisor::Report;
 pub use worker::Worker;
@@ -298,12 +310,7 @@ impl Prefork {
         }
     }
 
-    fn supervise<W>(
-        self,
-        listener: Socket,
-        parent: Option<OwnedFd>,
-        worker: &W,
-    ) -> io::Result<Exit>
+    fn supervise<W>(self, listener: Socket, parent: Option<OwnedFd>, worker: &W) -> io::Result<Exit>
     where
         W: Fn(Worker) -> io::Result<()>,
     {
@@ -391,6 +398,10 @@ fn child_env(keep_notify: bool, extra: &[(&str, String)]) -> Vec<OsString> {
             entry
         })
         .collect();
-    env.extend(extra.iter().map(|(key, value)| OsString::from(format!("{key}={value}"))));
+    env.extend(
+        extra
+            .iter()
+            .map(|(key, value)| OsString::from(format!("{key}={value}"))),
+    );
     env
 }

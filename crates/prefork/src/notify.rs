@@ -29,7 +29,10 @@ impl Notifier {
         let address = match text.chars().next() {
             Some('/') => Address::Unix(PathBuf::from(&value)),
             Some('@') => text.parse::<Address>().map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("NOTIFY_SOCKET={text}: {e}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("NOTIFY_SOCKET={text}: {e}"),
+                )
             })?,
             _ => {
                 return Err(io::Error::new(
@@ -94,7 +97,11 @@ mod tests {
         assert!(path.exists(), "another supervisor's pid file was removed");
         remove_pid_file(&path, 41).unwrap();
         assert!(!path.exists());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temp file left"
+        );
     }
 
     #[test]

@@ -143,12 +143,13 @@ pub(crate) fn exec_child(plan: &ExecPlan, listener: BorrowedFd<'_>, ready: Borro
         socket::exit_now(EXEC_FAILED);
     }
     let entry = listen_pid_entry(&mut pid_entry, nix::unistd::getpid().as_raw());
-    env.extend(
-        plan.env
-            .iter()
-            .enumerate()
-            .map(|(i, e)| if i == plan.pid_slot { entry } else { e.as_c_str() }),
-    );
+    env.extend(plan.env.iter().enumerate().map(|(i, e)| {
+        if i == plan.pid_slot {
+            entry
+        } else {
+            e.as_c_str()
+        }
+    }));
     let _ = nix::unistd::execve(&plan.path, &plan.argv, &env);
     socket::exit_now(EXEC_FAILED)
 }

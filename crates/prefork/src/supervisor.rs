@@ -140,7 +140,10 @@ pub(crate) enum Step {
 /// What a child of the supervisor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    Worker { number: usize, generation: u64 },
+    Worker {
+        number: usize,
+        generation: u64,
+    },
     /// The new supervisor of an upgrade.
     Upgrade,
 }
@@ -363,7 +366,10 @@ impl Supervisor {
                 .filter(|(_, c)| self.is_current(c))
                 .min_by_key(|(_, c)| c.started)
                 .map(|(&pid, _)| pid);
-            if let Some(key) = oldest.and_then(|pid| self.children.get(&pid)).map(|c| c.key) {
+            if let Some(key) = oldest
+                .and_then(|pid| self.children.get(&pid))
+                .map(|c| c.key)
+            {
                 self.tell_stop(|c| c.key == key, &[Signal::SIGTERM]);
             }
         }
@@ -425,10 +431,13 @@ impl Supervisor {
             generation: self.generation,
         };
         let plan = match self.start {
-            Start::Exec => Some(self.plan(false, &[
-                (ROLE, format!("worker:{number}")),
-                ("LISTEN_FDS", "1".to_owned()),
-            ])?),
+            Start::Exec => Some(self.plan(
+                false,
+                &[
+                    (ROLE, format!("worker:{number}")),
+                    ("LISTEN_FDS", "1".to_owned()),
+                ],
+            )?),
             Start::Fork => None,
         };
         let (read, write) = spawn::pipe()?;
@@ -468,10 +477,13 @@ impl Supervisor {
             return;
         }
         let started = (|| -> io::Result<Pid> {
-            let plan = self.plan(true, &[
-                (ROLE, "supervisor".to_owned()),
-                ("LISTEN_FDS", "1".to_owned()),
-            ])?;
+            let plan = self.plan(
+                true,
+                &[
+                    (ROLE, "supervisor".to_owned()),
+                    ("LISTEN_FDS", "1".to_owned()),
+                ],
+            )?;
             let (read, write) = spawn::pipe()?;
             match spawn::fork_single_threaded()? {
                 // The new supervisor stays in this process group, so a terminal's signals
@@ -639,7 +651,11 @@ impl Supervisor {
                 }
             }
             Signal::SIGINT | Signal::SIGQUIT => {
-                if self.stopping.as_ref().is_none_or(|s| s.kind != StopKind::Quick) {
+                if self
+                    .stopping
+                    .as_ref()
+                    .is_none_or(|s| s.kind != StopKind::Quick)
+                {
                     self.signal.get_or_insert(signal);
                     say_info!("{signal}: stopping now");
                     self.begin_stop(StopKind::Quick);
@@ -751,7 +767,11 @@ impl Supervisor {
             StopKind::Handover(pid) => Some(pid),
             _ => None,
         };
-        let waiting = self.children.keys().filter(|&&pid| Some(pid) != handover).count();
+        let waiting = self
+            .children
+            .keys()
+            .filter(|&&pid| Some(pid) != handover)
+            .count();
         waiting == 0 || (stopping.killed && Instant::now() >= stopping.kill_at)
     }
 

@@ -66,7 +66,7 @@ impl Worker {
     ///
     /// ```
     /// use sockserve_prefork::Worker;
-    /// use sockserve_server::TcpServer;
+    /// use sockserve_prefork::server::TcpServer;
     ///
     /// fn build(worker: &mut Worker) -> std::io::Result<()> {
     ///     let server = TcpServer::builder(|_req| Ok(())).from_listener(worker.listener()?)?;
@@ -130,7 +130,7 @@ impl Worker {
     ///
     /// ```
     /// use sockserve_prefork::Worker;
-    /// use sockserve_server::TcpServer;
+    /// use sockserve_prefork::server::TcpServer;
     /// use std::time::Duration;
     ///
     /// fn work(mut worker: Worker) -> std::io::Result<()> {

@@ -1,1 +1,321 @@
-fn main() {}
+//! The supervisor as a real process: this binary runs each case's supervisor as a child
+//! process of its own (`PREFORK_TEST_CASE` names the case; in exec mode the workers are this
+//! binary again), so signal dispositions, forks and `_exit` never touch the test's process.
+//! The checks talk to it over loopback, read its workers from `/proc`, and signal it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use server::TcpServer;
+use server::socket::{Family, ServerOptions, Socket, Type, create_server};
+use sockserve_prefork::{Exit, Prefork, Start, Worker};
+use testsupport::{GENEROUS, Kid};
+
+const CASE: &str = "PREFORK_TEST_CASE";
+
+fn main() {
+    if let Ok(case) = std::env::var(CASE) {
+        std::process::exit(supervise(&case));
+    }
+    testsupport::run_checks_bounded(
+        "supervisor",
+        &[
+            ("forked workers serve; a killed one is replaced", forked),
+            ("re-executed workers share the one listener", executed),
+            ("SIGHUP replaces every worker", reload),
+            (
+                "workers that panic at start: back-off, then give up",
+                crash_loop,
+            ),
+            ("a supervisor with threads refuses to fork", threads),
+        ],
+        Duration::from_secs(120),
+    );
+}
+
+/// The child's side: a supervisor of two line-echo workers (or the case's variant). Its exit
+/// status: 0 for a clean stop, 3 for an error (printed).
+fn supervise(case: &str) -> i32 {
+    let start = if case == "exec" {
+        Start::Exec
+    } else {
+        Start::Fork
+    };
+    if case == "threads" {
+        // A second thread: the supervisor must refuse to fork. It ends with the process.
+        std::thread::spawn(std::thread::park);
+    }
+    let result = Prefork::new()
+        .workers(2)
+        .start(start)
+        .grace(Duration::from_secs(1))
+        .on_ready(|address| {
+            println!("ready {address}");
+            let _ = std::io::stdout().flush();
+        })
+        .run(
+            || create_server("127.0.0.1:0", &ServerOptions::default()),
+            |worker| match case {
+                "panic" => panic!("this worker cannot start"),
+                _ => echo_worker(worker),
+            },
+        );
+    match result {
+        Ok(Exit::Supervisor(report)) => {
+            eprintln!("exit: {report}");
+            i32::from(!report.is_clean())
+        }
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            3
+        }
+    }
+}
+
+fn echo_worker(mut worker: Worker) -> std::io::Result<()> {
+    let server =
+        TcpServer::builder(|req| Ok(testsupport::echo_line(&mut req.rfile, &mut req.wfile)?))
+            .from_listener(worker.listener()?)?;
+    worker.serve(server, Duration::from_secs(1))?;
+    Ok(())
+}
+
+/// Starts the supervisor of `case`, with `NOTIFY_SOCKET` at `notify` if given.
+fn start(case: &str, notify: Option<&Path>) -> Result<Kid, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.env(CASE, case);
+    if let Some(path) = notify {
+        cmd.env("NOTIFY_SOCKET", path);
+    }
+    Kid::spawn("supervisor", cmd)
+}
+
+/// The address of the `ready ADDR` line.
+fn ready(kid: &mut Kid) -> Result<String, String> {
+    let line = kid.stdout_line(|l| l.starts_with("ready "), "ready ADDR")?;
+    Ok(line["ready ".len()..].to_owned())
+}
+
+/// The pids whose parent is `parent`, from `/proc/*/stat`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if stat_field(pid, 1) == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Field `n` after the command name of `/proc/PID/stat` (0: state, 1: ppid, 2: pgrp).
+fn stat_field(pid: u32, n: usize) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(n)?.parse().ok()
+}
+
+/// Waits (bounded) until `parent` has `n` children none of which is in `not`.
+fn wait_for_children(parent: u32, n: usize, not: &[u32]) -> Result<Vec<u32>, String> {
+    let deadline = Instant::now() + GENEROUS;
+    loop {
+        let now = children_of(parent);
+        if now.len() == n && now.iter().all(|p| !not.contains(p)) {
+            return Ok(now);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "supervisor {parent}: children {now:?}, not {n} new ones (old: {not:?})"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling /proc: no event to wait on
+    }
+}
+
+/// One line there and back.
+fn echo(address: &str, text: &str) -> Result<(), String> {
+    let mut conn = TcpStream::connect(address).map_err(|e| format!("connect {address}: {e}"))?;
+    conn.set_read_timeout(Some(GENEROUS))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .map_err(|e| format!("receive: {e}"))?;
+    if line != format!("{text}\n") {
+        return Err(format!("sent {text:?}, got {line:?}"));
+    }
+    Ok(())
+}
+
+fn signal(pid: u32, signal: Signal) -> Result<(), String> {
+    let raw = i32::try_from(pid).map_err(|e| e.to_string())?;
+    kill(Pid::from_raw(raw), signal).map_err(|e| format!("kill -{signal} {pid}: {e}"))
+}
+
+/// SIGTERM, then the supervisor's end: exit status 0 and its report line; its workers gone.
+fn stop(mut kid: Kid, workers: &[u32]) -> Result<(), String> {
+    signal(kid.id(), Signal::SIGTERM)?;
+    let stderr = kid.finish()?;
+    if !stderr
+        .iter()
+        .any(|l| l.starts_with("exit: SIGTERM: stopped"))
+    {
+        return Err(format!("no report of the stop: {stderr:?}"));
+    }
+    let left: Vec<&u32> = workers
+        .iter()
+        .filter(|&&w| Path::new(&format!("/proc/{w}")).exists())
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("workers {left:?} outlived their supervisor"));
+    }
+    Ok(())
+}
+
+fn forked() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let notify_path = dir.path().join("notify.sock");
+    let notify = Socket::new(Family::Unix, Type::Datagram).map_err(|e| e.to_string())?;
+    notify
+        .bind(notify_path.as_path())
+        .map_err(|e| e.to_string())?;
+    notify.settimeout(Some(GENEROUS));
+    let mut kid = start("fork", Some(&notify_path))?;
+    let address = ready(&mut kid)?;
+    let message = notify
+        .recv(256)
+        .map_err(|e| format!("no sd_notify message: {e}"))?;
+    let expected = format!("READY=1\nMAINPID={}", kid.id());
+    if message != expected.as_bytes() {
+        return Err(format!(
+            "sd_notify: {:?}, not {expected:?}",
+            String::from_utf8_lossy(&message)
+        ));
+    }
+    let workers = wait_for_children(kid.id(), 2, &[])?;
+    for &w in &workers {
+        // Its own process group: a terminal's Ctrl-C reaches the supervisor only.
+        if stat_field(w, 2) != Some(w) {
+            return Err(format!(
+                "worker {w} is in process group {:?}",
+                stat_field(w, 2)
+            ));
+        }
+    }
+    echo(&address, "before")?;
+    signal(workers[0], Signal::SIGKILL)?;
+    let now = wait_for_children(kid.id(), 2, &workers[..1])?;
+    kid.stderr_line(&format!("(pid {}) was killed by SIGKILL", workers[0]))?;
+    for n in 0..4 {
+        echo(&address, &format!("after {n}"))?;
+    }
+    stop(kid, &now)
+}
+
+fn executed() -> Result<(), String> {
+    let mut kid = start("exec", None)?;
+    let address = ready(&mut kid)?;
+    let workers = wait_for_children(kid.id(), 2, &[])?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let supervisor_listener = listener_inode(kid.id())?;
+    for &w in &workers {
+        let run = std::fs::read_link(format!("/proc/{w}/exe")).map_err(|e| e.to_string())?;
+        if run != exe {
+            return Err(format!(
+                "worker {w} runs {}, not {}",
+                run.display(),
+                exe.display()
+            ));
+        }
+        // fd 3 is the supervisor's own listening socket: the same kernel socket.
+        let fd3 = std::fs::metadata(format!("/proc/{w}/fd/3")).map_err(|e| e.to_string())?;
+        if fd3.ino() != supervisor_listener {
+            return Err(format!(
+                "worker {w}'s fd 3 is not the supervisor's listener"
+            ));
+        }
+    }
+    echo(&address, "exec")?;
+    stop(kid, &workers)
+}
+
+/// The inode of the listening socket of `pid`: its only TCP socket.
+fn listener_inode(pid: u32) -> Result<u64, String> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| e.to_string())?;
+    let sockets: Vec<u64> = fds
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .filter_map(|fd| std::fs::metadata(fd.path()).ok().map(|m| m.ino()))
+        .collect();
+    match sockets.as_slice() {
+        [one] => Ok(*one),
+        more => Err(format!(
+            "supervisor {pid} holds {} sockets, not one",
+            more.len()
+        )),
+    }
+}
+
+fn reload() -> Result<(), String> {
+    let mut kid = start("fork", None)?;
+    let address = ready(&mut kid)?;
+    let old = wait_for_children(kid.id(), 2, &[])?;
+    signal(kid.id(), Signal::SIGHUP)?;
+    let new = wait_for_children(kid.id(), 2, &old)?;
+    kid.stderr_line("reload: the new workers are ready")?;
+    echo(&address, "reloaded")?;
+    stop(kid, &new)
+}
+
+fn crash_loop() -> Result<(), String> {
+    let began = Instant::now();
+    let mut kid = start("panic", None)?;
+    let line = kid.stderr_line("giving up")?;
+    if !line.contains("never ready")
+        && !kid
+            .stderr_so_far()
+            .iter()
+            .any(|l| l.contains("never ready"))
+    {
+        return Err(format!("the deaths were not reported as such: {line}"));
+    }
+    // Each worker panicked and ended with `_exit(1)`: status 1, not a signal.
+    kid.stderr_line("exited with status 1")?;
+    // Backed off: the two workers die together, the second death of each round setting the
+    // wait (0.2 s, then 0.8 s), and the fifth death gives up: at least 1 s in all.
+    if began.elapsed() < Duration::from_millis(1_000) {
+        return Err(format!("gave up after {:?}: no back-off", began.elapsed()));
+    }
+    match kid.finish() {
+        Err(e) if e.contains("exit status: 3") => Ok(()),
+        other => Err(format!("expected exit status 3, got {other:?}")),
+    }
+}
+
+fn threads() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.env(CASE, "threads");
+    // The fork case with a thread started first (see `supervise`).
+    let mut kid = Kid::spawn("supervisor", cmd)?;
+    kid.stderr_line("forks only while its process has one thread")?;
+    match kid.finish() {
+        Err(e) if e.contains("exit status: 3") => Ok(()),
+        other => Err(format!("expected exit status 3, got {other:?}")),
+    }
+}
