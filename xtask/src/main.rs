@@ -97,6 +97,7 @@ fn main() -> ExitCode {
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: one case of integration alone, while working on it.
         "integration-hostile" => no_flags(command, rest).and_then(|()| integration::run_hostile()),
+        "integration-prefork" => no_flags(command, rest).and_then(|()| integration::run_prefork()),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
         // Hidden: the bench's event-driven clients against a running server, for profiling.
