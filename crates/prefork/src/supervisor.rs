@@ -642,24 +642,21 @@ impl Supervisor {
     }
 
     fn on_signal(&mut self, signal: Signal) {
+        let quick = self
+            .stopping
+            .as_ref()
+            .is_some_and(|s| s.kind == StopKind::Quick);
         match signal {
-            Signal::SIGTERM => {
-                if self.stopping.is_none() {
-                    self.signal = Some(signal);
-                    say_info!("{signal}: stopping gracefully (grace {:?})", self.grace);
-                    self.begin_stop(StopKind::Graceful);
-                }
+            Signal::SIGTERM if self.stopping.is_none() => {
+                self.signal = Some(signal);
+                say_info!("{signal}: stopping gracefully (grace {:?})", self.grace);
+                self.begin_stop(StopKind::Graceful);
             }
-            Signal::SIGINT | Signal::SIGQUIT => {
-                if self
-                    .stopping
-                    .as_ref()
-                    .is_none_or(|s| s.kind != StopKind::Quick)
-                {
-                    self.signal.get_or_insert(signal);
-                    say_info!("{signal}: stopping now");
-                    self.begin_stop(StopKind::Quick);
-                }
+            // A quick stop also hurries a graceful one (or a handover) under way.
+            Signal::SIGINT | Signal::SIGQUIT if !quick => {
+                self.signal.get_or_insert(signal);
+                say_info!("{signal}: stopping now");
+                self.begin_stop(StopKind::Quick);
             }
             _ if self.stopping.is_some() => {
                 say_info!("{signal} during the stop: ignored");

@@ -3,6 +3,9 @@
 //! binary again), so signal dispositions, forks and `_exit` never touch the test's process.
 //! The checks talk to it over loopback, read its workers from `/proc`, and signal it.
 
+// The supervisor of a case speaks to the check through its stdout and stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;

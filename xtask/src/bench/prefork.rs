@@ -134,7 +134,11 @@ pub(crate) fn section(bins: &Bins, opts: &Options) -> Vec<String> {
             }
             let done: Vec<&Report> = cells.iter().filter_map(|c| c.as_ref().ok()).collect();
             for e in cells.iter().filter_map(|c| c.as_ref().err()) {
-                failures.push(format!("{LABEL} / {} / {}: {e}", workload.label(), server.name()));
+                failures.push(format!(
+                    "{LABEL} / {} / {}: {e}",
+                    workload.label(),
+                    server.name()
+                ));
             }
             let Some(mid) = median_report(&done) else {
                 line.push("FAILED".to_owned());
@@ -167,7 +171,10 @@ fn run_server(
     let mut proc = match RunningServer::start(&cmd, STARTUP_LIMIT) {
         Ok(proc) => proc,
         Err(e) => {
-            let why = format!("{e}\n{}", log.text_within(Duration::from_secs(2)).trim_end());
+            let why = format!(
+                "{e}\n{}",
+                log.text_within(Duration::from_secs(2)).trim_end()
+            );
             return workloads.iter().map(|_| Err(why.clone())).collect();
         }
     };
@@ -177,7 +184,11 @@ fn run_server(
             if server.skips(workload) {
                 return Err("skipped".to_owned());
             }
-            eprintln!("--> {LABEL}: {} against {}", workload.label(), server.name());
+            eprintln!(
+                "--> {LABEL}: {} against {}",
+                workload.label(),
+                server.name()
+            );
             let endpoint = Endpoint::Tcp(proc.addr.parse().map_err(|e| format!("{e}"))?);
             // The prefork servers' work is in their workers: no CPU figure of the supervisor.
             let report = loadgen::run_watching(&endpoint, workload, Reply::Echo, duration, None)
@@ -191,7 +202,10 @@ fn run_server(
 }
 
 fn position(server: Server) -> usize {
-    SERVERS.iter().position(|s| *s == server).unwrap_or_default()
+    SERVERS
+        .iter()
+        .position(|s| *s == server)
+        .unwrap_or_default()
 }
 
 /// The run of median throughput.

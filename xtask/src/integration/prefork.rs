@@ -126,7 +126,9 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
         .arg(&pid_file)
         .env("NOTIFY_SOCKET", &notify_path.display().to_string());
     // The upgrade's new supervisor must become this process's child when the old one exits.
-    let subreaper = matches!(case.event, Event::Upgrade).then(Subreaper::set).transpose()?;
+    let subreaper = matches!(case.event, Event::Upgrade)
+        .then(Subreaper::set)
+        .transpose()?;
     let mut server = RunningServer::start(&cmd, STARTUP_LIMIT)?;
     let supervisor = server.guard.child_mut().id();
     let addr: SocketAddr = server.addr.parse()?;
@@ -160,14 +162,17 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
                 return Err(format!("the old supervisor exited with {status}").into());
             }
             drop(subreaper); // reparented by now: later orphans go to init as usual
-            let new = read_pid(&pid_file).filter(|&p| p != supervisor).ok_or_else(|| {
-                format!("the pid file still names {supervisor} after the upgrade")
-            })?;
+            let new = read_pid(&pid_file)
+                .filter(|&p| p != supervisor)
+                .ok_or_else(|| {
+                    format!("the pid file still names {supervisor} after the upgrade")
+                })?;
             let guard = Orphan(new);
             expect_notify(&notify, new)?;
             let now = wait_for_workers(new, &[])?;
             wait_gone(&workers)?;
-            detail = format!("; supervisor {supervisor} -> {new} (pid file, MAINPID), workers {now:?}");
+            detail =
+                format!("; supervisor {supervisor} -> {new} (pid file, MAINPID), workers {now:?}");
             upgraded = Some(guard);
         }
     }
@@ -251,7 +256,10 @@ fn wait_for_workers(supervisor: u32, not: &[u32]) -> Result<Vec<u32>> {
 /// Waits until none of `pids` exists any more (reaped by their supervisor).
 fn wait_gone(pids: &[u32]) -> Result<()> {
     let deadline = Instant::now() + EVENT_LIMIT;
-    while pids.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) {
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
         if Instant::now() >= deadline {
             return Err(format!("old workers {pids:?} still there after {EVENT_LIMIT:?}").into());
         }
@@ -392,7 +400,11 @@ impl Load {
             eof: get(&c.eof),
             late: get(&c.late),
             clients,
-            first_errors: self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            first_errors: self
+                .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         })
     }
 }
@@ -420,7 +432,9 @@ impl Figures {
             .into());
         }
         if matches!(case.event, Event::KillWorker) && self.failures() + self.eof > allowed {
-            return Err(format!("{self}: the kill cost more than one connection per client").into());
+            return Err(
+                format!("{self}: the kill cost more than one connection per client").into(),
+            );
         }
         Ok(())
     }
@@ -563,7 +577,9 @@ fn exchange(conn: &mut TcpStream, id: usize, seq: u64, new: bool) -> Result<(), 
         }
     }
     if reply != request {
-        return Err(Failure::Wrong("the echo differs from the request".to_owned()));
+        return Err(Failure::Wrong(
+            "the echo differs from the request".to_owned(),
+        ));
     }
     Ok(())
 }
