@@ -732,6 +732,7 @@ mod tests {
             "threaded_docs",
             "echo_server",
             "http_server",
+            "prefork_server",
         ];
         let manifest = std::fs::read_to_string(project_root().join("examples/Cargo.toml")).unwrap();
         for line in manifest.lines() {
