@@ -37,6 +37,14 @@ fn main() {
                 crash_loop,
             ),
             ("a supervisor with threads refuses to fork", threads),
+            (
+                "SIGTTIN and SIGTTOU add and remove a worker; SIGINT stops at once",
+                resize,
+            ),
+            (
+                "a failed upgrade leaves the old supervisor serving",
+                failed_upgrade,
+            ),
         ],
         Duration::from_secs(120),
     );
@@ -45,6 +53,13 @@ fn main() {
 /// The child's side: a supervisor of two line-echo workers (or the case's variant). Its exit
 /// status: 0 for a clean stop, 3 for an error (printed).
 fn supervise(case: &str) -> i32 {
+    if case == "bad-upgrade"
+        && std::env::var_os("SOCKSERVE_PREFORK_ROLE").is_some_and(|r| r == "supervisor")
+    {
+        // The upgraded program cannot start (a broken new binary, say).
+        eprintln!("the new binary fails");
+        return 7;
+    }
     let start = if case == "exec" {
         Start::Exec
     } else {
@@ -321,4 +336,45 @@ fn threads() -> Result<(), String> {
         Err(e) if e.contains("exit status: 3") => Ok(()),
         other => Err(format!("expected exit status 3, got {other:?}")),
     }
+}
+
+fn resize() -> Result<(), String> {
+    let mut kid = start("fork", None)?;
+    let address = ready(&mut kid)?;
+    let two = wait_for_children(kid.id(), 2, &[])?;
+    signal(kid.id(), Signal::SIGTTIN)?;
+    let three = wait_for_children(kid.id(), 3, &[])?;
+    signal(kid.id(), Signal::SIGTTOU)?;
+    // The oldest goes: one of the first two.
+    let left = wait_for_children(kid.id(), 2, &[])?;
+    if left.iter().filter(|p| two.contains(p)).count() != 1 {
+        return Err(format!(
+            "after TTIN {three:?} and TTOU: {left:?} (first {two:?})"
+        ));
+    }
+    echo(&address, "resized")?;
+    signal(kid.id(), Signal::SIGINT)?;
+    let stderr = kid.finish()?;
+    if !stderr
+        .iter()
+        .any(|l| l.starts_with("exit: SIGINT: stopped"))
+    {
+        return Err(format!("no report of the quick stop: {stderr:?}"));
+    }
+    Ok(())
+}
+
+fn failed_upgrade() -> Result<(), String> {
+    let mut kid = start("bad-upgrade", None)?;
+    let address = ready(&mut kid)?;
+    let workers = wait_for_children(kid.id(), 2, &[])?;
+    signal(kid.id(), Signal::SIGUSR2)?;
+    kid.stderr_line("upgrade failed: supervisor")?;
+    kid.stderr_line("exited with status 7")?;
+    // The same workers serve on.
+    if wait_for_children(kid.id(), 2, &[])? != workers {
+        return Err("the workers changed after a failed upgrade".to_owned());
+    }
+    echo(&address, "still here")?;
+    stop(kid, &workers)
 }
