@@ -234,9 +234,17 @@ fn forked() -> Result<(), String> {
         }
     }
     echo(&address, "before")?;
+    let fds = open_fds(kid.id())?;
     signal(workers[0], Signal::SIGKILL)?;
     let now = wait_for_children(kid.id(), 2, &workers[..1])?;
     kid.stderr_line(&format!("(pid {}) was killed by SIGKILL", workers[0]))?;
+    // The dead worker's pipe was closed, the new one's opened: no descriptor leaked.
+    if open_fds(kid.id())? != fds {
+        return Err(format!(
+            "the supervisor had {fds} descriptors, now {}",
+            open_fds(kid.id())?
+        ));
+    }
     for n in 0..4 {
         echo(&address, &format!("after {n}"))?;
     }
@@ -270,6 +278,13 @@ fn executed() -> Result<(), String> {
     stop(kid, &workers)
 }
 
+/// How many descriptors `pid` has open.
+fn open_fds(pid: u32) -> Result<usize, String> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
+        .count())
+}
+
 /// The inode of the listening socket of `pid`: its only TCP socket.
 fn listener_inode(pid: u32) -> Result<u64, String> {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| e.to_string())?;
@@ -293,9 +308,16 @@ fn reload() -> Result<(), String> {
     let mut kid = start("fork", None)?;
     let address = ready(&mut kid)?;
     let old = wait_for_children(kid.id(), 2, &[])?;
+    let fds = open_fds(kid.id())?;
     signal(kid.id(), Signal::SIGHUP)?;
     let new = wait_for_children(kid.id(), 2, &old)?;
     kid.stderr_line("reload: the new workers are ready")?;
+    if open_fds(kid.id())? != fds {
+        return Err(format!(
+            "the supervisor had {fds} descriptors, now {}",
+            open_fds(kid.id())?
+        ));
+    }
     echo(&address, "reloaded")?;
     stop(kid, &new)
 }
