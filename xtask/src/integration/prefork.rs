@@ -11,7 +11,8 @@
 //! line:
 //!
 //! - 4 workers (`--mode threading`, forked) serve both kinds; 4 synchronous workers started by
-//!   `exec` serve fresh clients;
+//!   `exec` serve fresh clients; the CPU time of each worker (`/proc/PID/stat`) goes into the
+//!   line, and at least two must have served;
 //! - `kill -9` of a worker under load: it is replaced, and the failures are at most one per
 //!   client, all before the replacement (only the killed worker's connections);
 //! - `SIGHUP` under load: every worker replaced, not one failure;
@@ -137,12 +138,27 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
     if read_pid(&pid_file) != Some(supervisor) {
         return Err(format!("the pid file does not name the supervisor {supervisor}").into());
     }
+    let cpu_before: Vec<u64> = workers.iter().map(|&w| cpu_ticks(w)).collect();
     let load = Load::start(addr, FRESH, case.persistent);
     thread::sleep(SETTLE); // the load runs for this long before the event: it is the load
     let mut detail = String::new();
     let mut upgraded = None;
     match case.event {
-        Event::None => {}
+        Event::None => {
+            // Every worker takes its share from the one accept queue: their CPU time grew.
+            let used: Vec<u64> = workers
+                .iter()
+                .zip(&cpu_before)
+                .map(|(&w, before)| cpu_ticks(w).saturating_sub(*before))
+                .collect();
+            let busy = used.iter().filter(|&&t| t > 0).count();
+            if busy < 2 {
+                return Err(
+                    format!("only {busy} of the workers served (CPU ticks {used:?})").into(),
+                );
+            }
+            detail = format!("; CPU ticks per worker {used:?}");
+        }
         Event::KillWorker => {
             signal(workers[0], Signal::SIGKILL)?;
             let now = wait_for_workers(supervisor, &workers[..1])?;
@@ -226,6 +242,23 @@ fn children_of(parent: u32) -> Vec<u32> {
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// The CPU time of `pid` so far, user and system, in clock ticks (`/proc/PID/stat` fields 14
+/// and 15); 0 if it cannot be read.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(end) = stat.rfind(')') else { return 0 };
+    let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 fn ppid(pid: u32) -> Option<u32> {
