@@ -141,9 +141,8 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
     let cpu_before: Vec<u64> = workers.iter().map(|&w| cpu_ticks(w)).collect();
     let load = Load::start(addr, FRESH, case.persistent);
     thread::sleep(SETTLE); // the load runs for this long before the event: it is the load
-    let mut detail = String::new();
     let mut upgraded = None;
-    match case.event {
+    let detail = match case.event {
         Event::None => {
             // Every worker takes its share from the one accept queue: their CPU time grew.
             let used: Vec<u64> = workers
@@ -157,19 +156,19 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
                     format!("only {busy} of the workers served (CPU ticks {used:?})").into(),
                 );
             }
-            detail = format!("; CPU ticks per worker {used:?}");
+            format!("; CPU ticks per worker {used:?}")
         }
         Event::KillWorker => {
             signal(workers[0], Signal::SIGKILL)?;
             let now = wait_for_workers(supervisor, &workers[..1])?;
             load.mark_replaced();
-            detail = format!("; worker {} killed, replaced by {:?}", workers[0], now);
+            format!("; worker {} killed, replaced by {:?}", workers[0], now)
         }
         Event::Reload => {
             signal(supervisor, Signal::SIGHUP)?;
             let now = wait_for_workers(supervisor, &workers)?;
             wait_gone(&workers)?;
-            detail = format!("; workers {workers:?} replaced by {now:?}");
+            format!("; workers {workers:?} replaced by {now:?}")
         }
         Event::Upgrade => {
             signal(supervisor, Signal::SIGUSR2)?;
@@ -187,11 +186,10 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
             expect_notify(&notify, new)?;
             let now = wait_for_workers(new, &[])?;
             wait_gone(&workers)?;
-            detail =
-                format!("; supervisor {supervisor} -> {new} (pid file, MAINPID), workers {now:?}");
             upgraded = Some(guard);
+            format!("; supervisor {supervisor} -> {new} (pid file, MAINPID), workers {now:?}")
         }
-    }
+    };
     thread::sleep(SETTLE); // the load goes on after the event, against the new workers
     let figures = load.stop()?;
     figures.check(case)?;
