@@ -18,7 +18,8 @@
 //! - `SIGHUP` under load: every worker replaced, not one failure;
 //! - `SIGUSR2` under load: the program re-executed as a new supervisor on the same socket,
 //!   the old one exits, the pid file and `sd_notify`'s `MAINPID` name the new one; not one
-//!   failure. This case makes xtask a child subreaper (Linux's `PR_SET_CHILD_SUBREAPER`)
+//!   failure. Each case ends with `SIGTERM`: exit status 0, `STOPPING=1`, the pid file
+//!   removed. The upgrade case makes xtask a child subreaper (Linux's `PR_SET_CHILD_SUBREAPER`)
 //!   while the old supervisor exits, so that the new one, orphaned, becomes xtask's child and
 //!   is reaped here (this machine's init may not reap orphans); it is unset at once after.
 //!
@@ -203,17 +204,25 @@ fn run_case(examples: &Path, case: &Case) -> Result<String> {
             }
         }
     }
+    expect_message(&notify, "STOPPING=1")?;
+    if pid_file.exists() {
+        return Err("the pid file outlived the supervisor it names".into());
+    }
     Ok(format!("{figures}{detail}"))
 }
 
 /// The next `sd_notify` message must be `READY=1\nMAINPID=<pid>`.
 fn expect_notify(notify: &UnixDatagram, pid: u32) -> Result<()> {
+    expect_message(notify, &format!("READY=1\nMAINPID={pid}"))
+}
+
+/// The next `sd_notify` message must be `expected`.
+fn expect_message(notify: &UnixDatagram, expected: &str) -> Result<()> {
     let mut buf = [0u8; 256];
     let n = notify
         .recv(&mut buf)
-        .map_err(|e| format!("no sd_notify message from {pid}: {e}"))?;
+        .map_err(|e| format!("no sd_notify message {expected:?}: {e}"))?;
     let got = String::from_utf8_lossy(&buf[..n]);
-    let expected = format!("READY=1\nMAINPID={pid}");
     if got != expected {
         return Err(format!("sd_notify: {got:?}, expected {expected:?}").into());
     }
