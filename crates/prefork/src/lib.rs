@@ -74,6 +74,7 @@
 #![cfg(unix)]
 
 mod notify;
+mod report;
 mod say;
 mod spawn;
 mod supervisor;
@@ -91,7 +92,7 @@ mod worker;
 /// ```
 pub use server;
 
-pub use supervisor::Report;
+pub use report::Report;
 pub use worker::Worker;
 
 use std::ffi::OsString;
