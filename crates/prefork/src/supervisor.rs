@@ -142,6 +142,9 @@ pub(crate) struct Supervisor {
     /// Set in an upgraded supervisor: the old supervisor's readiness pipe.
     parent: Option<OwnedFd>,
     stopping: Option<Stopping>,
+    /// The new supervisor this one hands over to, once its workers are ready: never signalled,
+    /// never waited for, whatever stop follows.
+    handover: Option<Pid>,
     signal: Option<Signal>,
     report: Report,
     /// The status of the last worker that died at start, for the give-up error.
@@ -190,6 +193,7 @@ impl Supervisor {
             announced: false,
             parent,
             stopping: None,
+            handover: None,
             signal: None,
             report: Report::default(),
             last_death: String::new(),
@@ -247,7 +251,13 @@ impl Supervisor {
         if let Some(stopping) = &mut self.stopping {
             if !stopping.killed && Instant::now() >= stopping.kill_at {
                 stopping.killed = true;
-                let pids: Vec<Pid> = self.children.keys().copied().collect();
+                let handover = self.handover;
+                let pids: Vec<Pid> = self
+                    .children
+                    .keys()
+                    .copied()
+                    .filter(|&pid| Some(pid) != handover)
+                    .collect();
                 let killed = pids
                     .into_iter()
                     .filter(|&pid| kill(pid, Signal::SIGKILL).is_ok())
@@ -628,15 +638,16 @@ impl Supervisor {
                 self.grace + server::STOP_BOUND + Duration::from_secs(1),
             ),
         };
-        if !matches!(kind, StopKind::Handover(_)) {
+        if let StopKind::Handover(pid) = kind {
+            self.handover = Some(pid);
+        }
+        let handover = self.handover;
+        // The service goes on in the new supervisor after a handover: nothing to tell.
+        if handover.is_none() {
             if let Err(e) = self.notifier.send("STOPPING=1") {
                 say_warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
             }
         }
-        let handover = match kind {
-            StopKind::Handover(pid) => Some(pid),
-            _ => None,
-        };
         // A quick stop tells again those told gently; the new supervisor of a handover is left
         // alone, and one whose upgrade had not finished is stopped like a worker.
         for (&pid, child) in &mut self.children {
@@ -693,10 +704,7 @@ impl Supervisor {
         let Some(stopping) = &self.stopping else {
             return false;
         };
-        let handover = match stopping.kind {
-            StopKind::Handover(pid) => Some(pid),
-            _ => None,
-        };
+        let handover = self.handover;
         let waiting = self
             .children
             .keys()
@@ -721,10 +729,7 @@ impl Supervisor {
 
     fn finish(mut self) -> Report {
         let stopping = self.stopping.take();
-        let handover = match stopping.as_ref().map(|s| s.kind) {
-            Some(StopKind::Handover(pid)) => Some(pid),
-            _ => None,
-        };
+        let handover = self.handover;
         self.report.unreaped = self
             .children
             .keys()

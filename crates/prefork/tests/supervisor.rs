@@ -45,6 +45,10 @@ fn main() {
                 "a failed upgrade leaves the old supervisor serving",
                 failed_upgrade,
             ),
+            (
+                "SIGUSR2 hands over; a quick stop of the old spares the new",
+                upgrade,
+            ),
         ],
         Duration::from_secs(120),
     );
@@ -142,6 +146,15 @@ fn stat_field(pid: u32, n: usize) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(n)?.parse().ok()
+}
+
+/// Whether `pid` has exited: a zombie, or gone.
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rfind(')')
+            .and_then(|end| stat[end + 2..].chars().next())
+            .is_some_and(|state| state == 'Z')
+    })
 }
 
 /// Waits (bounded) until `parent` has `n` children none of which is in `not`.
@@ -399,4 +412,64 @@ fn failed_upgrade() -> Result<(), String> {
     }
     echo(&address, "still here")?;
     stop(kid, &workers)
+}
+
+/// The upgrade, with a client holding a connection to an old worker (so the handover lasts its
+/// grace) and a quick stop of the old supervisor during it: the old workers stop, the new
+/// supervisor serves on. This binary is a child subreaper for the check (and only then), so
+/// the new supervisor, orphaned when the old one exits, is reaped here.
+fn upgrade() -> Result<(), String> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| e.to_string())?;
+    let result = upgrade_as_subreaper();
+    let _ = nix::sys::prctl::set_child_subreaper(false);
+    result
+}
+
+fn upgrade_as_subreaper() -> Result<(), String> {
+    let mut kid = start("fork", None)?;
+    let address = ready(&mut kid)?;
+    let old = wait_for_children(kid.id(), 2, &[])?;
+    // An idle client: a synchronous worker blocks on its line until the grace ends it.
+    let idle = TcpStream::connect(&address).map_err(|e| e.to_string())?;
+    echo(&address, "warm")?;
+    signal(kid.id(), Signal::SIGUSR2)?;
+    let line = kid.stderr_line("upgrade: supervisor")?;
+    let new: u32 = line
+        .split("upgrade: supervisor ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|pid| pid.parse().ok())
+        .ok_or_else(|| format!("no pid in {line:?}"))?;
+    signal(kid.id(), Signal::SIGINT)?;
+    // Not `finish`: the new supervisor holds the same stdout and stderr, which stay open.
+    kid.stderr_line(&format!("exit: handed over to supervisor {new}"))?;
+    let deadline = Instant::now() + GENEROUS;
+    while !exited(kid.id()) {
+        if Instant::now() >= deadline {
+            return Err("the old supervisor did not exit after the handover".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling /proc: no event to wait on
+    }
+    // `kid` lives on to the end: its readers take the new supervisor's output too (without
+    // them, the new one's last line would meet a closed pipe).
+    drop(idle);
+    let workers = wait_for_children(new, 2, &old)?;
+    echo(&address, "served by the new supervisor")?;
+    signal(new, Signal::SIGTERM)?;
+    let pid = Pid::from_raw(i32::try_from(new).map_err(|e| e.to_string())?);
+    match nix::sys::wait::waitpid(pid, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
+        other => return Err(format!("the new supervisor: {other:?}")),
+    }
+    kid.stderr_line("exit: SIGTERM: stopped")?;
+    drop(kid); // reaps the old supervisor
+    let left: Vec<&u32> = workers
+        .iter()
+        .filter(|&&w| Path::new(&format!("/proc/{w}")).exists())
+        .collect();
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("workers {left:?} outlived the new supervisor"))
+    }
 }
