@@ -196,16 +196,21 @@ fn signal(pid: u32, signal: Signal) -> Result<(), String> {
     kill(Pid::from_raw(raw), signal).map_err(|e| format!("kill -{signal} {pid}: {e}"))
 }
 
-/// SIGTERM, then the supervisor's end: exit status 0 and its report line; its workers gone.
-fn stop(mut kid: Kid, workers: &[u32]) -> Result<(), String> {
-    signal(kid.id(), Signal::SIGTERM)?;
+/// `signal` to the supervisor, then its end: exit status 0 and its report line, which starts
+/// with `report`.
+fn stop_by(kid: &mut Kid, signal_: Signal, report: &str) -> Result<(), String> {
+    signal(kid.id(), signal_)?;
     let stderr = kid.finish()?;
-    if !stderr
-        .iter()
-        .any(|l| l.starts_with("exit: SIGTERM: stopped"))
-    {
-        return Err(format!("no report of the stop: {stderr:?}"));
+    if stderr.iter().any(|l| l.starts_with(report)) {
+        Ok(())
+    } else {
+        Err(format!("no {report:?} line after {signal_}: {stderr:?}"))
     }
+}
+
+/// SIGTERM, then the supervisor's end (see [`stop_by`]); its workers gone.
+fn stop(mut kid: Kid, workers: &[u32]) -> Result<(), String> {
+    stop_by(&mut kid, Signal::SIGTERM, "exit: SIGTERM: stopped")?;
     let left: Vec<&u32> = workers
         .iter()
         .filter(|&&w| Path::new(&format!("/proc/{w}")).exists())
@@ -388,15 +393,7 @@ fn resize() -> Result<(), String> {
         ));
     }
     echo(&address, "resized")?;
-    signal(kid.id(), Signal::SIGINT)?;
-    let stderr = kid.finish()?;
-    if !stderr
-        .iter()
-        .any(|l| l.starts_with("exit: SIGINT: stopped"))
-    {
-        return Err(format!("no report of the quick stop: {stderr:?}"));
-    }
-    Ok(())
+    stop_by(&mut kid, Signal::SIGINT, "exit: SIGINT: stopped")
 }
 
 fn failed_upgrade() -> Result<(), String> {
