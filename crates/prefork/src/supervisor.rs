@@ -41,12 +41,14 @@ const SIGNALS: [Signal; 7] = [
     Signal::SIGTTOU,
     Signal::SIGUSR2,
 ];
-/// The longest wait of the loop with nothing due: it reaps a child whose pipe could not tell
-/// (none does today; a safety net) at this pace.
+/// The longest wait of the loop with nothing due: a child that closed its pipe long before it
+/// ended (a program that dropped its [`Worker`] early) is reaped at this pace.
 const TICK: Duration = Duration::from_secs(1);
 /// The wait while a child whose pipe reached end of file is not reaped yet: the kernel closes
-/// an exiting process's descriptors a moment before it can be waited for.
+/// an exiting process's descriptors a moment before it can be waited for. For [`SETTLE`] after
+/// the end of file, then at the [`TICK`].
 const SETTLE_TICK: Duration = Duration::from_millis(5);
+const SETTLE: Duration = Duration::from_millis(100);
 /// A worker that dies sooner than this after its start, or before it was ready, counts
 /// towards a crash loop.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
@@ -88,6 +90,8 @@ struct Child {
     key: usize,
     /// The read end of its readiness pipe; `None` after end of file.
     pipe: Option<OwnedFd>,
+    /// When its pipe reached end of file.
+    gone_at: Option<Instant>,
     ready: bool,
     started: Instant,
     /// Told to stop (it is not replaced when it ends).
@@ -482,6 +486,7 @@ impl Supervisor {
                 ready: false,
                 started: Instant::now(),
                 told: false,
+                gone_at: None,
             },
         );
         if let Err(e) = watched {
@@ -514,6 +519,7 @@ impl Supervisor {
         }
         if gone {
             child.pipe = None;
+            child.gone_at = Some(Instant::now());
         }
         if ready && !child.ready {
             child.ready = true;
@@ -716,7 +722,11 @@ impl Supervisor {
     fn next_wait(&self) -> Duration {
         let now = Instant::now();
         let mut wait = TICK;
-        if self.children.values().any(|c| c.pipe.is_none()) {
+        if self
+            .children
+            .values()
+            .any(|c| c.gone_at.is_some_and(|t| t.elapsed() < SETTLE))
+        {
             wait = SETTLE_TICK;
         }
         let due = [self.next_start, self.stopping.as_ref().map(|s| s.kill_at)];

@@ -14,8 +14,8 @@ pub(crate) const READY: u8 = b'R';
 
 /// One worker process's share of its supervisor: the listening socket (a duplicate of the
 /// supervisor's, the same kernel socket and accept queue) and the pipe on which it tells the
-/// supervisor it is ready. The pipe stays open until the process ends: its end of file tells
-/// the supervisor the worker is gone.
+/// supervisor it is ready. Dropping it closes the pipe, whose end of file tells the supervisor
+/// the worker is gone, so hold it for as long as the worker serves ([`Worker::serve`] does).
 ///
 /// A worker takes its stop commands from the supervisor alone: `SIGTERM` stops it gracefully,
 /// `SIGTERM` and then `SIGINT` stop it at once (what [`Worker::serve`] does with them is
