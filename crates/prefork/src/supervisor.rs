@@ -281,8 +281,21 @@ impl Supervisor {
         if current < self.workers && self.next_start.is_none_or(|t| Instant::now() >= t) {
             self.next_start = None;
             for _ in current..self.workers {
-                if let Some(worker) = self.start_worker()? {
-                    return Ok(Some(worker));
+                match self.start_worker() {
+                    Ok(Some(worker)) => return Ok(Some(worker)),
+                    Ok(None) => {}
+                    // Forking with threads never becomes sound: the program must change.
+                    Err(e) if e.kind() == io::ErrorKind::Unsupported => return Err(e),
+                    Err(e) => {
+                        // Out of processes or descriptors, say: the workers there are serve
+                        // on; the start is tried again after a back-off.
+                        let backoff = self.crashed(format!("a worker could not start: {e}"));
+                        say_error!(
+                            "cannot start a worker: {e}; trying again in {:.1} s",
+                            backoff.as_secs_f64()
+                        );
+                        break;
+                    }
                 }
             }
         }
@@ -566,12 +579,7 @@ impl Supervisor {
                 self.report.replaced += 1;
                 let lived = child.started.elapsed();
                 if !child.ready || lived < QUICK_DEATH {
-                    self.crashes += 1;
-                    self.last_death = format!("worker {number} (pid {pid}) {how}");
-                    let backoff = FIRST_BACKOFF
-                        .saturating_mul(1 << (self.crashes - 1).min(16))
-                        .min(MAX_BACKOFF);
-                    self.next_start = Some(Instant::now() + backoff);
+                    let backoff = self.crashed(format!("worker {number} (pid {pid}) {how}"));
                     say_warn!(
                         "worker {number} (pid {pid}) {how} {:.1} s after its start{}: \
                          starting another in {:.1} s ({} quick death(s) in a row; the wait \
@@ -588,6 +596,18 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Counts a quick death (or a failed start), `what`: the next start waits a back-off that
+    /// doubles with each one in a row, which it returns.
+    fn crashed(&mut self, what: String) -> Duration {
+        self.crashes += 1;
+        self.last_death = what;
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (self.crashes - 1).min(16))
+            .min(MAX_BACKOFF);
+        self.next_start = Some(Instant::now() + backoff);
+        backoff
     }
 
     fn on_signal(&mut self, signal: Signal) {
