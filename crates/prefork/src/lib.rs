@@ -30,6 +30,11 @@
 //! `NotifyAccess=all`); a pid file, if asked for, names the supervisor that serves, across
 //! upgrades.
 //!
+//! Linux is where this is tested and where all of it holds: the supervisor counts its threads
+//! in `/proc/self/status` (elsewhere it cannot tell, and refuses to fork), and a worker gets
+//! `SIGTERM` when its supervisor dies (`PR_SET_PDEATHSIG`; elsewhere a worker outlives a
+//! supervisor killed with `SIGKILL`).
+//!
 //! # Examples
 //!
 //! A TCP echo served by four workers, each a threading server:
