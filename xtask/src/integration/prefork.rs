@@ -56,6 +56,8 @@ const EVENT_LIMIT: Duration = Duration::from_secs(20);
 const IO_LIMIT: Duration = Duration::from_secs(10);
 /// The most requests one client makes (a bound on every load loop, beside the time).
 const MAX_REQUESTS: u64 = 1_000_000;
+/// The longest one client runs, whatever happens to its case.
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 /// The workers of every case.
 const WORKERS: usize = 4;
 
@@ -378,6 +380,17 @@ struct Load {
     threads: Vec<thread::JoinHandle<()>>,
 }
 
+impl Drop for Load {
+    /// A case that fails before [`Load::stop`] still stops its clients (and waits for them:
+    /// each ends within its I/O timeout).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The figures of one case.
 #[derive(Debug)]
 struct Figures {
@@ -424,10 +437,11 @@ impl Load {
         *self.replaced.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
-    fn stop(self) -> Result<Figures> {
+    fn stop(mut self) -> Result<Figures> {
         self.stop.store(true, Ordering::SeqCst);
-        let clients = self.threads.len();
-        for t in self.threads {
+        let threads = std::mem::take(&mut self.threads);
+        let clients = threads.len();
+        for t in threads {
             t.join().map_err(|_| "a client thread panicked")?;
         }
         let c = &self.counters;
@@ -519,7 +533,8 @@ impl Client {
     fn run(self, persistent: bool) {
         let mut conn: Option<TcpStream> = None;
         let mut seq = 0u64;
-        while !self.stop.load(Ordering::SeqCst) && seq < MAX_REQUESTS {
+        let deadline = Instant::now() + CLIENT_LIMIT;
+        while !self.stop.load(Ordering::SeqCst) && seq < MAX_REQUESTS && Instant::now() < deadline {
             seq += 1;
             let began = Instant::now();
             let fresh_conn = conn.is_none();
