@@ -196,7 +196,8 @@
 //! Each layer is also a module, for what the root does not carry: [`socket`] (Python's
 //! `socket` module), [`reactor`] (`selectors`, a waker, signals), [`handler`]
 //! (`BaseRequestHandler` and friends), [`server`] (`BaseServer` and its four servers),
-//! [`mixins`] (threading and forking). Every type at the root is the same type
+//! [`mixins`] (threading and forking), and beyond one process [`prefork`] (a supervisor of
+//! worker processes, gunicorn's model). Every type at the root is the same type
 //! as in its layer, under the same name: `sockserve::TcpServer` is
 //! `sockserve::server::TcpServer`.
 
