@@ -65,6 +65,7 @@ fn facade_features() -> Result<()> {
         &[][..],
         &["--features", "threading"],
         &["--features", "forking"],
+        &["--features", "prefork"],
     ] {
         let mut args = vec!["clippy", "-p", "sockserve", "--no-default-features"];
         args.extend_from_slice(features);

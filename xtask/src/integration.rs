@@ -21,7 +21,9 @@
 //! front, by `cargo build -p sockserve-examples --examples`. The examples of issue 12
 //! (`unix_stream`, `unix_datagram`, `kv_store`, `periodic`, `graceful_stop`) have their cases in
 //! [`examples`]: each header's commands as written, concurrent clients, clients vanishing
-//! mid-request, open descriptors back to their baseline, a graceful SIGTERM.
+//! mid-request, open descriptors back to their baseline, a graceful SIGTERM. `prefork_server`
+//! (issue 16) under load through `kill -9` of a worker, `SIGHUP` and the `SIGUSR2` upgrade,
+//! with the requests, errors and refused connections of each: see [`prefork`].
 //!
 //! One line per case, `ok` or `FAIL` with its time, goes to stdout; a failure is counted and
 //! the run goes on. The last line is `N passed, N failed`, and any failure makes the run an
@@ -35,6 +37,7 @@ mod http;
 mod many;
 mod park;
 mod ports;
+mod prefork;
 
 pub(crate) use echo::{Family, temp_dir};
 
@@ -195,6 +198,19 @@ pub(crate) fn run_haproxy() -> Result<()> {
     haproxy::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
 }
 
+/// `cargo xtask integration-prefork` (hidden): the prefork cases alone.
+pub(crate) fn run_prefork() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "prefork_server",
+    ])
+    .run()?;
+    prefork::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
 /// The count of cases that passed and failed; each case's line goes to stdout as it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -272,6 +288,7 @@ pub(crate) fn run() -> Result<()> {
     tally.record_module("hostile", hostile::run(&examples));
     tally.record_module("http", http::run(&examples));
     tally.record_module("haproxy", haproxy::run(&examples));
+    tally.record_module("prefork", prefork::run(&examples));
     examples::run(&examples, &mut tally);
     match temp_dir("integration") {
         Ok(dir) => {

@@ -196,20 +196,22 @@
 //! Each layer is also a module, for what the root does not carry: [`socket`] (Python's
 //! `socket` module), [`reactor`] (`selectors`, a waker, signals), [`handler`]
 //! (`BaseRequestHandler` and friends), [`server`] (`BaseServer` and its four servers),
-//! [`mixins`] (threading and forking). Every type at the root is the same type
+//! [`mixins`] (threading and forking), and beyond one process [`prefork`] (a supervisor of
+//! worker processes, gunicorn's model). Every type at the root is the same type
 //! as in its layer, under the same name: `sockserve::TcpServer` is
 //! `sockserve::server::TcpServer`.
 
 //!
 //! # Features
 //!
-//! Both are on by default; each only adds API, so `default-features = false` leaves the
+//! All three are on by default; each only adds API, so `default-features = false` leaves the
 //! synchronous servers, the layers below and everything else:
 //!
 //! | feature | adds |
 //! |---|---|
 //! | `threading` | [`Threading`], the `Threading*Server` aliases, [`DEFAULT_MAX_THREADS`], the [`mixins`] module |
 //! | `forking` | [`Forking`] (Unix), the `Forking*Server` aliases, [`DEFAULT_MAX_CHILDREN`], the [`mixins`] module |
+//! | `prefork` | the [`prefork`] module (Unix): a supervisor of worker processes, reloads and upgrades that drop no connection |
 
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -275,6 +277,21 @@ pub use server;
 #[cfg(any(feature = "threading", feature = "forking"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "threading", feature = "forking"))))]
 pub use mixins;
+
+/// Prefork workers under a supervisor, gunicorn's model (the `sockserve-prefork` crate):
+/// the supervisor binds once and runs N worker processes that serve the listener; signals
+/// reload (`SIGHUP`), resize (`SIGTTIN`, `SIGTTOU`) and upgrade (`SIGUSR2`) the service
+/// without refusing a connection.
+///
+/// ```
+/// use sockserve::prefork::{Prefork, Start};
+///
+/// let supervisor = Prefork::new().workers(4).start(Start::Fork);
+/// # drop(supervisor);
+/// ```
+#[cfg(all(unix, feature = "prefork"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "prefork"))))]
+pub use prefork;
 
 // The socket layer.
 #[doc(inline)]

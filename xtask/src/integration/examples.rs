@@ -733,6 +733,7 @@ mod tests {
             "echo_server",
             "http_server",
             "proxy_whoami",
+            "prefork_server",
         ];
         let manifest = std::fs::read_to_string(project_root().join("examples/Cargo.toml")).unwrap();
         for line in manifest.lines() {
