@@ -119,16 +119,34 @@ fn a_non_blocking_socket_never_waits() {
     assert!(start.elapsed() < BOUND / 2, "took {:?}", start.elapsed());
 }
 
+/// A connected pair whose buffers have fixed sizes (16 KiB asked for each): the kernel's
+/// autotuning would grow them while the test waits (the receiver's window opens as data
+/// comes, even unread; seen under valgrind on a loaded machine), and a send into "full"
+/// buffers would then make progress.
+fn unread_pair() -> (sockserve_socket::Socket, sockserve_socket::Socket) {
+    let (a, b) = tcp_pair();
+    a.setsockopt(sockserve_socket::opt::SendBufferSize, 16 << 10)
+        .expect("SO_SNDBUF");
+    b.setsockopt(sockserve_socket::opt::RecvBufferSize, 16 << 10)
+        .expect("SO_RCVBUF");
+    (a, b)
+}
+
 /// Fills the send buffers of `a` (nobody reads the peer): sends until a send makes no
-/// progress within a short deadline.
+/// progress within a short deadline, and then none within a longer one (a loaded machine may
+/// be slow to acknowledge what was sent: the buffers only looked full).
 fn fill(a: &sockserve_socket::Socket) {
     let chunk = vec![7u8; 65536];
     let start = Instant::now();
+    let mut wait = Duration::from_millis(20);
     loop {
         assert!(start.elapsed() < BOUND, "the buffers never filled");
-        match a.send_by(&chunk, Some(Instant::now() + Duration::from_millis(20))) {
+        match a.send_by(&chunk, Some(Instant::now() + wait)) {
             Ok(n) => assert!(n > 0),
-            Err(e) if e.kind() == ErrorKind::TimedOut => return,
+            Err(e) if e.kind() == ErrorKind::TimedOut && wait > Duration::from_millis(20) => {
+                return;
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => wait = Duration::from_millis(300),
             Err(e) => panic!("send_by: {e}"),
         }
     }
@@ -136,7 +154,7 @@ fn fill(a: &sockserve_socket::Socket) {
 
 #[test]
 fn send_by_times_out_when_the_peer_does_not_read() {
-    let (a, _b) = tcp_pair();
+    let (a, _b) = unread_pair();
     fill(&a);
     let start = Instant::now();
     let err = a.send_by(&[1u8; 4096], Some(start + SHORT)).unwrap_err();
@@ -173,7 +191,7 @@ fn sendall_by_bounds_the_whole_call() {
 
 #[test]
 fn sendall_by_also_keeps_the_sockets_own_timeout() {
-    let (a, _b) = tcp_pair();
+    let (a, _b) = unread_pair();
     fill(&a);
     a.settimeout(Some(SHORT));
     let start = Instant::now();
