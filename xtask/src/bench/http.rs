@@ -322,7 +322,7 @@ impl super::Section for Section {
                 }
             };
             for (i, spec) in selected_specs(opts) {
-                eprintln!("--> {} against {}", spec.label(), server.name());
+                super::progress(&format!("{} against {}", spec.label(), server.name()));
                 let cell = measure(&mut proc, spec, opts.duration)
                     .unwrap_or_else(|e| Cell::Failed(e.to_string()));
                 self.cells[i][s].push(cell);
@@ -445,9 +445,11 @@ fn table(label: String, row: &[Vec<Cell>]) -> Table {
         done.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
         let failure = runs.iter().find_map(Cell::failure);
         let Some((wrk, _)) = done.get(done.len() / 2) else {
-            table
-                .rows
-                .push(Row::failed(server.name(), failure.unwrap_or_else(|| "no run".to_owned())));
+            let failure = failure.unwrap_or_else(|| "no run".to_owned());
+            table.rows.push(match server {
+                Server::Sockserve(_) => Row::failed(server.name(), failure),
+                _ => Row::finding(server.name(), failure),
+            });
             continue;
         };
         let rates: Vec<f64> = done.iter().map(|(w, _)| w.rate).collect();

@@ -1,6 +1,8 @@
 //! The memory table of `cargo xtask bench` (`--only memory`): each server holding [`IDLE`]
-//! idle TCP connections (each did one exchange, then says nothing), its `VmRSS` from
-//! `/proc/PID/status` before and while they are open, KiB per connection and its threads;
+//! idle TCP connections (each did one exchange, then says nothing; CPython's
+//! `ThreadingTCPServer` [`CPYTHON_IDLE`]: with its backlog of 5 a burst of 10,000 connects
+//! gets resets), its `VmRSS` from `/proc/PID/status` before and while they are open, KiB per
+//! connection and its threads;
 //! and the target of the waiting-connections issue (`--park --max-threads 16` in at most
 //! 40 MiB).
 
@@ -18,6 +20,8 @@ use crate::bench::loadgen::Endpoint;
 
 /// The idle connections of the memory table.
 pub(super) const IDLE: usize = 10_000;
+/// CPython's idle connections.
+const CPYTHON_IDLE: usize = 1_000;
 
 /// The servers of the memory table, and why one does not run.
 const SERVERS: [(Server, Option<&str>); 7] = [
@@ -36,9 +40,19 @@ const SERVERS: [(Server, Option<&str>); 7] = [
     (Server::Tokio, None),
 ];
 
+/// The idle connections `server` is measured with.
+fn idle_of(server: Server) -> usize {
+    match server {
+        Server::CPython(_) => CPYTHON_IDLE,
+        _ => IDLE,
+    }
+}
+
 /// The table's heading, and what `--only` matches it by.
 pub(super) fn label() -> String {
-    format!("memory: {IDLE} idle connections (one exchange each, then silent)")
+    format!(
+        "memory: {IDLE} idle connections (CPython {CPYTHON_IDLE}), one exchange each, then silent"
+    )
 }
 
 /// How long the server may settle after the last idle connection's answer before its RSS is
@@ -46,9 +60,11 @@ pub(super) fn label() -> String {
 /// goes back to the reactor after the write).
 const SETTLE: Duration = Duration::from_millis(250);
 
-/// One server's memory with no connection and with [`IDLE`] idle ones.
+/// One server's memory with no connection and with its idle ones.
 #[derive(Debug, Clone, Copy)]
 struct Memory {
+    /// The idle connections.
+    connections: usize,
     /// VmRSS in KiB just after it announced its address.
     empty_kib: u64,
     /// VmRSS in KiB with the idle connections open.
@@ -59,7 +75,7 @@ struct Memory {
 
 impl Memory {
     fn per_connection_kib(self) -> f64 {
-        self.idle_kib.saturating_sub(self.empty_kib) as f64 / IDLE as f64
+        self.idle_kib.saturating_sub(self.empty_kib) as f64 / self.connections.max(1) as f64
     }
 }
 
@@ -80,7 +96,7 @@ impl super::Section for Section {
             if skip.is_some() {
                 continue;
             }
-            eprintln!("--> {} against {}", label(), server.name());
+            super::progress(&format!("{} against {}", label(), server.name()));
             self.cells[s].push(idle_memory(bins, dir, server).map_err(|e| e.to_string()));
         }
         Ok(())
@@ -89,7 +105,7 @@ impl super::Section for Section {
     fn report(&self, _opts: &Options, out: &mut Output) {
         let mut table = Table::new(
             label(),
-            &["RSS, no conn", "RSS, 10000 idle", "spread", "KiB/conn", "threads"],
+            &["idle conns", "RSS, no conn", "RSS, idle", "spread", "KiB/conn", "threads"],
         );
         for ((server, skip), runs) in SERVERS.iter().zip(&self.cells) {
             let name = server.name();
@@ -110,6 +126,7 @@ impl super::Section for Section {
                 Ok((m, spread)) => table.rows.push(Row::figures(
                     name,
                     vec![
+                        m.connections.to_string(),
                         mib(m.empty_kib as f64),
                         mib(m.idle_kib as f64),
                         format!("{:.0}%", spread * 100.0),
@@ -122,9 +139,12 @@ impl super::Section for Section {
                         "spread": spread,
                         "kib_per_connection": m.per_connection_kib(),
                         "threads": m.threads,
-                        "connections": IDLE,
+                        "connections": m.connections,
                     }),
                 )),
+                Err(e) if matches!(server, Server::CPython(_)) => {
+                    table.rows.push(Row::finding(name, e))
+                }
                 Err(e) => table.rows.push(Row::failed(name, e)),
             }
         }
@@ -162,7 +182,7 @@ fn proc_status(pid: u32, field: &str) -> Result<u64> {
         .ok_or_else(|| format!("{path}: no {field} line").into())
 }
 
-/// Starts `server` (TCP), reads its RSS, opens [`IDLE`] idle connections, reads its RSS and
+/// Starts `server` (TCP), reads its RSS, opens its idle connections, reads its RSS and
 /// threads, closes them and stops it.
 fn idle_memory(bins: &Bins, dir: &Path, server: Server) -> Result<Memory> {
     let (mut proc, endpoint) = start(bins, dir, server, Family::Tcp)?;
@@ -173,17 +193,19 @@ fn idle_memory(bins: &Bins, dir: &Path, server: Server) -> Result<Memory> {
     };
     let result = (|| {
         let empty_kib = proc_status(pid, "VmRSS")?;
-        let idle = many::hold_idle(addr, IDLE)?;
+        let connections = idle_of(server);
+        let idle = many::hold_idle(addr, connections)?;
         // Not a synchronisation: the figure is read after the server had a moment to finish
         // the turns that answered (see SETTLE).
         std::thread::sleep(SETTLE);
         let memory = Memory {
+            connections,
             empty_kib,
             idle_kib: proc_status(pid, "VmRSS")?,
             threads: proc_status(pid, "Threads")?,
         };
         eprintln!(
-            "    {IDLE} idle connections set up in {:.1}s",
+            "    {connections} idle connections set up in {:.1}s",
             idle.setup.as_secs_f64()
         );
         drop(idle);
@@ -213,6 +235,7 @@ fn medians(runs: &[Result<Memory, String>]) -> Result<(Memory, f64), String> {
     ) {
         (Some(empty), Some(idle_kib), Some(threads)) => Ok((
             Memory {
+                connections: done[0].connections,
                 empty_kib: empty as u64,
                 idle_kib: idle_kib as u64,
                 threads: threads as u64,

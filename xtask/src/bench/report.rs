@@ -45,6 +45,9 @@ pub(crate) enum Outcome {
     Skipped(String),
     /// No figure: the first failure.
     Failed(String),
+    /// No figure from a peer, whose failure is a finding about the peer (CPython's
+    /// `socketserver`, backlog 5, refusing a burst of connections): the first failure.
+    Finding(String),
 }
 
 /// One goal of the issues and how this run did against it.
@@ -110,12 +113,21 @@ impl Row {
         }
     }
 
+    /// A peer's row without a figure, its failure a finding about the peer.
+    pub(crate) fn finding(server: impl Into<String>, error: impl Into<String>) -> Row {
+        Row {
+            server: server.into(),
+            outcome: Outcome::Finding(error.into()),
+        }
+    }
+
     /// The cells after the server's, as the text table shows them.
     fn cells(&self) -> Vec<String> {
         match &self.outcome {
             Outcome::Figures { cells, .. } => cells.clone(),
             Outcome::Skipped(reason) => vec![reason.clone()],
             Outcome::Failed(e) => vec![format!("FAILED: {}", first_line(e))],
+            Outcome::Finding(e) => vec![format!("FAILED (the peer's): {}", first_line(e))],
         }
     }
 }
@@ -181,6 +193,9 @@ impl Table {
                 }
                 Outcome::Failed(e) => {
                     json!({"server": row.server, "status": "failed", "error": e})
+                }
+                Outcome::Finding(e) => {
+                    json!({"server": row.server, "status": "failed", "finding": true, "error": e})
                 }
             })
             .collect();
@@ -275,10 +290,22 @@ impl Output {
         })
     }
 
-    /// The rows that produced no figure, in every table, and the tables without a row: what
-    /// `--quick` refuses.
+    /// The rows that produced no figure, in every table (but a peer's whose failure is a
+    /// finding about the peer), the tables without a row, and the servers without a figure in
+    /// any table: what `--quick` refuses.
     pub(crate) fn missing_figures(&self) -> Vec<String> {
         let mut missing = Vec::new();
+        let mut servers: Vec<(&str, bool)> = Vec::new();
+        for row in self.tables.iter().flat_map(|t| &t.rows) {
+            let figures = matches!(row.outcome, Outcome::Figures { .. } | Outcome::Skipped(_));
+            match servers.iter_mut().find(|(name, _)| *name == row.server) {
+                Some((_, any)) => *any |= figures,
+                None => servers.push((&row.server, figures)),
+            }
+        }
+        for (server, _) in servers.iter().filter(|(_, any)| !any) {
+            missing.push(format!("{server}: no figure in any table"));
+        }
         for table in &self.tables {
             if table.rows.is_empty() {
                 missing.push(format!("{}: no row", table.label));

@@ -99,7 +99,7 @@ impl super::Section for Section {
 
     fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()> {
         if opts.selects(IN_PROCESS) {
-            eprintln!("--> {IN_PROCESS}");
+            super::progress(IN_PROCESS);
             let results = in_process(bins);
             if self.in_process.is_empty() {
                 self.in_process = results;
@@ -116,7 +116,7 @@ impl super::Section for Section {
         if opts.selects(SIGTERM) {
             self.sigterm.resize_with(SIGTERM_SERVERS.len(), || Ok((Vec::new(), Vec::new())));
             for (s, server) in SIGTERM_SERVERS.into_iter().enumerate() {
-                eprintln!("--> {SIGTERM}: {}", server.name());
+                super::progress(&format!("{SIGTERM}: {}", server.name()));
                 let run = sigterm_times(bins, dir, server);
                 match (&mut self.sigterm[s], run) {
                     (Ok((times, exits)), Ok((more, seen))) => {

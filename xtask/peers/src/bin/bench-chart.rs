@@ -6,7 +6,8 @@
 //!
 //! Reads the `chart` object of the bench's JSON: `{"title": TEXT, "bars": [{"label": TEXT,
 //! "ratio": NUMBER, "goal": NUMBER or null, "pass": true, false or null}, ...]}` and draws a
-//! bar per entry on a logarithmic axis (the ratios run from a fraction to tens), green when
+//! bar per entry on a logarithmic axis (the ratios run from a fraction to tens; a zero is drawn
+//! at the axis's start), green when
 //! its target passed, red when it missed, grey without a target, with the target as a black
 //! tick, the ratio written at the bar's end, and a line at 1x. Missing or malformed fields are
 //! errors naming them (status 1); an empty list draws an empty chart with a note.
@@ -80,8 +81,8 @@ fn parse(json: &Value) -> Result<(String, Vec<Bar>), String> {
             let ratio = bar
                 .get("ratio")
                 .and_then(Value::as_f64)
-                .filter(|r| r.is_finite() && *r > 0.0)
-                .ok_or_else(|| format!("{} is not a positive number", field("ratio")))?;
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or_else(|| format!("{} is not a number >= 0", field("ratio")))?;
             let goal = match bar.get("goal") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
@@ -110,9 +111,11 @@ fn parse(json: &Value) -> Result<(String, Vec<Bar>), String> {
 
 /// The x axis: a power of ten below the smallest figure to one above the largest.
 fn x_range(bars: &[Bar]) -> (f64, f64) {
+    // A zero (a row with no answer) is drawn at the axis's start.
     let figures = bars
         .iter()
-        .flat_map(|b| std::iter::once(b.ratio).chain(b.goal));
+        .flat_map(|b| std::iter::once(b.ratio).chain(b.goal))
+        .filter(|f| *f > 0.0);
     let (lo, hi) = figures.fold((1.0f64, 1.0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
     (
         10f64.powf(lo.log10().floor()).min(0.1),
@@ -162,7 +165,7 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, bars: &[Bar]) ->
         let mut rect = Rectangle::new(
             [
                 (lo, SegmentValue::Exact(row(i))),
-                (bar.ratio, SegmentValue::Exact(row(i) + 1)),
+                (bar.ratio.max(lo), SegmentValue::Exact(row(i) + 1)),
             ],
             color.filled(),
         );
@@ -182,7 +185,7 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, bars: &[Bar]) ->
     chart.draw_series(bars.iter().enumerate().map(|(i, bar)| {
         Text::new(
             format!("{:.2}x", bar.ratio),
-            (bar.ratio * 1.08, SegmentValue::CenterOf(row(i))),
+            (bar.ratio.max(lo) * 1.08, SegmentValue::CenterOf(row(i))),
             ("sans-serif", 12),
         )
     }))?;
