@@ -31,8 +31,13 @@ pub(super) const IN_PROCESS: &str =
 /// The SIGTERM table's heading.
 pub(super) const SIGTERM: &str = "shutdown latency: SIGTERM to exit, no client connected";
 
-/// Trials per server and run.
+/// Trials per server and run (`--quick`: [`QUICK_TRIALS`]).
 const TRIALS: usize = 5;
+const QUICK_TRIALS: usize = 2;
+
+fn trials(opts: &Options) -> usize {
+    if opts.quick { QUICK_TRIALS } else { TRIALS }
+}
 /// How long a server may take to exit after SIGTERM.
 const EXIT_LIMIT: Duration = Duration::from_secs(8);
 /// How long the in-process programs may take, all their trials together.
@@ -100,7 +105,7 @@ impl super::Section for Section {
     fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()> {
         if opts.selects(IN_PROCESS) {
             super::progress(IN_PROCESS);
-            let results = in_process(bins);
+            let results = in_process(bins, trials(opts));
             if self.in_process.is_empty() {
                 self.in_process = results;
             } else {
@@ -117,7 +122,7 @@ impl super::Section for Section {
             self.sigterm.resize_with(SIGTERM_SERVERS.len(), || Ok((Vec::new(), Vec::new())));
             for (s, server) in SIGTERM_SERVERS.into_iter().enumerate() {
                 super::progress(&format!("{SIGTERM}: {}", server.name()));
-                let run = sigterm_times(bins, dir, server);
+                let run = sigterm_times(bins, dir, server, trials(opts));
                 match (&mut self.sigterm[s], run) {
                     (Ok((times, exits)), Ok((more, seen))) => {
                         times.extend(more);
@@ -252,9 +257,9 @@ fn under(what: String, times: Option<&Vec<Duration>>, limit: Duration) -> Target
 }
 
 /// Runs `shutdown-latency` and CPython's program: a result per row of [`IN_PROCESS_ROWS`].
-fn in_process(bins: &Bins) -> Vec<Result<Vec<f64>, String>> {
+fn in_process(bins: &Bins, trials: usize) -> Vec<Result<Vec<f64>, String>> {
     let ours = Cmd::new(bins.peers.join("shutdown-latency"))
-        .args(["--trials", &TRIALS.to_string()])
+        .args(["--trials", &trials.to_string()])
         .output_within(PROGRAM_LIMIT)
         .map_err(|e| e.to_string())
         .and_then(|output| {
@@ -283,7 +288,7 @@ fn in_process(bins: &Bins) -> Vec<Result<Vec<f64>, String>> {
     let cpython = Cmd::new("python3")
         .arg("-c")
         .arg_shown_as(CPYTHON_SHUTDOWN, "CPYTHON_SHUTDOWN")
-        .arg(TRIALS.to_string())
+        .arg(trials.to_string())
         .output_within(PROGRAM_LIMIT)
         .map_err(|e| e.to_string())
         .and_then(|output| {
@@ -313,12 +318,17 @@ fn parse_micros(text: &str) -> Result<Vec<f64>, String> {
     Ok(figures)
 }
 
-/// [`TRIALS`] times: `server` started over TCP, SIGTERM, the time until it exited; the exit
+/// `trials` times: `server` started over TCP, SIGTERM, the time until it exited; the exit
 /// statuses seen.
-fn sigterm_times(bins: &Bins, dir: &Path, server: Server) -> Result<(Vec<Duration>, Vec<String>)> {
+fn sigterm_times(
+    bins: &Bins,
+    dir: &Path,
+    server: Server,
+    trials: usize,
+) -> Result<(Vec<Duration>, Vec<String>)> {
     let mut times = Vec::new();
     let mut exits = Vec::new();
-    for _ in 0..TRIALS {
+    for _ in 0..trials {
         let (mut proc, _) = start(bins, dir, server, Family::Tcp)?;
         std::thread::sleep(SETTLE);
         let signalled = Instant::now();
