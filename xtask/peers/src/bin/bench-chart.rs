@@ -133,7 +133,8 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, bars: &[Bar]) ->
         .x_label_area_size(36)
         .y_label_area_size(430)
         .build_cartesian_2d((lo..hi).log_scale(), (0..n).into_segmented())?;
-    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    // Segment 0 is the bottom line: the labels from the last bar up, so the first is on top.
+    let labels: Vec<String> = bars.iter().rev().map(|b| b.label.clone()).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
