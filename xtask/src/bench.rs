@@ -537,7 +537,9 @@ fn echo_targets() -> Vec<EchoTarget> {
     let threading = Server::Sockserve("threading");
     let forking = Server::Sockserve("forking");
     let ping_pong = Spec::ping_pong(Family::Tcp, 10);
-    let per_request = Spec::tcp(Load::Threads(Workload::ConnectPerRequest { connections: 10 }));
+    let per_request = Spec::tcp(Load::Threads(Workload::ConnectPerRequest {
+        connections: 10,
+    }));
     let udp = Spec::ping_pong(Family::Udp, 10);
     let mut targets = vec![
         t(ping_pong, threading, Server::Std, 0.9),
@@ -553,7 +555,12 @@ fn echo_targets() -> Vec<EchoTarget> {
     for connections in CROWDS {
         targets.push(EchoTarget {
             no_starved: true,
-            ..t(Spec::tcp(Load::Crowd(connections)), Server::Park, Server::Tokio, 1.0)
+            ..t(
+                Spec::tcp(Load::Crowd(connections)),
+                Server::Park,
+                Server::Tokio,
+                1.0,
+            )
         });
     }
     targets
@@ -664,7 +671,9 @@ fn bench(bins: &Bins, opts: &Options, out_dir: &Path) -> Result<()> {
         .into());
     }
     if opts.docs && (opts.quick || !opts.only.is_empty()) {
-        return Err("--docs writes docs/BENCH.md from a full run: not with --quick or --only".into());
+        return Err(
+            "--docs writes docs/BENCH.md from a full run: not with --quick or --only".into(),
+        );
     }
     let fd_limit = raise_fd_limit()?;
     let needed = CROWDS.iter().max().copied().unwrap_or(0) as u64 + 100;
@@ -761,12 +770,26 @@ fn machine(opts: &Options, elapsed: Duration) -> Value {
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
     let cpu = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| Some(l.strip_prefix("model name")?.split_once(':')?.1.trim().to_owned()))
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split_once(':')?
+                    .1
+                    .trim()
+                    .to_owned(),
+            )
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let memory_mib = read("/proc/meminfo")
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse::<u64>().ok())
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kib| kib / 1024);
     let quiet = |cmd: Cmd| cmd.output().ok().filter(|o| o.status.success());
     let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_owned();
@@ -819,7 +842,8 @@ fn write_files(
     let json_path = out_dir.join(format!("{name}.json"));
     let svg_path = out_dir.join(format!("{name}.svg"));
     let md_path = out_dir.join(format!("{name}.md"));
-    let markdown = markdown(opts, out, &meta, &format!("bench-ratios.svg"));
+    let markdown_here = markdown(opts, out, &meta, &format!("{name}.svg"));
+    let markdown_docs = markdown(opts, out, &meta, "bench-ratios.svg");
     let json = out.json(meta);
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")?;
     Cmd::new(bins.peers.join("bench-chart"))
@@ -828,7 +852,7 @@ fn write_files(
         .arg("--output")
         .arg(&svg_path)
         .read()?;
-    std::fs::write(&md_path, &markdown)?;
+    std::fs::write(&md_path, &markdown_here)?;
     let mut written = vec![
         json_path.display().to_string(),
         svg_path.display().to_string(),
@@ -838,7 +862,7 @@ fn write_files(
         let docs = project_root().join("docs");
         let page = docs.join("BENCH.md");
         let old = std::fs::read_to_string(&page).map_err(|e| format!("{}: {e}", page.display()))?;
-        std::fs::write(&page, splice(&old, &markdown)?)?;
+        std::fs::write(&page, splice(&old, &markdown_docs)?)?;
         std::fs::copy(&svg_path, docs.join("bench-ratios.svg"))?;
         written.push(page.display().to_string());
         written.push(docs.join("bench-ratios.svg").display().to_string());
@@ -879,7 +903,10 @@ fn markdown(opts: &Options, out: &Output, meta: &Value, chart: &str) -> String {
         m["memory_mib"],
         m["python"].as_str().unwrap_or_default(),
     );
-    md.push_str(&format!("### Targets\n\n{}\n![ratios]({chart})\n\n", out.targets_markdown()));
+    md.push_str(&format!(
+        "### Targets\n\n{}\n![ratios]({chart})\n\n",
+        out.targets_markdown()
+    ));
     md.push_str("### Tables\n\n");
     for table in &out.tables {
         md.push_str(&table.markdown());
@@ -1013,7 +1040,11 @@ fn echo_target(target: &EchoTarget, row: &[Vec<Cell>]) -> Target {
         target.spec.short(),
         target.goal,
         target.base.short(),
-        if target.no_starved { ", none starved" } else { "" }
+        if target.no_starved {
+            ", none starved"
+        } else {
+            ""
+        }
     );
     let cpu = cpu_vs(runs, &row[position(target.base)], target.base.short());
     if !target.no_starved {
@@ -1087,7 +1118,10 @@ fn run_server(
         progress(&format!("{} against {}", specs[i].label(), server.name()));
         let (proc, endpoint) = &mut server_proc;
         // A forking server's work is in its children, which its own CPU time does not count.
-        let forks = matches!(server, Server::Sockserve("forking") | Server::CPython("forking"));
+        let forks = matches!(
+            server,
+            Server::Sockserve("forking") | Server::CPython("forking")
+        );
         let pid = (!forks).then(|| proc.guard.child_mut().id());
         let report = match (specs[i].load, &*endpoint) {
             (Load::Threads(load), _) => {
@@ -1180,7 +1214,9 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 fn spread(values: &[f64]) -> f64 {
     let (lo, hi) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
     match median(values.to_vec()) {
         Some(mid) if values.len() > 1 => (hi - lo) / mid.max(f64::EPSILON),
         _ => 0.0,
@@ -1276,8 +1312,19 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
     let mut table = Table::new(
         spec.label(),
         &[
-            "req/s", "spread", "p50", "p99", "max", "errors", "starved", "min/conn", "CPU/req",
-            "vs CPython", "vs std", "vs tokio", "targets",
+            "req/s",
+            "spread",
+            "p50",
+            "p99",
+            "max",
+            "errors",
+            "starved",
+            "min/conn",
+            "CPU/req",
+            "vs CPython",
+            "vs std",
+            "vs tokio",
+            "targets",
         ],
     );
     for (server, runs) in Server::ALL.iter().zip(row) {
@@ -1302,15 +1349,24 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             Err(Cell::Done(_)) => continue,
         };
         let report = sum.median;
-        let ratios = [Server::CPYTHON, Server::Std, Server::Tokio]
-            .map(|base| (*server != base).then(|| ratio(runs, &row[position(base)])).flatten());
+        let ratios = [Server::CPYTHON, Server::Std, Server::Tokio].map(|base| {
+            (*server != base)
+                .then(|| ratio(runs, &row[position(base)]))
+                .flatten()
+        });
         let verdicts: Vec<String> = targets
             .iter()
             .filter(|t| t.spec == spec && t.server == *server)
             .map(|t| {
                 let r = ratio(runs, &row[position(t.base)]);
                 let pass = r.map(|r| r >= t.goal && (!t.no_starved || sum.starved == 0));
-                format!("{} >= {}x {} {}", times(r), t.goal, t.base.short(), verdict(pass))
+                format!(
+                    "{} >= {}x {} {}",
+                    times(r),
+                    t.goal,
+                    t.base.short(),
+                    verdict(pass)
+                )
             })
             .collect();
         let cpu = cpu_per_request(runs);
@@ -1343,7 +1399,11 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             times(ratios[0]),
             times(ratios[1]),
             times(ratios[2]),
-            if verdicts.is_empty() { "-".to_owned() } else { verdicts.join("; ") },
+            if verdicts.is_empty() {
+                "-".to_owned()
+            } else {
+                verdicts.join("; ")
+            },
         ];
         table.rows.push(Row::figures(name, cells, json));
     }
@@ -1507,7 +1567,10 @@ mod tests {
     fn the_docs_page_is_spliced_between_its_markers_only() {
         let page = format!("# Bench\n\nabout\n\n{BEGIN}\nold\n{END}\n\n## Limits\n");
         let new = splice(&page, "new table").unwrap();
-        assert_eq!(new, format!("# Bench\n\nabout\n\n{BEGIN}\nnew table\n{END}\n\n## Limits\n"));
+        assert_eq!(
+            new,
+            format!("# Bench\n\nabout\n\n{BEGIN}\nnew table\n{END}\n\n## Limits\n")
+        );
         assert!(splice("no markers", "x").is_err());
         assert!(splice(&format!("{BEGIN} but no end"), "x").is_err());
     }

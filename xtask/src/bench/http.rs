@@ -638,6 +638,9 @@ Transfer/sec:     80.01MB
             .collect();
         let targets = targets(&only("http"), &cells);
         assert_eq!(targets.len(), 3 * 2);
-        assert!(targets.iter().all(|t| t.pass.is_none()), "no figure: {targets:?}");
+        assert!(
+            targets.iter().all(|t| t.pass.is_none()),
+            "no figure: {targets:?}"
+        );
     }
 }

@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::report::{Output, Row, Table, Target};
-use super::{Bins, Options, PARK_THREADS, Server, median, mib, many, start, stop};
+use super::{Bins, Options, PARK_THREADS, Server, many, median, mib, start, stop};
 use crate::Result;
-use crate::integration::Family;
 use crate::bench::loadgen::Endpoint;
+use crate::integration::Family;
 
 /// The idle connections of the memory table.
 pub(super) const IDLE: usize = 10_000;
@@ -115,7 +115,14 @@ impl super::Section for Section {
     fn report(&self, opts: &Options, out: &mut Output) {
         let mut table = Table::new(
             label(),
-            &["idle conns", "RSS, no conn", "RSS, idle", "spread", "KiB/conn", "threads"],
+            &[
+                "idle conns",
+                "RSS, no conn",
+                "RSS, idle",
+                "spread",
+                "KiB/conn",
+                "threads",
+            ],
         );
         for ((server, _), runs) in SERVERS.iter().zip(&self.cells) {
             let name = server.name();
@@ -126,8 +133,9 @@ impl super::Section for Section {
             for e in runs.iter().filter_map(|r| r.as_ref().err()) {
                 let failure = format!("{} / {name}: {e}", label());
                 if matches!(server, Server::CPython(_)) {
-                    out.notes
-                        .push(format!("CPython failed (a finding about CPython): {failure}"));
+                    out.notes.push(format!(
+                        "CPython failed (a finding about CPython): {failure}"
+                    ));
                 } else {
                     out.failures.push(failure);
                 }
@@ -229,7 +237,10 @@ fn idle_memory(bins: &Bins, dir: &Path, server: Server) -> Result<Memory> {
 /// The median of each figure over the completed `runs` and the spread of the idle RSS; the
 /// first failure without one.
 fn medians(runs: &[Result<Memory, String>]) -> Result<(Memory, f64), String> {
-    let done: Vec<Memory> = runs.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    let done: Vec<Memory> = runs
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
     if done.is_empty() {
         return Err(runs
             .iter()

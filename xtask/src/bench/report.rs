@@ -143,9 +143,11 @@ impl Table {
 
     /// The table as text: the heading, then aligned columns.
     pub(crate) fn text(&self) -> String {
-        let mut lines = vec![std::iter::once("  server".to_owned())
-            .chain(self.columns.iter().cloned())
-            .collect::<Vec<_>>()];
+        let mut lines = vec![
+            std::iter::once("  server".to_owned())
+                .chain(self.columns.iter().cloned())
+                .collect::<Vec<_>>(),
+        ];
         for row in &self.rows {
             let mut line = vec![format!("  {}", row.server)];
             line.extend(row.cells());
@@ -156,7 +158,11 @@ impl Table {
 
     /// The table as Markdown, under a heading of its own.
     pub(crate) fn markdown(&self) -> String {
-        let mut out = format!("#### {}\n\n| server | {} |\n|---|", self.label, self.columns.join(" | "));
+        let mut out = format!(
+            "#### {}\n\n| server | {} |\n|---|",
+            self.label,
+            self.columns.join(" | ")
+        );
         out.push_str(&"---:|".repeat(self.columns.len()));
         out.push('\n');
         for row in &self.rows {
@@ -174,7 +180,11 @@ impl Table {
             out.push_str(&format!(
                 "| {} | {} |\n",
                 escape(&row.server),
-                cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" | ")
+                cells
+                    .iter()
+                    .map(|c| escape(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             ));
         }
         out
@@ -312,10 +322,15 @@ impl Output {
             }
             for row in &table.rows {
                 match &row.outcome {
-                    Outcome::Failed(e) => {
-                        missing.push(format!("{} / {}: {}", table.label, row.server, first_line(e)))
-                    }
-                    Outcome::Figures { json, .. } if json.as_object().is_none_or(|o| o.is_empty()) => {
+                    Outcome::Failed(e) => missing.push(format!(
+                        "{} / {}: {}",
+                        table.label,
+                        row.server,
+                        first_line(e)
+                    )),
+                    Outcome::Figures { json, .. }
+                        if json.as_object().is_none_or(|o| o.is_empty()) =>
+                    {
                         missing.push(format!("{} / {}: no figures", table.label, row.server))
                     }
                     _ => {}
@@ -363,9 +378,11 @@ mod tests {
 
     fn sample() -> Output {
         let mut table = Table::new("TCP ping-pong", &["req/s", "p50"]);
-        table
-            .rows
-            .push(Row::figures("a", vec!["10".into(), "5us".into()], json!({"req_s": 10})));
+        table.rows.push(Row::figures(
+            "a",
+            vec!["10".into(), "5us".into()],
+            json!({"req_s": 10}),
+        ));
         table.rows.push(Row::skipped("b", "n/a: one at a time"));
         table.rows.push(Row::failed("c|d", "boom\nmore"));
         Output {
@@ -382,10 +399,17 @@ mod tests {
     fn every_form_shows_every_row() {
         let out = sample();
         let text = out.tables[0].text();
-        assert!(text.contains("FAILED: boom") && !text.contains("more"), "{text}");
+        assert!(
+            text.contains("FAILED: boom") && !text.contains("more"),
+            "{text}"
+        );
         assert!(text.contains("n/a: one at a time"), "{text}");
         let md = out.tables[0].markdown();
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 4, "{md}");
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            4,
+            "{md}"
+        );
         assert!(md.contains("c\\|d"), "{md}");
         let targets = out.targets_text();
         assert!(targets.contains("MISS") && targets.lines().last().unwrap().ends_with('-'));

@@ -58,23 +58,19 @@ const SIGTERM_SERVERS: [Server; 4] = [
 /// The rows of the in-process table: sockserve's modes, then CPython's.
 const IN_PROCESS_ROWS: [&str; 4] = ["sync", "threading", "forking", "cpython"];
 
-/// CPython's in-process figure: `ThreadingTCPServer` (an echo handler) serving on a thread,
-/// one exchange, then `server.shutdown()` timed; `argv[1]` trials; prints the microseconds of
+/// CPython's in-process figure: `ThreadingTCPServer` (its handler answers the one 4-byte
+/// message with itself) serving on a thread, one exchange, then `server.shutdown()` timed; `argv[1]` trials; prints the microseconds of
 /// each, space-separated.
 const CPYTHON_SHUTDOWN: &str = r#"
 import socket, socketserver, sys, threading, time
 
-class Echo(socketserver.BaseRequestHandler):
+class Ping(socketserver.BaseRequestHandler):
     def handle(self):
-        while True:
-            data = self.request.recv(65536)
-            if not data:
-                break
-            self.request.sendall(data)
+        self.request.sendall(self.request.recv(4))
 
 times = []
 for _ in range(int(sys.argv[1])):
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Ping)
     server.daemon_threads = True
     serving = threading.Thread(target=server.serve_forever)
     serving.start()
@@ -119,7 +115,8 @@ impl super::Section for Section {
             }
         }
         if opts.selects(SIGTERM) {
-            self.sigterm.resize_with(SIGTERM_SERVERS.len(), || Ok((Vec::new(), Vec::new())));
+            self.sigterm
+                .resize_with(SIGTERM_SERVERS.len(), || Ok((Vec::new(), Vec::new())));
             for (s, server) in SIGTERM_SERVERS.into_iter().enumerate() {
                 super::progress(&format!("{SIGTERM}: {}", server.name()));
                 let run = sigterm_times(bins, dir, server, trials(opts));
@@ -150,7 +147,9 @@ impl super::Section for Section {
                     mode => format!("sockserve {mode} (TcpServer)"),
                 };
                 let figures = result.as_ref().map(|t| {
-                    t.iter().map(|us| Duration::from_secs_f64(us / 1e6)).collect::<Vec<_>>()
+                    t.iter()
+                        .map(|us| Duration::from_secs_f64(us / 1e6))
+                        .collect::<Vec<_>>()
                 });
                 let row_out = times_row(&name, figures.as_ref().map_err(|e| e.to_string()), None);
                 if *row != "cpython" {
@@ -351,7 +350,10 @@ mod tests {
 
     #[test]
     fn micros_parse_and_bad_output_is_an_error_quoting_it() {
-        assert_eq!(parse_micros("12.5 3 400.25").unwrap(), vec![12.5, 3.0, 400.25]);
+        assert_eq!(
+            parse_micros("12.5 3 400.25").unwrap(),
+            vec![12.5, 3.0, 400.25]
+        );
         assert!(parse_micros("").unwrap_err().contains("expected"));
         assert!(parse_micros("1 x").unwrap_err().contains("`x`"));
         assert!(parse_micros("-1").is_err());
@@ -359,12 +361,19 @@ mod tests {
 
     #[test]
     fn targets_judge_the_median() {
-        let ms = |v: &[u64]| v.iter().map(|m| Duration::from_micros(*m)).collect::<Vec<_>>();
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|m| Duration::from_micros(*m))
+                .collect::<Vec<_>>()
+        };
         let fast = ms(&[200, 300, 5_000]);
         let t = under("x".into(), Some(&fast), Duration::from_millis(1));
         assert_eq!((t.pass, t.figure.as_str()), (Some(true), "0.300 ms"));
         let slow = ms(&[900, 1_200, 1_500]);
-        assert_eq!(under("x".into(), Some(&slow), Duration::from_millis(1)).pass, Some(false));
+        assert_eq!(
+            under("x".into(), Some(&slow), Duration::from_millis(1)).pass,
+            Some(false)
+        );
         assert_eq!(under("x".into(), None, Duration::from_millis(1)).pass, None);
     }
 

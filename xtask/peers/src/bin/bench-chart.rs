@@ -44,8 +44,7 @@ fn run(args: &[String]) -> Result<(), Error> {
     if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
         return Err("usage: bench-chart --input JSON --output SVG".into());
     }
-    let text =
-        std::fs::read_to_string(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let text = std::fs::read_to_string(&input).map_err(|e| format!("{}: {e}", input.display()))?;
     let json: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
     let (title, bars) = parse(&json).map_err(|e| format!("{}: {e}", input.display()))?;
@@ -191,10 +190,7 @@ fn draw(root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, bars: &[Bar]) ->
         )
     }))?;
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![
-            (1.0, SegmentValue::Exact(0)),
-            (1.0, SegmentValue::Exact(n)),
-        ],
+        vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(n))],
         BLACK.mix(0.4).stroke_width(1),
     )))?;
     Ok(())
@@ -218,9 +214,10 @@ mod tests {
         assert_eq!((bars[0].goal, bars[0].pass), (Some(0.9), Some(false)));
         assert_eq!((bars[1].goal, bars[1].pass), (None, None));
         assert_eq!(x_range(&bars), (0.1, 100.0));
-        let bad: Value =
-            serde_json::from_str(r#"{"chart": {"title": "t", "bars": [{"label": "a", "ratio": -1}]}}"#)
-                .unwrap();
+        let bad: Value = serde_json::from_str(
+            r#"{"chart": {"title": "t", "bars": [{"label": "a", "ratio": -1}]}}"#,
+        )
+        .unwrap();
         let e = parse(&bad).unwrap_err();
         assert!(e.contains("chart.bars[0].ratio"), "{e}");
         assert!(parse(&serde_json::json!({})).unwrap_err().contains("chart"));
