@@ -984,7 +984,7 @@ impl Section for EchoSection {
         Ok(())
     }
 
-    fn report(&self, opts: &Options, out: &mut Output) {
+    fn report(&self, _opts: &Options, out: &mut Output) {
         let targets = echo_targets();
         for (spec, row) in self.specs.iter().zip(&self.cells) {
             out.tables.push(table(*spec, row, &targets));
@@ -1020,7 +1020,6 @@ impl Section for EchoSection {
                 }
             }
         }
-        let _ = opts;
         for target in &targets {
             let Some(row) = self.row(target.spec) else {
                 continue;

@@ -194,3 +194,34 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
     }
     Ok(opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<bench::Options> {
+        parse_bench_flags(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn quick_shortens_what_was_not_given_and_keeps_what_was() {
+        let quick = parse(&["--quick"]).unwrap();
+        assert!(quick.quick && !quick.docs);
+        assert_eq!((quick.duration, quick.repeat), (bench::QUICK_DURATION, 1));
+        let given = parse(&["--quick", "--repeat", "2", "--duration", "1.5"]).unwrap();
+        assert_eq!(
+            (given.duration, given.repeat),
+            (Duration::from_millis(1500), 2)
+        );
+        let full = parse(&["--docs", "--only", "udp"]).unwrap();
+        assert!(full.docs && !full.quick && full.only == ["udp"]);
+        assert_eq!(full.repeat, 3);
+        assert!(parse(&["--repeat", "0"]).is_err());
+        assert!(
+            parse(&["--bogus"])
+                .unwrap_err()
+                .to_string()
+                .contains("--bogus")
+        );
+    }
+}

@@ -90,8 +90,11 @@ print(" ".join(f"{t:.1}" for t in times), flush=True)
 #[derive(Debug, Default)]
 pub(super) struct Section {
     in_process: Vec<Result<Vec<f64>, String>>,
-    sigterm: Vec<Result<(Vec<Duration>, Vec<String>), String>>,
+    sigterm: Vec<Result<Exits, String>>,
 }
+
+/// SIGTERM's figures for one server: each trial's time, and the exit statuses seen.
+type Exits = (Vec<Duration>, Vec<String>);
 
 impl super::Section for Section {
     fn labels(&self, _opts: &Options) -> Vec<String> {
@@ -319,12 +322,7 @@ fn parse_micros(text: &str) -> Result<Vec<f64>, String> {
 
 /// `trials` times: `server` started over TCP, SIGTERM, the time until it exited; the exit
 /// statuses seen.
-fn sigterm_times(
-    bins: &Bins,
-    dir: &Path,
-    server: Server,
-    trials: usize,
-) -> Result<(Vec<Duration>, Vec<String>)> {
+fn sigterm_times(bins: &Bins, dir: &Path, server: Server, trials: usize) -> Result<Exits> {
     let mut times = Vec::new();
     let mut exits = Vec::new();
     for _ in 0..trials {
