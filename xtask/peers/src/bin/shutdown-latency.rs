@@ -60,6 +60,9 @@ fn exchange(addr: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// One trial of one server type: how long its shutdown took.
+type Trial = fn() -> Result<Duration, Error>;
+
 /// A trial for one server type: bind, serve on a thread, one exchange, time the shutdown.
 macro_rules! trial {
     ($server:ty) => {{
@@ -90,7 +93,7 @@ fn run(args: &[String]) -> Result<(), Error> {
     if !(1..=100).contains(&trials) {
         return Err("--trials must be in 1..=100".into());
     }
-    let modes: [(&str, fn() -> Result<Duration, Error>); 3] = [
+    let modes: [(&str, Trial); 3] = [
         ("sync", || Ok(trial!(TcpServer))),
         ("threading", || Ok(trial!(ThreadingTcpServer))),
         ("forking", || Ok(trial!(ForkingTcpServer))),
