@@ -587,7 +587,9 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
     Cmd::cargo(&build).run()?;
     let workspace = Workspace::load()?;
     let peers_target = workspace.target_directory.join("bench-peers");
-    let mut peers = Cmd::cargo(&["build", "--locked", "--manifest-path"])
+    // Not `--locked`: the peers build the facade by path, so a dependency the workspace's
+    // crates gain must be able to enter the peers' lock (cargo keeps every version it holds).
+    let mut peers = Cmd::cargo(&["build", "--manifest-path"])
         .arg(Path::new("xtask").join("peers").join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&peers_target);
