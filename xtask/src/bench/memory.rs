@@ -1,7 +1,6 @@
 //! The memory table of `cargo xtask bench` (`--only memory`): each server holding [`IDLE`]
-//! idle TCP connections (each did one exchange, then says nothing; CPython's
-//! `ThreadingTCPServer` [`CPYTHON_IDLE`]: with its backlog of 5 a burst of 10,000 connects
-//! gets resets), its `VmRSS` from `/proc/PID/status` before and while they are open, KiB per
+//! idle TCP connections (each did one exchange, then says nothing; CPython's are opened a few
+//! at a time, see `opening_at_once`), its `VmRSS` from `/proc/PID/status` before and while they are open, KiB per
 //! connection and its threads;
 //! and the target of the waiting-connections issue (`--park --max-threads 16` in at most
 //! 40 MiB).
@@ -20,8 +19,6 @@ use crate::integration::Family;
 
 /// The idle connections of the memory table.
 pub(super) const IDLE: usize = 10_000;
-/// CPython's idle connections (at 1,000 some of a burst still get no answer in 20 s).
-const CPYTHON_IDLE: usize = 200;
 
 /// The servers of the memory table, and why one does not run.
 const SERVERS: [(Server, Option<&str>); 7] = [
@@ -50,19 +47,9 @@ fn skip(server: Server, opts: &Options) -> Option<&'static str> {
     }
 }
 
-/// The idle connections `server` is measured with.
-fn idle_of(server: Server) -> usize {
-    match server {
-        Server::CPython(_) => CPYTHON_IDLE,
-        _ => IDLE,
-    }
-}
-
 /// The table's heading, and what `--only` matches it by.
 pub(super) fn label() -> String {
-    format!(
-        "memory: {IDLE} idle connections (CPython {CPYTHON_IDLE}), one exchange each, then silent"
-    )
+    format!("memory: {IDLE} idle connections (one exchange each, then silent)")
 }
 
 /// How long the server may settle after the last idle connection's answer before its RSS is
@@ -211,8 +198,8 @@ fn idle_memory(bins: &Bins, dir: &Path, server: Server) -> Result<Memory> {
     };
     let result = (|| {
         let empty_kib = proc_status(pid, "VmRSS")?;
-        let connections = idle_of(server);
-        let idle = many::hold_idle(addr, connections)?;
+        let connections = IDLE;
+        let idle = many::hold_idle(addr, connections, super::opening_at_once(server, 1))?;
         // Not a synchronisation: the figure is read after the server had a moment to finish
         // the turns that answered (see SETTLE).
         std::thread::sleep(SETTLE);
