@@ -423,8 +423,19 @@ mod tests {
     fn quick_refuses_a_failed_row_and_an_empty_table() {
         let mut out = sample();
         let missing = out.missing_figures();
-        assert_eq!(missing.len(), 1, "{missing:?}");
-        assert!(missing[0].contains("c|d: boom"), "{missing:?}");
+        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert_eq!(missing[0], "c|d: no figure in any table");
+        assert!(missing[1].contains("c|d: boom"), "{missing:?}");
+        // A peer's failure that is a finding about the peer passes, if the peer has a figure
+        // elsewhere.
+        out.tables[0].rows[2] = Row::finding("a", "backlog");
+        assert_eq!(out.missing_figures(), Vec::<String>::new());
+        out.tables[0].rows[0] = Row::finding("a", "backlog");
+        assert_eq!(
+            out.missing_figures(),
+            vec!["a: no figure in any table".to_owned()]
+        );
+        out.tables[0].rows = sample().tables[0].rows.clone();
         out.tables.push(Table::new("empty", &["x"]));
         out.tables[0].rows.truncate(2);
         assert_eq!(out.missing_figures(), vec!["empty: no row".to_owned()]);
