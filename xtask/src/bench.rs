@@ -1161,9 +1161,10 @@ fn opening_at_once(server: Server, threads: usize) -> usize {
     }
 }
 
-/// Why `--quick` leaves CPython out of the rows that open a burst of connections.
+/// Why `--quick` leaves CPython out of the rows of 100 connections or more (and the memory
+/// row): against its listen backlog of 5 they take from several to tens of seconds.
 pub(crate) const QUICK_CPYTHON_SKIP: &str =
-    "n/a in --quick: a burst of connects against backlog 5 takes tens of seconds";
+    "n/a in --quick: with its backlog of 5 this row takes several to tens of seconds";
 
 /// The window of the crowd rows: `--quick`'s quarter second is less than one round of 10,000
 /// requests on a debug build, so its crowds get a second.
