@@ -1,62 +1,76 @@
-//! `cargo xtask bench`: echo servers under one load generator, side by side in one run, as
-//! ratios.
+//! `cargo xtask bench`: every workload against sockserve's servers and the peers a user would
+//! pick instead, side by side in one run, as tables of figures and ratios, with the targets of
+//! the issues PASS or MISS, JSON and a chart under `target/bench/`.
 //!
-//! The servers ([`Server`]): this project's `echo_server` in `--mode sync`, `threading`,
+//! The echo servers ([`Server`]): this project's `echo_server` in `--mode sync`, `threading`,
 //! `threading --park --max-threads 16` (idle connections wait in the reactor, not in a thread)
 //! and `forking`; a bare `std` thread-per-connection server, the floor of the blocking model
-//! ([`std_server`], run as `xtask std-echo-server`); CPython's `socketserver`
-//! (`ThreadingTCPServer`, `ThreadingUDPServer`, `ThreadingUnixStreamServer`) with the same echo
-//! handler, a loop of `recv`/`sendall` on `self.request`; and tokio (`tokio-echo`, the async
-//! peer, with a worker thread per core). The peers that are Rust programs of their own live in
-//! `xtask/peers/`, a package outside the workspace, which only this command builds (so the
-//! workspace's build, clippy and tests never compile tokio).
+//! ([`std_server`], run as `xtask std-echo-server`); CPython's `socketserver` with the same
+//! echo handler, a loop of `recv`/`sendall` on `self.request` (`Threading*Server` everywhere,
+//! the synchronous `UDPServer` in the UDP row and `ForkingTCPServer` in the new-connection
+//! row); and tokio (`tokio-echo`, the async peer, with a worker thread per core). The peers
+//! that are Rust programs of their own live in `xtask/peers/`, a package outside the
+//! workspace, which only this command builds (so the workspace's build, clippy and tests never
+//! compile tokio or plotters).
 //!
-//! The sections ([`workloads`], each a table; `--only TEXT` picks them by heading): 64-byte
-//! ping-pong over TCP with 1, `--connections` (10) and 100 connections, from a client thread
-//! per connection ([`loadgen`]); 64-byte ping-pong with 1,000 and 10,000 connections from an
-//! event-driven client, a `mio` poll per core ([`many`]), after a setup in which every
-//! connection did one exchange; a new TCP connection per request; UDP ping-pong from several
-//! sockets; Unix stream ping-pong. Every echoed byte is checked; each cell reports throughput,
-//! latency percentiles, the *starved* connections (no answer in the whole window: a server
-//! that serves some connections and leaves the rest waiting shows no error otherwise) and the
-//! fewest answers one connection got, and the ratio to CPython, to the `std` floor and to
-//! tokio. Then the memory of 10,000 idle connections (each did one exchange, then says
-//! nothing): the server's `VmRSS` from `/proc/PID/status` before and while they are open, and
-//! KiB per connection. Then the HTTP rows ([`http`], `--only http`): a 1 KiB file under `wrk`
-//! (keep-alive at 10 and 100 connections, and `Connection: close`) from the `http_server`
-//! example (`sync`, `threading`), tiny_http (as shipped and with `TCP_NODELAY`) and
-//! `python3 -m http.server`, with their targets (at least 10x Python's, 1.0x tiny_http's).
-//! Then the shutdown latency: SIGTERM to exit, no client connected. Then "prefork echo, 4
-//! workers" ([`prefork`], `--only prefork`): `prefork_server` beside the one-process
-//! threading server and tokio. Last, the targets of the
-//! waiting-connections issue, each PASS or MISS.
+//! The sections ([`sections`], each a [`Section`] with tables; `--only TEXT` picks tables by
+//! heading): the echo workloads ([`EchoSection`]: 64-byte ping-pong over TCP with 1,
+//! `--connections` (10) and 100 connections from a client thread per connection
+//! ([`loadgen`]); with 1,000 and 10,000 connections from an event-driven client, a `mio`
+//! poll per core ([`many`]), after a setup in which every connection did one exchange; a new
+//! TCP connection per request; UDP ping-pong from several sockets; Unix stream ping-pong).
+//! Every echoed byte is checked; each cell reports throughput, latency percentiles (p50, p99,
+//! max), the runs that failed (errors), the *starved* connections (no answer in the whole
+//! window: a server that serves some connections and leaves the rest waiting shows no error
+//! otherwise), the fewest answers one connection got, the server's CPU time per request, and
+//! the ratio to CPython, to the `std` floor and to tokio, with the targets that apply to the
+//! row beside them. Then the memory of 10,000 idle connections ([`memory`]), the HTTP rows
+//! under `wrk` ([`http`]) and the shutdown latency ([`shutdown`]: `shutdown()` to
+//! `serve_forever` returning in process, and SIGTERM to exit). Last, the targets of the
+//! issues, each PASS or MISS.
 //!
 //! Every cell runs `--repeat` times (3), each time on a freshly started server; a table shows
 //! the median run (by throughput), how far apart the runs were, and the median of the per-run
-//! ratios.
+//! ratios. The run is written to `target/bench/latest.json` (`quick.json` for `--quick`,
+//! `only.json` for a run with `--only`), the chart of its ratios to the `.svg` beside it
+//! (drawn by the peers' `bench-chart` with plotters) and its tables as Markdown to the `.md`;
+//! `--docs` also writes them into `docs/BENCH.md` (between its markers) and
+//! `docs/bench-ratios.svg`.
 //!
 //! Everything runs in release: `cargo xtask bench` (a debug xtask) builds the examples, the
 //! peers and xtask in release and re-runs itself from there, so the load generator and the
-//! `std` floor are optimized like the servers they measure. It raises its own soft
-//! `RLIMIT_NOFILE` to the hard limit (10,000 client connections; the servers it starts inherit
-//! it). Loopback only; each server is started on port 0 (or a path in a temp directory),
-//! serves its family's workloads, and is stopped.
+//! `std` floor are optimized like the servers they measure. `--quick` is the smoke test CI
+//! runs: the debug builds CI has already made (the peers built in debug), every section and
+//! row once for a fraction of a second, and it fails unless every row produced figures (it
+//! does not judge the targets). The bench raises its own soft `RLIMIT_NOFILE` to the hard
+//! limit (10,000 client connections; the servers it starts inherit it). Loopback only; each
+//! server is started on port 0 (or a path in a temp directory), serves its workloads, and is
+//! stopped.
+//!
+//! Adding a row: a server to the echo rows is a [`Server`] variant (its name, its command,
+//! and where it runs in `in_row`/`skip_reason`); a workload of its own is a module with a
+//! type that implements [`Section`], registered in [`sections`].
 
 mod http;
 mod loadgen;
 mod many;
-mod prefork;
+mod memory;
+mod report;
+mod shutdown;
 pub(crate) mod std_server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 use crate::Result;
-use crate::cmd::{Cmd, RunningServer, StderrLog};
+use crate::cmd::{Cmd, RunningServer, StderrLog, project_root};
 use crate::integration::{Family, Reply, example_bin, examples_dir, temp_dir};
 use crate::metadata::Workspace;
 use loadgen::{Endpoint, Report, Workload};
+use report::{Output, Row, Table, Target, times, verdict};
 
 /// The command-line options of `cargo xtask bench`.
 #[derive(Debug, Clone)]
@@ -68,21 +82,31 @@ pub(crate) struct Options {
     pub(crate) connections: usize,
     /// Runs of every cell (each on a freshly started server); the tables show medians.
     pub(crate) repeat: usize,
-    /// Only the sections whose heading contains one of these (any case); `shutdown` selects
-    /// the shutdown-latency table, `memory` the memory table. Empty: everything.
+    /// Only the tables whose heading contains one of these (any case); `shutdown` selects
+    /// the shutdown-latency tables, `memory` the memory table. Empty: everything.
     pub(crate) only: Vec<String>,
+    /// The smoke test: debug builds, every row once, briefly; fails unless every row produced
+    /// figures.
+    pub(crate) quick: bool,
+    /// Also write `docs/BENCH.md`'s tables and `docs/bench-ratios.svg`.
+    pub(crate) docs: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
-            duration: Duration::from_secs(3),
+            duration: Duration::from_secs(2),
             connections: 10,
             repeat: 3,
             only: Vec::new(),
+            quick: false,
+            docs: false,
         }
     }
 }
+
+/// `--quick`'s duration per cell, unless `--duration` says otherwise.
+pub(crate) const QUICK_DURATION: Duration = Duration::from_millis(250);
 
 impl Options {
     /// Whether `--only` selects the section labelled `label`.
@@ -94,31 +118,91 @@ impl Options {
                 .iter()
                 .any(|only| label.contains(&only.to_lowercase()))
     }
+
+    /// The command line that makes this run again.
+    fn command_line(&self) -> String {
+        let mut line = "cargo xtask bench".to_owned();
+        if self.quick {
+            line.push_str(" --quick");
+        }
+        line.push_str(&format!(
+            " --duration {} --connections {} --repeat {}",
+            self.duration.as_secs_f64(),
+            self.connections,
+            self.repeat
+        ));
+        for only in &self.only {
+            line.push_str(&format!(" --only {only:?}"));
+        }
+        if self.docs {
+            line.push_str(" --docs");
+        }
+        line
+    }
+
+    /// The arguments of the re-run in release.
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "bench".to_owned(),
+            "--duration".to_owned(),
+            self.duration.as_secs_f64().to_string(),
+            "--connections".to_owned(),
+            self.connections.to_string(),
+            "--repeat".to_owned(),
+            self.repeat.to_string(),
+        ];
+        for only in &self.only {
+            args.extend(["--only".to_owned(), only.clone()]);
+        }
+        if self.docs {
+            args.push("--docs".to_owned());
+        }
+        args
+    }
 }
 
 /// The connections of the largest workload with a client thread per connection.
 const MANY: usize = 100;
 /// The connections of the event-driven workloads.
 const CROWDS: [usize; 2] = [1_000, 10_000];
-/// The idle connections of the memory table.
-const IDLE: usize = 10_000;
 /// `--max-threads` of the `--park` server: far fewer threads than connections.
 const PARK_THREADS: usize = 16;
 /// How long a server may take to announce its address.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM (one with 10,000 connections open too).
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);
-/// Shutdowns measured per server.
-const SHUTDOWN_TRIALS: usize = 5;
-/// The shutdown table's heading, and what `--only` matches it by.
-const SHUTDOWN_LABEL: &str = "shutdown latency";
 
-/// The memory table's heading, and what `--only` matches it by.
-fn memory_label() -> String {
-    format!("memory: {IDLE} idle connections (one exchange each, then silent)")
+/// One part of the bench: its tables, run `--repeat` times, then reported.
+///
+/// A new workload with servers of its own (a TLS echo, say) is a type implementing this in a
+/// module of its own, added to [`sections`]: the driver runs it, prints its tables, writes them
+/// to the JSON and the Markdown, charts its targets' ratios and, under `--quick`, fails unless
+/// each of its rows produced figures.
+trait Section {
+    /// The headings of its tables, which `--only` matches.
+    fn labels(&self, opts: &Options) -> Vec<String>;
+    /// Whether `--only` selects any of its tables.
+    fn selected(&self, opts: &Options) -> bool {
+        self.labels(opts).iter().any(|label| opts.selects(label))
+    }
+    /// One run (of `--repeat`): start its servers, measure, stop them. An error here ends the
+    /// bench (a cell's failure is recorded, not returned).
+    fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()>;
+    /// Its tables, targets, failures and notes, from every run so far.
+    fn report(&self, opts: &Options, out: &mut Output);
 }
 
-/// One server under test.
+/// The sections, in the order they run and print.
+fn sections(opts: &Options) -> Vec<Box<dyn Section>> {
+    vec![
+        Box::new(EchoSection::new(opts)),
+        Box::new(memory::Section::default()),
+        Box::new(http::Section::default()),
+        Box::new(shutdown::Section::default()),
+    ]
+}
+
+/// One echo server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
     /// `echo_server --mode MODE`.
@@ -127,30 +211,64 @@ enum Server {
     Park,
     /// `xtask std-echo-server`.
     Std,
-    /// CPython's `socketserver.Threading*Server`.
-    CPython,
+    /// CPython's `socketserver`: `threading` (`Threading*Server`), `sync` (`TCPServer`,
+    /// `UDPServer`, ...) or `forking` (`Forking*Server`).
+    CPython(&'static str),
     /// `tokio-echo`, from the peers' package.
     Tokio,
 }
 
 impl Server {
-    const ALL: [Server; 7] = [
+    const ALL: [Server; 9] = [
         Server::Sockserve("sync"),
         Server::Sockserve("threading"),
         Server::Park,
         Server::Sockserve("forking"),
         Server::Std,
-        Server::CPython,
+        Server::CPython("threading"),
+        Server::CPython("sync"),
+        Server::CPython("forking"),
         Server::Tokio,
     ];
+    /// The CPython server the `vs CPython` column is against.
+    const CPYTHON: Server = Server::CPython("threading");
 
     fn name(self) -> String {
         match self {
             Server::Sockserve(mode) => format!("sockserve {mode}"),
             Server::Park => format!("sockserve threading --park ({PARK_THREADS} thr)"),
             Server::Std => "std thread/conn".to_owned(),
-            Server::CPython => "CPython Threading*Server".to_owned(),
+            Server::CPython("threading") => "CPython Threading*Server".to_owned(),
+            Server::CPython("forking") => "CPython Forking*Server".to_owned(),
+            Server::CPython(_) => "CPython *Server (sync)".to_owned(),
             Server::Tokio => "tokio".to_owned(),
+        }
+    }
+
+    /// A short name, for the targets.
+    fn short(self) -> &'static str {
+        match self {
+            Server::Sockserve("sync") => "sync",
+            Server::Sockserve("forking") => "forking",
+            Server::Sockserve(_) => "threading",
+            Server::Park => "--park",
+            Server::Std => "std",
+            Server::CPython("threading") => "CPython threading",
+            Server::CPython("forking") => "CPython forking",
+            Server::CPython(_) => "CPython sync",
+            Server::Tokio => "tokio",
+        }
+    }
+
+    /// Whether the server has a line in `spec`'s table at all: CPython's synchronous and
+    /// forking servers are there for the targets of the UDP and new-connection rows only.
+    fn in_row(self, spec: Spec) -> bool {
+        match self {
+            Server::CPython("sync") => spec.family == Family::Udp,
+            Server::CPython("forking") => {
+                matches!(spec.load, Load::Threads(Workload::ConnectPerRequest { .. }))
+            }
+            _ => true,
         }
     }
 
@@ -185,7 +303,7 @@ impl Server {
                 "--addr",
                 addr,
             ]),
-            Server::CPython => cpython_echo_server(family, addr),
+            Server::CPython(mode) => cpython_echo_server_in(mode, family, addr),
             Server::Tokio => Cmd::new(bins.peers.join("tokio-echo")).args([
                 "--family",
                 family.arg(),
@@ -196,14 +314,16 @@ impl Server {
     }
 }
 
-/// CPython's echo server: `socketserver`'s threading server of the family (`argv[1]`: `tcp`,
-/// `udp`, `unix`) on `argv[2]` (`HOST:PORT` or a path), with the echo handler a Python user
-/// writes. SIGTERM and SIGINT call `server.shutdown()` from a thread (it must not run on the
-/// thread of `serve_forever`), which returns within `poll_interval` (0.5 s). Python's defaults
-/// are kept (backlog 5, Nagle on) because they are what a Python user gets.
+/// CPython's echo server: `socketserver`'s server of the family (`argv[1]`: `tcp`, `udp`,
+/// `unix`) on `argv[2]` (`HOST:PORT` or a path), of the mode `argv[3]` (`threading`, the
+/// default; `sync`; `forking`), with the echo handler a Python user writes. SIGTERM and SIGINT
+/// call `server.shutdown()` from a thread (it must not run on the thread of `serve_forever`),
+/// which returns within `poll_interval` (0.5 s). Python's defaults are kept (backlog 5, Nagle
+/// on) because they are what a Python user gets.
 pub(crate) const CPYTHON_ECHO_SERVER: &str = r#"
 import os, signal, socketserver, sys, threading
 family, addr = sys.argv[1], sys.argv[2]
+mode = sys.argv[3] if len(sys.argv) > 3 else "threading"
 
 class StreamEcho(socketserver.BaseRequestHandler):
     def handle(self):
@@ -218,15 +338,14 @@ class DatagramEcho(socketserver.BaseRequestHandler):
         data, sock = self.request
         sock.sendto(data, self.client_address)
 
+prefix = {"threading": "Threading", "sync": "", "forking": "Forking"}[mode]
 if family == "unix":
-    base, handler, address = socketserver.ThreadingUnixStreamServer, StreamEcho, addr
+    base, handler, address = getattr(socketserver, prefix + "UnixStreamServer"), StreamEcho, addr
 else:
     host, _, port = addr.rpartition(":")
     address = (host.strip("[]"), int(port))
-    base, handler = {
-        "tcp": (socketserver.ThreadingTCPServer, StreamEcho),
-        "udp": (socketserver.ThreadingUDPServer, DatagramEcho),
-    }[family]
+    kind, handler = {"tcp": ("TCPServer", StreamEcho), "udp": ("UDPServer", DatagramEcho)}[family]
+    base = getattr(socketserver, prefix + kind)
 
 class Server(base):
     allow_reuse_address = True
@@ -249,20 +368,28 @@ if family == "unix":
     os.unlink(addr)
 "#;
 
-/// The command that starts [`CPYTHON_ECHO_SERVER`] for `family` on `addr`.
+/// The command that starts [`CPYTHON_ECHO_SERVER`] (its threading server) for `family` on
+/// `addr` (integration's tests run it).
+#[cfg(test)]
 pub(crate) fn cpython_echo_server(family: Family, addr: &str) -> Cmd {
+    cpython_echo_server_in("threading", family, addr)
+}
+
+/// The command that starts [`CPYTHON_ECHO_SERVER`] in `mode` for `family` on `addr`.
+fn cpython_echo_server_in(mode: &str, family: Family, addr: &str) -> Cmd {
     Cmd::new("python3")
         .arg("-c")
         .arg_shown_as(CPYTHON_ECHO_SERVER, "CPYTHON_ECHO_SERVER")
-        .args([family.arg(), addr])
+        .args([family.arg(), addr, mode])
 }
 
-/// Where the release binaries are.
+/// Where the binaries are.
 #[derive(Debug)]
 struct Bins {
     examples: PathBuf,
     xtask: PathBuf,
-    /// The peers' package's release binaries (`tokio-echo`, `tiny-http-files`).
+    /// The peers' package's binaries (`tokio-echo`, `tiny-http-files`, `shutdown-latency`,
+    /// `bench-chart`).
     peers: PathBuf,
 }
 
@@ -283,6 +410,20 @@ struct Spec {
 }
 
 impl Spec {
+    fn tcp(load: Load) -> Spec {
+        Spec {
+            family: Family::Tcp,
+            load,
+        }
+    }
+
+    fn ping_pong(family: Family, connections: usize) -> Spec {
+        Spec {
+            family,
+            load: Load::Threads(Workload::PingPong { connections }),
+        }
+    }
+
     fn label(self) -> String {
         let payload = loadgen::PAYLOAD;
         match (self.family, self.load) {
@@ -304,13 +445,38 @@ impl Spec {
         }
     }
 
+    /// A short name, for the targets.
+    fn short(self) -> String {
+        match (self.family, self.load) {
+            (_, Load::Crowd(n)) => format!("ping-pong {n} conn"),
+            (Family::Udp, Load::Threads(w)) => format!("UDP ping-pong {} sockets", w.connections()),
+            (Family::Unix, Load::Threads(w)) => format!("Unix ping-pong {} conn", w.connections()),
+            (_, Load::Threads(Workload::PingPong { connections })) => {
+                format!("ping-pong {connections} conn")
+            }
+            (_, Load::Threads(Workload::ConnectPerRequest { connections })) => {
+                format!("new conn/request, {connections} clients")
+            }
+        }
+    }
+
+    /// Whether the clients open 100 connections or more at once: CPython's backlog of 5
+    /// drops most of such a burst, and its clients wait out SYN retransmissions (seconds).
+    fn burst(self) -> bool {
+        match self.load {
+            Load::Crowd(_) => true,
+            Load::Threads(Workload::PingPong { connections }) => connections >= MANY,
+            Load::Threads(Workload::ConnectPerRequest { .. }) => false,
+        }
+    }
+
     /// Why `server` does not run this workload, if it does not.
     fn skip_reason(self, server: Server) -> Option<&'static str> {
         if let Load::Crowd(connections) = self.load {
             return match server {
                 Server::Sockserve("sync") => Some("n/a: serves one connection at a time"),
                 Server::Sockserve("forking") => Some("n/a: a process per connection"),
-                Server::CPython if connections > 1_000 => {
+                Server::CPython(_) if connections > 1_000 => {
                     Some("n/a: run at 1000 connections only (a Python thread each)")
                 }
                 _ => None,
@@ -330,30 +496,74 @@ impl Spec {
 /// run, and once more for the crowds).
 fn workloads(opts: &Options) -> Vec<Spec> {
     let n = opts.connections;
-    let tcp = |load| Spec {
-        family: Family::Tcp,
-        load,
-    };
-    let ping_pong = |connections| Load::Threads(Workload::PingPong { connections });
-    let mut specs = vec![tcp(ping_pong(1))];
+    let mut specs = vec![Spec::ping_pong(Family::Tcp, 1)];
     for connections in [n, MANY] {
-        if connections > 1 && !specs.contains(&tcp(ping_pong(connections))) {
-            specs.push(tcp(ping_pong(connections)));
+        let spec = Spec::ping_pong(Family::Tcp, connections);
+        if connections > 1 && !specs.contains(&spec) {
+            specs.push(spec);
         }
     }
-    specs.extend(CROWDS.map(|connections| tcp(Load::Crowd(connections))));
-    specs.push(tcp(Load::Threads(Workload::ConnectPerRequest {
+    specs.extend(CROWDS.map(|connections| Spec::tcp(Load::Crowd(connections))));
+    specs.push(Spec::tcp(Load::Threads(Workload::ConnectPerRequest {
         connections: n,
     })));
-    specs.push(Spec {
-        family: Family::Udp,
-        load: ping_pong(n),
-    });
-    specs.push(Spec {
-        family: Family::Unix,
-        load: ping_pong(n),
-    });
+    specs.push(Spec::ping_pong(Family::Udp, n));
+    specs.push(Spec::ping_pong(Family::Unix, n));
     specs
+}
+
+/// A target of the echo rows: in `spec`'s table, `server`'s throughput at least `goal` times
+/// `base`'s (median of the runs' ratios), and, with `no_starved`, no starved connection.
+#[derive(Debug, Clone, Copy)]
+struct EchoTarget {
+    spec: Spec,
+    server: Server,
+    base: Server,
+    goal: f64,
+    no_starved: bool,
+}
+
+/// The targets of the issues for the echo rows (the full bench's issue, and `--park`'s at 10
+/// connections from the waiting-connections issue). They name 10 connections: with another
+/// `--connections` those rows are not run and their targets are not reported.
+fn echo_targets() -> Vec<EchoTarget> {
+    let t = |spec, server, base, goal| EchoTarget {
+        spec,
+        server,
+        base,
+        goal,
+        no_starved: false,
+    };
+    let threading = Server::Sockserve("threading");
+    let forking = Server::Sockserve("forking");
+    let ping_pong = Spec::ping_pong(Family::Tcp, 10);
+    let per_request = Spec::tcp(Load::Threads(Workload::ConnectPerRequest {
+        connections: 10,
+    }));
+    let udp = Spec::ping_pong(Family::Udp, 10);
+    let mut targets = vec![
+        t(ping_pong, threading, Server::Std, 0.9),
+        t(ping_pong, threading, Server::CPYTHON, 2.5),
+        t(ping_pong, Server::Park, threading, 0.7),
+        t(per_request, threading, Server::Std, 0.9),
+        t(per_request, threading, Server::CPYTHON, 2.5),
+        t(per_request, forking, Server::Std, 0.7),
+        t(per_request, forking, Server::CPython("forking"), 5.0),
+        t(udp, threading, Server::CPYTHON, 15.0),
+        t(udp, threading, Server::CPython("sync"), 1.2),
+    ];
+    for connections in CROWDS {
+        targets.push(EchoTarget {
+            no_starved: true,
+            ..t(
+                Spec::tcp(Load::Crowd(connections)),
+                Server::Park,
+                Server::Tokio,
+                1.0,
+            )
+        });
+    }
+    targets
 }
 
 /// What one server did under one workload, in one run.
@@ -366,46 +576,41 @@ enum Cell {
     Failed(String),
 }
 
-/// Builds in release and re-runs from there (see the module docs), or, already in release,
-/// runs the benchmark.
+/// Builds and re-runs in release from there (see the module docs), or, already in release
+/// (or under `--quick`, on the debug builds), runs the benchmark.
 pub(crate) fn run(opts: &Options) -> Result<()> {
-    Cmd::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "sockserve-examples",
-        "--examples",
-    ])
-    .run()?;
+    let profile = if opts.quick { "debug" } else { "release" };
+    let mut build = vec!["build", "-p", "sockserve-examples", "--examples"];
+    if !opts.quick {
+        build.push("--release");
+    }
+    Cmd::cargo(&build).run()?;
     let workspace = Workspace::load()?;
     let peers_target = workspace.target_directory.join("bench-peers");
-    Cmd::cargo(&["build", "--release", "--locked", "--manifest-path"])
+    // Not `--locked`: the peers build the facade by path, so a dependency the workspace's
+    // crates gain must be able to enter the peers' lock (cargo keeps every version it holds).
+    let mut peers = Cmd::cargo(&["build", "--manifest-path"])
         .arg(Path::new("xtask").join("peers").join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&peers_target)
-        .run()?;
+        .arg(&peers_target);
+    if !opts.quick {
+        peers = peers.arg("--release");
+    }
+    peers.run()?;
     let release_xtask = workspace
         .target_directory
         .join("release")
         .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
-    if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) && !opts.quick {
         Cmd::cargo(&["build", "--release", "-p", "xtask"]).run()?;
-        let mut cmd = Cmd::new(&release_xtask)
-            .args(["bench", "--duration"])
-            .arg(opts.duration.as_secs_f64().to_string())
-            .args(["--connections", &opts.connections.to_string()])
-            .args(["--repeat", &opts.repeat.to_string()]);
-        for only in &opts.only {
-            cmd = cmd.args(["--only", only.as_str()]);
-        }
-        return cmd.run();
+        return Cmd::new(&release_xtask).args(opts.args()).run();
     }
     let bins = Bins {
-        examples: examples_dir(&workspace, "release"),
+        examples: examples_dir(&workspace, profile),
         xtask: std::env::current_exe().unwrap_or(release_xtask),
-        peers: peers_target.join("release"),
+        peers: peers_target.join(profile),
     };
-    bench(&bins, opts)
+    bench(&bins, opts, &workspace.target_directory.join("bench"))
 }
 
 /// `bench-crowd --addr ADDR [--connections N] [--duration SECS]` (hidden): the event-driven
@@ -450,28 +655,27 @@ fn raise_fd_limit() -> Result<u64> {
     Ok(hard)
 }
 
-/// The sections `opts` selects, every cell `opts.repeat` times, then the targets.
-fn bench(bins: &Bins, opts: &Options) -> Result<()> {
-    let started = Instant::now();
+/// The sections `opts` selects, every one `opts.repeat` times, then the tables, the targets,
+/// and the files under `out_dir`.
+fn bench(bins: &Bins, opts: &Options, out_dir: &Path) -> Result<()> {
+    let started = *STARTED.get_or_init(Instant::now);
     let dir = temp_dir("bench")?;
-    let specs: Vec<Spec> = workloads(opts)
-        .into_iter()
-        .filter(|spec| opts.selects(&spec.label()))
-        .collect();
-    let shutdown = opts.selects(SHUTDOWN_LABEL);
-    let memory = opts.selects(&memory_label());
-    let http = http::selected(opts);
-    if specs.is_empty() && !shutdown && !memory && !http && !prefork::selected(opts) {
-        let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
+    let all = sections(opts);
+    let labels: Vec<String> = all.iter().flat_map(|s| s.labels(opts)).collect();
+    let mut sections: Vec<Box<dyn Section>> =
+        all.into_iter().filter(|s| s.selected(opts)).collect();
+    if sections.is_empty() {
         return Err(format!(
-            "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}\n  \
-             {} ... (http)",
+            "--only {:?} selects nothing; the tables are:\n  {}",
             opts.only,
-            labels.join("\n  "),
-            memory_label(),
-            http::LABEL
+            labels.join("\n  ")
         )
         .into());
+    }
+    if opts.docs && (opts.quick || !opts.only.is_empty()) {
+        return Err(
+            "--docs writes docs/BENCH.md from a full run: not with --quick or --only".into(),
+        );
     }
     let fd_limit = raise_fd_limit()?;
     let needed = CROWDS.iter().max().copied().unwrap_or(0) as u64 + 100;
@@ -481,16 +685,279 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
              the 10000-connection sections are out of reach (raise it with `ulimit -Hn` as root)"
         );
     }
-    // cells[workload][server][run]
-    let mut cells: Vec<Vec<Vec<Cell>>> = specs
-        .iter()
-        .map(|_| Server::ALL.iter().map(|_| Vec::new()).collect())
-        .collect();
-    let mut memory_cells: Vec<Vec<Result<Memory, String>>> =
-        MEMORY_SERVERS.iter().map(|_| Vec::new()).collect();
-    let mut http_section = http::Section::default();
     for run in 1..=opts.repeat {
-        eprintln!("==> bench run {run} of {}", opts.repeat);
+        progress(&format!("bench run {run} of {}", opts.repeat));
+        for section in &mut sections {
+            section.run(bins, dir.path(), opts)?;
+        }
+    }
+    let mut out = Output::default();
+    for section in &sections {
+        section.report(opts, &mut out);
+    }
+    let elapsed = started.elapsed();
+    let meta = machine(opts, elapsed);
+    println!(
+        "\nbench: {} s per cell, {} run(s) of each (the median shown; spread: (max - min) / \
+         median of the runs' figure), {}; loopback; every echoed byte checked",
+        opts.duration.as_secs_f64(),
+        opts.repeat,
+        meta["machine"]["summary"].as_str().unwrap_or_default()
+    );
+    for table in &out.tables {
+        println!("\n{}", table.text());
+    }
+    for note in &out.notes {
+        println!("\nnote: {note}");
+    }
+    if !out.targets.is_empty() {
+        println!(
+            "\ntargets (the issues' goals), medians of {} run(s)\n{}",
+            opts.repeat,
+            out.targets_text()
+        );
+    }
+    let written = write_files(bins, opts, &out, meta, out_dir);
+    println!("\nbench: done in {:.0}s", elapsed.as_secs_f64());
+    let mut failures = out.failures.clone();
+    match written {
+        Ok(files) => println!("bench: wrote {}", files.join(", ")),
+        Err(e) => failures.push(format!("writing the results: {e}")),
+    }
+    if opts.quick {
+        let missing = out.missing_figures();
+        if !missing.is_empty() {
+            failures.push(format!(
+                "--quick: {} row(s) produced no figures:\n    {}",
+                missing.len(),
+                missing.join("\n    ")
+            ));
+        }
+        if elapsed > QUICK_LIMIT {
+            failures.push(format!(
+                "--quick took {:.0}s, more than its {}s",
+                elapsed.as_secs_f64(),
+                QUICK_LIMIT.as_secs()
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failure(s):\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        )
+        .into())
+    }
+}
+
+/// When the bench started, for [`progress`].
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// A progress line on stderr, with the seconds since the bench started: where the time goes.
+fn progress(what: &str) {
+    let secs = STARTED.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("--> [{secs:6.1}s] {what}");
+}
+
+/// How long `--quick` may take after its build (the issue's goal is a minute; a shared,
+/// busy machine gets twice that before it fails).
+const QUICK_LIMIT: Duration = Duration::from_secs(120);
+
+/// The run's command, time, commit and machine, for the JSON and `docs/BENCH.md`.
+fn machine(opts: &Options, elapsed: Duration) -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            Some(
+                l.strip_prefix("model name")?
+                    .split_once(':')?
+                    .1
+                    .trim()
+                    .to_owned(),
+            )
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory_mib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib / 1024);
+    let quiet = |cmd: Cmd| cmd.output().ok().filter(|o| o.status.success());
+    let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let commit = quiet(Cmd::new("git").args(["rev-parse", "--short", "HEAD"]))
+        .map(text)
+        .unwrap_or_default();
+    let date = quiet(Cmd::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+        .map(text)
+        .unwrap_or_default();
+    let python = quiet(Cmd::new("python3").arg("--version"))
+        .map(text)
+        .unwrap_or_default();
+    json!({
+        "command": opts.command_line(),
+        "date": date,
+        "commit": commit,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "duration_s": opts.duration.as_secs_f64(),
+        "repeat": opts.repeat,
+        "connections": opts.connections,
+        "quick": opts.quick,
+        "machine": {
+            "cores": cores,
+            "kernel": kernel,
+            "cpu": cpu,
+            "memory_mib": memory_mib,
+            "python": python,
+            "summary": format!("{cores} core(s) ({cpu}), Linux {kernel}, {memory_mib} MiB"),
+        },
+    })
+}
+
+/// Writes the JSON, the chart and the Markdown under `out_dir` (and, with `--docs`, into
+/// `docs/`); the paths written.
+fn write_files(
+    bins: &Bins,
+    opts: &Options,
+    out: &Output,
+    meta: Value,
+    out_dir: &Path,
+) -> Result<Vec<String>> {
+    let name = if opts.quick {
+        "quick"
+    } else if opts.only.is_empty() {
+        "latest"
+    } else {
+        "only"
+    };
+    std::fs::create_dir_all(out_dir)?;
+    let json_path = out_dir.join(format!("{name}.json"));
+    let svg_path = out_dir.join(format!("{name}.svg"));
+    let md_path = out_dir.join(format!("{name}.md"));
+    let markdown_here = markdown(opts, out, &meta, &format!("{name}.svg"));
+    let markdown_docs = markdown(opts, out, &meta, "bench-ratios.svg");
+    let json = out.json(meta);
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")?;
+    Cmd::new(bins.peers.join("bench-chart"))
+        .arg("--input")
+        .arg(&json_path)
+        .arg("--output")
+        .arg(&svg_path)
+        .read()?;
+    std::fs::write(&md_path, &markdown_here)?;
+    let mut written = vec![
+        json_path.display().to_string(),
+        svg_path.display().to_string(),
+        md_path.display().to_string(),
+    ];
+    if opts.docs {
+        let docs = project_root().join("docs");
+        let page = docs.join("BENCH.md");
+        let old = std::fs::read_to_string(&page).map_err(|e| format!("{}: {e}", page.display()))?;
+        std::fs::write(&page, splice(&old, &markdown_docs)?)?;
+        std::fs::copy(&svg_path, docs.join("bench-ratios.svg"))?;
+        written.push(page.display().to_string());
+        written.push(docs.join("bench-ratios.svg").display().to_string());
+    }
+    Ok(written)
+}
+
+/// The markers of `docs/BENCH.md` between which `--docs` writes the run.
+const BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench --docs`) -->";
+const END: &str = "<!-- bench:end -->";
+
+/// `page` with the text between its markers replaced by `generated`.
+fn splice(page: &str, generated: &str) -> Result<String> {
+    let (head, rest) = page
+        .split_once(BEGIN)
+        .ok_or_else(|| format!("docs/BENCH.md has no `{BEGIN}` line"))?;
+    let (_, tail) = rest
+        .split_once(END)
+        .ok_or_else(|| format!("docs/BENCH.md has no `{END}` line after the first"))?;
+    Ok(format!("{head}{BEGIN}\n{generated}\n{END}{tail}"))
+}
+
+/// The run as Markdown: the command and machine, the targets, the chart, every table.
+fn markdown(opts: &Options, out: &Output, meta: &Value, chart: &str) -> String {
+    let m = &meta["machine"];
+    let mut md = format!(
+        "Run {} at commit `{}`: `{}` ({} s per cell, {} run(s) of each; the tables show the \
+         median run, the ratios are medians of the runs' ratios).\n\nMachine: {} core(s) ({}), \
+         Linux {}, {} MiB of memory, {}.\n\n",
+        meta["date"].as_str().unwrap_or_default(),
+        meta["commit"].as_str().unwrap_or_default(),
+        opts.command_line(),
+        opts.duration.as_secs_f64(),
+        opts.repeat,
+        m["cores"],
+        m["cpu"].as_str().unwrap_or_default(),
+        m["kernel"].as_str().unwrap_or_default(),
+        m["memory_mib"],
+        m["python"].as_str().unwrap_or_default(),
+    );
+    md.push_str(&format!(
+        "### Targets\n\n{}\n![ratios]({chart})\n\n",
+        out.targets_markdown()
+    ));
+    md.push_str("### Tables\n\n");
+    for table in &out.tables {
+        md.push_str(&table.markdown());
+        md.push('\n');
+    }
+    for note in &out.notes {
+        md.push_str(&format!("- note: {}\n", note.replace('\n', " ")));
+    }
+    md
+}
+
+/// The echo rows: every workload of [`workloads`] against every [`Server`].
+struct EchoSection {
+    /// The selected workloads.
+    specs: Vec<Spec>,
+    /// `cells[workload][server][run]`.
+    cells: Vec<Vec<Vec<Cell>>>,
+}
+
+impl EchoSection {
+    fn new(opts: &Options) -> EchoSection {
+        let specs: Vec<Spec> = workloads(opts)
+            .into_iter()
+            .filter(|spec| opts.selects(&spec.label()))
+            .collect();
+        let cells = specs
+            .iter()
+            .map(|_| Server::ALL.iter().map(|_| Vec::new()).collect())
+            .collect();
+        EchoSection { specs, cells }
+    }
+
+    /// `cells[..][server]` of the workload `spec`, if it ran.
+    fn row(&self, spec: Spec) -> Option<&Vec<Vec<Cell>>> {
+        let i = self.specs.iter().position(|s| *s == spec)?;
+        Some(&self.cells[i])
+    }
+}
+
+impl Section for EchoSection {
+    fn labels(&self, opts: &Options) -> Vec<String> {
+        workloads(opts).iter().map(|s| s.label()).collect()
+    }
+
+    fn selected(&self, _opts: &Options) -> bool {
+        !self.specs.is_empty()
+    }
+
+    fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()> {
         // A server is started for each group: the crowds get fresh ones, last, so that the
         // teardown of 10,000 connections (and threads) falls in no other row's window.
         let groups = [
@@ -500,113 +967,112 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
             (Family::Tcp, true),
         ];
         for (family, crowd) in groups {
-            let indices: Vec<usize> = (0..specs.len())
+            let indices: Vec<usize> = (0..self.specs.len())
                 .filter(|&i| {
-                    specs[i].family == family && matches!(specs[i].load, Load::Crowd(_)) == crowd
+                    self.specs[i].family == family
+                        && matches!(self.specs[i].load, Load::Crowd(_)) == crowd
                 })
                 .collect();
             if indices.is_empty() {
                 continue;
             }
             for (s, server) in Server::ALL.into_iter().enumerate() {
-                let results = run_server(bins, dir.path(), server, family, &indices, &specs, opts);
+                let results = run_server(bins, dir, server, family, &indices, &self.specs, opts);
                 for (i, cell) in indices.iter().zip(results) {
-                    cells[*i][s].push(cell);
+                    self.cells[*i][s].push(cell);
                 }
             }
         }
-        if memory {
-            for (s, server) in MEMORY_SERVERS.into_iter().enumerate() {
-                eprintln!("--> {} against {}", memory_label(), server.name());
-                memory_cells[s]
-                    .push(idle_memory(bins, dir.path(), server).map_err(|e| e.to_string()));
-            }
-        }
-        if http {
-            http_section.run(bins, dir.path(), opts)?;
-        }
+        Ok(())
     }
-    println!(
-        "\nbench: {} s per cell, {} run(s) of each (the median shown; spread: (max - min) / \
-         median of the runs' req/s), {} core(s), loopback; every echoed byte checked",
-        opts.duration.as_secs_f64(),
-        opts.repeat,
-        std::thread::available_parallelism().map_or(0, usize::from)
-    );
-    let mut failures = Vec::new();
-    for (spec, row) in specs.iter().zip(&cells) {
-        println!("\n{}\n{}", spec.label(), table(row));
-        for (server, runs) in Server::ALL.iter().zip(row) {
-            for cell in runs {
-                if let Cell::Failed(e) = cell {
-                    failures.push((
-                        *server,
-                        format!("{} / {}: {e}", spec.label(), server.name()),
+
+    fn report(&self, _opts: &Options, out: &mut Output) {
+        let targets = echo_targets();
+        for (spec, row) in self.specs.iter().zip(&self.cells) {
+            out.tables.push(table(*spec, row, &targets));
+            for (server, runs) in Server::ALL.iter().zip(row) {
+                for cell in runs {
+                    if let Cell::Failed(e) = cell {
+                        let failure = format!("{} / {}: {e}", spec.label(), server.name());
+                        // CPython failing under a workload is a finding about CPython; any
+                        // other server failing (a wrong byte, a stall, a crash) fails the bench.
+                        if matches!(server, Server::CPython(_)) {
+                            out.notes.push(format!(
+                                "CPython failed a cell (a finding, not an error of the bench): \
+                                 {failure}"
+                            ));
+                        } else {
+                            out.failures.push(failure);
+                        }
+                    }
+                }
+                let resends: u64 = runs
+                    .iter()
+                    .map(|cell| match cell {
+                        Cell::Done(report) => report.resends,
+                        _ => 0,
+                    })
+                    .sum();
+                if resends > 0 {
+                    out.notes.push(format!(
+                        "{} / {}: {resends} datagram(s) sent again after no answer within 1 s",
+                        spec.label(),
+                        server.name(),
                     ));
                 }
             }
-            let resends: u64 = runs
-                .iter()
-                .map(|cell| match cell {
-                    Cell::Done(report) => report.resends,
-                    _ => 0,
-                })
-                .sum();
-            if resends > 0 {
-                println!(
-                    "  note: {}: {resends} datagram(s) sent again after no answer within 1 s",
-                    server.name(),
-                );
-            }
+        }
+        for target in &targets {
+            let Some(row) = self.row(target.spec) else {
+                continue;
+            };
+            out.targets.push(echo_target(target, row));
         }
     }
-    if memory {
-        println!("\n{}\n{}", memory_label(), memory_table(&memory_cells));
-        for (server, runs) in MEMORY_SERVERS.iter().zip(&memory_cells) {
-            for e in runs.iter().filter_map(|r| r.as_ref().err()) {
-                failures.push((
-                    *server,
-                    format!("{} / {}: {e}", memory_label(), server.name()),
-                ));
-            }
+}
+
+/// `target`'s line, from its workload's `row`.
+fn echo_target(target: &EchoTarget, row: &[Vec<Cell>]) -> Target {
+    let runs = &row[position(target.server)];
+    let ratio = ratio(runs, &row[position(target.base)]);
+    let what = format!(
+        "{}, {}: >= {}x {}{}",
+        target.server.short(),
+        target.spec.short(),
+        target.goal,
+        target.base.short(),
+        if target.no_starved {
+            ", none starved"
+        } else {
+            ""
         }
+    );
+    let cpu = cpu_vs(runs, &row[position(target.base)], target.base.short());
+    if !target.no_starved {
+        return Target::at_least(what, ratio, target.goal, &format!(" (CPU/req {cpu})"));
     }
-    let http_failures = if http {
-        http_section.report(opts)
-    } else {
-        Vec::new()
+    let starved = summary(runs).ok().map(|s| s.starved);
+    let mut t = Target::at_least(what, ratio, target.goal, "");
+    t.figure = format!(
+        "{}, {} starved (CPU/req {cpu})",
+        times(ratio),
+        starved.map_or("-".to_owned(), |s| s.to_string())
+    );
+    t.pass = match (t.pass, starved) {
+        (Some(pass), Some(starved)) => Some(pass && starved == 0),
+        _ => None,
     };
-    let prefork_failures = prefork::section(bins, opts);
-    if shutdown {
-        println!(
-            "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
-        );
-        println!("{}", shutdown_table(bins, dir.path()));
+    for bar in &mut t.bars {
+        bar.pass = t.pass;
     }
-    let targets = targets(opts, &specs, &cells, &memory_cells);
-    if !targets.is_empty() {
-        println!(
-            "\ntargets (the waiting-connections issue), medians of {} run(s)",
-            opts.repeat
-        );
-        println!("{}", align(&targets));
-    }
-    println!("\nbench: done in {:.0}s", started.elapsed().as_secs_f64());
-    // CPython failing under a workload is a finding about CPython, reported above; any other
-    // server failing (a wrong byte, a stall, a crash) fails the bench.
-    let (cpython, ours): (Vec<_>, Vec<_>) = failures
-        .into_iter()
-        .partition(|(server, _)| *server == Server::CPython);
-    for (_, failure) in &cpython {
-        println!("\nnote: CPython failed a cell (a finding, not an error of the bench): {failure}");
-    }
-    let mut ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
-    ours.extend(http_failures);
-    ours.extend(prefork_failures);
-    if ours.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} cell(s) failed:\n  {}", ours.len(), ours.join("\n  ")).into())
+    t
+}
+
+/// `runs`' CPU time per request beside `base`'s, for the targets' lines.
+fn cpu_vs(runs: &[Cell], base: &[Cell], name: &str) -> String {
+    match (cpu_per_request(runs), cpu_per_request(base)) {
+        (Some(a), Some(b)) => format!("{a:.1}us vs {name} {b:.1}us"),
+        _ => "-".to_owned(),
     }
 }
 
@@ -621,7 +1087,15 @@ fn run_server(
     specs: &[Spec],
     opts: &Options,
 ) -> Vec<Cell> {
-    let skip = |i: usize| specs[i].skip_reason(server);
+    let skip = |i: usize| {
+        if !server.in_row(specs[i]) {
+            Some("not in this row")
+        } else if opts.quick && matches!(server, Server::CPython(_)) && specs[i].burst() {
+            Some(QUICK_CPYTHON_SKIP)
+        } else {
+            specs[i].skip_reason(server)
+        }
+    };
     if indices.iter().all(|&i| skip(i).is_some()) {
         return indices
             .iter()
@@ -642,16 +1116,21 @@ fn run_server(
             cells.push(Cell::Skipped(reason.to_owned()));
             continue;
         }
-        eprintln!("--> {} against {}", specs[i].label(), server.name());
+        progress(&format!("{} against {}", specs[i].label(), server.name()));
         let (proc, endpoint) = &mut server_proc;
         // A forking server's work is in its children, which its own CPU time does not count.
-        let pid = (server != Server::Sockserve("forking")).then(|| proc.guard.child_mut().id());
+        let forks = matches!(
+            server,
+            Server::Sockserve("forking") | Server::CPython("forking")
+        );
+        let pid = (!forks).then(|| proc.guard.child_mut().id());
         let report = match (specs[i].load, &*endpoint) {
             (Load::Threads(load), _) => {
                 loadgen::run_watching(endpoint, load, Reply::Echo, opts.duration, pid)
             }
             (Load::Crowd(n), Endpoint::Tcp(addr)) => {
-                many::ping_pong(*addr, n, opts.duration, threads, pid)
+                let in_flight = opening_at_once(server, threads);
+                many::ping_pong_opening(*addr, n, crowd_window(opts), threads, in_flight, pid)
             }
             (Load::Crowd(_), other) => {
                 Err(format!("event-driven clients need TCP, not {other}").into())
@@ -671,12 +1150,40 @@ fn run_server(
     cells
 }
 
+/// How many connections one of `threads` client threads may be opening at once against
+/// `server` in the setup of a crowd or of the memory table: CPython's listen backlog is 5, and
+/// a larger burst of connects gets resets and connections left unanswered for seconds (which
+/// would measure its accept queue, not how it serves the connections once they are open).
+fn opening_at_once(server: Server, threads: usize) -> usize {
+    match server {
+        Server::CPython(_) => (4 / threads.max(1)).max(1),
+        _ => many::IN_FLIGHT,
+    }
+}
+
+/// Why `--quick` leaves CPython out of the rows of 100 connections or more (and the memory
+/// row): against its listen backlog of 5 they take from several to tens of seconds.
+pub(crate) const QUICK_CPYTHON_SKIP: &str =
+    "n/a in --quick: with its backlog of 5 this row takes several to tens of seconds";
+
+/// The window of the crowd rows: `--quick`'s quarter second is less than one round of 10,000
+/// requests on a debug build, so its crowds get a second.
+fn crowd_window(opts: &Options) -> Duration {
+    if opts.quick {
+        opts.duration.max(Duration::from_secs(1))
+    } else {
+        opts.duration
+    }
+}
+
 /// Stops a server: SIGTERM, then (past [`SHUTDOWN_LIMIT`]) SIGKILL; either way it is reaped.
 fn stop(mut proc: RunningServer) {
     let _ = proc.guard.signal("TERM");
     let _ = proc.guard.wait_within(SHUTDOWN_LIMIT);
 }
 
+/// Starts `server` for `family` (on port 0, or a socket file in `dir`), once it announced its
+/// address.
 fn start(
     bins: &Bins,
     dir: &Path,
@@ -717,37 +1224,63 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
+/// (max - min) / median of `values`; 0 for fewer than two.
+fn spread(values: &[f64]) -> f64 {
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    match median(values.to_vec()) {
+        Some(mid) if values.len() > 1 => (hi - lo) / mid.max(f64::EPSILON),
+        _ => 0.0,
+    }
+}
+
 /// The runs of one server in one section, summed up.
 struct Summary<'a> {
-    /// The run of median throughput.
+    /// The run of median throughput, among those that completed.
     median: &'a Report,
-    /// (max - min) / median of the runs' throughput.
+    /// (max - min) / median of the completed runs' throughput.
     spread: f64,
     /// The most starved connections of any run.
     starved: usize,
     /// The fewest answers one connection got, in any run.
     min_per_connection: u64,
+    /// The runs that failed (a wrong byte, a stall, a crash, a refused connection).
+    errors: usize,
 }
 
-/// The summary of `runs` if every run is done; else the first failure or skip.
+/// The summary of the completed runs of `runs`; without one, the first failure or skip.
 fn summary(runs: &[Cell]) -> Result<Summary<'_>, &Cell> {
-    let mut done = Vec::new();
-    for cell in runs {
-        match cell {
-            Cell::Done(report) => done.push(report),
-            other => return Err(other),
-        }
+    let mut done: Vec<&Report> = runs
+        .iter()
+        .filter_map(|cell| match cell {
+            Cell::Done(report) => Some(report),
+            _ => None,
+        })
+        .collect();
+    let errors = runs.iter().filter(|c| matches!(c, Cell::Failed(_))).count();
+    if done.is_empty() {
+        let first = runs
+            .iter()
+            .find(|c| matches!(c, Cell::Failed(_)))
+            .or(runs.first());
+        return Err(first.unwrap_or(&NOT_RUN));
     }
     done.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    let median = *done.get(done.len() / 2).ok_or(&runs[0])?;
-    let (lo, hi) = (done[0].rate(), done[done.len() - 1].rate());
+    let rates: Vec<f64> = done.iter().map(|r| r.rate()).collect();
     Ok(Summary {
-        median,
-        spread: (hi - lo) / median.rate().max(f64::EPSILON),
+        median: done[done.len() / 2],
+        spread: spread(&rates),
         starved: done.iter().map(|r| r.starved).max().unwrap_or(0),
         min_per_connection: done.iter().map(|r| r.min_per_connection).min().unwrap_or(0),
+        errors,
     })
 }
+
+/// The cell of a server that has no run at all.
+static NOT_RUN: Cell = Cell::Skipped(String::new());
 
 /// The median, over the runs, of `of`'s throughput over `base`'s in the same run; `None` unless
 /// both have a report in at least one same run.
@@ -783,349 +1316,124 @@ fn position(server: Server) -> usize {
         .unwrap_or_default()
 }
 
-/// One workload's table: a row per server, its median throughput and the spread of the runs,
-/// latency (p50, p99, and the max, which shows a connection left waiting), the starved
-/// connections, the fewest answers of one connection, the server's CPU time per request (user
-/// and system, all its threads: steadier than the throughput on a shared machine), and the
-/// median ratio of its throughput to CPython's, to the `std` floor's and to tokio's.
-fn table(row: &[Vec<Cell>]) -> String {
-    let show = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
-    let mut lines = vec![
-        [
-            "  server",
+/// One workload's table: a row per server in it, its median throughput and the spread of the
+/// runs, latency (p50, p99, and the max, which shows a connection left waiting), the runs that
+/// failed, the starved connections, the fewest answers of one connection, the server's CPU
+/// time per request (user and system, all its threads: steadier than the throughput on a
+/// shared machine), the median ratio of its throughput to CPython's, to the `std` floor's and
+/// to tokio's, and the targets of its row, each with its verdict.
+fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
+    let mut table = Table::new(
+        spec.label(),
+        &[
             "req/s",
             "spread",
             "p50",
             "p99",
             "max",
+            "errors",
             "starved",
             "min/conn",
             "CPU/req",
             "vs CPython",
             "vs std",
             "vs tokio",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+            "targets",
+        ],
+    );
     for (server, runs) in Server::ALL.iter().zip(row) {
-        let mut line = vec![format!("  {}", server.name())];
-        match summary(runs) {
-            Ok(sum) => {
-                let report = sum.median;
-                line.extend([
-                    format!("{:.0}", report.rate()),
-                    format!("{:.0}%", sum.spread * 100.0),
-                    micros(report.percentile(50.0)),
-                    micros(report.percentile(99.0)),
-                    micros(report.percentile(100.0)),
-                    sum.starved.to_string(),
-                    sum.min_per_connection.to_string(),
-                    cpu_per_request(runs).map_or_else(|| "-".to_owned(), |d| format!("{d:.1}us")),
-                ]);
-                for base in [Server::CPython, Server::Std, Server::Tokio] {
-                    line.push(show(ratio(runs, &row[position(base)])));
-                }
-            }
-            Err(Cell::Skipped(reason)) => line.push(reason.clone()),
-            Err(Cell::Failed(e)) => {
-                line.push(format!("FAILED: {}", e.lines().next().unwrap_or_default()))
-            }
-            Err(Cell::Done(_)) => line.push("-".to_owned()),
+        if !server.in_row(spec) {
+            continue;
         }
-        lines.push(line);
-    }
-    align(&lines)
-}
-
-/// Left-aligns the first column and right-aligns the others; a row with fewer cells (a skip
-/// or a failure) prints its text after the first column.
-fn align(lines: &[Vec<String>]) -> String {
-    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|col| {
-            lines
-                .iter()
-                .filter(|l| col == 0 || l.len() == columns)
-                .map(|l| l[col].len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    lines
-        .iter()
-        .map(|line| {
-            let mut out = format!("{:<w$}", line[0], w = widths[0]);
-            for (col, cell) in line.iter().enumerate().skip(1) {
-                if line.len() == columns {
-                    out.push_str(&format!("  {cell:>w$}", w = widths[col]));
-                } else {
-                    out.push_str(&format!("  {cell}"));
-                }
+        let name = server.name();
+        let sum = match summary(runs) {
+            Ok(sum) => sum,
+            Err(Cell::Failed(e)) if matches!(server, Server::CPython(_)) => {
+                table.rows.push(Row::finding(name, e.clone()));
+                continue;
             }
-            out.trim_end().to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+            Err(Cell::Failed(e)) => {
+                table.rows.push(Row::failed(name, e.clone()));
+                continue;
+            }
+            Err(Cell::Skipped(reason)) => {
+                table.rows.push(Row::skipped(name, reason.clone()));
+                continue;
+            }
+            Err(Cell::Done(_)) => continue,
+        };
+        let report = sum.median;
+        let ratios = [Server::CPYTHON, Server::Std, Server::Tokio].map(|base| {
+            (*server != base)
+                .then(|| ratio(runs, &row[position(base)]))
+                .flatten()
+        });
+        let verdicts: Vec<String> = targets
+            .iter()
+            .filter(|t| t.spec == spec && t.server == *server)
+            .map(|t| {
+                let r = ratio(runs, &row[position(t.base)]);
+                let pass = r.map(|r| r >= t.goal && (!t.no_starved || sum.starved == 0));
+                format!(
+                    "{} >= {}x {} {}",
+                    times(r),
+                    t.goal,
+                    t.base.short(),
+                    verdict(pass)
+                )
+            })
+            .collect();
+        let cpu = cpu_per_request(runs);
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let json = json!({
+            "req_s": report.rate(),
+            "spread": sum.spread,
+            "p50_us": us(report.percentile(50.0)),
+            "p99_us": us(report.percentile(99.0)),
+            "max_us": us(report.percentile(100.0)),
+            "errors": sum.errors,
+            "runs": runs.len(),
+            "starved": sum.starved,
+            "min_per_connection": sum.min_per_connection,
+            "cpu_per_request_us": cpu,
+            "vs_cpython": ratios[0],
+            "vs_std": ratios[1],
+            "vs_tokio": ratios[2],
+        });
+        let cells = vec![
+            format!("{:.0}", report.rate()),
+            format!("{:.0}%", sum.spread * 100.0),
+            micros(report.percentile(50.0)),
+            micros(report.percentile(99.0)),
+            micros(report.percentile(100.0)),
+            sum.errors.to_string(),
+            sum.starved.to_string(),
+            sum.min_per_connection.to_string(),
+            cpu.map_or_else(|| "-".to_owned(), |d| format!("{d:.1}us")),
+            times(ratios[0]),
+            times(ratios[1]),
+            times(ratios[2]),
+            if verdicts.is_empty() {
+                "-".to_owned()
+            } else {
+                verdicts.join("; ")
+            },
+        ];
+        table.rows.push(Row::figures(name, cells, json));
+    }
+    table
 }
 
 fn micros(d: Duration) -> String {
     format!("{:.0}us", d.as_secs_f64() * 1e6)
 }
 
-/// The servers of the memory table.
-const MEMORY_SERVERS: [Server; 4] = [
-    Server::Sockserve("threading"),
-    Server::Park,
-    Server::Tokio,
-    Server::Std,
-];
-
-/// How long the server may settle after the last idle connection's answer before its RSS is
-/// read (the turn that answered may still be ending: `--park` releases the read buffer and
-/// goes back to the reactor after the write).
-const SETTLE: Duration = Duration::from_millis(250);
-
-/// One server's memory with no connection and with [`IDLE`] idle ones.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    /// VmRSS in KiB just after it announced its address.
-    empty_kib: u64,
-    /// VmRSS in KiB with the idle connections open.
-    idle_kib: u64,
-    /// Its threads with the idle connections open.
-    threads: u64,
-}
-
-impl Memory {
-    fn per_connection_kib(self) -> f64 {
-        self.idle_kib.saturating_sub(self.empty_kib) as f64 / IDLE as f64
-    }
-}
-
-/// A field of `/proc/PID/status` (`VmRSS`, `Threads`), its number.
-fn proc_status(pid: u32, field: &str) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| format!("{path}: no {field} line").into())
-}
-
-/// Starts `server` (TCP), reads its RSS, opens [`IDLE`] idle connections, reads its RSS and
-/// threads, closes them and stops it.
-fn idle_memory(bins: &Bins, dir: &Path, server: Server) -> Result<Memory> {
-    let (mut proc, endpoint) = start(bins, dir, server, Family::Tcp)?;
-    let pid = proc.guard.child_mut().id();
-    let addr: SocketAddr = match endpoint {
-        Endpoint::Tcp(addr) => addr,
-        other => return Err(format!("expected a TCP endpoint, got {other}").into()),
-    };
-    let result = (|| {
-        let empty_kib = proc_status(pid, "VmRSS")?;
-        let idle = many::hold_idle(addr, IDLE)?;
-        std::thread::sleep(SETTLE);
-        let memory = Memory {
-            empty_kib,
-            idle_kib: proc_status(pid, "VmRSS")?,
-            threads: proc_status(pid, "Threads")?,
-        };
-        eprintln!(
-            "    {IDLE} idle connections set up in {:.1}s",
-            idle.setup.as_secs_f64()
-        );
-        drop(idle);
-        proc.check_alive()?;
-        Ok(memory)
-    })();
-    stop(proc);
-    result
-}
-
-/// The memory table: per server, the median over the runs of each figure.
-fn memory_table(cells: &[Vec<Result<Memory, String>>]) -> String {
-    let mut lines = vec![
-        [
-            "  server",
-            "RSS, no conn",
-            "RSS, 10000 idle",
-            "KiB/conn",
-            "threads",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
-    for (server, runs) in MEMORY_SERVERS.iter().zip(cells) {
-        let mut line = vec![format!("  {}", server.name())];
-        match memory_medians(runs) {
-            Ok(m) => line.extend([
-                mib(m.empty_kib as f64),
-                mib(m.idle_kib as f64),
-                format!("{:.1}", m.per_connection_kib()),
-                m.threads.to_string(),
-            ]),
-            Err(e) => line.push(format!("FAILED: {}", e.lines().next().unwrap_or_default())),
-        }
-        lines.push(line);
-    }
-    align(&lines)
-}
-
-/// The median of each figure over `runs`, or the first failure.
-fn memory_medians(runs: &[Result<Memory, String>]) -> Result<Memory, String> {
-    let runs: Vec<Memory> = runs.iter().cloned().collect::<Result<_, _>>()?;
-    let med = |f: fn(&Memory) -> u64| median(runs.iter().map(|m| f(m) as f64).collect());
-    match (
-        med(|m| m.empty_kib),
-        med(|m| m.idle_kib),
-        med(|m| m.threads),
-    ) {
-        (Some(empty), Some(idle), Some(threads)) => Ok(Memory {
-            empty_kib: empty as u64,
-            idle_kib: idle as u64,
-            threads: threads as u64,
-        }),
-        _ => Err("no run".to_owned()),
-    }
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 fn mib(kib: f64) -> String {
     format!("{:.1} MiB", kib / 1024.0)
-}
-
-/// The targets of the waiting-connections issue whose sections ran, each a line: what, the
-/// figure, PASS or MISS.
-fn targets(
-    opts: &Options,
-    specs: &[Spec],
-    cells: &[Vec<Vec<Cell>>],
-    memory: &[Vec<Result<Memory, String>>],
-) -> Vec<Vec<String>> {
-    let verdict = |pass: bool| if pass { "PASS" } else { "MISS" }.to_owned();
-    let row_of = |load: Load| {
-        specs
-            .iter()
-            .position(|s| s.family == Family::Tcp && s.load == load)
-            .map(|i| &cells[i])
-    };
-    let park = position(Server::Park);
-    let mut lines = vec![
-        ["  target", "figure", "verdict"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
-    for connections in CROWDS {
-        let Some(row) = row_of(Load::Crowd(connections)) else {
-            continue;
-        };
-        let vs_tokio = ratio(&row[park], &row[position(Server::Tokio)]);
-        let starved = summary(&row[park]).ok().map(|s| s.starved);
-        lines.push(vec![
-            format!("  --park, {connections} connections: >= 0.8x tokio, none starved"),
-            format!(
-                "{} tokio, {} starved (CPU/req {})",
-                vs_tokio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
-                starved.map_or("-".to_owned(), |s| s.to_string()),
-                cpu_vs(&row[park], &row[position(Server::Tokio)], "tokio")
-            ),
-            verdict(vs_tokio.is_some_and(|r| r >= 0.8) && starved == Some(0)),
-        ]);
-    }
-    if opts.connections == 10
-        && let Some(row) = row_of(Load::Threads(Workload::PingPong { connections: 10 }))
-    {
-        let vs_threading = ratio(&row[park], &row[position(Server::Sockserve("threading"))]);
-        let threading = &row[position(Server::Sockserve("threading"))];
-        lines.push(vec![
-            "  --park, 10 connections: >= 0.7x plain threading".to_owned(),
-            format!(
-                "{} threading (CPU/req {})",
-                vs_threading.map_or("-".to_owned(), |r| format!("{r:.2}x")),
-                cpu_vs(&row[park], threading, "threading")
-            ),
-            verdict(vs_threading.is_some_and(|r| r >= 0.7)),
-        ]);
-    }
-    if let Some(runs) = MEMORY_SERVERS
-        .iter()
-        .position(|s| *s == Server::Park)
-        .and_then(|i| memory.get(i))
-        .filter(|runs| !runs.is_empty())
-    {
-        let idle = memory_medians(runs).ok().map(|m| m.idle_kib as f64);
-        lines.push(vec![
-            format!("  --park --max-threads {PARK_THREADS}, {IDLE} idle: RSS <= 40 MiB"),
-            idle.map_or("-".to_owned(), mib),
-            verdict(idle.is_some_and(|kib| kib <= 40.0 * 1024.0)),
-        ]);
-    }
-    if lines.len() == 1 { Vec::new() } else { lines }
-}
-
-/// `runs`' CPU time per request beside `base`'s, for the targets' lines.
-fn cpu_vs(runs: &[Cell], base: &[Cell], name: &str) -> String {
-    match (cpu_per_request(runs), cpu_per_request(base)) {
-        (Some(a), Some(b)) => format!("{a:.1}us vs {name} {b:.1}us"),
-        _ => "-".to_owned(),
-    }
-}
-
-/// For each server with a graceful stop (not the `std` floor nor tokio, which SIGTERM just
-/// kills; not `--park`, whose stop is threading's), the time from SIGTERM to exit over TCP
-/// with no client, [`SHUTDOWN_TRIALS`] times.
-fn shutdown_table(bins: &Bins, dir: &Path) -> String {
-    let mut lines = vec![vec![
-        "  server".to_owned(),
-        "median".to_owned(),
-        "max".to_owned(),
-        "exit".to_owned(),
-    ]];
-    for server in Server::ALL
-        .into_iter()
-        .filter(|s| !matches!(s, Server::Std | Server::Tokio | Server::Park))
-    {
-        eprintln!("--> shutdown latency of {}", server.name());
-        let mut line = vec![format!("  {}", server.name())];
-        match shutdown_times(bins, dir, server) {
-            Ok((mut times, exits)) => {
-                times.sort_unstable();
-                line.extend([
-                    millis(times[times.len() / 2]),
-                    millis(times[times.len() - 1]),
-                    exits,
-                ]);
-            }
-            Err(e) => line.push(format!("FAILED: {e}")),
-        }
-        lines.push(line);
-    }
-    align(&lines)
-}
-
-fn shutdown_times(bins: &Bins, dir: &Path, server: Server) -> Result<(Vec<Duration>, String)> {
-    let mut times = Vec::new();
-    let mut exits = Vec::new();
-    for _ in 0..SHUTDOWN_TRIALS {
-        let (mut proc, _) = start(bins, dir, server, Family::Tcp)?;
-        // Let it settle into its loop, as a server that has been up a while is.
-        std::thread::sleep(Duration::from_millis(100));
-        let signalled = Instant::now();
-        proc.guard.signal("TERM")?;
-        let status = proc.guard.wait_within(SHUTDOWN_LIMIT)?;
-        times.push(signalled.elapsed());
-        let exit = status
-            .code()
-            .map_or_else(|| status.to_string(), |c| c.to_string());
-        if !exits.contains(&exit) {
-            exits.push(exit);
-        }
-    }
-    Ok((times, exits.join(",")))
-}
-
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 #[cfg(test)]
@@ -1147,7 +1455,7 @@ mod tests {
         assert_eq!(runs_on_sync.len(), 3, "{runs_on_sync:#?}");
         let cpython_skips = specs
             .iter()
-            .filter(|s| s.skip_reason(Server::CPython).is_some())
+            .filter(|s| s.skip_reason(Server::CPYTHON).is_some())
             .count();
         assert_eq!(cpython_skips, 1, "only the 10000 connections");
         let one = Options {
@@ -1156,17 +1464,34 @@ mod tests {
         };
         assert_eq!(workloads(&one).len(), 7);
         // The crowds: threading, --park, std, tokio; CPython at 1000 only.
-        let crowds = |n| Spec {
-            family: Family::Tcp,
-            load: Load::Crowd(n),
-        };
         let runs = |spec: Spec| {
             Server::ALL
                 .into_iter()
-                .filter(|s| spec.skip_reason(*s).is_none())
+                .filter(|s| s.in_row(spec) && spec.skip_reason(*s).is_none())
                 .count()
         };
+        let crowds = |n| Spec::tcp(Load::Crowd(n));
         assert_eq!((runs(crowds(1_000)), runs(crowds(10_000))), (5, 4));
+        // CPython's synchronous server is in the UDP row, its forking one in the
+        // new-connection row, and neither elsewhere.
+        let in_rows = |server: Server| specs.iter().filter(|s| server.in_row(**s)).count();
+        assert_eq!(in_rows(Server::CPython("sync")), 1);
+        assert_eq!(in_rows(Server::CPython("forking")), 1);
+        assert_eq!(in_rows(Server::Tokio), 8);
+    }
+
+    #[test]
+    fn every_echo_target_names_a_workload_of_the_default_run_and_servers_in_its_row() {
+        let specs = workloads(&Options::default());
+        let targets = echo_targets();
+        assert_eq!(targets.len(), 11);
+        for t in &targets {
+            assert!(specs.contains(&t.spec), "{t:?}");
+            for server in [t.server, t.base] {
+                assert!(server.in_row(t.spec), "{t:?}: {server:?}");
+                assert_eq!(t.spec.skip_reason(server), None, "{t:?}: {server:?}");
+            }
+        }
     }
 
     #[test]
@@ -1183,14 +1508,11 @@ mod tests {
                 .count()
         };
         assert_eq!(count(&all), 8);
-        assert!(all.selects(SHUTDOWN_LABEL) && all.selects(&memory_label()));
         assert_eq!(count(&only("udp")), 1);
-        assert!(!only("udp").selects(SHUTDOWN_LABEL));
         assert_eq!(count(&only("TCP PING-PONG")), 5);
         assert_eq!(count(&only("1000 conn")), 1);
         assert_eq!(count(&only("10000 conn")), 1);
         assert_eq!(count(&only("10 connection(s)")), 1);
-        assert!(only("memory").selects(&memory_label()));
         let two = Options {
             only: vec!["udp".to_owned(), "unix".to_owned()],
             ..Options::default()
@@ -1198,7 +1520,73 @@ mod tests {
         assert_eq!(count(&two), 2);
         assert_eq!(count(&only("new connection")), 1);
         assert_eq!(count(&only("shutdown")), 0);
-        assert!(only("shutdown").selects(SHUTDOWN_LABEL));
+        // Each section by a word of its headings, and nothing else with it.
+        let picked = |o: &Options| -> Vec<usize> {
+            sections(o)
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.selected(o))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(picked(&all), vec![0, 1, 2, 3]);
+        assert_eq!(picked(&only("udp")), vec![0]);
+        assert_eq!(picked(&only("memory")), vec![1]);
+        assert_eq!(picked(&only("http")), vec![2]);
+        assert_eq!(picked(&only("shutdown")), vec![3]);
+        assert_eq!(picked(&only("sigterm")), vec![3]);
+        assert!(picked(&only("no such table")).is_empty());
+    }
+
+    #[test]
+    fn a_failed_run_is_counted_beside_the_others_and_targets_show_in_the_row() {
+        let report = |requests: usize| {
+            Report::new(
+                vec![Duration::from_micros(100); requests],
+                Duration::from_secs(1),
+                &[requests as u64],
+            )
+        };
+        let spec = Spec::ping_pong(Family::Tcp, 10);
+        let mut row: Vec<Vec<Cell>> = Server::ALL.iter().map(|_| Vec::new()).collect();
+        row[position(Server::Sockserve("threading"))] = vec![
+            Cell::Done(report(900)),
+            Cell::Failed("boom\nmore".into()),
+            Cell::Done(report(1000)),
+        ];
+        row[position(Server::Std)] = (0..3).map(|_| Cell::Done(report(1000))).collect();
+        row[position(Server::Park)] = vec![Cell::Failed("stuck".into())];
+        let table = table(spec, &row, &echo_targets());
+        let threading = &table.rows[position(Server::Sockserve("threading"))];
+        let report::Outcome::Figures { cells, json } = &threading.outcome else {
+            panic!("{threading:?}");
+        };
+        assert_eq!(json["errors"], json!(1));
+        assert_eq!(cells[5], "1");
+        // Two runs pair with std's: 0.9 and 1.0, the median the upper one.
+        assert_eq!(json["vs_std"], json!(1.0));
+        assert!(cells[12].contains("1.00x >= 0.9x std PASS"), "{cells:?}");
+        assert!(cells[12].contains("CPython threading -"), "{cells:?}");
+        let text = table.text();
+        assert!(text.contains("FAILED: stuck"), "{text}");
+        assert!(!text.contains("Forking"), "not in this row: {text}");
+        let target = echo_target(&echo_targets()[0], &row);
+        assert_eq!(target.pass, Some(true), "{target:?}");
+        assert_eq!(target.bars.len(), 1);
+        let missed = echo_target(&echo_targets()[1], &row);
+        assert_eq!(missed.pass, None, "no CPython figure: {missed:?}");
+    }
+
+    #[test]
+    fn the_docs_page_is_spliced_between_its_markers_only() {
+        let page = format!("# Bench\n\nabout\n\n{BEGIN}\nold\n{END}\n\n## Limits\n");
+        let new = splice(&page, "new table").unwrap();
+        assert_eq!(
+            new,
+            format!("# Bench\n\nabout\n\n{BEGIN}\nnew table\n{END}\n\n## Limits\n")
+        );
+        assert!(splice("no markers", "x").is_err());
+        assert!(splice(&format!("{BEGIN} but no end"), "x").is_err());
     }
 
     /// The CPython servers the bench compares against, under the load generator: proves the
@@ -1211,29 +1599,27 @@ mod tests {
             xtask: PathBuf::from("/nonexistent"),
             peers: PathBuf::from("/nonexistent"),
         };
-        for family in [Family::Tcp, Family::Udp, Family::Unix] {
-            let (mut proc, endpoint) = start(&bins, dir.path(), Server::CPython, family).unwrap();
-            let report = loadgen::run(
-                &endpoint,
-                Workload::PingPong { connections: 2 },
-                Reply::Echo,
-                Duration::from_millis(200),
-            )
-            .unwrap();
-            assert!(report.requests > 0, "{family:?}");
+        let cases = [
+            (Server::CPYTHON, Family::Tcp),
+            (Server::CPYTHON, Family::Udp),
+            (Server::CPYTHON, Family::Unix),
+            (Server::CPython("sync"), Family::Udp),
+            (Server::CPython("forking"), Family::Tcp),
+        ];
+        for (server, family) in cases {
+            let (mut proc, endpoint) = start(&bins, dir.path(), server, family).unwrap();
+            let workload = if server == Server::CPython("forking") {
+                Workload::ConnectPerRequest { connections: 2 }
+            } else {
+                Workload::PingPong { connections: 2 }
+            };
+            let report =
+                loadgen::run(&endpoint, workload, Reply::Echo, Duration::from_millis(200)).unwrap();
+            assert!(report.requests > 0, "{server:?} {family:?}");
             proc.check_alive().unwrap();
             proc.guard.signal("TERM").unwrap();
             let status = proc.guard.wait_within(SHUTDOWN_LIMIT).unwrap();
-            assert!(status.success(), "{family:?}: {status}");
+            assert!(status.success(), "{server:?} {family:?}: {status}");
         }
-        let mut row: Vec<Vec<Cell>> = Server::ALL
-            .iter()
-            .map(|_| vec![Cell::Skipped("n/a".into())])
-            .collect();
-        row[1] = vec![Cell::Failed("boom\nmore".into())];
-        let text = table(&row);
-        assert!(text.contains("FAILED: boom"), "{text}");
-        assert!(text.lines().next().unwrap().contains("CPU/req"), "{text}");
-        assert_eq!(text.lines().count(), 8, "{text}");
     }
 }

@@ -1,12 +1,13 @@
 //! `cargo xtask ci`: exactly what CI runs (`.ci/run` ends in this command), in CI's order, so a
 //! green run here is a green run there. The first failing step ends the run and is named.
 //!
-//! Fast on purpose: debug builds only; the benchmark is not part of it.
+//! Fast on purpose: debug builds only; of the benchmark, only its smoke test (`bench --quick`,
+//! on the debug builds, every row once and briefly: it fails unless every row produced figures).
 
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::{Result, doclinks, integration, lines, memcheck, soak, tidy};
+use crate::{Result, bench, doclinks, integration, lines, memcheck, soak, tidy};
 
 /// One step of the CI run.
 enum Step {
@@ -54,6 +55,17 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("lines", Step::InProcess(lines::run)),
         ("integration", Step::InProcess(integration::run)),
         ("soak", Step::InProcess(|| soak::run(true))),
+        (
+            "bench --quick",
+            Step::InProcess(|| {
+                bench::run(&bench::Options {
+                    quick: true,
+                    duration: bench::QUICK_DURATION,
+                    repeat: 1,
+                    ..bench::Options::default()
+                })
+            }),
+        ),
     ]
 }
 

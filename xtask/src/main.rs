@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so that it runs wherever cargo runs.
 //!
 //! ```text
-//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, features, build, test, memcheck, doc, doc-links, tidy, lines, integration, soak --short)
+//! cargo xtask ci            everything CI runs, in CI's order (fmt, clippy, features, build, test, memcheck, doc, doc-links, tidy, lines, integration, soak --short, bench --quick)
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask parity        examples/parity.rs from PARITY.md; every socketserver name has a row
@@ -9,10 +9,12 @@
 //! cargo xtask soak [--short] 1,000,000 + 200,000 echo requests against echo_server (threading, --park),
 //!                           every byte checked, fds, threads and RSS compared (--short: CI's 50,000)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
-//! cargo xtask bench [--duration SECS] [--connections N] [--repeat N] [--only TEXT]...
-//!                           echo_server (sync, threading, threading --park, forking), a bare std
-//!                           server, CPython's socketserver and tokio under one load generator, side
-//!                           by side, with the targets of the waiting-connections issue (release)
+//! cargo xtask bench [--quick] [--duration SECS] [--connections N] [--repeat N] [--only TEXT]... [--docs]
+//!                           every workload (echo over TCP, UDP and Unix, memory of idle connections,
+//!                           HTTP, shutdown latency) against sockserve's servers and the peers (a bare
+//!                           std server, CPython's socketserver, tokio, tiny_http), side by side, with
+//!                           ratios, the issues' targets PASS or MISS, JSON and an SVG chart under
+//!                           target/bench/ (release; --quick: CI's smoke test on the debug builds)
 //! ```
 //!
 //! The shape is rust-analyzer's: this file parses the command line and dispatches to one module
@@ -49,7 +51,7 @@ usage: cargo xtask <command>
 
 commands:
   ci            run exactly what CI runs (fmt, clippy, build, test, memcheck, doc, doc-links, tidy, lines,
-                integration, soak --short)
+                integration, soak --short, bench --quick)
   tidy          check the invariants of ARCHITECTURE.md
   doc-links     build the facade's docs as `cargo doc --no-deps -p sockserve` does and fail on a
                 dead link
@@ -63,16 +65,26 @@ commands:
                 (release build; `--short`: 50,000 requests on the debug build, as ci runs)
   lines         count the lines of the six Python programs' ports against their originals
                 (at most 1.2 times, or 3 more)
-  bench         load-test echo_server (sync, threading, threading --park, forking), a bare
-                std server, CPython's socketserver and tokio, side by side (release build;
-                not part of ci); ends with the targets, PASS or MISS
-                  --duration SECS     seconds per workload and server (default 3)
+  bench         every workload against sockserve's servers and the peers a user would pick
+                instead (a bare std server, CPython's socketserver, tokio, tiny_http,
+                python3 -m http.server): echo over TCP (1 to 10,000 connections, a new
+                connection per request), UDP and Unix, the memory of 10,000 idle
+                connections, HTTP under wrk, shutdown latency; tables with ratios, the
+                issues' targets PASS or MISS, target/bench/latest.{json,svg,md} (release
+                build; about 10 minutes after the build)
+                  --quick             CI's smoke test: the debug builds, every row once for
+                                      0.25 s; fails unless every row produced figures
+                  --duration SECS     seconds per workload and server (default 2)
                   --connections N     connections of the several-connection workloads
                                       (default 10; others always use 100, 1000 and 10000)
-                  --repeat N          runs of every cell; tables show medians (default 3)
+                  --repeat N          runs of every cell; tables show medians (default 3,
+                                      --quick 1)
                   --only TEXT         only the tables whose heading contains TEXT (any
                                       case; repeat it for several): `udp`, `new connection`,
-                                      `1000 conn`, `10000 conn`, `memory`, `shutdown`, ...
+                                      `1000 conn`, `10000 conn`, `memory`, `http`,
+                                      `shutdown`, `sigterm`, ...
+                  --docs              also write the run into docs/BENCH.md (between its
+                                      markers) and docs/bench-ratios.svg
   help          print this message";
 
 fn main() -> ExitCode {
@@ -127,6 +139,7 @@ fn no_flags(command: &str, rest: &[String]) -> Result<()> {
 
 fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
     let mut opts = bench::Options::default();
+    let (mut duration_set, mut repeat_set) = (false, false);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| {
@@ -142,6 +155,7 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
                     return Err("--duration must be in (0, 600] seconds".into());
                 }
                 opts.duration = Duration::from_secs_f64(secs);
+                duration_set = true;
             }
             "--connections" => {
                 let n: usize = value("--connections")?
@@ -160,7 +174,10 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
                     return Err("--repeat must be in 1..=20".into());
                 }
                 opts.repeat = n;
+                repeat_set = true;
             }
+            "--quick" => opts.quick = true,
+            "--docs" => opts.docs = true,
             "--only" => opts.only.push(value("--only")?.clone()),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -169,5 +186,44 @@ fn parse_bench_flags(rest: &[String]) -> Result<bench::Options> {
             other => return Err(format!("unknown bench flag `{other}`\n\n{USAGE}").into()),
         }
     }
+    if opts.quick {
+        if !duration_set {
+            opts.duration = bench::QUICK_DURATION;
+        }
+        if !repeat_set {
+            opts.repeat = 1;
+        }
+    }
     Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<bench::Options> {
+        parse_bench_flags(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn quick_shortens_what_was_not_given_and_keeps_what_was() {
+        let quick = parse(&["--quick"]).unwrap();
+        assert!(quick.quick && !quick.docs);
+        assert_eq!((quick.duration, quick.repeat), (bench::QUICK_DURATION, 1));
+        let given = parse(&["--quick", "--repeat", "2", "--duration", "1.5"]).unwrap();
+        assert_eq!(
+            (given.duration, given.repeat),
+            (Duration::from_millis(1500), 2)
+        );
+        let full = parse(&["--docs", "--only", "udp"]).unwrap();
+        assert!(full.docs && !full.quick && full.only == ["udp"]);
+        assert_eq!(full.repeat, 3);
+        assert!(parse(&["--repeat", "0"]).is_err());
+        assert!(
+            parse(&["--bogus"])
+                .unwrap_err()
+                .to_string()
+                .contains("--bogus")
+        );
+    }
 }

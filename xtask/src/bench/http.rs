@@ -18,7 +18,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Bins, Options, STARTUP_LIMIT, align, loadgen, median, micros, stop};
+use serde_json::json;
+
+use super::report::{Output, Row, Table, Target, first_line, times};
+use super::{Bins, Options, STARTUP_LIMIT, loadgen, median, micros, spread, stop};
 use crate::Result;
 use crate::cmd::{Cmd, RunningServer, start_announced};
 use crate::integration::example_bin;
@@ -287,17 +290,17 @@ pub(super) struct Section {
     cells: Vec<Vec<Vec<Cell>>>,
 }
 
-/// What `--only` matches the section by (every label of it contains this).
-pub(super) const LABEL: &str = "HTTP GET";
+/// What every label of the section contains (`--only http` selects it).
+#[cfg(test)]
+const LABEL: &str = "HTTP GET";
 
-/// Whether `opts` selects the section.
-pub(super) fn selected(opts: &Options) -> bool {
-    SPECS.iter().any(|spec| opts.selects(&spec.label()))
-}
+impl super::Section for Section {
+    fn labels(&self, _opts: &Options) -> Vec<String> {
+        SPECS.iter().map(|spec| spec.label()).collect()
+    }
 
-impl Section {
     /// One run: each server started on a fresh port, the selected workloads, stopped.
-    pub(super) fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()> {
+    fn run(&mut self, bins: &Bins, dir: &Path, opts: &Options) -> Result<()> {
         if self.cells.is_empty() {
             self.cells = SPECS
                 .iter()
@@ -319,7 +322,7 @@ impl Section {
                 }
             };
             for (i, spec) in selected_specs(opts) {
-                eprintln!("--> {} against {}", spec.label(), server.name());
+                super::progress(&format!("{} against {}", spec.label(), server.name()));
                 let cell = measure(&mut proc, spec, opts.duration)
                     .unwrap_or_else(|e| Cell::Failed(e.to_string()));
                 self.cells[i][s].push(cell);
@@ -329,39 +332,32 @@ impl Section {
         Ok(())
     }
 
-    /// Prints the tables and the targets; the failed cells of sockserve's servers (a peer's
-    /// failure is a finding about the peer, printed as a note).
-    pub(super) fn report(&self, opts: &Options) -> Vec<String> {
-        let mut failures = Vec::new();
+    /// The tables and the targets; the failed cells of sockserve's servers fail the bench (a
+    /// peer's failure is a finding about the peer, a note).
+    fn report(&self, opts: &Options, out: &mut Output) {
         for (i, spec) in selected_specs(opts) {
             let row = &self.cells[i];
-            println!("\n{}\n{}", spec.label(), table(row));
+            out.tables.push(table(spec.label(), row));
             for (server, runs) in Server::ALL.iter().zip(row) {
                 let failed: Vec<String> = runs.iter().filter_map(Cell::failure).collect();
                 if matches!(server, Server::Sockserve(_)) {
-                    failures.extend(
+                    out.failures.extend(
                         failed
                             .iter()
                             .map(|f| format!("{} / {}: {f}", spec.label(), server.name())),
                     );
                 } else if let Some(first) = failed.first() {
-                    println!(
-                        "  note: {} failed {} of {} run(s) (a finding about the peer): {first}",
+                    out.notes.push(format!(
+                        "{} / {} failed {} of {} run(s) (a finding about the peer): {first}",
+                        spec.label(),
                         server.name(),
                         failed.len(),
                         runs.len()
-                    );
+                    ));
                 }
             }
         }
-        let targets = targets(opts, &self.cells);
-        println!(
-            "\ntargets (the http_server issue: >= 10x python3 -m http.server, >= 1.0x \
-             tiny_http with TCP_NODELAY), medians of {} run(s)\n{}",
-            opts.repeat,
-            align(&targets)
-        );
-        failures
+        out.targets.extend(targets(opts, &self.cells));
     }
 }
 
@@ -423,11 +419,10 @@ fn ratio(of: &[Cell], base: &[Cell]) -> Option<f64> {
 
 /// A row per server: its median run (by requests/sec), the spread of the runs, latency, CPU
 /// time per request, the ratios to Python and tiny_http, and any errors.
-fn table(row: &[Vec<Cell>]) -> String {
-    let show = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
-    let mut lines = vec![
-        [
-            "  server",
+fn table(label: String, row: &[Vec<Cell>]) -> Table {
+    let mut table = Table::new(
+        label,
+        &[
             "req/s",
             "spread",
             "p50",
@@ -437,12 +432,9 @@ fn table(row: &[Vec<Cell>]) -> String {
             "vs Python",
             "vs tiny_http nodelay",
             "errors",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+        ],
+    );
     for (server, runs) in Server::ALL.iter().zip(row) {
-        let mut line = vec![format!("  {}", server.name())];
         let mut done: Vec<(&Wrk, Option<Duration>)> = runs
             .iter()
             .filter_map(|cell| match cell {
@@ -451,52 +443,61 @@ fn table(row: &[Vec<Cell>]) -> String {
             })
             .collect();
         done.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
-        match (
-            done.get(done.len() / 2),
-            runs.iter().find_map(Cell::failure),
-        ) {
-            (Some((wrk, _)), failure) => {
-                let (lo, hi) = (done[0].0.rate, done[done.len() - 1].0.rate);
-                let cpu = median(
-                    done.iter()
-                        .filter_map(|(_, cpu)| Some(cpu.as_ref()?.as_secs_f64() * 1e6))
-                        .collect(),
-                );
-                line.extend([
-                    format!("{:.0}", wrk.rate),
-                    format!("{:.0}%", (hi - lo) / wrk.rate.max(f64::EPSILON) * 100.0),
-                    micros(wrk.p50),
-                    micros(wrk.p99),
-                    micros(wrk.max),
-                    cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}us")),
-                    show(ratio(runs, &row[Server::Python.position()])),
-                    show(ratio(runs, &row[Server::TINY.position()])),
-                    failure.map_or_else(|| "none".to_owned(), |f| first_line(&f)),
-                ]);
-            }
-            (None, failure) => line.push(format!(
-                "FAILED: {}",
-                first_line(&failure.unwrap_or_default())
-            )),
-        }
-        lines.push(line);
+        let failure = runs.iter().find_map(Cell::failure);
+        let Some((wrk, _)) = done.get(done.len() / 2) else {
+            let failure = failure.unwrap_or_else(|| "no run".to_owned());
+            table.rows.push(match server {
+                Server::Sockserve(_) => Row::failed(server.name(), failure),
+                _ => Row::finding(server.name(), failure),
+            });
+            continue;
+        };
+        let rates: Vec<f64> = done.iter().map(|(w, _)| w.rate).collect();
+        let spread = spread(&rates);
+        let cpu = median(
+            done.iter()
+                .filter_map(|(_, cpu)| Some(cpu.as_ref()?.as_secs_f64() * 1e6))
+                .collect(),
+        );
+        let vs_python = ratio(runs, &row[Server::Python.position()]);
+        let vs_tiny = ratio(runs, &row[Server::TINY.position()]);
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let errors = runs.iter().filter(|c| c.failure().is_some()).count();
+        table.rows.push(Row::figures(
+            server.name(),
+            vec![
+                format!("{:.0}", wrk.rate),
+                format!("{:.0}%", spread * 100.0),
+                micros(wrk.p50),
+                micros(wrk.p99),
+                micros(wrk.max),
+                cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.1}us")),
+                times(vs_python),
+                times(vs_tiny),
+                failure.map_or_else(|| "none".to_owned(), |f| first_line(&f)),
+            ],
+            json!({
+                "req_s": wrk.rate,
+                "spread": spread,
+                "p50_us": us(wrk.p50),
+                "p99_us": us(wrk.p99),
+                "max_us": us(wrk.max),
+                "cpu_per_request_us": cpu,
+                "vs_python": vs_python,
+                "vs_tiny_http_nodelay": vs_tiny,
+                "errors": errors,
+                "runs": runs.len(),
+            }),
+        ));
     }
-    align(&lines)
+    table
 }
 
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_owned()
-}
-
-/// A line per sockserve mode and workload: its ratios to Python and tiny_http, PASS when
-/// both targets are met and none of its runs failed.
-fn targets(opts: &Options, cells: &[Vec<Vec<Cell>>]) -> Vec<Vec<String>> {
-    let mut lines = vec![
-        ["  target", "figure", "verdict"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
-    let show = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
+/// A target per sockserve mode and workload: its ratios to Python (at least 10x) and to
+/// tiny_http with `TCP_NODELAY` (at least 1.0x), PASS when both are met and none of its runs
+/// failed.
+fn targets(opts: &Options, cells: &[Vec<Vec<Cell>>]) -> Vec<Target> {
+    let mut targets = Vec::new();
     for (i, spec) in selected_specs(opts) {
         let row = &cells[i];
         for mode in ["threading", "sync"] {
@@ -506,28 +507,28 @@ fn targets(opts: &Options, cells: &[Vec<Vec<Cell>>]) -> Vec<Vec<String>> {
             let plain = ratio(ours, &row[Server::TinyHttp { nodelay: false }.position()]);
             let clean = ours.iter().all(|cell| cell.failure().is_none());
             let how = if spec.close { "close" } else { "keep-alive" };
-            lines.push(vec![
-                format!(
-                    "  {mode}, {how}, {} conn: >= 10x Python, >= 1.0x tiny_http",
-                    spec.connections
-                ),
-                format!(
+            let what = format!("http_server {mode}, {how}, {} conn", spec.connections);
+            let vs_python = Target::at_least(format!("{what}: >= 10x Python"), python, 10.0, "");
+            let vs_tiny = Target::at_least(format!("{what}: >= 1.0x tiny_http"), tiny, 1.0, "");
+            let pass = match (vs_python.pass, vs_tiny.pass) {
+                (Some(a), Some(b)) => Some(a && b && clean),
+                _ => None,
+            };
+            targets.push(Target {
+                what: format!("{what}: >= 10x Python, >= 1.0x tiny_http"),
+                figure: format!(
                     "{} Python, {} tiny_http nodelay ({} plain){}",
-                    show(python),
-                    show(tiny),
-                    show(plain),
+                    times(python),
+                    times(tiny),
+                    times(plain),
                     if clean { "" } else { ", errors" }
                 ),
-                if clean && python.is_some_and(|r| r >= 10.0) && tiny.is_some_and(|r| r >= 1.0) {
-                    "PASS"
-                } else {
-                    "MISS"
-                }
-                .to_owned(),
-            ]);
+                pass,
+                bars: vs_python.bars.into_iter().chain(vs_tiny.bars).collect(),
+            });
         }
     }
-    lines
+    targets
 }
 
 #[cfg(test)]
@@ -624,17 +625,22 @@ Transfer/sec:     80.01MB
             only: vec![s.to_owned()],
             ..Options::default()
         };
-        assert!(selected(&only("http")) && selected(&Options::default()));
+        use super::super::Section as _;
+        let section = Section::default();
+        assert!(section.selected(&only("http")) && section.selected(&Options::default()));
         assert_eq!(selected_specs(&only("http")).count(), 3);
         assert_eq!(selected_specs(&only("Connection: close")).count(), 1);
-        assert!(!selected(&only("udp")));
+        assert!(!section.selected(&only("udp")));
         assert!(SPECS.iter().all(|s| s.label().contains(LABEL)));
         let cells: Vec<Vec<Vec<Cell>>> = SPECS
             .iter()
             .map(|_| Server::ALL.iter().map(|_| Vec::new()).collect())
             .collect();
-        let lines = targets(&only("http"), &cells);
-        assert_eq!(lines.len(), 1 + 3 * 2);
-        assert!(lines[1..].iter().all(|l| l[2] == "MISS"), "{lines:?}");
+        let targets = targets(&only("http"), &cells);
+        assert_eq!(targets.len(), 3 * 2);
+        assert!(
+            targets.iter().all(|t| t.pass.is_none()),
+            "no figure: {targets:?}"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub(crate) enum Workload {
 }
 
 impl Workload {
-    fn connections(self) -> usize {
+    pub(crate) fn connections(self) -> usize {
         match self {
             Workload::PingPong { connections } | Workload::ConnectPerRequest { connections } => {
                 connections

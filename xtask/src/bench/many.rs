@@ -137,8 +137,8 @@ impl Client {
 }
 
 /// Connects the clients `ids` to `addr` and sends each its first request, registering each
-/// with `poll` under its index in the result: non-blocking connects, at most [`IN_FLIGHT`]
-/// connections at a time not yet answered, so the server's accept queue does not overflow (a
+/// with `poll` under its index in the result: non-blocking connects, at most `in_flight`
+/// ([`IN_FLIGHT`] in the crowd rows) connections at a time not yet answered, so the server's accept queue does not overflow (a
 /// dropped SYN costs a second). Returns when every one is answered or at `until`, whichever
 /// is first; one still unanswered then is waiting (`waiting`).
 fn set_up(
@@ -147,12 +147,14 @@ fn set_up(
     addr: SocketAddr,
     ids: std::ops::Range<usize>,
     until: Instant,
+    in_flight: usize,
 ) -> Result<Vec<Client>, String> {
+    let most = in_flight.max(1);
     let mut clients: Vec<Client> = Vec::with_capacity(ids.len());
     let mut ids = ids.peekable();
     loop {
         let in_flight = clients.iter().filter(|c| c.waiting).count();
-        for id in ids.by_ref().take(IN_FLIGHT.saturating_sub(in_flight)) {
+        for id in ids.by_ref().take(most.saturating_sub(in_flight)) {
             let mut stream =
                 TcpStream::connect(addr).map_err(|e| format!("client {id}: connect: {e}"))?;
             poll.registry()
@@ -199,7 +201,7 @@ fn set_up(
 }
 
 /// Connections that may be connecting or awaiting their first answer at once, per thread.
-const IN_FLIGHT: usize = 100;
+pub(super) const IN_FLIGHT: usize = 100;
 
 /// One poll: each readable or writable client is handed on (a connecting one finishes its
 /// connect first, and then sends its first request).
@@ -290,17 +292,42 @@ pub(crate) fn ping_pong(
     threads: usize,
     server: Option<u32>,
 ) -> Result<Report> {
-    let setup_limit = SETUP_LIMIT * (connections / 1000 + 1) as u32;
-    ping_pong_within(addr, connections, duration, threads, setup_limit, server)
+    ping_pong_opening(addr, connections, duration, threads, IN_FLIGHT, server)
 }
 
-/// [`ping_pong`] with the setup bounded by `setup_limit`.
+/// [`ping_pong`] with at most `in_flight` connections per thread opening at once in the
+/// setup (a server with a small listen backlog drops a larger burst).
+pub(crate) fn ping_pong_opening(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    threads: usize,
+    in_flight: usize,
+    server: Option<u32>,
+) -> Result<Report> {
+    let setup = Setup {
+        limit: SETUP_LIMIT * (connections / 1000 + 1) as u32,
+        in_flight,
+    };
+    ping_pong_within(addr, connections, duration, threads, setup, server)
+}
+
+/// How the setup of [`ping_pong`] opens its connections.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    /// How long it may take.
+    limit: Duration,
+    /// How many connections per thread may be opening (or awaiting their first answer) at once.
+    in_flight: usize,
+}
+
+/// [`ping_pong`] with the setup `setup`.
 fn ping_pong_within(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
     threads: usize,
-    setup_limit: Duration,
+    setup: Setup,
     server: Option<u32>,
 ) -> Result<Report> {
     let threads = threads.clamp(1, connections.max(1));
@@ -311,7 +338,7 @@ fn ping_pong_within(
         .map(|t| {
             let ids = (t * per).min(connections)..((t + 1) * per).min(connections);
             let barrier = Arc::clone(&barrier);
-            thread::spawn(move || share(addr, ids, duration, setup_limit, &barrier))
+            thread::spawn(move || share(addr, ids, duration, setup, &barrier))
         })
         .collect();
     // Every worker reaches both meetings, whatever fails (see `share`), so neither can hang.
@@ -359,14 +386,14 @@ fn share(
     addr: SocketAddr,
     ids: std::ops::Range<usize>,
     duration: Duration,
-    setup_limit: Duration,
+    setup: Setup,
     barrier: &Barrier,
 ) -> Result<Share, String> {
     let set_up = (|| -> Result<_, String> {
         let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let mut events = Events::with_capacity(1024);
-        let until = Instant::now() + setup_limit;
-        let clients = set_up(&mut poll, &mut events, addr, ids, until)?;
+        let until = Instant::now() + setup.limit;
+        let clients = set_up(&mut poll, &mut events, addr, ids, until, setup.in_flight)?;
         Ok((poll, events, clients))
     })();
     barrier.wait();
@@ -429,14 +456,22 @@ pub(crate) struct Idle {
 }
 
 /// Opens `connections` connections to the echo server at `addr`, each doing one checked
-/// exchange, and returns them open and silent. Every one must be answered within the setup
-/// limit.
-pub(crate) fn hold_idle(addr: SocketAddr, connections: usize) -> Result<Idle> {
+/// exchange, at most `in_flight` at a time not yet answered (a server with a small listen
+/// backlog drops a larger burst), and returns them open and silent. Every one must be answered
+/// within the setup limit.
+pub(crate) fn hold_idle(addr: SocketAddr, connections: usize, in_flight: usize) -> Result<Idle> {
     let started = Instant::now();
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let until = started + SETUP_LIMIT * (connections / 1000 + 1) as u32;
-    let mut clients = set_up(&mut poll, &mut events, addr, 0..connections, until)?;
+    let mut clients = set_up(
+        &mut poll,
+        &mut events,
+        addr,
+        0..connections,
+        until,
+        in_flight,
+    )?;
     let unanswered = clients.iter().filter(|c| c.waiting).count();
     if unanswered > 0 {
         return Err(format!(
@@ -477,8 +512,18 @@ mod tests {
     #[test]
     fn connections_left_waiting_are_counted_as_starved() {
         let addr = echo_server(3, |_| {});
-        let report =
-            ping_pong_within(addr, 10, SHORT, 2, Duration::from_millis(300), None).unwrap();
+        let report = ping_pong_within(
+            addr,
+            10,
+            SHORT,
+            2,
+            Setup {
+                limit: Duration::from_millis(300),
+                in_flight: IN_FLIGHT,
+            },
+            None,
+        )
+        .unwrap();
         assert_eq!(report.starved, 7, "{report:?}");
         assert_eq!(report.min_per_connection, 0, "{report:?}");
         assert!(report.requests > 0, "{report:?}");
@@ -494,7 +539,7 @@ mod tests {
     #[test]
     fn idle_connections_are_held_after_one_exchange_each() {
         let addr = echo_server(usize::MAX, |_| {});
-        let idle = hold_idle(addr, 20).unwrap();
+        let idle = hold_idle(addr, 20, 3).unwrap();
         assert_eq!(idle._clients.len(), 20);
         assert!(idle._clients.iter().all(|c| c.seq == 1 && !c.waiting));
     }
