@@ -5,7 +5,7 @@ use crate::{
     job::MakeJob,
 };
 use handler::{Handler, HandlerError, Request, ServerContext, SharedState};
-use socket::{Address, Family, ToAddrs};
+use socket::{Address, Family, Socket, ToAddrs};
 use std::{fmt, os::fd::OwnedFd, sync::Arc, time::Duration};
 
 /// The shortest tick of [`Server::serve_forever`]: a shorter `poll_interval`, zero included, is
@@ -402,6 +402,21 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
     /// ```
     pub fn request_options(mut self, options: <K::Request<S> as Request>::Options) -> Self {
         self.jobs = self.jobs.with_options(options);
+        self
+    }
+
+    /// Adds a [`Layer`](crate::Layer): a step each connection goes through on its worker
+    /// (or forked child) before its request's setup, such as a TLS handshake
+    /// (`sockserve-tls`). Layers run in the order they are added. Stream servers only.
+    ///
+    /// # Examples
+    ///
+    /// See [`Layer`](crate::Layer).
+    pub fn layer(mut self, layer: impl crate::Layer) -> Self
+    where
+        K: Kind<Raw = Arc<Socket>>,
+    {
+        self.jobs = self.jobs.with_layer(Arc::new(layer));
         self
     }
 
