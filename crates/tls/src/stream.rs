@@ -159,7 +159,11 @@ impl TlsStream {
                         }
                     }
                     let brief = Instant::now() + Duration::from_millis(100);
-                    let _ = send_all_by(&socket, &out, Some(deadline.map_or(brief, |d| d.min(brief))));
+                    let _ = send_all_by(
+                        &socket,
+                        &out,
+                        Some(deadline.map_or(brief, |d| d.min(brief))),
+                    );
                     return Err(HandshakeError::Tls(e));
                 }
             }
@@ -325,7 +329,10 @@ impl Transport for TlsStream {
             taken
         };
         if taken == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "TLS session took no byte"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "TLS session took no byte",
+            ));
         }
         send_all_by(&self.socket, &out, deadline)?;
         Ok(taken)
@@ -359,8 +366,14 @@ impl fmt::Debug for TlsStream {
             .field("socket", &self.socket)
             .field("protocol_version", &self.protocol_version)
             .field("server_name", &self.server_name)
-            .field("alpn_protocol", &self.alpn_protocol.as_deref().map(String::from_utf8_lossy))
-            .field("client_certificates", &self.peer_certificates.as_ref().map(Vec::len))
+            .field(
+                "alpn_protocol",
+                &self.alpn_protocol.as_deref().map(String::from_utf8_lossy),
+            )
+            .field(
+                "client_certificates",
+                &self.peer_certificates.as_ref().map(Vec::len),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,253 @@
+//! TLS servers seen from their side: rustls clients against sync and threading, over TCP and
+//! Unix stream sockets (waiting connections, pipelined lines); a CPython `ssl` client; a
+//! plaintext client, a stalled handshake, a client certificate required and missing, a
+//! configuration replaced while serving: each asserted on what reached `handle_error`, and a
+//! fresh client served after it. Forking is in `forking.rs` (a binary of its own), the fd
+//! count in `fds.rs` (one test in its binary).
+
+mod common;
+
+use common::{Echo, ask, client_config, close_cleanly, connect, pki, serve};
+use mixins::Threading;
+use server::{Synchronous, Tcp, UnixStream};
+use sockserve_tls::Tls;
+use std::{
+    io::{Read, Write},
+    time::{Duration, Instant},
+};
+use testsupport::{EventLog, GENEROUS};
+
+/// A session over `address`: pipelined lines (the second's turn runs from buffered
+/// plaintext), a line after a wait, the handler's view of the session, a clean close.
+fn echo_session(address: &socket::Address, pki: &common::Pki) {
+    let mut client = connect(address, client_config(pki, false));
+    client.write_all(b"one\ntwo\n").expect("send");
+    assert_eq!(
+        ask(&mut client, "").expect("answer"),
+        "sni=localhost alpn=echo/1 certs=0\n"
+    );
+    assert_eq!(ask(&mut client, "").expect("answer"), "one\n");
+    assert_eq!(ask(&mut client, "").expect("answer"), "two\n");
+    // Now the connection waits (in the reactor, or lingering): a later line wakes it.
+    assert_eq!(ask(&mut client, "three\n").expect("answer"), "three\n");
+    close_cleanly(client);
+}
+
+fn every_kind<C: server::Strategy + Default>() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tls.sock");
+    let log = EventLog::new();
+    let tcp = serve::<Tcp, C>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, false)),
+        Echo::default(),
+        log.sender(),
+    );
+    let unix = serve::<UnixStream, C>(
+        path.to_str().expect("utf-8 path"),
+        Tls::new(common::server_config(&pki, false)),
+        Echo::default(),
+        log.sender(),
+    );
+    for address in [tcp.server_address().clone(), unix.server_address().clone()] {
+        echo_session(&address, &pki);
+        echo_session(&address, &pki);
+    }
+    drop(tcp.shutdown().expect("shutdown"));
+    drop(unix.shutdown().expect("shutdown"));
+    assert_eq!(log.drain(), Vec::<String>::new(), "no request failed");
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+#[test]
+fn rustls_clients_under_sync() {
+    every_kind::<Synchronous>();
+}
+
+#[test]
+fn rustls_clients_under_threading() {
+    every_kind::<Threading>();
+}
+
+#[test]
+fn a_cpython_ssl_client_is_served_and_its_close_without_close_notify_is_told_apart() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).expect("write the CA");
+    let log = EventLog::new();
+    // One turn that reads to the end: the end of the stream is seen by a read.
+    let handler = Echo {
+        one_turn: true,
+        ..Echo::default()
+    };
+    let running = serve::<Tcp, Threading>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, false)),
+        handler,
+        log.sender(),
+    );
+    let out = common::python_client(running.server_address(), &ca);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["sni=localhost alpn=echo/1 certs=0", "one", "two"],
+        "{out}"
+    );
+    assert!(lines[3].starts_with("TLSv1."), "{out}");
+    // CPython closed without unwrap(): the handler's read saw a truncated stream, a kind of
+    // its own (the default handle_error logs it at debug level).
+    assert_eq!(log.wait_for(1), ["truncated"]);
+    drop(running.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn a_plaintext_client_fails_its_handshake_and_the_server_serves_on() {
+    let pki = pki();
+    let log = EventLog::new();
+    let running = serve::<Tcp, Threading>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, false)),
+        Echo::default(),
+        log.sender(),
+    );
+    let mut plain = testsupport::stream_client(running.server_address());
+    plain
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("send plaintext");
+    let mut answer = Vec::new();
+    // The server's alert, then its close: never a hang.
+    let _ = plain.read_to_end(&mut answer);
+    let events = log.wait_for(1);
+    assert!(events[0].starts_with("handshake:tls:"), "{events:?}");
+    echo_session(running.server_address(), &pki);
+    drop(running.shutdown().expect("shutdown"));
+    assert_eq!(log.drain(), Vec::<String>::new());
+}
+
+/// Half of a client's first flight: a ClientHello cut short.
+fn half_a_client_hello(pki: &common::Pki) -> Vec<u8> {
+    let name = sockserve_tls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut conn = sockserve_tls::rustls::ClientConnection::new(client_config(pki, false), name)
+        .expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("client hello");
+    hello.truncate(hello.len() / 2);
+    hello
+}
+
+#[test]
+fn stalled_handshakes_end_at_the_handshake_timeout_and_hold_no_one_else() {
+    let pki = pki();
+    let log = EventLog::new();
+    let timeout = Duration::from_millis(300);
+    let running = serve::<Tcp, Threading>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, false)).handshake_timeout(timeout),
+        Echo::default(),
+        log.sender(),
+    );
+    let started = Instant::now();
+    let silent = testsupport::stream_client(running.server_address());
+    let stalled = testsupport::stream_client(running.server_address());
+    stalled
+        .sendall(&half_a_client_hello(&pki))
+        .expect("half a hello");
+    // Meanwhile a client that completes its handshake is served at once.
+    echo_session(running.server_address(), &pki);
+    let events = log.wait_for(2);
+    let took = started.elapsed();
+    assert_eq!(events, ["handshake:timed-out", "handshake:timed-out"]);
+    assert!(took >= timeout, "ended after {took:?}, before the timeout");
+    assert!(took < GENEROUS, "ended only after {took:?}");
+    // Both were closed by the server.
+    for client in [silent, stalled] {
+        client.settimeout(Some(GENEROUS));
+        let mut rest = [0u8; 64];
+        let end = client.recv_into(&mut rest);
+        assert!(matches!(end, Ok(0)) || end.is_err(), "{end:?}");
+    }
+    drop(running.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn under_sync_a_stalled_handshake_holds_the_loop_no_longer_than_its_timeout() {
+    let pki = pki();
+    let log = EventLog::new();
+    let timeout = Duration::from_millis(300);
+    let running = serve::<Tcp, Synchronous>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, false)).handshake_timeout(timeout),
+        Echo::default(),
+        log.sender(),
+    );
+    let started = Instant::now();
+    let _silent = testsupport::stream_client(running.server_address());
+    echo_session(running.server_address(), &pki);
+    let took = started.elapsed();
+    assert!(took < GENEROUS, "the next client waited {took:?}");
+    assert_eq!(log.wait_for(1), ["handshake:timed-out"]);
+    drop(running.shutdown().expect("shutdown"));
+}
+
+#[test]
+fn a_required_client_certificate_missing_fails_the_handshake() {
+    let pki = pki();
+    let log = EventLog::new();
+    let running = serve::<Tcp, Threading>(
+        "127.0.0.1:0",
+        Tls::new(common::server_config(&pki, true)),
+        Echo::default(),
+        log.sender(),
+    );
+    let mut without = connect(running.server_address(), client_config(&pki, false));
+    // TLS 1.3: the client learns it at its first read.
+    let refused = ask(&mut without, "hello\n");
+    assert!(
+        refused.as_ref().map_or(true, String::is_empty),
+        "{refused:?}"
+    );
+    let events = log.wait_for(1);
+    assert!(
+        events[0].starts_with("handshake:tls:") && events[0].contains("no certificates"),
+        "{events:?}"
+    );
+    // With its certificate, the handler sees it.
+    let mut with = connect(running.server_address(), client_config(&pki, true));
+    assert_eq!(
+        ask(&mut with, "hello\n").expect("answer"),
+        "sni=localhost alpn=echo/1 certs=1\n"
+    );
+    assert_eq!(ask(&mut with, "").expect("answer"), "hello\n");
+    close_cleanly(with);
+    drop(running.shutdown().expect("shutdown"));
+    assert_eq!(log.drain(), Vec::<String>::new());
+}
+
+#[test]
+fn a_configuration_replaced_while_serving_takes_the_next_handshakes() {
+    let (old, new) = (pki(), pki());
+    let log = EventLog::new();
+    let tls = Tls::new(common::server_config(&old, false));
+    let keep = tls.clone();
+    let running = serve::<Tcp, Threading>("127.0.0.1:0", tls, Echo::default(), log.sender());
+    echo_session(running.server_address(), &old);
+    // A session open across the change keeps its own.
+    let mut open = connect(running.server_address(), client_config(&old, false));
+    assert!(ask(&mut open, "x\n").expect("answer").starts_with("sni="));
+    keep.set_config(common::server_config(&new, false));
+    echo_session(running.server_address(), &new);
+    assert_eq!(ask(&mut open, "").expect("answer"), "x\n");
+    close_cleanly(open);
+    // A client that trusts only the old CA now refuses the server's certificate.
+    let mut stale = connect(running.server_address(), client_config(&old, false));
+    assert!(ask(&mut stale, "y\n").is_err());
+    drop(stale); // (rustls leaves its alert unsent: the server sees the close)
+    let events = log.wait_for(1);
+    assert!(
+        events[0].starts_with("handshake:") && events[0] != "handshake:timed-out",
+        "{events:?}"
+    );
+    drop(running.shutdown().expect("shutdown"));
+}
