@@ -94,6 +94,18 @@ pub(crate) const LAYERS: &[Layer] = &[
         owns: &["crossbeam-channel", "nix"],
     },
     Layer {
+        // TLS over rustls; its tests run every strategy (the mixins, a dev-dependency) and
+        // make their certificates with rcgen.
+        package: "sockserve-tls",
+        internal: &[
+            "sockserve-socket",
+            "sockserve-handler",
+            "sockserve-server",
+            "sockserve-mixins",
+        ],
+        owns: &["rustls", "rcgen"],
+    },
+    Layer {
         package: "sockserve",
         internal: &[
             "sockserve-socket",
@@ -101,14 +113,16 @@ pub(crate) const LAYERS: &[Layer] = &[
             "sockserve-handler",
             "sockserve-server",
             "sockserve-mixins",
+            "sockserve-tls",
         ],
         owns: &[],
     },
     Layer {
         package: "sockserve-examples",
         internal: &["sockserve"],
-        // The request parser of `http_server` (examples/http/request.rs).
-        owns: &["httparse"],
+        // The request parser of `http_server` (examples/http/request.rs); the self-signed
+        // certificate of `tls_echo`.
+        owns: &["httparse", "rcgen"],
     },
     Layer {
         package: "xtask",

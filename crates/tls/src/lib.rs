@@ -288,6 +288,12 @@ impl Layer for Tls {
             self.config(),
             self.handshake_timeout,
         )?;
+        log::debug!(
+            "TLS session with {}: {:?}, {:?}",
+            incoming.client_address,
+            stream.protocol_version(),
+            stream.cipher_suite().map(|s| s.suite()),
+        );
         incoming.transport = Some(Arc::new(stream));
         Ok(())
     }
