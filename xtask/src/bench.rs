@@ -44,6 +44,7 @@ mod http;
 mod loadgen;
 mod many;
 pub(crate) mod std_server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -458,7 +459,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     let shutdown = opts.selects(SHUTDOWN_LABEL);
     let memory = opts.selects(&memory_label());
     let http = http::selected(opts);
-    if specs.is_empty() && !shutdown && !memory && !http {
+    if specs.is_empty() && !shutdown && !memory && !http && !tls::selected(opts) {
         let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
         return Err(format!(
             "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}\n  \
@@ -573,6 +574,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     } else {
         Vec::new()
     };
+    tls::section(&bins.examples, dir.path(), opts)?;
     if shutdown {
         println!(
             "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"

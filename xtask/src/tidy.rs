@@ -129,8 +129,8 @@ pub(crate) const LAYERS: &[Layer] = &[
         internal: &[],
         // tempfile: a test helper everywhere else, and the temp directories of its own runs;
         // mio and nix (owned by the layers too): the bench's event-driven clients and its
-        // open-file limit.
-        owns: &["serde_json", "tempfile", "mio", "nix"],
+        // open-file limit; rustls (owned by sockserve-tls too): the TLS rows' client.
+        owns: &["serde_json", "tempfile", "mio", "nix", "rustls"],
     },
 ];
 
