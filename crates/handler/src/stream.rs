@@ -844,6 +844,14 @@ impl<S: SharedState> Request for StreamRequest<S> {
             // CPython fails here on Unix sockets (EOPNOTSUPP); Nagle does not exist there.
             connection.setsockopt(opt::NoDelay, true)?;
         }
+        if let Some(layer) = &transport {
+            if layer.socket().fileno() != connection.fileno() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the transport is over another socket than the request's connection",
+                ));
+            }
+        }
         let io = Io::new(Arc::clone(&connection), transport);
         // A capacity of 1 is the unbuffered reader: the buffer needs room for one byte.
         let rfile = StreamReader {

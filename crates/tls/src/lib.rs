@@ -12,7 +12,7 @@
 //! | TLS on a server | [`TlsBuilderExt::tls`] (`builder.tls(config)`), or [`Tls`] with options |
 //! | the handshake | on the worker (or the forked child), never the accept loop, within [`Tls::handshake_timeout`] (default 10 s) |
 //! | a failed handshake | `handle_error`, stage `Setup`, a [`HandshakeError`] inside ([`handshake_error`]); the server keeps serving |
-//! | closing | `close_notify` at the request's finish; a client that closes without it fails its read with [`StreamTruncated`](sockserve_handler::StreamTruncated), logged at debug by default |
+//! | closing | `close_notify` at the request's finish; a client that closes without it fails its read with [`StreamTruncated`](server::StreamTruncated), logged at debug by default |
 //! | new certificates while serving | [`CertResolver::replace`], or [`Tls::set_config`] |
 //! | waiting connections | as plain ones; decrypted input already there runs the next turn at once |
 //!
@@ -20,18 +20,18 @@
 //!
 //! ```
 //! use sockserve_tls::{TlsBuilderExt, TlsRequest, pem};
-//! use sockserve_server::TcpServer;
+//! use sockserve_tls::server::TcpServer;
 //! use std::io::{BufRead, Write};
 //!
 //! # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
 //! # let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
 //! // From PEM bytes (or files: pem::server_config_from_files).
 //! let config = pem::server_config(cert_pem.as_bytes(), key_pem.as_bytes())?;
-//! let server = TcpServer::builder(|req: &mut sockserve_server::StreamRequest| {
+//! let server = TcpServer::builder(|req: &mut sockserve_tls::server::StreamRequest| {
 //!     let mut line = String::new();
 //!     req.rfile.read_line(&mut line)?; // plaintext
 //!     let sni = req.tls().and_then(|tls| tls.server_name()).unwrap_or("-").to_owned();
-//!     write!(req.wfile, "{sni}: {line}")
+//!     Ok(write!(req.wfile, "{sni}: {line}")?)
 //! })
 //! .tls(config)
 //! .bind("127.0.0.1:0")?;
@@ -57,6 +57,19 @@ mod stream;
 /// # Ok::<(), sockserve_tls::rustls::Error>(())
 /// ```
 pub use rustls;
+
+/// The server layer (the `sockserve-server` crate), which carries the layers below it
+/// (`sockserve_tls::server::handler`, `sockserve_tls::server::socket`): a program that depends
+/// on this crate alone reaches them here.
+///
+/// ```
+/// use sockserve_tls::server::{StreamRequest, TcpServer};
+///
+/// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// # drop(server);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use server;
 
 pub use resolver::CertResolver;
 pub use stream::TlsStream;
@@ -99,7 +112,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 ///
 /// ```
 /// use sockserve_tls::{HandshakeError, handshake_error};
-/// use sockserve_server::{HandlerError, Stage};
+/// use sockserve_tls::server::{HandlerError, Stage};
 /// use std::time::Duration;
 ///
 /// let error = HandlerError::failed(Stage::Setup, HandshakeError::timed_out(Duration::from_secs(10)));
@@ -149,7 +162,7 @@ impl HandshakeError {
 /// use sockserve_tls::{TlsBuilderExt, handshake_error};
 /// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
 /// # let config = sockserve_tls::pem::server_config(cert.cert.pem().as_bytes(), cert.key_pair.serialize_pem().as_bytes())?;
-/// use sockserve_server::TcpServer;
+/// use sockserve_tls::server::TcpServer;
 ///
 /// let server = TcpServer::builder(|_req| Ok(()))
 ///     .tls(config)
@@ -174,7 +187,7 @@ pub fn handshake_error(error: &HandlerError) -> Option<&HandshakeError> {
 ///
 /// ```
 /// use sockserve_tls::{Tls, TlsBuilderExt, pem};
-/// use sockserve_server::TcpServer;
+/// use sockserve_tls::server::TcpServer;
 /// use std::time::Duration;
 ///
 /// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;

@@ -27,14 +27,14 @@ const RECEIVE: usize = RECORD + 2048;
 /// [`TlsRequest::tls`](crate::TlsRequest::tls).
 ///
 /// Its reads and writes are shared with the request's
-/// [`ConnectionWriter`](sockserve_handler::ConnectionWriter)s: the session's state is under a
+/// [`ConnectionWriter`](server::handler::ConnectionWriter)s: the session's state is under a
 /// lock that no call holds while it waits for the socket.
 ///
 /// # Examples
 ///
 /// ```
 /// use sockserve_tls::TlsRequest;
-/// use sockserve_handler::StreamRequest;
+/// use sockserve_tls::server::StreamRequest;
 /// use std::io::Write;
 ///
 /// fn greet(req: &mut StreamRequest) -> std::io::Result<()> {
@@ -198,7 +198,7 @@ impl TlsStream {
     ///
     /// ```
     /// use sockserve_tls::TlsRequest;
-    /// use sockserve_handler::StreamRequest;
+    /// use sockserve_tls::server::StreamRequest;
     ///
     /// fn has_client_certificate(req: &StreamRequest) -> bool {
     ///     req.tls().and_then(|tls| tls.peer_certificates()).is_some_and(|c| !c.is_empty())
@@ -233,7 +233,7 @@ impl TlsStream {
     ///
     /// ```
     /// use sockserve_tls::{TlsRequest, rustls::ProtocolVersion};
-    /// use sockserve_handler::StreamRequest;
+    /// use sockserve_tls::server::StreamRequest;
     ///
     /// fn modern(req: &StreamRequest) -> bool {
     ///     req.tls().and_then(|t| t.protocol_version()) == Some(ProtocolVersion::TLSv1_3)
@@ -250,7 +250,7 @@ impl TlsStream {
     ///
     /// ```
     /// use sockserve_tls::TlsRequest;
-    /// use sockserve_handler::StreamRequest;
+    /// use sockserve_tls::server::StreamRequest;
     ///
     /// fn suite(req: &StreamRequest) -> Option<String> {
     ///     Some(format!("{:?}", req.tls()?.cipher_suite()?.suite()))
