@@ -23,9 +23,11 @@ fn open_fds() -> usize {
 fn tls_connections_leak_no_descriptor() {
     let pki = pki();
     let log = EventLog::new();
+    // Every handshake has the timeout, the ones meant to succeed too: 1 s, so that a loaded
+    // machine does not fail them (the silent clients take it, five times).
     let running = serve::<Tcp, Threading>(
         "127.0.0.1:0",
-        Tls::new(common::server_config(&pki, true)).handshake_timeout(Duration::from_millis(200)),
+        Tls::new(common::server_config(&pki, true)).handshake_timeout(Duration::from_secs(1)),
         Echo::default(),
         log.sender(),
     );
@@ -37,7 +39,7 @@ fn tls_connections_leak_no_descriptor() {
     close_cleanly(first);
     let before = open_fds();
     let mut failures = 0;
-    for _ in 0..10 {
+    for _ in 0..5 {
         let mut clean = connect(&address, client_config(&pki, true));
         ask(&mut clean, "a\n").expect("answer");
         ask(&mut clean, "").expect("the echo");
@@ -62,7 +64,7 @@ fn tls_connections_leak_no_descriptor() {
         log.wait_for(3);
         drop(silent);
     }
-    assert_eq!(failures, 30);
+    assert_eq!(failures, 15);
     wait_until(
         "the server's descriptors back to their count before the connections",
         GENEROUS,
