@@ -9,65 +9,22 @@ mod common;
 
 use common::{Echo, ask, client_config, close_cleanly, connect, pki, serve};
 use mixins::Threading;
-use server::{Synchronous, Tcp, UnixStream};
+use server::{Synchronous, Tcp};
 use sockserve_tls::Tls;
 use std::{
     io::{Read, Write},
-    time::{Duration, Instant},
+    time::Instant,
 };
 use testsupport::{EventLog, GENEROUS};
 
-/// A session over `address`: pipelined lines (the second's turn runs from buffered
-/// plaintext), a line after a wait, the handler's view of the session, a clean close.
-fn echo_session(address: &socket::Address, pki: &common::Pki) {
-    let mut client = connect(address, client_config(pki, false));
-    client.write_all(b"one\ntwo\n").expect("send");
-    assert_eq!(
-        ask(&mut client, "").expect("answer"),
-        "sni=localhost alpn=echo/1 certs=0\n"
-    );
-    assert_eq!(ask(&mut client, "").expect("answer"), "one\n");
-    assert_eq!(ask(&mut client, "").expect("answer"), "two\n");
-    // Now the connection waits (in the reactor, or lingering): a later line wakes it.
-    assert_eq!(ask(&mut client, "three\n").expect("answer"), "three\n");
-    close_cleanly(client);
-}
-
-fn every_kind<C: server::Strategy + Default>() {
-    let pki = pki();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("tls.sock");
-    let log = EventLog::new();
-    let tcp = serve::<Tcp, C>(
-        "127.0.0.1:0",
-        Tls::new(common::server_config(&pki, false)),
-        Echo::default(),
-        log.sender(),
-    );
-    let unix = serve::<UnixStream, C>(
-        path.to_str().expect("utf-8 path"),
-        Tls::new(common::server_config(&pki, false)),
-        Echo::default(),
-        log.sender(),
-    );
-    for address in [tcp.server_address().clone(), unix.server_address().clone()] {
-        echo_session(&address, &pki);
-        echo_session(&address, &pki);
-    }
-    drop(tcp.shutdown().expect("shutdown"));
-    drop(unix.shutdown().expect("shutdown"));
-    assert_eq!(log.drain(), Vec::<String>::new(), "no request failed");
-    assert!(!path.exists(), "the socket file is removed");
-}
-
 #[test]
 fn rustls_clients_under_sync() {
-    every_kind::<Synchronous>();
+    common::every_kind::<Synchronous>();
 }
 
 #[test]
 fn rustls_clients_under_threading() {
-    every_kind::<Threading>();
+    common::every_kind::<Threading>();
 }
 
 #[test]
@@ -121,43 +78,25 @@ fn a_plaintext_client_fails_its_handshake_and_the_server_serves_on() {
     let _ = plain.read_to_end(&mut answer);
     let events = log.wait_for(1);
     assert!(events[0].starts_with("handshake:tls:"), "{events:?}");
-    echo_session(running.server_address(), &pki);
+    common::echo_session(running.server_address(), &pki);
     drop(running.shutdown().expect("shutdown"));
     assert_eq!(log.drain(), Vec::<String>::new());
-}
-
-/// Half of a client's first flight: a ClientHello cut short.
-fn half_a_client_hello(pki: &common::Pki) -> Vec<u8> {
-    let name = sockserve_tls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let mut conn = sockserve_tls::rustls::ClientConnection::new(client_config(pki, false), name)
-        .expect("client");
-    let mut hello = Vec::new();
-    conn.write_tls(&mut hello).expect("client hello");
-    hello.truncate(hello.len() / 2);
-    hello
 }
 
 #[test]
 fn stalled_handshakes_end_at_the_handshake_timeout_and_hold_no_one_else() {
     let pki = pki();
     let log = EventLog::new();
-    // Every handshake has this bound, the ones meant to succeed too: 1 s, not less, so that
-    // a loaded machine does not fail them.
-    let timeout = Duration::from_secs(1);
-    let running = serve::<Tcp, Threading>(
-        "127.0.0.1:0",
-        Tls::new(common::server_config(&pki, false)).handshake_timeout(timeout),
-        Echo::default(),
-        log.sender(),
-    );
+    let timeout = common::HANDSHAKE_TIMEOUT;
+    let running = common::serve_timing_out::<Threading>(&pki, log.sender());
     let started = Instant::now();
     let silent = testsupport::stream_client(running.server_address());
     let stalled = testsupport::stream_client(running.server_address());
     stalled
-        .sendall(&half_a_client_hello(&pki))
+        .sendall(&common::half_a_client_hello(&pki))
         .expect("half a hello");
     // Meanwhile a client that completes its handshake is served at once.
-    echo_session(running.server_address(), &pki);
+    common::echo_session(running.server_address(), &pki);
     let events = log.wait_for(2);
     let took = started.elapsed();
     assert_eq!(events, ["handshake:timed-out", "handshake:timed-out"]);
@@ -177,18 +116,10 @@ fn stalled_handshakes_end_at_the_handshake_timeout_and_hold_no_one_else() {
 fn under_sync_a_stalled_handshake_holds_the_loop_no_longer_than_its_timeout() {
     let pki = pki();
     let log = EventLog::new();
-    // Every handshake has this bound, the ones meant to succeed too: 1 s, not less, so that
-    // a loaded machine does not fail them.
-    let timeout = Duration::from_secs(1);
-    let running = serve::<Tcp, Synchronous>(
-        "127.0.0.1:0",
-        Tls::new(common::server_config(&pki, false)).handshake_timeout(timeout),
-        Echo::default(),
-        log.sender(),
-    );
+    let running = common::serve_timing_out::<Synchronous>(&pki, log.sender());
     let started = Instant::now();
     let _silent = testsupport::stream_client(running.server_address());
-    echo_session(running.server_address(), &pki);
+    common::echo_session(running.server_address(), &pki);
     let took = started.elapsed();
     assert!(took < GENEROUS, "the next client waited {took:?}");
     assert_eq!(log.wait_for(1), ["handshake:timed-out"]);
@@ -236,12 +167,12 @@ fn a_configuration_replaced_while_serving_takes_the_next_handshakes() {
     let tls = Tls::new(common::server_config(&old, false));
     let keep = tls.clone();
     let running = serve::<Tcp, Threading>("127.0.0.1:0", tls, Echo::default(), log.sender());
-    echo_session(running.server_address(), &old);
+    common::echo_session(running.server_address(), &old);
     // A session open across the change keeps its own.
     let mut open = connect(running.server_address(), client_config(&old, false));
     assert!(ask(&mut open, "x\n").expect("answer").starts_with("sni="));
     keep.set_config(common::server_config(&new, false));
-    echo_session(running.server_address(), &new);
+    common::echo_session(running.server_address(), &new);
     assert_eq!(ask(&mut open, "").expect("answer"), "x\n");
     close_cleanly(open);
     // A client that trusts only the old CA now refuses the server's certificate.

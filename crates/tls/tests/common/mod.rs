@@ -6,7 +6,7 @@
 
 use handler::{BoxError, Handler, HandlerError, Next, StreamOptions, StreamRequest};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use server::{Kind, Running, Server, Strategy};
+use server::{Kind, Running, Server, Strategy, Tcp, UnixStream};
 use socket::{Address, Socket};
 use sockserve_tls::rustls::pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
@@ -259,4 +259,70 @@ pub fn python_client(address: &Address, ca_file: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A session over `address`: pipelined lines (the second's turn runs from buffered
+/// plaintext), a line after a wait, the handler's view of the session, a clean close.
+pub fn echo_session(address: &socket::Address, pki: &Pki) {
+    let mut client = connect(address, client_config(pki, false));
+    client.write_all(b"one\ntwo\n").expect("send");
+    assert_eq!(
+        ask(&mut client, "").expect("answer"),
+        "sni=localhost alpn=echo/1 certs=0\n"
+    );
+    assert_eq!(ask(&mut client, "").expect("answer"), "one\n");
+    assert_eq!(ask(&mut client, "").expect("answer"), "two\n");
+    // Now the connection waits (in the reactor, or lingering): a later line wakes it.
+    assert_eq!(ask(&mut client, "three\n").expect("answer"), "three\n");
+    close_cleanly(client);
+}
+
+/// Two sessions over TCP and two over a Unix socket against servers of strategy `C`; no
+/// request fails, and the socket file is gone after the stop.
+pub fn every_kind<C: server::Strategy + Default>() {
+    let pki = pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tls.sock");
+    let log = EventLog::new();
+    let tcp = serve::<Tcp, C>(
+        "127.0.0.1:0",
+        Tls::new(server_config(&pki, false)),
+        Echo::default(),
+        log.sender(),
+    );
+    let unix = serve::<UnixStream, C>(
+        path.to_str().expect("utf-8 path"),
+        Tls::new(server_config(&pki, false)),
+        Echo::default(),
+        log.sender(),
+    );
+    for address in [tcp.server_address().clone(), unix.server_address().clone()] {
+        echo_session(&address, &pki);
+        echo_session(&address, &pki);
+    }
+    drop(tcp.shutdown().expect("shutdown"));
+    drop(unix.shutdown().expect("shutdown"));
+    assert_eq!(log.drain(), Vec::<String>::new(), "no request failed");
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+/// Half of a client's first flight: a ClientHello cut short.
+pub fn half_a_client_hello(pki: &Pki) -> Vec<u8> {
+    let name = sockserve_tls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut conn = sockserve_tls::rustls::ClientConnection::new(client_config(pki, false), name)
+        .expect("client");
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).expect("client hello");
+    hello.truncate(hello.len() / 2);
+    hello
+}
+
+/// The handshake timeout of the tests with stalling clients. Every handshake has it, those
+/// meant to succeed too: 1 s, not less, so that a loaded machine does not fail them.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A TLS echo server over TCP of strategy `C` whose handshakes end at [`HANDSHAKE_TIMEOUT`].
+pub fn serve_timing_out<C: Strategy + Default>(pki: &Pki, events: EventSender) -> Running<Tcp, C> {
+    let tls = Tls::new(server_config(pki, false)).handshake_timeout(HANDSHAKE_TIMEOUT);
+    serve::<Tcp, C>("127.0.0.1:0", tls, Echo::default(), events)
 }
