@@ -186,3 +186,34 @@ fn a_configuration_replaced_while_serving_takes_the_next_handshakes() {
     );
     drop(running.shutdown().expect("shutdown"));
 }
+
+#[test]
+fn a_certificate_resolver_replaced_while_serving_presents_the_new_certificate() {
+    use sockserve_tls::rustls::{ServerConfig, sign::CertifiedKey};
+    let (old, new) = (pki(), pki());
+    let certified = |pki: &common::Pki| {
+        let key =
+            sockserve_tls::rustls::pki_types::PrivateKeyDer::Pkcs8(pki.server_key.clone().into());
+        CertifiedKey::from_der(pki.server_chain.clone(), key, &sockserve_tls::provider())
+            .expect("certified key")
+    };
+    let resolver = sockserve_tls::CertResolver::new(certified(&old));
+    let mut config = ServerConfig::builder_with_provider(sockserve_tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_cert_resolver(std::sync::Arc::new(resolver.clone()));
+    config.alpn_protocols = vec![b"echo/1".to_vec()];
+    let log = EventLog::new();
+    let running = serve::<Tcp, Threading>(
+        "127.0.0.1:0",
+        Tls::new(config),
+        Echo::default(),
+        log.sender(),
+    );
+    common::echo_session(running.server_address(), &old);
+    resolver.replace(certified(&new));
+    common::echo_session(running.server_address(), &new);
+    drop(running.shutdown().expect("shutdown"));
+    assert_eq!(log.drain(), Vec::<String>::new());
+}
