@@ -99,6 +99,15 @@ fn good_house() -> Vec<Member> {
             ],
         ),
         (
+            "sockserve-tls",
+            vec![
+                ("sockserve-server", None),
+                ("rustls", None),
+                ("rcgen", Some("dev")),
+                ("sockserve-mixins", Some("dev")),
+            ],
+        ),
+        (
             "sockserve",
             vec![
                 ("sockserve-socket", None),
@@ -106,6 +115,7 @@ fn good_house() -> Vec<Member> {
                 ("sockserve-handler", None),
                 ("sockserve-server", None),
                 ("sockserve-mixins", None),
+                ("sockserve-tls", None),
             ],
         ),
         ("sockserve-examples", vec![("sockserve", None)]),
@@ -621,6 +631,7 @@ fn internal_names_come_from_the_renames() {
             ("server", "sockserve-server"),
             ("socket", "sockserve-socket"),
             ("testsupport", "sockserve-testsupport"),
+            ("tls", "sockserve-tls"),
         ]
     );
 }
