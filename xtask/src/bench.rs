@@ -26,7 +26,9 @@
 //! (keep-alive at 10 and 100 connections, and `Connection: close`) from the `http_server`
 //! example (`sync`, `threading`), tiny_http (as shipped and with `TCP_NODELAY`) and
 //! `python3 -m http.server`, with their targets (at least 10x Python's, 1.0x tiny_http's).
-//! Then the shutdown latency: SIGTERM to exit, no client connected. Last, the targets of the
+//! Then the shutdown latency: SIGTERM to exit, no client connected. Then "prefork echo, 4
+//! workers" ([`prefork`], `--only prefork`): `prefork_server` beside the one-process
+//! threading server and tokio. Last, the targets of the
 //! waiting-connections issue, each PASS or MISS.
 //!
 //! Every cell runs `--repeat` times (3), each time on a freshly started server; a table shows
@@ -43,6 +45,7 @@
 mod http;
 mod loadgen;
 mod many;
+mod prefork;
 pub(crate) mod std_server;
 mod tls;
 
@@ -459,7 +462,13 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     let shutdown = opts.selects(SHUTDOWN_LABEL);
     let memory = opts.selects(&memory_label());
     let http = http::selected(opts);
-    if specs.is_empty() && !shutdown && !memory && !http && !tls::selected(opts) {
+    if specs.is_empty()
+        && !shutdown
+        && !memory
+        && !http
+        && !prefork::selected(opts)
+        && !tls::selected(opts)
+    {
         let labels: Vec<String> = workloads(opts).iter().map(|s| s.label()).collect();
         return Err(format!(
             "--only {:?} selects nothing; the sections are:\n  {}\n  {}\n  {SHUTDOWN_LABEL}\n  \
@@ -575,6 +584,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
         Vec::new()
     };
     tls::section(&bins.examples, dir.path(), opts)?;
+    let prefork_failures = prefork::section(bins, opts);
     if shutdown {
         println!(
             "\n{SHUTDOWN_LABEL}: SIGTERM to exit, no client connected, {SHUTDOWN_TRIALS} runs each"
@@ -600,6 +610,7 @@ fn bench(bins: &Bins, opts: &Options) -> Result<()> {
     }
     let mut ours: Vec<String> = ours.into_iter().map(|(_, f)| f).collect();
     ours.extend(http_failures);
+    ours.extend(prefork_failures);
     if ours.is_empty() {
         Ok(())
     } else {

@@ -66,6 +66,7 @@ fn facade_features() -> Result<()> {
         &[][..],
         &["--features", "threading"],
         &["--features", "forking"],
+        &["--features", "prefork"],
         &["--features", "tls"],
         &["--features", "threading,forking"],
     ] {

@@ -15,11 +15,15 @@
 //! Last, 10,000 long-lived connections at once on a threading `echo_server` with every
 //! default (a thread each), from a CPython client in another process, every one answered, with
 //! the server's memory and threads: see [`many`]. `http_server` against curl, CPython's HTTP
-//! clients and wrk, in both its modes: see [`http`]. The examples' binaries are built once, up
+//! clients and wrk, in both its modes: see [`http`]. `proxy_whoami` twice behind a real
+//! HAProxy (`send-proxy-v2`, health checks), one backend stopped mid-run with zero client
+//! errors: see [`haproxy`]. The examples' binaries are built once, up
 //! front, by `cargo build -p sockserve-examples --examples`. The examples of issue 12
 //! (`unix_stream`, `unix_datagram`, `kv_store`, `periodic`, `graceful_stop`) have their cases in
 //! [`examples`]: each header's commands as written, concurrent clients, clients vanishing
-//! mid-request, open descriptors back to their baseline, a graceful SIGTERM.
+//! mid-request, open descriptors back to their baseline, a graceful SIGTERM. `prefork_server`
+//! (issue 16) under load through `kill -9` of a worker, `SIGHUP` and the `SIGUSR2` upgrade,
+//! with the requests, errors and refused connections of each: see [`prefork`].
 //!
 //! One line per case, `ok` or `FAIL` with its time, goes to stdout; a failure is counted and
 //! the run goes on. The last line is `N passed, N failed`, and any failure makes the run an
@@ -27,11 +31,13 @@
 
 mod echo;
 mod examples;
+mod haproxy;
 mod hostile;
 mod http;
 mod many;
 mod park;
 mod ports;
+mod prefork;
 
 pub(crate) use echo::{Family, temp_dir};
 
@@ -179,6 +185,32 @@ pub(crate) fn run_hostile() -> Result<()> {
     hostile::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
 }
 
+/// `cargo xtask integration-haproxy` (hidden): the PROXY protocol case behind HAProxy alone.
+pub(crate) fn run_haproxy() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "proxy_whoami",
+    ])
+    .run()?;
+    haproxy::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
+/// `cargo xtask integration-prefork` (hidden): the prefork cases alone.
+pub(crate) fn run_prefork() -> Result<()> {
+    Cmd::cargo(&[
+        "build",
+        "-p",
+        "sockserve-examples",
+        "--example",
+        "prefork_server",
+    ])
+    .run()?;
+    prefork::run(&examples_dir(&Workspace::load()?, "debug")).map(|_| ())
+}
+
 /// The count of cases that passed and failed; each case's line goes to stdout as it ends.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -255,6 +287,8 @@ pub(crate) fn run() -> Result<()> {
     tally.record_module("park", park::run(&examples));
     tally.record_module("hostile", hostile::run(&examples));
     tally.record_module("http", http::run(&examples));
+    tally.record_module("haproxy", haproxy::run(&examples));
+    tally.record_module("prefork", prefork::run(&examples));
     examples::run(&examples, &mut tally);
     match temp_dir("integration") {
         Ok(dir) => {

@@ -5,7 +5,7 @@
 //! cargo xtask tidy          the invariants of ARCHITECTURE.md, checked against `cargo metadata`, the manifests and the code
 //! cargo xtask integration   the examples as real processes, against real clients (CPython's among them)
 //! cargo xtask parity        examples/parity.rs from PARITY.md; every socketserver name has a row
-//! cargo xtask memcheck      the tests of the crates with `unsafe` (socket, reactor, mixins) under valgrind
+//! cargo xtask memcheck      the tests of the crates with `unsafe` (socket, reactor, mixins, prefork) under valgrind
 //! cargo xtask soak [--short] 1,000,000 + 200,000 echo requests against echo_server (threading, --park),
 //!                           every byte checked, fds, threads and RSS compared (--short: CI's 50,000)
 //! cargo xtask lines         the ports of the six Python programs against their originals' line counts
@@ -97,6 +97,8 @@ fn main() -> ExitCode {
         "bench" => parse_bench_flags(rest).and_then(|opts| bench::run(&opts)),
         // Hidden: one case of integration alone, while working on it.
         "integration-hostile" => no_flags(command, rest).and_then(|()| integration::run_hostile()),
+        "integration-haproxy" => no_flags(command, rest).and_then(|()| integration::run_haproxy()),
+        "integration-prefork" => no_flags(command, rest).and_then(|()| integration::run_prefork()),
         // Hidden: the bench's `std` floor, run by the bench as a subprocess.
         "std-echo-server" => bench::std_server::run(rest),
         // Hidden: the bench's event-driven clients against a running server, for profiling.

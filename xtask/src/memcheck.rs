@@ -1,5 +1,5 @@
 //! `cargo xtask memcheck`: the test binaries of the crates with `unsafe` code (socket, reactor,
-//! mixins) under `valgrind --tool=memcheck`, each failing the step on any error valgrind
+//! mixins, prefork) under `valgrind --tool=memcheck`, each failing the step on any error valgrind
 //! reports (an invalid read or write, a use of uninitialised memory, a bad free), as Miri
 //! would on a nightly toolchain CI does not have. Leaks are not counted: the tests leave
 //! threads behind on purpose (a stuck handler left running), whose memory is still reachable.
@@ -24,6 +24,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("sockserve-socket", "crates/socket"),
     ("sockserve-reactor", "crates/reactor"),
     ("sockserve-mixins", "crates/mixins"),
+    ("sockserve-prefork", "crates/prefork"),
 ];
 
 /// Tests left out under valgrind, each with why: (package, binary, test name).

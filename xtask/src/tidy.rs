@@ -81,7 +81,9 @@ pub(crate) const LAYERS: &[Layer] = &[
     Layer {
         package: "sockserve-server",
         internal: &["sockserve-socket", "sockserve-reactor", "sockserve-handler"],
-        owns: &[],
+        // The PROXY protocol's parser: the server reads the header, in the request's job
+        // before verify_request (proxy.rs).
+        owns: &["ppp"],
     },
     Layer {
         package: "sockserve-mixins",
@@ -92,6 +94,15 @@ pub(crate) const LAYERS: &[Layer] = &[
             "sockserve-server",
         ],
         owns: &["crossbeam-channel", "nix"],
+    },
+    Layer {
+        // The prefork supervisor: worker processes serving one listener. Above the server
+        // (a worker serves a server), beside the mixins (it names no strategy: the program
+        // picks one per worker); shares `nix` (fork, exec, wait, signals) with the layers
+        // that make processes.
+        package: "sockserve-prefork",
+        internal: &["sockserve-socket", "sockserve-reactor", "sockserve-server"],
+        owns: &["nix"],
     },
     Layer {
         // TLS over rustls; its tests run every strategy (the mixins, a dev-dependency) and
@@ -113,6 +124,7 @@ pub(crate) const LAYERS: &[Layer] = &[
             "sockserve-handler",
             "sockserve-server",
             "sockserve-mixins",
+            "sockserve-prefork",
             "sockserve-tls",
         ],
         owns: &[],
@@ -153,11 +165,14 @@ pub(crate) const TEST_SUPPORT: &[&str] = &["sockserve-testsupport"];
 pub(crate) const PROGRAMS: &[&str] = &["sockserve-examples", "xtask"];
 
 /// The files of library crates that may write to stderr (package, path in the package): the
-/// report of a failure when no logger is installed, so that it is never silent; and the panic
-/// hook of a forked request child, which reports a panic in one line without a backtrace.
+/// report of a failure when no logger is installed, so that it is never silent; the panic
+/// hook of a forked request child, which reports a panic in one line without a backtrace; and
+/// the prefork supervisor's lines (a worker died, a crash loop, an upgrade), on stderr when
+/// no logger is installed.
 pub(crate) const MAY_PRINT: Files = &[
     ("sockserve-server", "src/report.rs"),
     ("sockserve-mixins", "src/forking.rs"),
+    ("sockserve-prefork", "src/say.rs"),
 ];
 
 /// The files that may hold `unsafe` code (package, path in the package), each behind safe
@@ -175,6 +190,9 @@ pub(crate) const UNSAFE_FILES: Files = &[
     ("sockserve-reactor", "src/signals.rs"),
     // fork, and `_exit` in the child.
     ("sockserve-mixins", "src/forking.rs"),
+    // fork, the descriptors put at 3 and 4 before execve, the inherited readiness pipe,
+    // removing the role variable while single-threaded.
+    ("sockserve-prefork", "src/spawn.rs"),
 ];
 
 /// The files outside `sockserve-socket` whose code may still name `libc` (package, path in the

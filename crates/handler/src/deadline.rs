@@ -182,12 +182,17 @@ impl ConnectionReader {
 
 impl Read for ConnectionReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let now = Instant::now();
-        let own = own_timeout(self.io.socket()).and_then(|t| bound(now, t, Limit::ReadTimeout(t)));
-        let idle = self
-            .deadlines
-            .idle
-            .and_then(|d| bound(now, d, Limit::Idle(d)));
+        let (own, idle) = (own_timeout(self.io.socket()), self.deadlines.idle);
+        // The clock is read only when a bound needs it (none by default: a read per request).
+        let (own, idle) = if own.is_none() && idle.is_none() {
+            (None, None)
+        } else {
+            let now = Instant::now();
+            (
+                own.and_then(|t| bound(now, t, Limit::ReadTimeout(t))),
+                idle.and_then(|d| bound(now, d, Limit::Idle(d))),
+            )
+        };
         by([self.deadlines.turn_bound(), idle, own], |deadline| {
             self.io.read_by(buf, deadline)
         })
@@ -245,8 +250,8 @@ pub(crate) fn send_all(
 ) -> io::Result<()> {
     // A writer that panicked holding the lock left no state behind it: the lock guards none.
     let _whole = lock.lock().unwrap_or_else(|e| e.into_inner());
-    let start = Instant::now();
-    let whole = own_timeout(io.socket()).and_then(|t| bound(start, t, Limit::WriteTimeout(t)));
+    let whole =
+        own_timeout(io.socket()).and_then(|t| bound(Instant::now(), t, Limit::WriteTimeout(t)));
     let turn = deadlines.turn_bound();
     let mut sent = 0;
     while sent < data.len() {

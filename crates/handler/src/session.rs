@@ -288,6 +288,24 @@ impl<R: Request, H: Handler<R>, B: BorrowMut<H>> Session<R, H, B> {
         self.request.wait_deadline(self.waiting_since?)
     }
 
+    /// When the current wait began (the end of the last turn), if the request waits now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::Session;
+    /// use sockserve_handler::{Handler, StreamRequest};
+    /// use std::time::Duration;
+    ///
+    /// fn waited_long<H: Handler<StreamRequest>>(session: &Session<StreamRequest, H>) -> bool {
+    ///     session.waiting_since().is_some_and(|t| t.elapsed() > Duration::from_secs(1))
+    /// }
+    /// # let _ = waited_long::<fn(&mut StreamRequest)>;
+    /// ```
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.waiting_since
+    }
+
     /// The error of a wait that reached its [`deadline`](Self::wait_deadline): a `TimedOut`
     /// I/O error naming the option, as a read that waited so long would have failed.
     ///

@@ -570,3 +570,79 @@ fn a_turn_lingers_on_its_thread_while_the_pool_has_room() {
         running.shutdown().expect("stop").server_close();
     }
 }
+
+/// Answers each line once the test lets its turn end: the turn reads its line, tells the test,
+/// and waits for the test's go, so that what the test sends meanwhile comes while the turn runs.
+#[derive(Clone)]
+struct Gated {
+    read: std::sync::mpsc::SyncSender<String>,
+    go: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl Handler<StreamRequest> for Gated {
+    fn handle(&mut self, req: &mut StreamRequest) -> Result<Next, BoxError> {
+        let mut line = String::new();
+        let n = req.rfile.read_line(&mut line)?;
+        self.read.send(line.clone())?;
+        self.go.lock().unwrap().recv_timeout(GENEROUS)?;
+        if n == 0 {
+            return Ok(Next::Done);
+        }
+        req.wfile.write_all(line.to_uppercase().as_bytes())?;
+        Ok(Next::WaitForInput)
+    }
+}
+
+/// Input, and the client's end, that come while a turn runs (after its read) are seen by the
+/// wait that follows it: the reactor reports an edge once, and a report that comes while the
+/// connection is not parked must not be lost (sync, threading parking at each wait, threading
+/// with its default linger).
+#[test]
+fn input_and_the_end_during_a_turn_are_not_lost() {
+    fn run<C: Strategy>(strategy: C, what: &str) {
+        let (read_tx, read_rx) = std::sync::mpsc::sync_channel(8);
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let handler = Gated {
+            read: read_tx,
+            go: Arc::new(Mutex::new(go_rx)),
+        };
+        let server: Server<Tcp, C> = TcpServer::builder_handler(handler)
+            .strategy(strategy)
+            .bind("127.0.0.1:0")
+            .expect("bind");
+        let running = server.spawn_with(Duration::from_millis(10)).expect("spawn");
+        let handle = running.shutdown_handle();
+        let (mut client, mut reader) = connect(&running);
+        let turn_read = |expected: &str| {
+            let line = read_rx
+                .recv_timeout(GENEROUS)
+                .unwrap_or_else(|e| panic!("{what}: no turn read {expected:?} within 10 s: {e}"));
+            assert_eq!(line, expected, "{what}");
+        };
+        for i in 1..=5 {
+            if i == 1 {
+                client.write_all(b"m1\n").unwrap();
+            }
+            turn_read(&format!("m{i}\n"));
+            // The next line comes while this turn runs, after its read.
+            client
+                .write_all(format!("m{}\n", i + 1).as_bytes())
+                .unwrap();
+            go_tx.send(()).unwrap();
+            assert_eq!(read_line(&mut reader), format!("M{i}\n"), "{what}");
+        }
+        turn_read("m6\n");
+        // The client's end comes while the turn runs: the wait after it sees it.
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        go_tx.send(()).unwrap();
+        assert_eq!(read_line(&mut reader), "M6\n", "{what}");
+        // An end while waiting ends the request with no further turn.
+        assert_eq!(read_line(&mut reader), "", "{what}: the server closes");
+        assert!(read_rx.try_recv().is_err(), "{what}: no turn after the end");
+        wait_until("the request ends", GENEROUS, || handle.in_flight() == 0);
+        running.shutdown().expect("stop").server_close();
+    }
+    run(Synchronous, "sync");
+    run(Threading::new().linger(None), "threading, no linger");
+    run(Threading::new(), "threading, its linger");
+}

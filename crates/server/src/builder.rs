@@ -1,8 +1,8 @@
 //! `Builder`: Python's server class attributes as builder methods, then bind.
 
 use crate::{
-    DefaultHooks, Hooks, Kind, Overload, RequestRef, Result, Server, Strategy, hooks::HookSet,
-    job::MakeJob,
+    DefaultHooks, Hooks, Kind, Overload, ProxyProtocol, RequestRef, Result, Server, Strategy,
+    hooks::HookSet, job::MakeJob,
 };
 use handler::{Handler, HandlerError, Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, ToAddrs};
@@ -115,6 +115,8 @@ pub(crate) struct Options {
     /// `None`: the default, derived from the open-file limit when a loop starts.
     pub(crate) max_connections: Option<usize>,
     pub(crate) overload: Overload,
+    /// The PROXY protocol's header is read at the start of each connection (streams only).
+    pub(crate) proxy: Option<Arc<ProxyProtocol>>,
 }
 
 impl Default for Options {
@@ -129,6 +131,7 @@ impl Default for Options {
             dualstack_ipv6: false,
             max_connections: None,
             overload: Overload::Pause,
+            proxy: None,
         }
     }
 }
@@ -706,7 +709,58 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
                  the default derived from the open-file limit",
             );
         }
+        if let Some(proxy) = &self.options.proxy {
+            proxy.check()?;
+        }
         Ok(())
+    }
+}
+
+/// The options of stream servers alone ([`Tcp`](crate::Tcp), [`UnixStream`](crate::UnixStream)).
+impl<K: Kind<Raw = Arc<Socket>>, C: Strategy, S: SharedState> Builder<K, C, S> {
+    /// Reads a PROXY protocol header (v1 or v2, as HAProxy, nginx's `stream` module or
+    /// Envoy send it) at the start of each connection, from the trusted proxies alone: the
+    /// client the handler and the hooks see (`client_address`, and the address
+    /// `verify_request`, `handle_error` and `shutdown_request` get) is then the real client
+    /// the header names. See [`ProxyProtocol`] for what is refused, the header's deadline, and
+    /// where the header is read.
+    ///
+    /// `verify_request` runs once the header has been read, where the request runs (a pool
+    /// worker, the forked child, or, under the sync strategy, on the loop once the header is
+    /// whole), not on the accept loop: it sees the real client. The proxy's own address is the
+    /// connection's peer: `req.connection.getpeername()` in a handler,
+    /// `RequestRef::Stream(conn)` then `conn.getpeername()` in `verify_request`.
+    ///
+    /// Stream servers only: HAProxy sends no PROXY header over UDP, and a datagram server's
+    /// builder has no such method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_server::{ProxyProtocol, TcpServer};
+    /// use sockserve_server::socket::create_connection;
+    /// use std::io::{Read, Write};
+    ///
+    /// let mut server = TcpServer::builder(|req| {
+    ///     // The real client, from the header; the proxy is the connection's peer.
+    ///     let proxy = req.connection.getpeername()?;
+    ///     writeln!(req.wfile, "{} via {proxy}", req.client_address)?;
+    ///     Ok(())
+    /// })
+    /// .proxy_protocol(ProxyProtocol::trusted(["127.0.0.1"])?)
+    /// .bind("127.0.0.1:0")?;
+    ///
+    /// let mut proxy = create_connection(server.server_address(), &Default::default())?;
+    /// proxy.write_all(b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n")?;
+    /// server.handle_request()?;
+    /// let mut reply = String::new();
+    /// proxy.read_to_string(&mut reply)?;
+    /// assert!(reply.starts_with("203.0.113.7:51000 via 127.0.0.1:"), "{reply}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_protocol(mut self, proxy: ProxyProtocol) -> Self {
+        self.options.proxy = Some(Arc::new(proxy));
+        self
     }
 }
 

@@ -35,6 +35,18 @@
 //! [`TruncatedDatagram`](crate::TruncatedDatagram) at `Stage::Setup`, `shutdown_request`, no
 //! reply (`crates/mixins/tests/truncated.rs`).
 //!
+//! With the PROXY protocol on ([`Builder::proxy_protocol`](crate::Builder::proxy_protocol),
+//! stream servers), the header is read before `verify_request`, and its failures end the
+//! request before it too: `handle_error` (with the proxy's address, the real client being
+//! unknown) at `Stage::Setup`, then `shutdown_request`, no handler step; the client sees the
+//! connection closed. A peer that is not trusted (`PermissionDenied`, naming
+//! `ProxyProtocol::trusted`), a connection that starts with anything but a header, a malformed
+//! one, one over `ProxyProtocol::max_header_len` (`InvalidData`), one cut by the connection's
+//! end (`UnexpectedEof`), one not whole within `ProxyProtocol::header_timeout` (`TimedOut`,
+//! reported at info level as other deadlines are). A connection that ends before its first
+//! byte ends quietly (`shutdown_request` alone). `verify_request` refusing the real client:
+//! `verify_request`, `shutdown_request`, as without the option (`crates/server/tests/proxy.rs`).
+//!
 //! # Examples
 //!
 //! A `handle_error` that tells the rows apart:

@@ -94,6 +94,11 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
     /// Python's `verify_request`: return false to reject the request; the handler does not
     /// run and the request is shut down and closed. Default: accept everything.
     ///
+    /// It runs on the serving loop's thread, before the strategy takes the request; with the
+    /// PROXY protocol on ([`Builder::proxy_protocol`](crate::Builder::proxy_protocol)), in the
+    /// request's job once the header has been read (a pool worker, the forked child, the loop
+    /// under sync), with `client_address` the real client the header names.
+    ///
     /// # Examples
     ///
     /// See [`Hooks`].

@@ -2,12 +2,12 @@
 //! shutdown_request, in one closure.
 
 use crate::layer::{Layer, Layers, run_layers};
-use crate::waiting::{Close, Waiter, Waiting};
-use crate::{Hooks, Job, shutdown::InFlight};
+use crate::waiting::{Close, Unparked, Waiter, Waiting};
+use crate::{Hooks, Job, ProxyProtocol, RequestRef, shutdown::InFlight};
 use handler::driver::{Session, Waited};
 use handler::{Handler, HandlerError, HandlerExt, Next, Request, ServerContext, SharedState};
 use reactor::{Interest, Reactor};
-use socket::{Address, Shutdown, Socket};
+use socket::{Address, Readable, Shutdown, Socket};
 use std::{
     panic::{self, AssertUnwindSafe},
     sync::Arc,
@@ -21,6 +21,9 @@ pub(crate) type Tracking = (InFlight, Arc<Waiting>);
 /// Makes jobs of one request type; a server holds its handler behind this, so the server's
 /// type does not name the handler's.
 pub(crate) trait MakeJob<R: Request>: Send {
+    // What a job is made of, each from a different part of the server: a struct of them would
+    // only be taken apart again at once.
+    #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
         raw: R::Raw,
@@ -29,6 +32,7 @@ pub(crate) trait MakeJob<R: Request>: Send {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         tracking: Tracking,
+        proxy: Option<Arc<ProxyProtocol>>,
     ) -> Job;
 
     /// The same handler with these request options instead of its own.
@@ -63,6 +67,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
         context: ServerContext<R::State>,
         hooks: Arc<dyn Hooks<R::State>>,
         (ticket, waiting): Tracking,
+        proxy: Option<Arc<ProxyProtocol>>,
     ) -> Job {
         // One handler value per request, as Python makes one handler object per request.
         let handler = self.handler.clone();
@@ -77,8 +82,8 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
             self.layers.clone(),
         );
         match &self.options {
-            Some(options) => job(handler.with_options(options.clone()), parts),
-            None => job(handler, parts),
+            Some(options) => job(handler.with_options(options.clone()), parts, proxy),
+            None => job(handler, parts, proxy),
         }
     }
 
@@ -105,14 +110,70 @@ type Parts<R> = (
     Layers,
 );
 
-/// The job of one request: the server's layers (a TLS handshake), the request's and the
-/// handler's setup, then its turns (see [`Connection::run`]), `finish`, `handle_error` on a
-/// failure, `shutdown_request`.
-fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
+/// The job of one request: the request's and the handler's setup, then its turns (see
+/// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`. With the
+/// PROXY protocol on, a preamble first: the header is read (proxy.rs), then `verify_request`
+/// runs with the real client; then the server's layers (a TLS handshake), then the setup.
+fn job<R: Request, H: Handler<R>>(
+    handler: H,
+    parts: Parts<R>,
+    proxy: Option<Arc<ProxyProtocol>>,
+) -> Job {
     let (raw, connection, client_address, context, hooks, ticket, waiting, layers) = parts;
     let address = client_address.clone();
     let wait_first = R::waits_for_first_input(&handler.options());
-    let work = move |ticket: Option<InFlight>| {
+    let start = Start {
+        handler,
+        raw,
+        connection,
+        client_address,
+        context,
+        hooks,
+        waiting,
+        wait_first,
+        layers,
+    };
+    let work = move |ticket: Option<InFlight>| match proxy {
+        Some(proxy) => crate::proxy::read_header(proxy, start, ticket),
+        None => start.run(ticket, None),
+    };
+    // The work releases the ticket last: the request leaves the in-flight list (and its fd
+    // closes) only then, and not while its connection waits between turns.
+    Job::tracked(address, work, ticket)
+}
+
+/// A request before its session starts: what its setup needs, and what its end needs if it
+/// ends before (a PROXY header refused, `verify_request` saying no).
+pub(crate) struct Start<R: Request, H> {
+    handler: H,
+    raw: R::Raw,
+    pub(crate) connection: Option<Arc<Socket>>,
+    /// The client its handler and hooks see: the peer, or the one a PROXY header names.
+    pub(crate) client_address: Address,
+    context: ServerContext<R::State>,
+    hooks: Arc<dyn Hooks<R::State>>,
+    pub(crate) waiting: Arc<Waiting>,
+    wait_first: bool,
+    /// The steps before its setup (Builder::layer).
+    layers: Layers,
+}
+
+impl<R: Request, H: Handler<R>> Start<R, H> {
+    /// The server's layers (a TLS handshake), the request's and the handler's setup, then its
+    /// turns. `slot`: its slot among the waiting connections, if it waited already (for its
+    /// PROXY header).
+    pub(crate) fn run(self, ticket: Option<InFlight>, slot: Option<usize>) {
+        let Start {
+            handler,
+            raw,
+            connection,
+            client_address,
+            context,
+            hooks,
+            waiting,
+            wait_first,
+            layers,
+        } = self;
         let (client_address, started) = match &layers {
             None => {
                 let started = Session::start(handler, raw, client_address.clone(), context.clone());
@@ -141,21 +202,86 @@ fn job<R: Request, H: Handler<R>>(handler: H, parts: Parts<R>) -> Job {
                 context,
                 hooks,
                 waiting,
-                slot: None,
+                slot,
+                in_reactor: false,
+                linger: Linger::Try,
             })
             .run(ticket, wait_first),
             Err(error) => {
-                guard_hook("handle_error", || {
-                    hooks.handle_error(&context, &client_address, &error)
-                });
-                shutdown_request(connection, &context, &client_address, &*hooks);
-                drop(ticket);
+                let slot = slot.map(|slot| (&*waiting, slot));
+                let parts = (connection, &client_address, &context, &*hooks);
+                end_request(Some(error), parts, slot, ticket);
             }
         }
-    };
-    // The work releases the ticket last: the request leaves the in-flight list (and its fd
-    // closes) only then, and not while its connection waits between turns.
-    Job::tracked(address, work, ticket)
+    }
+
+    /// `verify_request` with the client as it is now (with the PROXY protocol on: the real
+    /// client, once the header was read). A panicking hook refuses the request.
+    pub(crate) fn verify(&self) -> bool {
+        let Some(connection) = &self.connection else {
+            return true;
+        };
+        guard_hook("verify_request", || {
+            self.hooks.verify_request(
+                &self.context,
+                RequestRef::Stream(connection),
+                &self.client_address,
+            )
+        })
+        .unwrap_or(false)
+    }
+
+    /// Ends the request before its session: `handle_error` with `error` if any, out of the
+    /// waiting set, `shutdown_request`, the ticket last.
+    pub(crate) fn end(
+        self,
+        error: Option<HandlerError>,
+        ticket: Option<InFlight>,
+        slot: Option<usize>,
+    ) {
+        let Start {
+            raw,
+            connection,
+            client_address,
+            context,
+            hooks,
+            waiting,
+            ..
+        } = self;
+        drop(raw);
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
+    }
+}
+
+/// The end of a request, whatever it reached: `handle_error` with `error` if there is one,
+/// out of the waiting set (its slot, if it waited), `shutdown_request`, the ticket last.
+fn end_request<S: SharedState>(
+    error: Option<HandlerError>,
+    (connection, client_address, context, hooks): (
+        Option<Arc<Socket>>,
+        &Address,
+        &ServerContext<S>,
+        &dyn Hooks<S>,
+    ),
+    slot: Option<(&Waiting, usize)>,
+    ticket: Option<InFlight>,
+) {
+    if let Some(error) = error {
+        guard_hook("handle_error", || {
+            hooks.handle_error(context, client_address, &error)
+        });
+    }
+    if let Some((waiting, slot)) = slot {
+        waiting.release(slot);
+    }
+    shutdown_request(connection, context, client_address, hooks);
+    drop(ticket);
 }
 
 /// A request across its turns, with what its end needs.
@@ -168,6 +294,22 @@ struct Connection<R: Request, H> {
     waiting: Arc<Waiting>,
     /// Its slot among the waiting connections, from its first wait on.
     slot: Option<usize>,
+    /// It may be registered in the loop's reactor (it parked since it last lingered).
+    in_reactor: bool,
+    /// Whether its next wait lingers on the thread (when the pool offers it).
+    linger: Linger,
+}
+
+/// Whether a connection's wait lingers on its thread first: while lingering finds its input,
+/// and again once a wait in the reactor turns out short enough that it would have. A client
+/// slower than the linger (thousands of them, each answered in turn) parks at once, sparing
+/// a thread's sleep and wake-up for nothing at each request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Linger {
+    /// Linger at the next wait.
+    Try,
+    /// The last linger found nothing: park at once (until a wait turns out short).
+    Skip,
 }
 
 impl<R: Request, H: Handler<R>> Connection<R, H> {
@@ -200,24 +342,43 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
                             _ => return (*self).end(Ok(()), Some(held)),
                         }
                     }
-                    if let Some(linger) = self.waiting.linger() {
+                    if let Some(linger) =
+                        self.waiting.linger().filter(|_| self.linger == Linger::Try)
+                    {
                         // The pool has idle threads: wait here briefly, and run the next
                         // turn on this thread if input comes (no hand-off through the loop).
                         match self.linger(linger) {
                             Some(Waited::Input) => {
+                                // Lingering works for this connection: out of the loop's
+                                // reactor while it does, so that its input, which this thread
+                                // reads, does not also wake the loop at each request.
+                                if std::mem::take(&mut self.in_reactor) {
+                                    if let Some(slot) = self.slot {
+                                        self.waiting.quiet(slot);
+                                    }
+                                }
                                 ticket = Some(held);
                                 continue;
                             }
                             Some(_) => return (*self).end(Ok(()), Some(held)),
-                            None => {}
+                            None => self.linger = Linger::Skip,
                         }
                     }
                     let waiting = Arc::clone(&self.waiting);
-                    if let Err((waiter, ticket)) = waiting.park(self, held) {
+                    self.in_reactor = true;
+                    match waiting.park(self, held) {
+                        Ok(()) => return,
                         // Refused: the server began to close meanwhile.
-                        return refused(waiter, ticket);
+                        Err(Unparked::Refused(waiter, ticket)) => return refused(waiter, ticket),
+                        // Input came during the turn: the next turn runs here.
+                        Err(Unparked::Waited(this, held, Waited::Input)) => {
+                            self = this;
+                            ticket = Some(held);
+                        }
+                        Err(Unparked::Waited(this, held, _)) => {
+                            return (*this).end(Ok(()), Some(held));
+                        }
                     }
-                    return;
                 }
                 Ok(_) => return (*self).end(Ok(()), ticket),
                 Err(e) => return (*self).end(Err(e), ticket),
@@ -233,8 +394,10 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
         let connection = self.session.request().waits_on()?;
         let until = Instant::now() + linger;
         let until = self.session.wait_deadline().map_or(until, |d| d.min(until));
-        match connection.wait_readable_by(Some(until)) {
-            Ok(()) => self.session.poll_input(),
+        match connection.wait_input_by(Some(until)) {
+            // Input and no end: the next turn reads it (no peek to tell input from an end).
+            Ok(Readable::Input) => Some(Waited::Input),
+            Ok(_) => self.session.poll_input(),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => None,
             Err(e) => {
                 log::debug!("waiting on a connection failed: {e}");
@@ -299,17 +462,17 @@ impl<R: Request, H: Handler<R>> Connection<R, H> {
             hooks,
             waiting,
             slot,
+            in_reactor: _,
+            linger: _,
         } = self;
-        if let Err(error) = session.end(handled) {
-            guard_hook("handle_error", || {
-                hooks.handle_error(&context, &client_address, &error)
-            });
-        }
-        if let Some(slot) = slot {
-            waiting.release(slot);
-        }
-        shutdown_request(connection, &context, &client_address, &*hooks);
-        drop(ticket);
+        let error = session.end(handled).err();
+        let slot = slot.map(|slot| (&*waiting, slot));
+        end_request(
+            error,
+            (connection, &client_address, &context, &*hooks),
+            slot,
+            ticket,
+        );
     }
 }
 
@@ -347,7 +510,16 @@ impl<R: Request, H: Handler<R>> Waiter for Connection<R, H> {
         self.slot = Some(slot);
     }
 
-    fn resume(self: Box<Self>, ticket: Option<InFlight>) {
+    fn resume(mut self: Box<Self>, ticket: Option<InFlight>) {
+        if let (Linger::Skip, Some(linger)) = (self.linger, self.waiting.linger()) {
+            if self
+                .session
+                .waiting_since()
+                .is_some_and(|t| t.elapsed() < linger)
+            {
+                self.linger = Linger::Try;
+            }
+        }
         self.run(ticket, false);
     }
 

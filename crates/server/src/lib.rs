@@ -89,6 +89,7 @@ mod kind;
 mod layer;
 mod limits;
 mod link;
+mod proxy;
 mod report;
 mod server;
 mod shutdown;
@@ -143,6 +144,7 @@ pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
 pub use layer::{Incoming, Layer};
 pub use limits::LimitGauge;
 pub use link::{ServerLink, Watch};
+pub use proxy::{DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT, ProxyProtocol};
 /// The signals [`serve_until_signal`] stops on (from the reactor layer, `sockserve-reactor`).
 #[cfg(unix)]
 #[doc(no_inline)]

@@ -1059,10 +1059,12 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
 
     /// verify_request, then the strategy's process_request (or shutdown_request if rejected).
     /// A truncated datagram skips verify_request: its request fails at setup, for
-    /// handle_error to see.
+    /// handle_error to see. With the PROXY protocol on, verify_request runs in the job, once
+    /// the header has been read (proxy.rs), not here: it sees the real client.
     fn process(&mut self, raw: K::Raw, address: Address) {
         let hooks = &self.hooks;
         let accepted = K::is_truncated(&raw)
+            || self.options.proxy.is_some()
             || guard_hook("verify_request", || {
                 hooks.verify_request(&self.context, K::request_ref(&raw), &address)
             })
@@ -1081,6 +1083,7 @@ impl<K: Kind, C: Strategy, S: SharedState> Server<K, C, S> {
             self.context.clone(),
             Arc::clone(hooks),
             (ticket, Arc::clone(&self.waiting)),
+            self.options.proxy.clone(),
         );
         self.strategy.process_request(job);
     }

@@ -7,23 +7,29 @@
 //!
 //! - Before it parks, a turn of a pool with room for the next job and nothing queued
 //!   lingers on its own socket (`ServerLink::offer_linger`, job.rs): input within it runs
-//!   the next turn on the same thread, with no registration and no hand-off; the rest of
-//!   this applies after.
-//! - The thread that ran the turn parks the connection itself, under the slab's lock: the
-//!   first wait registers it (`EPOLL_CTL_ADD`), every later one re-arms it (`EPOLL_CTL_MOD`,
-//!   which reports at once input that came during the turn); the loop is not woken for it.
-//!   The system call stays under the lock: registrations are edge-triggered, not one-shot,
-//!   so once the entry is published an edge may fire at any moment and another thread run
-//!   the next turn, end the connection and unregister it; a re-arm after the unlock could
-//!   then register again a connection already released (its slot reused by another). Re-arm
-//!   before publishing is no better: an edge in between finds an empty slot and is lost.
+//!   the next turn on the same thread, with no registration and no hand-off; one `poll(2)`
+//!   (`Socket::wait_input_by`) tells input from an end, with no peek. A connection whose
+//!   linger found nothing parks at once at its next waits, until one of them turns out
+//!   shorter than the linger (thousands of slow clients are not lingered on for nothing);
+//!   one that lingers with success leaves the reactor (`quiet`), so that its input, which
+//!   its thread reads, does not wake the loop at each request.
+//! - The thread that ran the turn parks the connection itself: the first wait registers it
+//!   (`EPOLL_CTL_ADD`, under the slab's lock), every later one re-arms it (`EPOLL_CTL_MOD`,
+//!   outside the lock: the loop and the other turns go on meanwhile). Registrations are
+//!   edge-triggered, not one-shot, and an end of file, or input the turn left unread, makes
+//!   no new edge: the re-arm reports what is there now. The connection is published in its
+//!   slot only after its re-arm, so that no other thread can take, end and release it (and
+//!   its slot be reused) while the re-arm runs. A report handled between the re-arm and the
+//!   publication finds the slot empty and sets its `pending` flag; `park` sees it under the
+//!   lock and peeks (outside it) before it publishes: input or an end is given back to the
+//!   turn's thread, which goes on with it.
 //! - Whether the server is closing is an atomic, read without the lock at the end of each
 //!   turn; it is written under the lock and read again under it by `park`, so that no
 //!   connection is parked after a stop emptied the set.
 //! - The loop, woken by readiness, takes the connection out of its slot (a lock and a
 //!   `take()`, no system call) and hands the next turn to the strategy as a `Job`.
-//! - Readiness that comes while a turn runs finds an empty slot and is dropped: the re-arm at
-//!   the next wait reports it again. Only a connection parked while the loop's last `select`
+//! - Readiness that comes while a turn runs finds an empty slot and sets `pending`: the next
+//!   wait looks before it parks. Only a connection parked while the loop's last `select`
 //!   ran may be woken by a report older than its wait (its input read by the turn since): it
 //!   is peeked (`MSG_PEEK | MSG_DONTWAIT`) before a turn is given, so that no worker blocks in
 //!   a read with nothing to read.
@@ -66,6 +72,14 @@ pub(crate) trait Waiter: Send {
     fn close(self: Box<Self>, why: Close, ticket: Option<InFlight>);
 }
 
+/// A connection [`Waiting::park`] gave back.
+pub(crate) enum Unparked<W> {
+    /// It may not wait: the server is closing, or the reactor refused it.
+    Refused(Box<W>, InFlight),
+    /// Input (or its end) came while its last turn ran.
+    Waited(Box<W>, InFlight, Waited),
+}
+
 /// Why a waiting connection ends without another turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Close {
@@ -89,9 +103,10 @@ pub(crate) struct Waiting {
     /// written under the lock, and read again under it by `park`, so that no connection is
     /// parked after `take_all` emptied the set.
     closing: AtomicBool,
-    /// The loop serves forever: turns may linger (under `handle_request`, the input of a
-    /// waiting connection is one request for the loop, so every wait goes through it).
-    may_linger: AtomicBool,
+    /// The loop serves forever: turns may linger, and a re-arm runs outside the lock. Not
+    /// under `handle_request`, where the input of a waiting connection is one request for the
+    /// loop, so every wait goes through it.
+    serving_forever: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -110,8 +125,11 @@ struct Slot {
     generation: u64,
     parked: Option<Parked>,
     /// The connection of this slot is registered in the reactor (from its first wait to its
-    /// end), and which one.
+    /// end, but while it lingers), and which one.
     registered: Option<Arc<Socket>>,
+    /// Readiness was reported while the connection was not parked (its turn ran): its next
+    /// wait looks before it parks.
+    pending: bool,
 }
 
 struct Parked {
@@ -127,7 +145,7 @@ impl Waiting {
             shared,
             epoch: AtomicU64::new(0),
             closing: AtomicBool::new(false),
-            may_linger: AtomicBool::new(false),
+            serving_forever: AtomicBool::new(false),
             state: Mutex::default(),
         })
     }
@@ -151,7 +169,7 @@ impl Waiting {
     /// How long a turn that ends with `WaitForInput` may wait on its own thread for the next
     /// input before it parks (`ServerLink::offer_linger`; `None`: it parks at once).
     pub(crate) fn linger(&self) -> Option<Duration> {
-        if !self.may_linger.load(Ordering::Relaxed) {
+        if !self.serving_forever.load(Ordering::Relaxed) {
             return None;
         }
         self.shared.linger()
@@ -160,25 +178,28 @@ impl Waiting {
     /// A serving loop starts: connections may wait again; `serving_forever`: their turns may
     /// linger (not under `handle_request`).
     pub(crate) fn open(&self, serving_forever: bool) {
-        self.may_linger.store(serving_forever, Ordering::Relaxed);
+        self.serving_forever
+            .store(serving_forever, Ordering::Relaxed);
         let _state = self.lock();
         self.closing.store(false, Ordering::SeqCst);
     }
 
     /// Parks a connection whose turn ended with `WaitForInput`, from the thread that ran the
-    /// turn. Refused (given back) once the server is closing, or if the reactor refuses it.
-    pub(crate) fn park(
+    /// turn. Given back when it cannot wait: the server is closing or the reactor refused it
+    /// ([`Unparked::Refused`]), or input came while its turn ran ([`Unparked::Waited`]: what
+    /// a peek found; the caller runs the next turn, or ends the connection, itself).
+    pub(crate) fn park<W: Waiter + 'static>(
         &self,
-        mut waiter: Box<dyn Waiter>,
+        mut waiter: Box<W>,
         ticket: InFlight,
-    ) -> Result<(), (Box<dyn Waiter>, InFlight)> {
+    ) -> Result<(), Unparked<W>> {
         let Some(connection) = waiter.connection().map(Arc::clone) else {
-            return Err((waiter, ticket));
+            return Err(Unparked::Refused(waiter, ticket));
         };
         let deadline = waiter.deadline();
         let mut state = self.lock();
         if self.closing.load(Ordering::SeqCst) {
-            return Err((waiter, ticket));
+            return Err(Unparked::Refused(waiter, ticket));
         }
         let slot = match waiter.slot() {
             Some(slot) => slot,
@@ -192,20 +213,70 @@ impl Waiting {
             }
         };
         let key = FIRST_KEY + slot;
-        // Under the lock: the loop cannot take, end and close this connection in between.
-        let armed = match &state.slots[slot].registered {
-            Some(_) => self.registrar.rearm(&*connection, key, Interest::READABLE),
-            None => self
+        let entry = &mut state.slots[slot];
+        if entry.registered.is_none() {
+            // Its first wait (or its first since it lingered): registered until its end.
+            // Under the lock: no report of it can be handled before it is in its slot.
+            if let Err(e) = self
                 .registrar
-                .register(&*connection, key, Interest::READABLE),
-        };
-        if let Err(e) = armed {
-            log::error!("cannot watch a waiting connection: {e}");
-            return Err((waiter, ticket));
+                .register(&*connection, key, Interest::READABLE)
+            {
+                log::error!("cannot watch a waiting connection: {e}");
+                return Err(Unparked::Refused(waiter, ticket));
+            }
+            entry.registered = Some(Arc::clone(&connection));
+            entry.pending = false;
+        } else if !self.serving_forever.load(Ordering::Relaxed) {
+            // Under `handle_request`, each input of a waiting connection is one request for
+            // the loop: re-armed under the lock, so that its report reaches the loop, never
+            // the turn's thread through `pending`.
+            entry.pending = false;
+            if let Err(e) = self.registrar.rearm(&*connection, key, Interest::READABLE) {
+                log::error!("cannot watch a waiting connection: {e}");
+                return Err(Unparked::Refused(waiter, ticket));
+            }
+        } else {
+            // Serving forever: re-armed outside the lock (the loop and the other turns go on meanwhile):
+            // registrations are edge-triggered, and an end of file, or input its turn
+            // left unread, makes no new edge; the re-arm reports what is there now. A
+            // report that comes before the connection is in its slot sets `pending`.
+            entry.pending = false;
+            drop(state);
+            if let Err(e) = self.registrar.rearm(&*connection, key, Interest::READABLE) {
+                log::error!("cannot watch a waiting connection: {e}");
+                return Err(Unparked::Refused(waiter, ticket));
+            }
+            state = self.lock();
+            while std::mem::take(&mut state.slots[slot].pending) {
+                // Reported meanwhile: that edge will not come again. A peek (outside the
+                // lock) tells whether the turn read it already; a report during the peek
+                // is looked at again.
+                drop(state);
+                if let Some(waited) = waiter.poll_input() {
+                    return Err(Unparked::Waited(waiter, ticket, waited));
+                }
+                state = self.lock();
+            }
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(Unparked::Refused(waiter, ticket));
+            }
         }
+        self.publish(state, slot, waiter, ticket, deadline);
+        Ok(())
+    }
+
+    /// The end of [`park`](Self::park): the connection is in its slot, where the loop finds it
+    /// when its readiness comes, and its deadline among the timers.
+    fn publish(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        slot: usize,
+        waiter: Box<dyn Waiter>,
+        ticket: InFlight,
+        deadline: Option<Instant>,
+    ) {
         let earliest = state.timers.peek().map(|Reverse((at, _, _))| *at);
         let entry = &mut state.slots[slot];
-        entry.registered = Some(connection);
         entry.generation += 1;
         let generation = entry.generation;
         entry.parked = Some(Parked {
@@ -235,7 +306,24 @@ impl Waiting {
         if deadline.is_some_and(|at| earliest.is_none_or(|e| at < e)) {
             self.shared.wake();
         }
-        Ok(())
+    }
+
+    /// A connection that waited before, whose turns now run on a thread that lingers on it
+    /// (job.rs), leaves the reactor: its input would wake the loop for nothing at each
+    /// request. It keeps its slot; its next wait registers it again.
+    pub(crate) fn quiet(&self, slot: usize) {
+        let mut state = self.lock();
+        let Some(entry) = state.slots.get_mut(slot) else {
+            return;
+        };
+        // Not parked: its turn runs on the caller's thread.
+        debug_assert!(entry.parked.is_none());
+        entry.pending = false;
+        if let Some(connection) = entry.registered.take() {
+            if let Err(e) = self.registrar.unregister(&*connection) {
+                log::debug!("unregistering a lingering connection: {e}");
+            }
+        }
     }
 
     /// A connection that waited before ends: it leaves the reactor and its slot is free.
@@ -289,8 +377,9 @@ impl Waiting {
                 let Some(entry) = state.slots.get_mut(slot) else {
                     continue;
                 };
-                // Empty: its turn runs; the re-arm at its next wait reports this again.
+                // Empty: its turn runs; its next wait peeks before it parks.
                 let Some(parked) = entry.parked.take() else {
+                    entry.pending = entry.registered.is_some();
                     continue;
                 };
                 let suspect = parked.epoch >= epoch || ready.hangup || ready.error;

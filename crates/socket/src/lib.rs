@@ -99,6 +99,7 @@ pub use crate::functions::{
 };
 pub use crate::limits::{FdLimit, fd_limit, raise_fd_limit};
 pub use crate::opt::SockOpt;
+pub use crate::readiness::Readable;
 pub use crate::resolve::{
     AI_ADDRCONFIG, AI_CANONNAME, AI_NUMERICHOST, AI_NUMERICSERV, AI_PASSIVE, AI_V4MAPPED, AddrInfo,
     AddrInfoHints, getaddrinfo, gethostname,

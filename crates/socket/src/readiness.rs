@@ -50,4 +50,51 @@ impl Socket {
     pub fn wait_readable_by(&self, deadline: Option<Instant>) -> io::Result<()> {
         sys::wait(self.sock()?.as_raw_fd(), Wait::Readable, deadline)
     }
+
+    /// As [`wait_readable_by`](Socket::wait_readable_by), and says what made the socket
+    /// readable: [`Readable::Input`] when input is queued and the peer has not closed its side
+    /// (a read takes the input without waiting; no peek is needed to know it), else
+    /// [`Readable::Hangup`] (`POLLRDHUP`, `POLLHUP` or `POLLERR`: the end of file or an error
+    /// is there, maybe after some input; [`peek_nowait`](Socket::peek_nowait) tells which).
+    /// One `poll(2)`: what a server uses to wait briefly for a connection's next request.
+    ///
+    /// ```
+    /// use sockserve_socket::{socketpair, Family, Readable, Type};
+    /// let (a, b) = socketpair(Family::Unix, Type::Stream)?;
+    /// a.sendall(b"x")?;
+    /// assert_eq!(b.wait_input_by(None)?, Readable::Input);
+    /// drop(a);
+    /// assert_eq!(b.wait_input_by(None)?, Readable::Hangup); // "x" is still queued
+    /// assert_eq!(b.recv(8)?, b"x");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait_input_by(&self, deadline: Option<Instant>) -> io::Result<Readable> {
+        let fd = self.sock()?.as_raw_fd();
+        let revents = sys::wait_events(fd, sys::INPUT_OR_HANGUP, deadline)?;
+        Ok(if revents & sys::HANGUP != 0 {
+            Readable::Hangup
+        } else {
+            Readable::Input
+        })
+    }
+}
+
+/// What made a socket readable ([`Socket::wait_input_by`]).
+///
+/// # Examples
+///
+/// ```
+/// use sockserve_socket::{socketpair, Family, Readable, Type};
+/// let (a, b) = socketpair(Family::Unix, Type::Stream)?;
+/// a.shutdown(std::net::Shutdown::Write)?;
+/// assert_eq!(b.wait_input_by(None)?, Readable::Hangup);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readable {
+    /// Input is queued, and the peer has not closed its side.
+    Input,
+    /// The peer closed its side or the connection broke, maybe after some queued input.
+    Hangup,
 }

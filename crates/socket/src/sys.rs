@@ -54,6 +54,22 @@ pub(crate) fn wait(fd: RawFd, what: Wait, deadline: Option<Instant>) -> io::Resu
         Wait::Readable => libc::POLLIN,
         Wait::Writable => libc::POLLOUT,
     };
+    wait_events(fd, events, deadline).map(drop)
+}
+
+/// Input, or the peer's end of its side: the events of [`wait_events`] for a connection's next input.
+pub(crate) const INPUT_OR_HANGUP: libc::c_short = libc::POLLIN | libc::POLLRDHUP;
+
+/// The peer closed its side, or the connection broke: what `poll(2)` says besides `POLLIN`.
+pub(crate) const HANGUP: libc::c_short = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+
+/// As [`wait`] for `events` (`POLLIN`, `POLLOUT`, `POLLRDHUP`...), giving what `poll(2)`
+/// reported (`revents`).
+pub(crate) fn wait_events(
+    fd: RawFd,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+) -> io::Result<libc::c_short> {
     loop {
         let timeout_ms: libc::c_int = match deadline {
             None => -1,
@@ -86,7 +102,7 @@ pub(crate) fn wait(fd: RawFd, what: Wait, deadline: Option<Instant>) -> io::Resu
                 if pfd.revents & libc::POLLNVAL != 0 {
                     return Err(io::Error::from_raw_os_error(libc::EBADF));
                 }
-                return Ok(());
+                return Ok(pfd.revents);
             }
         }
     }

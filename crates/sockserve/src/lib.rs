@@ -196,21 +196,23 @@
 //! Each layer is also a module, for what the root does not carry: [`socket`] (Python's
 //! `socket` module), [`reactor`] (`selectors`, a waker, signals), [`handler`]
 //! (`BaseRequestHandler` and friends), [`server`] (`BaseServer` and its four servers),
-//! [`mixins`] (threading and forking). Every type at the root is the same type
+//! [`mixins`] (threading and forking), and beyond one process [`prefork`] (a supervisor of
+//! worker processes, gunicorn's model). Every type at the root is the same type
 //! as in its layer, under the same name: `sockserve::TcpServer` is
 //! `sockserve::server::TcpServer`.
 
 //!
 //! # Features
 //!
-//! `threading` and `forking` are on by default, `tls` is off; each only adds API, so
-//! `default-features = false` leaves the synchronous servers, the layers below and everything
-//! else:
+//! `threading`, `forking` and `prefork` are on by default, `tls` is off; each only adds
+//! API, so `default-features = false` leaves the synchronous servers, the layers below and
+//! everything else:
 //!
 //! | feature | adds |
 //! |---|---|
 //! | `threading` | [`Threading`], the `Threading*Server` aliases, [`DEFAULT_MAX_THREADS`], the [`mixins`] module |
 //! | `forking` | [`Forking`] (Unix), the `Forking*Server` aliases, [`DEFAULT_MAX_CHILDREN`], the [`mixins`] module |
+//! | `prefork` | the [`prefork`] module (Unix): a supervisor of worker processes, reloads and upgrades that drop no connection |
 //! | `tls` (off by default) | the `tls` module (`sockserve-tls`, over rustls with its `ring` provider): `builder.tls(config)` on any stream server, `req.tls()` for the client's certificates, ALPN and SNI |
 
 #![doc(test(attr(deny(warnings))))]
@@ -277,6 +279,21 @@ pub use server;
 #[cfg(any(feature = "threading", feature = "forking"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "threading", feature = "forking"))))]
 pub use mixins;
+
+/// Prefork workers under a supervisor, gunicorn's model (the `sockserve-prefork` crate):
+/// the supervisor binds once and runs N worker processes that serve the listener; signals
+/// reload (`SIGHUP`), resize (`SIGTTIN`, `SIGTTOU`) and upgrade (`SIGUSR2`) the service
+/// without refusing a connection.
+///
+/// ```
+/// use sockserve::prefork::{Prefork, Start};
+///
+/// let supervisor = Prefork::new().workers(4).start(Start::Fork);
+/// # drop(supervisor);
+/// ```
+#[cfg(all(unix, feature = "prefork"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "prefork"))))]
+pub use prefork;
 
 /// TLS for stream servers (the `sockserve-tls` crate, over rustls with its `ring` provider),
 /// behind the `tls` feature: `builder.tls(config)` and the handlers read and write plaintext;
@@ -346,10 +363,11 @@ pub use handler::ConnectionWriter;
 // The server layer.
 #[doc(inline)]
 pub use server::{
-    Builder, CloseDeadline, CloseReport, DefaultHooks, Error, GracefulStop, Hooks, Incoming, Job,
-    Kind, Layer, LimitGauge, MIN_POLL_INTERVAL, Overload, OverloadReply, Rejected, RequestRef,
-    Running, STOP_BOUND, Server, ServerLink, ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer,
-    Udp, UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
+    Builder, CloseDeadline, CloseReport, DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT,
+    DefaultHooks, Error, GracefulStop, Hooks, Incoming, Job, Kind, Layer, LimitGauge,
+    MIN_POLL_INTERVAL, Overload, OverloadReply, ProxyProtocol, Rejected, RequestRef, Running,
+    STOP_BOUND, Server, ServerLink, ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp,
+    UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer, one feature for each strategy.

@@ -78,6 +78,11 @@ impl Kid {
         })
     }
 
+    /// The child's process id (to signal it, or to read `/proc/PID`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The first stdout line (seen before or arriving within [`GENEROUS`]) for which `wanted`
     /// holds; `expecting` names it in the error.
     ///

@@ -217,3 +217,35 @@ fn a_certificate_resolver_replaced_while_serving_presents_the_new_certificate() 
     drop(running.shutdown().expect("shutdown"));
     assert_eq!(log.drain(), Vec::<String>::new());
 }
+
+/// Behind a proxy: the PROXY header first (read by the server's preamble), then the TLS
+/// handshake (the layer), and the handler sees the header's client.
+#[test]
+fn a_proxy_header_then_tls() {
+    use sockserve_tls::TlsBuilderExt;
+    let pki = pki();
+    let server = server::TcpServer::builder(|req: &mut handler::StreamRequest| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut req.rfile, &mut line)?;
+        Ok(write!(req.wfile, "{} said {line}", req.client_address)?)
+    })
+    .proxy_protocol(server::ProxyProtocol::trusted(["127.0.0.1"]).expect("trusted"))
+    .tls(common::server_config(&pki, false))
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let address = server.server_address().clone();
+    let running = server.spawn().expect("spawn");
+    let socket = testsupport::stream_client(&address);
+    socket
+        .sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n")
+        .expect("the header");
+    let name = sockserve_tls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = sockserve_tls::rustls::ClientConnection::new(client_config(&pki, false), name)
+        .expect("client");
+    let mut client = sockserve_tls::rustls::StreamOwned::new(conn, socket);
+    assert_eq!(
+        ask(&mut client, "hello\n").expect("answer"),
+        "203.0.113.7:51000 said hello\n"
+    );
+    drop(running.shutdown().expect("shutdown"));
+}

@@ -805,6 +805,8 @@ mod tests {
             "threaded_docs",
             "echo_server",
             "http_server",
+            "proxy_whoami",
+            "prefork_server",
         ];
         let manifest = std::fs::read_to_string(project_root().join("examples/Cargo.toml")).unwrap();
         for line in manifest.lines() {

@@ -99,6 +99,16 @@ fn good_house() -> Vec<Member> {
             ],
         ),
         (
+            "sockserve-prefork",
+            vec![
+                ("sockserve-socket", None),
+                ("sockserve-reactor", None),
+                ("sockserve-server", None),
+                ("nix", None),
+                ("sockserve-testsupport", Some("dev")),
+            ],
+        ),
+        (
             "sockserve-tls",
             vec![
                 ("sockserve-server", None),
@@ -115,6 +125,7 @@ fn good_house() -> Vec<Member> {
                 ("sockserve-handler", None),
                 ("sockserve-server", None),
                 ("sockserve-mixins", None),
+                ("sockserve-prefork", None),
                 ("sockserve-tls", None),
             ],
         ),
@@ -206,12 +217,12 @@ fn examples_use_the_facade_only() {
 }
 
 #[test]
-fn nix_is_shared_by_reactor_and_mixins_only() {
+fn nix_is_shared_by_reactor_mixins_and_prefork_only() {
     let violations = check_dependencies(&house_with("sockserve-server", "nix", None));
     assert!(
         violations[0]
             .message
-            .contains("sockserve-reactor and sockserve-mixins"),
+            .contains("sockserve-reactor and sockserve-mixins and sockserve-prefork"),
         "{}",
         violations[0]
     );
@@ -627,6 +638,7 @@ fn internal_names_come_from_the_renames() {
         [
             ("handler", "sockserve-handler"),
             ("mixins", "sockserve-mixins"),
+            ("prefork", "sockserve-prefork"),
             ("reactor", "sockserve-reactor"),
             ("server", "sockserve-server"),
             ("socket", "sockserve-socket"),
