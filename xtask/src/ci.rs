@@ -68,7 +68,7 @@ fn facade_features() -> Result<()> {
         &["--features", "forking"],
         &["--features", "prefork"],
         &["--features", "tls"],
-        &["--features", "threading,forking"],
+        &["--features", "threading,forking,prefork"],
     ] {
         let mut args = vec!["clippy", "-p", "sockserve", "--no-default-features"];
         args.extend_from_slice(features);
