@@ -69,15 +69,18 @@ fn steps() -> Vec<(&'static str, Step)> {
     ]
 }
 
-/// The facade's features only add API: it builds, lint-free, with none of them and with
-/// each alone (clippy on its library: the layers below are checked once, so this is quick),
-/// and its tests that need no strategy pass without either.
+/// The facade's features only add API: it builds, lint-free, with none of them, with each
+/// alone, and with the default set, which has no `tls` (clippy on its library: the layers below
+/// are checked once, so this is quick), and its tests that need no strategy pass without
+/// either. The rest of CI builds the workspace, where the examples turn `tls` on: with it.
 fn facade_features() -> Result<()> {
     for features in [
         &[][..],
         &["--features", "threading"],
         &["--features", "forking"],
         &["--features", "prefork"],
+        &["--features", "tls"],
+        &["--features", "threading,forking,prefork"],
     ] {
         let mut args = vec!["clippy", "-p", "sockserve", "--no-default-features"];
         args.extend_from_slice(features);

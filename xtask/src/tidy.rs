@@ -105,6 +105,18 @@ pub(crate) const LAYERS: &[Layer] = &[
         owns: &["nix"],
     },
     Layer {
+        // TLS over rustls; its tests run every strategy (the mixins, a dev-dependency) and
+        // make their certificates with rcgen.
+        package: "sockserve-tls",
+        internal: &[
+            "sockserve-socket",
+            "sockserve-handler",
+            "sockserve-server",
+            "sockserve-mixins",
+        ],
+        owns: &["rustls", "rcgen"],
+    },
+    Layer {
         package: "sockserve",
         internal: &[
             "sockserve-socket",
@@ -113,22 +125,24 @@ pub(crate) const LAYERS: &[Layer] = &[
             "sockserve-server",
             "sockserve-mixins",
             "sockserve-prefork",
+            "sockserve-tls",
         ],
         owns: &[],
     },
     Layer {
         package: "sockserve-examples",
         internal: &["sockserve"],
-        // The request parser of `http_server` (examples/http/request.rs).
-        owns: &["httparse"],
+        // The request parser of `http_server` (examples/http/request.rs); the self-signed
+        // certificate of `tls_echo`.
+        owns: &["httparse", "rcgen"],
     },
     Layer {
         package: "xtask",
         internal: &[],
         // tempfile: a test helper everywhere else, and the temp directories of its own runs;
         // mio and nix (owned by the layers too): the bench's event-driven clients and its
-        // open-file limit.
-        owns: &["serde_json", "tempfile", "mio", "nix"],
+        // open-file limit; rustls (owned by sockserve-tls too): the TLS rows' client.
+        owns: &["serde_json", "tempfile", "mio", "nix", "rustls"],
     },
 ];
 

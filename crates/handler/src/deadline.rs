@@ -6,6 +6,7 @@
 //! with a `TimedOut` error naming the option whose limit passed.
 
 use crate::StreamOptions;
+use crate::transport::Io;
 use socket::Socket;
 use std::{
     fmt,
@@ -161,13 +162,17 @@ pub(crate) type WriteLock = Arc<Mutex<()>>;
 /// A `Read` over a connection: each read waits at most until the earliest of the turn's end,
 /// the idle timeout and the connection's timeout, all counted from the read's start.
 pub(crate) struct ConnectionReader {
-    socket: Arc<Socket>,
+    io: Io,
     deadlines: Deadlines,
 }
 
 impl ConnectionReader {
-    pub(crate) fn new(socket: Arc<Socket>, deadlines: Deadlines) -> ConnectionReader {
-        ConnectionReader { socket, deadlines }
+    pub(crate) fn new(io: Io, deadlines: Deadlines) -> ConnectionReader {
+        ConnectionReader { io, deadlines }
+    }
+
+    pub(crate) fn io(&self) -> &Io {
+        &self.io
     }
 
     pub(crate) fn deadlines(&self) -> &Deadlines {
@@ -177,7 +182,7 @@ impl ConnectionReader {
 
 impl Read for ConnectionReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (own, idle) = (own_timeout(&self.socket), self.deadlines.idle);
+        let (own, idle) = (own_timeout(self.io.socket()), self.deadlines.idle);
         // The clock is read only when a bound needs it (none by default: a read per request).
         let (own, idle) = if own.is_none() && idle.is_none() {
             (None, None)
@@ -189,7 +194,7 @@ impl Read for ConnectionReader {
             )
         };
         by([self.deadlines.turn_bound(), idle, own], |deadline| {
-            self.socket.recv_into_by(buf, deadline)
+            self.io.read_by(buf, deadline)
         })
     }
 }
@@ -197,7 +202,7 @@ impl Read for ConnectionReader {
 impl fmt::Debug for ConnectionReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionReader")
-            .field("socket", &self.socket)
+            .field("connection", &self.io)
             .field("deadlines", &self.deadlines)
             .finish()
     }
@@ -207,22 +212,22 @@ impl fmt::Debug for ConnectionReader {
 /// fails when a send makes no progress for the write timeout, when the turn is over, or when
 /// the whole write takes longer than the connection's timeout.
 pub(crate) struct DeadlineWriter {
-    socket: Arc<Socket>,
+    io: Io,
     deadlines: Deadlines,
     lock: WriteLock,
 }
 
 impl DeadlineWriter {
-    pub(crate) fn new(socket: Arc<Socket>, deadlines: Deadlines) -> DeadlineWriter {
+    pub(crate) fn new(io: Io, deadlines: Deadlines) -> DeadlineWriter {
         DeadlineWriter {
-            socket,
+            io,
             deadlines,
             lock: WriteLock::default(),
         }
     }
 
-    pub(crate) fn socket(&self) -> &Arc<Socket> {
-        &self.socket
+    pub(crate) fn io(&self) -> &Io {
+        &self.io
     }
 
     pub(crate) fn deadlines(&self) -> &Deadlines {
@@ -234,17 +239,19 @@ impl DeadlineWriter {
     }
 }
 
-/// Sends all of `data` on `socket` under `lock` (Python's `sendall`), bound by `deadlines`:
-/// no progress for the write timeout, the turn's end, the connection's own timeout.
+/// Sends all of `data` on the connection under `lock` (Python's `sendall`), bound by
+/// `deadlines`: no progress for the write timeout, the turn's end, the connection's own
+/// timeout.
 pub(crate) fn send_all(
-    socket: &Socket,
+    io: &Io,
     lock: &WriteLock,
     deadlines: &Deadlines,
     data: &[u8],
 ) -> io::Result<()> {
     // A writer that panicked holding the lock left no state behind it: the lock guards none.
     let _whole = lock.lock().unwrap_or_else(|e| e.into_inner());
-    let whole = own_timeout(socket).and_then(|t| bound(Instant::now(), t, Limit::WriteTimeout(t)));
+    let whole =
+        own_timeout(io.socket()).and_then(|t| bound(Instant::now(), t, Limit::WriteTimeout(t)));
     let turn = deadlines.turn_bound();
     let mut sent = 0;
     while sent < data.len() {
@@ -253,7 +260,7 @@ pub(crate) fn send_all(
             .write
             .and_then(|d| bound(Instant::now(), d, Limit::Write(d)));
         let n = by([turn, whole, progress], |deadline| {
-            socket.send_by(&data[sent..], deadline)
+            io.write_by(&data[sent..], deadline)
         })?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0"));
@@ -263,6 +270,21 @@ pub(crate) fn send_all(
     Ok(())
 }
 
+/// Ends the connection's transport, if it has one (TLS: `close_notify`), under `lock`, bound
+/// by the write timeout from now and the turn's end.
+pub(crate) fn close_transport(io: &Io, lock: &WriteLock, deadlines: &Deadlines) -> io::Result<()> {
+    let Some(transport) = io.transport() else {
+        return Ok(());
+    };
+    let _whole = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let progress = deadlines
+        .write
+        .and_then(|d| bound(Instant::now(), d, Limit::Write(d)));
+    by([deadlines.turn_bound(), progress], |deadline| {
+        transport.close_by(deadline)
+    })
+}
+
 impl Write for DeadlineWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.write_all(data)?;
@@ -270,7 +292,7 @@ impl Write for DeadlineWriter {
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        send_all(&self.socket, &self.lock, &self.deadlines, data)
+        send_all(&self.io, &self.lock, &self.deadlines, data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -281,7 +303,7 @@ impl Write for DeadlineWriter {
 impl fmt::Debug for DeadlineWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeadlineWriter")
-            .field("socket", &self.socket)
+            .field("connection", &self.io)
             .field("deadlines", &self.deadlines)
             .finish()
     }

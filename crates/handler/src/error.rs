@@ -246,6 +246,17 @@ impl HandlerError {
         self.io_error()?.get_ref()?.downcast_ref()
     }
 
+    /// The [`StreamTruncated`](crate::StreamTruncated) of a request whose stream ended
+    /// without its protocol's end (a TLS peer that closed without `close_notify`), if that
+    /// is how it failed.
+    ///
+    /// # Examples
+    ///
+    /// See [`StreamTruncated`](crate::StreamTruncated).
+    pub fn truncated_stream(&self) -> Option<&crate::StreamTruncated> {
+        self.io_error()?.get_ref()?.downcast_ref()
+    }
+
     /// Whether the step panicked.
     ///
     /// # Examples

@@ -48,6 +48,7 @@ mod readbuf;
 mod request;
 mod session;
 mod stream;
+mod transport;
 mod writer;
 
 /// The socket layer (the `sockserve-socket` crate), which this crate's types are built on:
@@ -69,6 +70,7 @@ pub use datagram::{DatagramOptions, DatagramRequest, TruncatedDatagram};
 pub use error::{BoxError, HandlerError, Stage};
 pub use handler::{Handler, HandlerExt, IntoOutcome, Next, WithOptions};
 pub use request::Request;
+pub use transport::{StreamTruncated, Transport};
 
 /// What a server layer uses to drive handlers; a program that writes handlers needs none of
 /// it. The server crate (`sockserve-server`) is its user: it builds each server's

@@ -83,6 +83,30 @@ pub trait Request: Sized + Send + 'static {
     /// # Errors
     ///
     /// The reply could not be sent.
+    /// The request's setup over a [`Transport`](crate::Transport) that a server layer's step
+    /// installed on the connection before it (TLS): its reads and writes go through it.
+    /// Only stream requests take one; the default refuses it.
+    ///
+    /// # Errors
+    ///
+    /// As [`setup`](Self::setup)'s; `Unsupported` for a request that takes no transport.
+    #[doc(hidden)]
+    fn setup_over(
+        raw: Self::Raw,
+        transport: Option<Arc<dyn crate::Transport>>,
+        client_address: Address,
+        server: ServerContext<Self::State>,
+        options: &Self::Options,
+    ) -> io::Result<Self> {
+        match transport {
+            None => Self::setup(raw, client_address, server, options),
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a transport applies to stream requests only",
+            )),
+        }
+    }
+
     #[doc(hidden)]
     fn finish(&mut self) -> io::Result<()>;
 

@@ -2,9 +2,9 @@
 //! the wait between turns for a driver that waits on the connection itself.
 
 use crate::request::guarded;
-use crate::{BoxError, Handler, HandlerError, Next, Request, ServerContext, Stage};
+use crate::{BoxError, Handler, HandlerError, Next, Request, ServerContext, Stage, Transport};
 use socket::{Address, Socket};
-use std::{borrow::BorrowMut, io, marker::PhantomData, time::Instant};
+use std::{borrow::BorrowMut, io, marker::PhantomData, sync::Arc, time::Instant};
 
 /// How a wait for a connection's next input ended ([`Session::wait_here`]).
 ///
@@ -119,13 +119,51 @@ impl<R: Request, H: Handler<R>, B: BorrowMut<H>> Session<R, H, B> {
     ///
     /// See [`Session`].
     pub fn start(
-        mut handler: B,
+        handler: B,
         raw: R::Raw,
         client_address: Address,
         server: ServerContext<R::State>,
     ) -> Result<Self, HandlerError> {
+        Self::start_over(handler, raw, None, client_address, server)
+    }
+
+    /// As [`start`](Self::start), with the request's `rfile` and `wfile` over `transport`
+    /// (what a server layer's step on the worker installed: TLS) when there is one.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start)'s; a transport for a request that takes none (a datagram)
+    /// fails its setup.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::driver::{Session, StopServer, server_context};
+    /// use sockserve_handler::{Next, StreamRequest};
+    /// use sockserve_handler::socket::{socketpair, Family, Type};
+    /// use std::sync::Arc;
+    ///
+    /// # #[derive(Debug)] struct NoStop;
+    /// # impl StopServer for NoStop {
+    /// #     fn shutdown(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     fn request_shutdown(&self) {}
+    /// # }
+    /// let (server_side, _client) = socketpair(Family::Unix, Type::Stream)?;
+    /// let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    /// let done = |_req: &mut StreamRequest| Ok::<_, std::io::Error>(Next::Done);
+    /// let session = Session::start_over(done, Arc::new(server_side), None, "@c".parse()?, ctx)?;
+    /// assert!(session.request().transport().is_none()); // the plain socket
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_over(
+        mut handler: B,
+        raw: R::Raw,
+        transport: Option<Arc<dyn Transport>>,
+        client_address: Address,
+        server: ServerContext<R::State>,
+    ) -> Result<Self, HandlerError> {
         let options = handler.borrow_mut().options();
-        let mut request = R::setup(raw, client_address, server, &options)
+        let mut request = R::setup_over(raw, transport, client_address, server, &options)
             .map_err(|e| HandlerError::failed(Stage::Setup, e))?;
         guarded(Stage::Setup, || handler.borrow_mut().setup(&mut request))?;
         Ok(Session {

@@ -1,7 +1,8 @@
 //! `StreamRequest` (Python's `StreamRequestHandler`): a connection with `rfile` and `wfile`.
 
-use crate::deadline::{ConnectionReader, DeadlineWriter, Deadlines};
+use crate::deadline::{ConnectionReader, DeadlineWriter, Deadlines, close_transport};
 use crate::readbuf::Buffered;
+use crate::transport::{Io, Transport};
 use crate::{ConnectionWriter, Request, ServerContext, SharedState};
 use socket::{Address, Family, Socket, opt};
 use std::{
@@ -423,12 +424,12 @@ impl StreamWriter {
     ///
     /// See [`StreamWriter`].
     pub fn new(connection: Arc<Socket>, wbufsize: usize) -> Self {
-        StreamWriter::with_deadlines(connection, wbufsize, Deadlines::default())
+        StreamWriter::with_deadlines(Io::new(connection, None), wbufsize, Deadlines::default())
     }
 
-    /// A writer over `connection` bound by `deadlines`.
-    fn with_deadlines(connection: Arc<Socket>, wbufsize: usize, deadlines: Deadlines) -> Self {
-        let raw = DeadlineWriter::new(connection, deadlines);
+    /// A writer over `io` bound by `deadlines`.
+    fn with_deadlines(io: Io, wbufsize: usize, deadlines: Deadlines) -> Self {
+        let raw = DeadlineWriter::new(io, deadlines);
         let inner = if wbufsize == 0 {
             WriterKind::Unbuffered(raw)
         } else {
@@ -497,8 +498,8 @@ impl fmt::Debug for StreamWriter {
 }
 
 /// A stream request's `rfile` (Python's `self.rfile`): a buffered reader over the connection,
-/// with `Read` and `BufRead` (`read_line`, `lines`, `fill_buf`, ...). Its type names no socket,
-/// so that an encrypted connection can stand behind it later. Its line reads stop at the
+/// with `Read` and `BufRead` (`read_line`, `lines`, `fill_buf`, ...). Its type names no socket:
+/// an encrypted connection stands behind it when a server layer installs a [`Transport`] (TLS). Its line reads stop at the
 /// request's [`line_limit`](StreamOptions::line_limit). A read that runs past one of the
 /// request's deadlines fails with `TimedOut`, naming the option (see [`StreamOptions`]'s
 /// deadlines); what was buffered before stays readable.
@@ -778,7 +779,25 @@ impl<S> StreamRequest<S> {
     /// See [`ConnectionWriter`].
     pub fn writer(&self) -> ConnectionWriter {
         let raw = self.wfile.raw();
-        ConnectionWriter::new(raw.socket(), raw.lock(), raw.deadlines().write_only())
+        ConnectionWriter::new(raw.io(), raw.lock(), raw.deadlines().write_only())
+    }
+
+    /// The transport the connection's bytes go through when it is not the plain socket (a
+    /// TLS session, installed by a server layer such as `sockserve-tls`), for its crate to
+    /// downcast ([`Transport::as_any`]); `None` for a plain connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockserve_handler::StreamRequest;
+    ///
+    /// fn plain(req: &StreamRequest) -> bool {
+    ///     req.transport().is_none()
+    /// }
+    /// # let _ = plain;
+    /// ```
+    pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.rfile.inner.get_ref().io().transport()
     }
 }
 
@@ -806,6 +825,16 @@ impl<S: SharedState> Request for StreamRequest<S> {
         server: ServerContext<S>,
         options: &StreamOptions,
     ) -> io::Result<Self> {
+        Self::setup_over(connection, None, client_address, server, options)
+    }
+
+    fn setup_over(
+        connection: Arc<Socket>,
+        transport: Option<Arc<dyn Transport>>,
+        client_address: Address,
+        server: ServerContext<S>,
+        options: &StreamOptions,
+    ) -> io::Result<Self> {
         // The turn starts here, before the handler's `setup`.
         let deadlines = Deadlines::new(options, Instant::now());
         if options.timeout.is_some() {
@@ -815,17 +844,25 @@ impl<S: SharedState> Request for StreamRequest<S> {
             // CPython fails here on Unix sockets (EOPNOTSUPP); Nagle does not exist there.
             connection.setsockopt(opt::NoDelay, true)?;
         }
+        if let Some(layer) = &transport {
+            if layer.socket().fileno() != connection.fileno() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the transport is over another socket than the request's connection",
+                ));
+            }
+        }
+        let io = Io::new(Arc::clone(&connection), transport);
         // A capacity of 1 is the unbuffered reader: the buffer needs room for one byte.
         let rfile = StreamReader {
             inner: Buffered::with_capacity(
                 options.rbufsize.max(1),
-                ConnectionReader::new(Arc::clone(&connection), deadlines),
+                ConnectionReader::new(io.clone(), deadlines),
             ),
             line_limit: options.line_limit,
             rbufsize: options.rbufsize.max(1),
         };
-        let wfile =
-            StreamWriter::with_deadlines(Arc::clone(&connection), options.wbufsize, deadlines);
+        let wfile = StreamWriter::with_deadlines(io, options.wbufsize, deadlines);
         Ok(StreamRequest {
             connection,
             rfile,
@@ -851,7 +888,7 @@ impl<S: SharedState> Request for StreamRequest<S> {
     }
 
     fn has_buffered_input(&self) -> bool {
-        !self.rfile.buffer().is_empty()
+        !self.rfile.buffer().is_empty() || self.rfile.inner.get_ref().io().has_buffered_input()
     }
 
     fn wait_deadline(&self, since: Instant) -> Option<Instant> {
@@ -870,6 +907,14 @@ impl<S: SharedState> Request for StreamRequest<S> {
         // Python ignores a failed flush here: the client may be gone (bpo-14574).
         if let Err(e) = self.wfile.flush() {
             log::debug!("flush to {} failed: {e}", self.client_address);
+        }
+        // The transport's end (TLS: close_notify), ignored the same way when it fails.
+        let raw = self.wfile.raw();
+        if let Err(e) = close_transport(raw.io(), raw.lock(), raw.deadlines()) {
+            log::debug!(
+                "closing the transport to {} failed: {e}",
+                self.client_address
+            );
         }
         Ok(())
     }

@@ -2,12 +2,8 @@
 //! beside the connection's own turns.
 
 use crate::deadline::{Deadlines, WriteLock, send_all};
-use socket::Socket;
-use std::{
-    fmt, io,
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use crate::transport::{Io, WeakIo};
+use std::{fmt, io, sync::Arc, time::Duration};
 
 /// A writer to one stream connection that any thread may hold and use, while the connection's
 /// handler runs a turn or while the connection waits between turns: made by
@@ -59,15 +55,15 @@ use std::{
 /// ```
 #[derive(Clone)]
 pub struct ConnectionWriter {
-    socket: Weak<Socket>,
+    io: WeakIo,
     lock: WriteLock,
     deadlines: Deadlines,
 }
 
 impl ConnectionWriter {
-    pub(crate) fn new(socket: &Arc<Socket>, lock: &WriteLock, deadlines: Deadlines) -> Self {
+    pub(crate) fn new(io: &Io, lock: &WriteLock, deadlines: Deadlines) -> Self {
         ConnectionWriter {
-            socket: Arc::downgrade(socket),
+            io: io.downgrade(),
             lock: Arc::clone(lock),
             deadlines,
         }
@@ -106,13 +102,13 @@ impl ConnectionWriter {
     ///
     /// See [`ConnectionWriter`].
     pub fn write_all(&self, data: &[u8]) -> io::Result<()> {
-        let socket = self.socket.upgrade().ok_or_else(|| {
+        let io = self.io.upgrade().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the connection's request has ended",
             )
         })?;
-        send_all(&socket, &self.lock, &self.deadlines, data)
+        send_all(&io, &self.lock, &self.deadlines, data)
     }
 
     /// Whether the connection's request is still open (a write may still reach the client).
@@ -128,7 +124,7 @@ impl ConnectionWriter {
     /// # let _ = open;
     /// ```
     pub fn is_open(&self) -> bool {
-        self.socket.strong_count() > 0
+        self.io.is_open()
     }
 }
 

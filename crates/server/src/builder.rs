@@ -408,6 +408,21 @@ impl<K: Kind, C: Strategy, S: SharedState> Builder<K, C, S> {
         self
     }
 
+    /// Adds a [`Layer`](crate::Layer): a step each connection goes through on its worker
+    /// (or forked child) before its request's setup, such as a TLS handshake
+    /// (`sockserve-tls`). Layers run in the order they are added. Stream servers only.
+    ///
+    /// # Examples
+    ///
+    /// See [`Layer`](crate::Layer).
+    pub fn layer(mut self, layer: impl crate::Layer) -> Self
+    where
+        K: Kind<Raw = Arc<Socket>>,
+    {
+        self.jobs = self.jobs.with_layer(Arc::new(layer));
+        self
+    }
+
     /// The server's hooks (`verify_request`, `handle_error`, ...) as a value of a [`Hooks`]
     /// type. Default: [`DefaultHooks`]. Calling it again replaces the value.
     ///

@@ -6,6 +6,7 @@
 //!
 //! | failure | what runs, in order (each once) | `handle_error` gets | a stream client sees | a datagram client sees |
 //! |---|---|---|---|---|
+//! | a [`Layer`](crate::Layer) fails or panics (a TLS handshake: a plaintext client, a stall past its deadline, a missing client certificate) | `verify_request`, the layers up to it, `handle_error`, `shutdown_request`: no handler step runs | `Stage::Setup`, the layer's error (`sockserve_tls::HandshakeError`) or panic | what the layer sent (a TLS alert), then closed | - |
 //! | `setup` returns an error | `verify_request`, `setup`, `handle_error`, `shutdown_request` | [`Stage::Setup`](crate::Stage), the error | the connection closed, nothing written | no reply |
 //! | `setup` panics | the same | `Stage::Setup`, the panic's message ([`HandlerError::is_panic`](crate::HandlerError::is_panic)) | closed | no reply |
 //! | `handle` returns an error | `verify_request`, `setup`, `handle`, `finish`, `handle_error`, `shutdown_request` | `Stage::Handle`, the error | closed | no reply (`wfile` is not sent) |
@@ -25,6 +26,9 @@
 //! `_exit` (forking). Where no `handle_error` runs (a panicking hook), the panic is reported
 //! in one line as the default `handle_error` reports a failure, within the same rate limit
 //! (on stderr without a logger).
+//!
+//! A layer's row is tested apart: `crates/server/tests/layer.rs` (an error and a panic, sync)
+//! and `crates/tls/tests` (handshakes that fail, under each strategy).
 //!
 //! A datagram longer than `max_packet_size` fails its request before any handler step, and
 //! before `verify_request` (which never sees a cut datagram): `handle_error` with a

@@ -185,7 +185,11 @@ pub trait Hooks<S: SharedState = ()>: Send + Sync + 'static {
         error: &HandlerError,
     ) {
         let _ = server;
-        if error.is_timed_out() {
+        if error.truncated_stream().is_some() {
+            // A TLS client that closed without close_notify (CPython's ssl does, unless it
+            // unwraps): not a failure of the server.
+            log::debug!("Request from {client_address} ended without close_notify: {error}");
+        } else if error.is_timed_out() {
             crate::report::timed_out(format_args!(
                 "Request from {client_address} ended by a deadline: {error}"
             ));

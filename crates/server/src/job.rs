@@ -1,6 +1,7 @@
 //! Turning a handler and a raw request into a `Job`: finish_request, handle_error and
 //! shutdown_request, in one closure.
 
+use crate::layer::{Layer, Layers, run_layers};
 use crate::waiting::{Close, Unparked, Waiter, Waiting};
 use crate::{Hooks, Job, ProxyProtocol, RequestRef, shutdown::InFlight};
 use handler::driver::{Session, Waited};
@@ -36,18 +37,24 @@ pub(crate) trait MakeJob<R: Request>: Send {
 
     /// The same handler with these request options instead of its own.
     fn with_options(self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>>;
+
+    /// The same, with `layer` after the layers it has.
+    fn with_layer(self: Box<Self>, layer: Arc<dyn Layer>) -> Box<dyn MakeJob<R>>;
 }
 
 struct HandlerJobs<R: Request, H> {
     handler: H,
     /// Request options set on the builder, in place of the handler's own.
     options: Option<R::Options>,
+    /// The steps each connection goes through before its request's setup.
+    layers: Layers,
 }
 
 pub(crate) fn boxed<R: Request, H: Handler<R>>(handler: H) -> Box<dyn MakeJob<R>> {
     Box::new(HandlerJobs {
         handler,
         options: None,
+        layers: None,
     })
 }
 
@@ -72,6 +79,7 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
             hooks,
             ticket,
             waiting,
+            self.layers.clone(),
         );
         match &self.options {
             Some(options) => job(handler.with_options(options.clone()), parts, proxy),
@@ -81,6 +89,11 @@ impl<R: Request, H: Handler<R>> MakeJob<R> for HandlerJobs<R, H> {
 
     fn with_options(mut self: Box<Self>, options: R::Options) -> Box<dyn MakeJob<R>> {
         self.options = Some(options);
+        self
+    }
+
+    fn with_layer(mut self: Box<Self>, layer: Arc<dyn Layer>) -> Box<dyn MakeJob<R>> {
+        Arc::make_mut(self.layers.get_or_insert_with(Default::default)).push(layer);
         self
     }
 }
@@ -94,18 +107,19 @@ type Parts<R> = (
     Arc<dyn Hooks<<R as Request>::State>>,
     InFlight,
     Arc<Waiting>,
+    Layers,
 );
 
 /// The job of one request: the request's and the handler's setup, then its turns (see
 /// [`Connection::run`]), `finish`, `handle_error` on a failure, `shutdown_request`. With the
 /// PROXY protocol on, a preamble first: the header is read (proxy.rs), then `verify_request`
-/// runs with the real client, then the setup.
+/// runs with the real client; then the server's layers (a TLS handshake), then the setup.
 fn job<R: Request, H: Handler<R>>(
     handler: H,
     parts: Parts<R>,
     proxy: Option<Arc<ProxyProtocol>>,
 ) -> Job {
-    let (raw, connection, client_address, context, hooks, ticket, waiting) = parts;
+    let (raw, connection, client_address, context, hooks, ticket, waiting, layers) = parts;
     let address = client_address.clone();
     let wait_first = R::waits_for_first_input(&handler.options());
     let start = Start {
@@ -117,6 +131,7 @@ fn job<R: Request, H: Handler<R>>(
         hooks,
         waiting,
         wait_first,
+        layers,
     };
     let work = move |ticket: Option<InFlight>| match proxy {
         Some(proxy) => crate::proxy::read_header(proxy, start, ticket),
@@ -139,11 +154,14 @@ pub(crate) struct Start<R: Request, H> {
     hooks: Arc<dyn Hooks<R::State>>,
     pub(crate) waiting: Arc<Waiting>,
     wait_first: bool,
+    /// The steps before its setup (Builder::layer).
+    layers: Layers,
 }
 
 impl<R: Request, H: Handler<R>> Start<R, H> {
-    /// The request's and the handler's setup, then its turns. `slot`: its slot among the
-    /// waiting connections, if it waited already (for its PROXY header).
+    /// The server's layers (a TLS handshake), the request's and the handler's setup, then its
+    /// turns. `slot`: its slot among the waiting connections, if it waited already (for its
+    /// PROXY header).
     pub(crate) fn run(self, ticket: Option<InFlight>, slot: Option<usize>) {
         let Start {
             handler,
@@ -154,8 +172,29 @@ impl<R: Request, H: Handler<R>> Start<R, H> {
             hooks,
             waiting,
             wait_first,
+            layers,
         } = self;
-        match Session::start(handler, raw, client_address.clone(), context.clone()) {
+        let (client_address, started) = match &layers {
+            None => {
+                let started = Session::start(handler, raw, client_address.clone(), context.clone());
+                (client_address, started)
+            }
+            Some(layers) => {
+                let (client_address, layered) =
+                    run_layers(layers, connection.as_ref(), client_address);
+                let started = layered.and_then(|transport| {
+                    Session::start_over(
+                        handler,
+                        raw,
+                        transport,
+                        client_address.clone(),
+                        context.clone(),
+                    )
+                });
+                (client_address, started)
+            }
+        };
+        match started {
             Ok(session) => Box::new(Connection {
                 session,
                 connection,

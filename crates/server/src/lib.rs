@@ -86,6 +86,7 @@ pub mod failures;
 mod hooks;
 mod job;
 mod kind;
+mod layer;
 mod limits;
 mod link;
 mod proxy;
@@ -129,7 +130,7 @@ pub use handler;
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter, TruncatedDatagram,
+    StreamRequest, StreamTruncated, StreamWriter, Transport, TruncatedDatagram,
 };
 #[doc(no_inline)]
 pub use socket::{Address, Family, Socket, ToAddrs, Type};
@@ -140,6 +141,7 @@ pub use builder::{Builder, MIN_POLL_INTERVAL};
 pub use error::{Error, Result};
 pub use hooks::{DefaultHooks, Hooks, RequestRef};
 pub use kind::{Kind, Tcp, Udp, UnixDatagram, UnixStream};
+pub use layer::{Incoming, Layer};
 pub use limits::LimitGauge;
 pub use link::{ServerLink, Watch};
 pub use proxy::{DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT, ProxyProtocol};

@@ -204,14 +204,16 @@
 //!
 //! # Features
 //!
-//! All three are on by default; each only adds API, so `default-features = false` leaves the
-//! synchronous servers, the layers below and everything else:
+//! `threading`, `forking` and `prefork` are on by default, `tls` is off; each only adds
+//! API, so `default-features = false` leaves the synchronous servers, the layers below and
+//! everything else:
 //!
 //! | feature | adds |
 //! |---|---|
 //! | `threading` | [`Threading`], the `Threading*Server` aliases, [`DEFAULT_MAX_THREADS`], the [`mixins`] module |
 //! | `forking` | [`Forking`] (Unix), the `Forking*Server` aliases, [`DEFAULT_MAX_CHILDREN`], the [`mixins`] module |
 //! | `prefork` | the [`prefork`] module (Unix): a supervisor of worker processes, reloads and upgrades that drop no connection |
+//! | `tls` (off by default) | the `tls` module (`sockserve-tls`, over rustls with its `ring` provider): `builder.tls(config)` on any stream server, `req.tls()` for the client's certificates, ALPN and SNI |
 
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -293,6 +295,27 @@ pub use mixins;
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "prefork"))))]
 pub use prefork;
 
+/// TLS for stream servers (the `sockserve-tls` crate, over rustls with its `ring` provider),
+/// behind the `tls` feature: `builder.tls(config)` and the handlers read and write plaintext;
+/// rustls itself is [`tls::rustls`].
+///
+/// ```
+/// use sockserve::TcpServer;
+/// use sockserve::tls::{TlsBuilderExt, pem};
+///
+/// fn serve_tls(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+///     let server = TcpServer::builder(|_req| Ok(()))
+///         .tls(pem::server_config(cert_pem, key_pem)?)
+///         .bind("127.0.0.1:0")?;
+///     # drop(server);
+///     Ok(())
+/// }
+/// # let _ = serve_tls;
+/// ```
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls;
+
 // The socket layer.
 #[doc(inline)]
 pub use socket::{
@@ -306,7 +329,7 @@ pub use socket::{
 pub use handler::{
     BoxError, DEFAULT_LINE_LIMIT, DatagramOptions, DatagramRequest, Handler, HandlerError,
     HandlerExt, IntoOutcome, Next, ServerContext, SharedState, Stage, StreamOptions, StreamReader,
-    StreamRequest, StreamWriter, TruncatedDatagram,
+    StreamRequest, StreamTruncated, StreamWriter, Transport, TruncatedDatagram,
 };
 
 /// Through the facade: a handler's way to write to its connection from other threads, while
@@ -341,10 +364,10 @@ pub use handler::ConnectionWriter;
 #[doc(inline)]
 pub use server::{
     Builder, CloseDeadline, CloseReport, DEFAULT_PROXY_HEADER_LIMIT, DEFAULT_PROXY_HEADER_TIMEOUT,
-    DefaultHooks, Error, GracefulStop, Hooks, Job, Kind, LimitGauge, MIN_POLL_INTERVAL, Overload,
-    OverloadReply, ProxyProtocol, Rejected, RequestRef, Running, STOP_BOUND, Server, ServerLink,
-    ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp, UdpServer, UnixDatagram,
-    UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
+    DefaultHooks, Error, GracefulStop, Hooks, Incoming, Job, Kind, Layer, LimitGauge,
+    MIN_POLL_INTERVAL, Overload, OverloadReply, ProxyProtocol, Rejected, RequestRef, Running,
+    STOP_BOUND, Server, ServerLink, ShutdownHandle, Strategy, Synchronous, Tcp, TcpServer, Udp,
+    UdpServer, UnixDatagram, UnixDatagramServer, UnixStream, UnixStreamServer, WithState,
 };
 
 // The concurrency layer, one feature for each strategy.

@@ -118,6 +118,71 @@ const SPECS: &[Spec] = &[
     },
 ];
 
+/// `tls_echo`'s header: its client is CPython's `ssl`, trusting the certificate the example
+/// wrote; its other cases are `tls_cases`' (a plaintext load case would not speak TLS).
+const TLS_ECHO: Spec = Spec {
+    example: "tls_echo",
+    family: Family::Tcp,
+    header_output: "b'hi'",
+    request: "",
+    reply: "",
+    load: 0,
+    hold: None,
+};
+
+/// A CPython `ssl` client of `tls_echo` at `addr` (`HOST:PORT`): a few messages over one
+/// session, printed as they come back.
+const TLS_CLIENT: &str = "import socket, ssl, sys
+host, port = sys.argv[1].rsplit(':', 1)
+ctx = ssl.create_default_context(cafile='/tmp/sockserve-tls-echo-%s.pem' % port)
+with socket.create_connection((host, int(port)), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname='localhost') as s:
+        for word in ('one', 'two', 'three'):
+            s.sendall(word.encode())
+            print(s.recv(100).decode())
+";
+
+/// `tls_echo` under each strategy: a plaintext client is refused (the server goes on), a
+/// CPython `ssl` client's three messages come back; SIGTERM, exit 0, the certificate's file
+/// removed.
+fn tls_cases(examples: &Path) -> Result<String> {
+    for mode in ["sync", "threading", "forking"] {
+        let log = StderrLog::default();
+        let cmd = Cmd::new(example_bin(examples, "tls_echo"))
+            .args(["--addr", "127.0.0.1:0", "--mode", mode])
+            .stderr_to(&log);
+        let mut server = RunningServer::start(&cmd, STARTUP_LIMIT)?;
+        let mut plain = std::net::TcpStream::connect(&server.addr)?;
+        plain.set_read_timeout(Some(CLIENT_LIMIT))?;
+        plain.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+        let _ = plain.read_to_end(&mut Vec::new()); // the alert and the close, never a hang
+        let client = Cmd::new("python3").args(["-c", TLS_CLIENT, server.addr.as_str()]);
+        let output = client.output_within(CLIENT_LIMIT)?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() || stdout != "one\ntwo\nthree\n" {
+            return Err(format!(
+                "--mode {mode}: the ssl client printed {stdout:?} ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            )
+            .into());
+        }
+        server.check_alive()?;
+        server.guard.signal("TERM")?;
+        let status = server.guard.wait_within(STOP_LIMIT)?;
+        let stderr = log.text_within(STOP_LIMIT);
+        if !status.success() || !stderr.contains("TLS handshake failed") {
+            return Err(format!("--mode {mode}: exit {status}, stderr:\n{stderr}").into());
+        }
+        let port = server.addr.rsplit(':').next().unwrap_or_default();
+        let cert = format!("/tmp/sockserve-tls-echo-{port}.pem");
+        if Path::new(&cert).exists() {
+            return Err(format!("--mode {mode}: {cert} is still there after the stop").into());
+        }
+    }
+    Ok("sync, threading, forking: a plaintext client refused, 3 echoes over TLS, exit 0".into())
+}
+
 /// Runs every case of every example, recording each in `tally`.
 pub(crate) fn run(examples: &Path, tally: &mut Tally) {
     let dir = match temp_dir("examples") {
@@ -156,6 +221,14 @@ pub(crate) fn run(examples: &Path, tally: &mut Tally) {
         let name = format!("{}: its header's commands", port.example);
         tally.record(&name, began, port_header_case(port));
     }
+    let began = Instant::now();
+    tally.record(
+        "tls_echo: its header's commands",
+        began,
+        header_case(&TLS_ECHO),
+    );
+    let began = Instant::now();
+    tally.record("tls_echo: every strategy", began, tls_cases(examples));
     let began = Instant::now();
     let result = periodic_rounds(examples);
     tally.record(
@@ -710,7 +783,7 @@ mod tests {
     /// Every example of the package has its cases here or in another module.
     #[test]
     fn every_spec_is_an_example_with_a_header() {
-        for spec in SPECS {
+        for spec in SPECS.iter().chain([&TLS_ECHO]) {
             let file = project_root()
                 .join("examples")
                 .join(format!("{}.rs", spec.example));
@@ -743,7 +816,7 @@ mod tests {
             else {
                 continue;
             };
-            let covered = SPECS.iter().any(|s| s.example == name)
+            let covered = SPECS.iter().chain([&TLS_ECHO]).any(|s| s.example == name)
                 || PORTS.iter().any(|p| p.example == name)
                 || elsewhere.contains(&name)
                 || name == "sockserve-examples";

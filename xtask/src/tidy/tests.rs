@@ -109,6 +109,15 @@ fn good_house() -> Vec<Member> {
             ],
         ),
         (
+            "sockserve-tls",
+            vec![
+                ("sockserve-server", None),
+                ("rustls", None),
+                ("rcgen", Some("dev")),
+                ("sockserve-mixins", Some("dev")),
+            ],
+        ),
+        (
             "sockserve",
             vec![
                 ("sockserve-socket", None),
@@ -117,6 +126,7 @@ fn good_house() -> Vec<Member> {
                 ("sockserve-server", None),
                 ("sockserve-mixins", None),
                 ("sockserve-prefork", None),
+                ("sockserve-tls", None),
             ],
         ),
         ("sockserve-examples", vec![("sockserve", None)]),
@@ -633,6 +643,7 @@ fn internal_names_come_from_the_renames() {
             ("server", "sockserve-server"),
             ("socket", "sockserve-socket"),
             ("testsupport", "sockserve-testsupport"),
+            ("tls", "sockserve-tls"),
         ]
     );
 }
