@@ -487,6 +487,20 @@ impl Write for StreamWriter {
             WriterKind::Buffered(w) => w.flush(),
         }
     }
+
+    /// `write!` and `writeln!`: unbuffered, the whole formatted text goes out in one write,
+    /// as Python's `self.wfile.write(f"...".encode())` does, not a write (and, with
+    /// `TCP_NODELAY`, a segment) per piece of the format; a client's single `recv` sees it
+    /// whole on loopback.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        match &mut self.inner {
+            WriterKind::Unbuffered(w) => match args.as_str() {
+                Some(text) => w.write_all(text.as_bytes()),
+                None => w.write_all(fmt::format(args).as_bytes()),
+            },
+            WriterKind::Buffered(w) => w.write_fmt(args),
+        }
+    }
 }
 
 impl fmt::Debug for StreamWriter {

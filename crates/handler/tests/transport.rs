@@ -133,3 +133,67 @@ fn a_transport_over_another_socket_is_refused() -> Result<(), Box<dyn std::error
     assert_eq!(io, Some(io::ErrorKind::InvalidInput));
     Ok(())
 }
+
+/// Records each write that reaches the connection.
+#[derive(Debug)]
+struct Recording {
+    socket: Arc<Socket>,
+    writes: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl Transport for Recording {
+    fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+    fn read_by(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        self.socket.recv_into_by(buf, deadline)
+    }
+    fn write_by(&self, data: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
+        self.writes.lock().unwrap().push(data.to_vec());
+        self.socket.send_by(data, deadline)
+    }
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
+    fn close_by(&self, _deadline: Option<Instant>) -> io::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An unbuffered `wfile` (Python's default) sends `writeln!`'s whole text in one write, not a
+/// write per piece of the format: with `TCP_NODELAY` each write is a segment, and a client's
+/// single `recv` would see `done ` without its number.
+#[test]
+fn an_unbuffered_wfile_sends_a_formatted_line_in_one_write()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (server_side, _client) = socketpair(Family::Unix, Type::Stream)?;
+    let server_side = Arc::new(server_side);
+    let transport = Arc::new(Recording {
+        socket: Arc::clone(&server_side),
+        writes: std::sync::Mutex::default(),
+    });
+    let ctx = server_context("@example".parse()?, Arc::new(NoStop), Arc::new(()));
+    let handler = |req: &mut StreamRequest| {
+        assert!(!req.wfile.is_buffered());
+        let ms = 500;
+        writeln!(req.wfile, "done {ms}")?;
+        write!(req.wfile, "plain")?;
+        Ok::<_, io::Error>(Next::Done)
+    };
+    let layer: Arc<dyn Transport> = transport.clone();
+    let mut session = Session::start_over(
+        handler,
+        Arc::clone(&server_side),
+        Some(layer),
+        "@c".parse()?,
+        ctx,
+    )?;
+    assert_eq!(session.turn()?, Next::Done);
+    session.end(Ok(()))?;
+    let writes = transport.writes.lock().unwrap().clone();
+    assert_eq!(writes, [b"done 500\n".to_vec(), b"plain".to_vec()]);
+    Ok(())
+}
