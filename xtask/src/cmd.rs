@@ -193,6 +193,17 @@ impl Cmd {
     /// Runs the command with captured output, killing it if it has not finished within
     /// `limit`: a client that hangs fails the run instead of stalling it.
     pub(crate) fn output_within(&self, limit: Duration) -> Result<Output> {
+        self.output_interrupted(None, limit)
+    }
+
+    /// [`output_within`](Self::output_within), with SIGINT sent to the command once
+    /// `interrupt` has passed, if it is still running then (`wrk`, whose `-d` counts whole
+    /// seconds, stops on it and reports what it measured until then).
+    pub(crate) fn output_interrupted(
+        &self,
+        interrupt: Option<Duration>,
+        limit: Duration,
+    ) -> Result<Output> {
         self.echo();
         let child = self
             .command()
@@ -207,8 +218,15 @@ impl Cmd {
         // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
         let stdout = drain(guard.child.stdout.take());
         let stderr = drain(guard.child.stderr.take());
+        let started = Instant::now();
+        if let Some(interrupt) = interrupt
+            && guard.exited_within(interrupt)?.is_none()
+        {
+            // It may exit between the look and the signal: then `signal` says so, harmlessly.
+            let _ = guard.signal("INT");
+        }
         let status = guard
-            .wait_within(limit)
+            .wait_within(limit.saturating_sub(started.elapsed()))
             .map_err(|e| format!("`{}`: {e}", self.display()))?;
         Ok(Output {
             status,
@@ -300,15 +318,26 @@ impl ChildGuard {
     /// Waits for the child to exit, at most `limit`; past it the child is killed and this is
     /// an error. Polls every few milliseconds: std has no wait-with-timeout for a child.
     pub(crate) fn wait_within(&mut self, limit: Duration) -> Result<ExitStatus> {
+        match self.exited_within(limit)? {
+            Some(status) => Ok(status),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                Err(format!("did not finish within {limit:?}; killed").into())
+            }
+        }
+    }
+
+    /// The child's exit status if it exits within `limit`; `None` (the child left running)
+    /// if it does not.
+    fn exited_within(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
+                return Ok(Some(status));
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Err(format!("did not finish within {limit:?}; killed").into());
+                return Ok(None);
             }
             thread::sleep(Duration::from_millis(5));
         }

@@ -73,7 +73,7 @@ commands:
                 issues' targets PASS or MISS, target/bench/latest.{json,svg,md} (release
                 build; about 10 minutes after the build)
                   --quick             CI's smoke test: the debug builds, every row once for
-                                      0.25 s; fails unless every row produced figures
+                                      0.15 s; fails unless every row produced figures
                   --duration SECS     seconds per workload and server (default 2)
                   --connections N     connections of the several-connection workloads
                                       (default 10; others always use 100, 1000 and 10000)
