@@ -18,7 +18,9 @@
 //! `--connections` (10) and 100 connections from a client thread per connection
 //! ([`loadgen`]); with 1,000 and 10,000 connections from an event-driven client, a `mio`
 //! poll per core ([`many`]), after a setup in which every connection did one exchange; a new
-//! TCP connection per request; UDP ping-pong from several sockets; Unix stream ping-pong).
+//! TCP connection per request; UDP ping-pong from several sockets; Unix stream ping-pong), and
+//! the same TCP rows (but the crowds) against the `prefork_server` example, 4 worker processes,
+//! beside the one-process threading server and tokio ([`prefork`]; `--only prefork`).
 //! Every echoed byte is checked; each cell reports throughput, latency percentiles (p50, p99,
 //! max), the runs that failed (errors), the *starved* connections (no answer in the whole
 //! window: a server that serves some connections and leaves the rest waiting shows no error
@@ -48,8 +50,10 @@
 //! stopped.
 //!
 //! Adding a row: a server to the echo rows is a [`Server`] variant (its name, its command,
-//! and where it runs in `in_row`/`skip_reason`); a workload of its own is a module with a
-//! type that implements [`Section`], registered in [`sections`].
+//! and where it runs in `in_row`/`skip_reason`); echo tables of other servers are a
+//! [`Lineup`] (as [`prefork::LINEUP`]), registered in [`sections`] as an [`EchoSection`]; a
+//! workload of its own is a module with a type that implements [`Section`], registered in
+//! [`sections`].
 
 mod http;
 mod loadgen;
@@ -1394,7 +1398,11 @@ fn table(lineup: &Lineup, spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget])
         "req/s", "spread", "p50", "p99", "max", "errors", "starved", "min/conn", "CPU/req",
     ];
     columns.extend(lineup.bases.iter().map(|(_, column, _)| *column));
-    columns.push("targets");
+    // A lineup without targets (the prefork rows) has no column of them.
+    let with_targets = !targets.is_empty();
+    if with_targets {
+        columns.push("targets");
+    }
     let mut table = Table::new(lineup.label(spec), &columns);
     for (server, runs) in lineup.servers.iter().zip(row) {
         if !server.in_row(spec) {
@@ -1471,11 +1479,13 @@ fn table(lineup: &Lineup, spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget])
             cpu.map_or_else(|| "-".to_owned(), |d| format!("{d:.1}us")),
         ];
         cells.extend(ratios.iter().map(|r| times(*r)));
-        cells.push(if verdicts.is_empty() {
-            "-".to_owned()
-        } else {
-            verdicts.join("; ")
-        });
+        if with_targets {
+            cells.push(if verdicts.is_empty() {
+                "-".to_owned()
+            } else {
+                verdicts.join("; ")
+            });
+        }
         table.rows.push(Row::figures(name, cells, json));
     }
     table
