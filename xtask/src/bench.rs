@@ -281,7 +281,9 @@ impl Server {
             Server::CPython("forking") => {
                 matches!(spec.load, Load::Threads(Workload::ConnectPerRequest { .. }))
             }
-            Server::Prefork(_) => spec.family == Family::Tcp && matches!(spec.load, Load::Threads(_)),
+            Server::Prefork(_) => {
+                spec.family == Family::Tcp && matches!(spec.load, Load::Threads(_))
+            }
             _ => true,
         }
     }

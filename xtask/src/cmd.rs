@@ -511,6 +511,36 @@ mod tests {
         assert_eq!(cmd.display(), "python3 -c <SCRIPT> 'a b'");
     }
 
+    /// The interrupt ends a command still running at its time (as wrk, it reports and exits),
+    /// and a command done before it is not signalled.
+    #[test]
+    fn output_interrupted_sends_sigint_once_its_time_has_passed() {
+        // The handler is set explicitly: a SIGINT ignored on entry (a CI job in the
+        // background) would otherwise stay ignored.
+        let script = "import signal, sys, time\n\
+                      signal.signal(signal.SIGINT, lambda *_: (print('interrupted', flush=True), sys.exit(0)))\n\
+                      time.sleep(30)\n";
+        let started = Instant::now();
+        let out = Cmd::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output_interrupted(Some(Duration::from_secs(1)), Duration::from_secs(20))
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "not interrupted: {elapsed:?}"
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "interrupted\n");
+        let done = Cmd::new("python3")
+            .args(["-c", "print('done')"])
+            .output_interrupted(Some(Duration::from_secs(10)), Duration::from_secs(20))
+            .unwrap();
+        assert!(done.status.success(), "{done:?}");
+        assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
+    }
+
     #[test]
     fn project_root_holds_the_workspace_manifest() {
         let manifest = std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap();

@@ -8,10 +8,10 @@
 //! The server's CPU time per request is not shown: the work is in the workers, which the
 //! supervisor's CPU time does not count.
 
+use super::loadgen::Workload;
 use super::{Bins, EchoTarget, Lineup, Load, MANY, Options, Server, Spec, example_bin};
 use crate::cmd::Cmd;
 use crate::integration::Family;
-use super::loadgen::Workload;
 
 /// The workers of the prefork servers.
 pub(super) const WORKERS: usize = 4;
@@ -26,7 +26,11 @@ pub(super) const LINEUP: Lineup = Lineup {
         Server::Tokio,
     ],
     bases: &[
-        (Server::Sockserve("threading"), "vs 1 process", "vs_one_process"),
+        (
+            Server::Sockserve("threading"),
+            "vs 1 process",
+            "vs_one_process",
+        ),
         (Server::Tokio, "vs tokio", "vs_tokio"),
     ],
     workloads,
@@ -100,7 +104,11 @@ mod tests {
                 .count()
         };
         assert_eq!(runs(Server::Prefork("threading")), 4);
-        assert_eq!(runs(Server::Prefork("sync")), 2, "1 connection and per request");
+        assert_eq!(
+            runs(Server::Prefork("sync")),
+            2,
+            "1 connection and per request"
+        );
         assert_eq!(runs(Server::Sockserve("threading")), 4);
         assert_eq!(runs(Server::Tokio), 4);
         for spec in &specs {
