@@ -9,7 +9,7 @@
 //! supervisor's CPU time does not count.
 
 use super::loadgen::Workload;
-use super::{Bins, EchoTarget, Lineup, Load, MANY, Options, Server, Spec, example_bin};
+use super::{Bins, EchoTarget, Lineup, Load, Options, Server, Spec, example_bin};
 use crate::cmd::Cmd;
 use crate::integration::Family;
 
@@ -37,20 +37,13 @@ pub(super) const LINEUP: Lineup = Lineup {
     targets: no_targets,
 };
 
-/// The workloads of the prefork tables: the main rows' TCP ping-pong and new connection per
-/// request, with the client threads of [`super::loadgen`].
+/// The workloads of the prefork tables: those of the main rows with client threads over TCP
+/// (ping-pong with 1, `--connections` and 100 connections, and a new connection per request).
 fn workloads(opts: &Options) -> Vec<Spec> {
-    let mut specs = vec![Spec::ping_pong(Family::Tcp, 1)];
-    for connections in [opts.connections, MANY] {
-        let spec = Spec::ping_pong(Family::Tcp, connections);
-        if connections > 1 && !specs.contains(&spec) {
-            specs.push(spec);
-        }
-    }
-    specs.push(Spec::tcp(Load::Threads(Workload::ConnectPerRequest {
-        connections: opts.connections,
-    })));
-    specs
+    super::workloads(opts)
+        .into_iter()
+        .filter(|spec| Server::Prefork("threading").in_row(*spec))
+        .collect()
 }
 
 /// The issues set the prefork rows no target.
