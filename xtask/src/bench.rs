@@ -18,7 +18,9 @@
 //! `--connections` (10) and 100 connections from a client thread per connection
 //! ([`loadgen`]); with 1,000 and 10,000 connections from an event-driven client, a `mio`
 //! poll per core ([`many`]), after a setup in which every connection did one exchange; a new
-//! TCP connection per request; UDP ping-pong from several sockets; Unix stream ping-pong).
+//! TCP connection per request; UDP ping-pong from several sockets; Unix stream ping-pong), and
+//! the same TCP rows (but the crowds) against the `prefork_server` example, 4 worker processes,
+//! beside the one-process threading server and tokio ([`prefork`]; `--only prefork`).
 //! Every echoed byte is checked; each cell reports throughput, latency percentiles (p50, p99,
 //! max), the runs that failed (errors), the *starved* connections (no answer in the whole
 //! window: a server that serves some connections and leaves the rest waiting shows no error
@@ -48,13 +50,16 @@
 //! stopped.
 //!
 //! Adding a row: a server to the echo rows is a [`Server`] variant (its name, its command,
-//! and where it runs in `in_row`/`skip_reason`); a workload of its own is a module with a
-//! type that implements [`Section`], registered in [`sections`].
+//! and where it runs in `in_row`/`skip_reason`); echo tables of other servers are a
+//! [`Lineup`] (as [`prefork::LINEUP`]), registered in [`sections`] as an [`EchoSection`]; a
+//! workload of its own is a module with a type that implements [`Section`], registered in
+//! [`sections`].
 
 mod http;
 mod loadgen;
 mod many;
 mod memory;
+mod prefork;
 mod report;
 mod shutdown;
 pub(crate) mod std_server;
@@ -106,7 +111,9 @@ impl Default for Options {
 }
 
 /// `--quick`'s duration per cell, unless `--duration` says otherwise.
-pub(crate) const QUICK_DURATION: Duration = Duration::from_millis(250);
+/// (Every row still gets a window of its own; HTTP's `wrk` is interrupted at its end, see
+/// [`http`]. `--quick` must take under a minute, the issue says.)
+pub(crate) const QUICK_DURATION: Duration = Duration::from_millis(150);
 
 impl Options {
     /// Whether `--only` selects the section labelled `label`.
@@ -195,7 +202,8 @@ trait Section {
 /// The sections, in the order they run and print.
 fn sections(opts: &Options) -> Vec<Box<dyn Section>> {
     vec![
-        Box::new(EchoSection::new(opts)),
+        Box::new(EchoSection::new(&ECHO, opts)),
+        Box::new(EchoSection::new(&prefork::LINEUP, opts)),
         Box::new(memory::Section::default()),
         Box::new(http::Section::default()),
         Box::new(shutdown::Section::default()),
@@ -216,6 +224,8 @@ enum Server {
     CPython(&'static str),
     /// `tokio-echo`, from the peers' package.
     Tokio,
+    /// `prefork_server --workers 4 --mode MODE` (the prefork tables only: [`prefork`]).
+    Prefork(&'static str),
 }
 
 impl Server {
@@ -242,6 +252,7 @@ impl Server {
             Server::CPython("forking") => "CPython Forking*Server".to_owned(),
             Server::CPython(_) => "CPython *Server (sync)".to_owned(),
             Server::Tokio => "tokio".to_owned(),
+            Server::Prefork(mode) => format!("prefork {mode}, {} workers", prefork::WORKERS),
         }
     }
 
@@ -257,6 +268,8 @@ impl Server {
             Server::CPython("forking") => "CPython forking",
             Server::CPython(_) => "CPython sync",
             Server::Tokio => "tokio",
+            Server::Prefork("sync") => "prefork sync",
+            Server::Prefork(_) => "prefork threading",
         }
     }
 
@@ -267,6 +280,9 @@ impl Server {
             Server::CPython("sync") => spec.family == Family::Udp,
             Server::CPython("forking") => {
                 matches!(spec.load, Load::Threads(Workload::ConnectPerRequest { .. }))
+            }
+            Server::Prefork(_) => {
+                spec.family == Family::Tcp && matches!(spec.load, Load::Threads(_))
             }
             _ => true,
         }
@@ -310,6 +326,7 @@ impl Server {
                 "--addr",
                 addr,
             ]),
+            Server::Prefork(mode) => prefork::cmd(bins, mode, addr),
         }
     }
 }
@@ -481,6 +498,9 @@ impl Spec {
                 }
                 _ => None,
             };
+        }
+        if let Some(reason) = prefork::skip_reason(self, server) {
+            return Some(reason);
         }
         if server == Server::Park && self.family == Family::Udp {
             return Some("n/a: --park is for stream families");
@@ -920,8 +940,53 @@ fn markdown(opts: &Options, out: &Output, meta: &Value, chart: &str) -> String {
     md
 }
 
-/// The echo rows: every workload of [`workloads`] against every [`Server`].
+/// The servers of a set of echo tables, their workloads, the servers their ratio columns are
+/// against, and their targets: the main echo rows ([`ECHO`]) and the prefork rows
+/// ([`prefork::LINEUP`]).
+struct Lineup {
+    /// What the headings of its tables start with (before the workload's label).
+    heading: &'static str,
+    /// Its servers, in the order of their rows (and of their runs).
+    servers: &'static [Server],
+    /// The ratio columns: the server, the column's heading, the JSON key.
+    bases: &'static [(Server, &'static str, &'static str)],
+    /// Its workloads.
+    workloads: fn(&Options) -> Vec<Spec>,
+    /// Its targets.
+    targets: fn() -> Vec<EchoTarget>,
+}
+
+impl Lineup {
+    /// The heading of `spec`'s table.
+    fn label(&self, spec: Spec) -> String {
+        format!("{}{}", self.heading, spec.label())
+    }
+
+    /// Where `server` is in [`Lineup::servers`] (0 if it is not there).
+    fn position(&self, server: Server) -> usize {
+        self.servers
+            .iter()
+            .position(|s| *s == server)
+            .unwrap_or_default()
+    }
+}
+
+/// The main echo rows: every workload of [`workloads`] against every server of [`Server::ALL`].
+const ECHO: Lineup = Lineup {
+    heading: "",
+    servers: &Server::ALL,
+    bases: &[
+        (Server::CPYTHON, "vs CPython", "vs_cpython"),
+        (Server::Std, "vs std", "vs_std"),
+        (Server::Tokio, "vs tokio", "vs_tokio"),
+    ],
+    workloads,
+    targets: echo_targets,
+};
+
+/// Echo rows: every workload of a [`Lineup`] against each of its servers.
 struct EchoSection {
+    lineup: &'static Lineup,
     /// The selected workloads.
     specs: Vec<Spec>,
     /// `cells[workload][server][run]`.
@@ -929,16 +994,20 @@ struct EchoSection {
 }
 
 impl EchoSection {
-    fn new(opts: &Options) -> EchoSection {
-        let specs: Vec<Spec> = workloads(opts)
+    fn new(lineup: &'static Lineup, opts: &Options) -> EchoSection {
+        let specs: Vec<Spec> = (lineup.workloads)(opts)
             .into_iter()
-            .filter(|spec| opts.selects(&spec.label()))
+            .filter(|spec| opts.selects(&lineup.label(*spec)))
             .collect();
         let cells = specs
             .iter()
-            .map(|_| Server::ALL.iter().map(|_| Vec::new()).collect())
+            .map(|_| lineup.servers.iter().map(|_| Vec::new()).collect())
             .collect();
-        EchoSection { specs, cells }
+        EchoSection {
+            lineup,
+            specs,
+            cells,
+        }
     }
 
     /// `cells[..][server]` of the workload `spec`, if it ran.
@@ -950,7 +1019,10 @@ impl EchoSection {
 
 impl Section for EchoSection {
     fn labels(&self, opts: &Options) -> Vec<String> {
-        workloads(opts).iter().map(|s| s.label()).collect()
+        (self.lineup.workloads)(opts)
+            .into_iter()
+            .map(|s| self.lineup.label(s))
+            .collect()
     }
 
     fn selected(&self, _opts: &Options) -> bool {
@@ -976,7 +1048,7 @@ impl Section for EchoSection {
             if indices.is_empty() {
                 continue;
             }
-            for (s, server) in Server::ALL.into_iter().enumerate() {
+            for (s, &server) in self.lineup.servers.iter().enumerate() {
                 let results = run_server(bins, dir, server, family, &indices, &self.specs, opts);
                 for (i, cell) in indices.iter().zip(results) {
                     self.cells[*i][s].push(cell);
@@ -987,13 +1059,14 @@ impl Section for EchoSection {
     }
 
     fn report(&self, _opts: &Options, out: &mut Output) {
-        let targets = echo_targets();
+        let lineup = self.lineup;
+        let targets = (lineup.targets)();
         for (spec, row) in self.specs.iter().zip(&self.cells) {
-            out.tables.push(table(*spec, row, &targets));
-            for (server, runs) in Server::ALL.iter().zip(row) {
+            out.tables.push(table(lineup, *spec, row, &targets));
+            for (server, runs) in lineup.servers.iter().zip(row) {
                 for cell in runs {
                     if let Cell::Failed(e) = cell {
-                        let failure = format!("{} / {}: {e}", spec.label(), server.name());
+                        let failure = format!("{} / {}: {e}", lineup.label(*spec), server.name());
                         // CPython failing under a workload is a finding about CPython; any
                         // other server failing (a wrong byte, a stall, a crash) fails the bench.
                         if matches!(server, Server::CPython(_)) {
@@ -1016,7 +1089,7 @@ impl Section for EchoSection {
                 if resends > 0 {
                     out.notes.push(format!(
                         "{} / {}: {resends} datagram(s) sent again after no answer within 1 s",
-                        spec.label(),
+                        lineup.label(*spec),
                         server.name(),
                     ));
                 }
@@ -1026,13 +1099,14 @@ impl Section for EchoSection {
             let Some(row) = self.row(target.spec) else {
                 continue;
             };
-            out.targets.push(echo_target(target, row));
+            out.targets.push(echo_target(lineup, target, row));
         }
     }
 }
 
 /// `target`'s line, from its workload's `row`.
-fn echo_target(target: &EchoTarget, row: &[Vec<Cell>]) -> Target {
+fn echo_target(lineup: &Lineup, target: &EchoTarget, row: &[Vec<Cell>]) -> Target {
+    let position = |server| lineup.position(server);
     let runs = &row[position(target.server)];
     let ratio = ratio(runs, &row[position(target.base)]);
     let what = format!(
@@ -1119,9 +1193,10 @@ fn run_server(
         progress(&format!("{} against {}", specs[i].label(), server.name()));
         let (proc, endpoint) = &mut server_proc;
         // A forking server's work is in its children, which its own CPU time does not count.
+        // The prefork servers' work is in their workers.
         let forks = matches!(
             server,
-            Server::Sockserve("forking") | Server::CPython("forking")
+            Server::Sockserve("forking") | Server::CPython("forking") | Server::Prefork(_)
         );
         let pid = (!forks).then(|| proc.guard.child_mut().id());
         let report = match (specs[i].load, &*endpoint) {
@@ -1166,15 +1241,18 @@ fn opening_at_once(server: Server, threads: usize) -> usize {
 pub(crate) const QUICK_CPYTHON_SKIP: &str =
     "n/a in --quick: with its backlog of 5 this row takes several to tens of seconds";
 
-/// The window of the crowd rows: `--quick`'s quarter second is less than one round of 10,000
-/// requests on a debug build, so its crowds get a second.
+/// The window of the crowd rows: `--quick`'s window is less than one round of 10,000
+/// requests on a debug build, so its crowds get half a second (figures, if few).
 fn crowd_window(opts: &Options) -> Duration {
     if opts.quick {
-        opts.duration.max(Duration::from_secs(1))
+        opts.duration.max(QUICK_CROWD_WINDOW)
     } else {
         opts.duration
     }
 }
+
+/// The least window of a crowd row under `--quick`.
+const QUICK_CROWD_WINDOW: Duration = Duration::from_millis(500);
 
 /// Stops a server: SIGTERM, then (past [`SHUTDOWN_LIMIT`]) SIGKILL; either way it is reaped.
 fn stop(mut proc: RunningServer) {
@@ -1309,39 +1387,26 @@ fn cpu_per_request(runs: &[Cell]) -> Option<f64> {
     )
 }
 
-fn position(server: Server) -> usize {
-    Server::ALL
-        .iter()
-        .position(|s| *s == server)
-        .unwrap_or_default()
-}
-
 /// One workload's table: a row per server in it, its median throughput and the spread of the
 /// runs, latency (p50, p99, and the max, which shows a connection left waiting), the runs that
 /// failed, the starved connections, the fewest answers of one connection, the server's CPU
 /// time per request (user and system, all its threads: steadier than the throughput on a
-/// shared machine), the median ratio of its throughput to CPython's, to the `std` floor's and
-/// to tokio's, and the targets of its row, each with its verdict.
-fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
-    let mut table = Table::new(
-        spec.label(),
-        &[
-            "req/s",
-            "spread",
-            "p50",
-            "p99",
-            "max",
-            "errors",
-            "starved",
-            "min/conn",
-            "CPU/req",
-            "vs CPython",
-            "vs std",
-            "vs tokio",
-            "targets",
-        ],
-    );
-    for (server, runs) in Server::ALL.iter().zip(row) {
+/// shared machine), the median ratio of its throughput to that of each of the lineup's bases
+/// (CPython's, the `std` floor's and tokio's in the main rows), and the targets of its row,
+/// each with its verdict.
+fn table(lineup: &Lineup, spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
+    let position = |server| lineup.position(server);
+    let mut columns = vec![
+        "req/s", "spread", "p50", "p99", "max", "errors", "starved", "min/conn", "CPU/req",
+    ];
+    columns.extend(lineup.bases.iter().map(|(_, column, _)| *column));
+    // A lineup without targets (the prefork rows) has no column of them.
+    let with_targets = !targets.is_empty();
+    if with_targets {
+        columns.push("targets");
+    }
+    let mut table = Table::new(lineup.label(spec), &columns);
+    for (server, runs) in lineup.servers.iter().zip(row) {
         if !server.in_row(spec) {
             continue;
         }
@@ -1363,11 +1428,15 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             Err(Cell::Done(_)) => continue,
         };
         let report = sum.median;
-        let ratios = [Server::CPYTHON, Server::Std, Server::Tokio].map(|base| {
-            (*server != base)
-                .then(|| ratio(runs, &row[position(base)]))
-                .flatten()
-        });
+        let ratios: Vec<Option<f64>> = lineup
+            .bases
+            .iter()
+            .map(|(base, _, _)| {
+                (server != base)
+                    .then(|| ratio(runs, &row[position(*base)]))
+                    .flatten()
+            })
+            .collect();
         let verdicts: Vec<String> = targets
             .iter()
             .filter(|t| t.spec == spec && t.server == *server)
@@ -1385,7 +1454,7 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             .collect();
         let cpu = cpu_per_request(runs);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
-        let json = json!({
+        let mut json = json!({
             "req_s": report.rate(),
             "spread": sum.spread,
             "p50_us": us(report.percentile(50.0)),
@@ -1396,11 +1465,11 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             "starved": sum.starved,
             "min_per_connection": sum.min_per_connection,
             "cpu_per_request_us": cpu,
-            "vs_cpython": ratios[0],
-            "vs_std": ratios[1],
-            "vs_tokio": ratios[2],
         });
-        let cells = vec![
+        for ((_, _, key), r) in lineup.bases.iter().zip(&ratios) {
+            json[*key] = json!(r);
+        }
+        let mut cells = vec![
             format!("{:.0}", report.rate()),
             format!("{:.0}%", sum.spread * 100.0),
             micros(report.percentile(50.0)),
@@ -1410,15 +1479,15 @@ fn table(spec: Spec, row: &[Vec<Cell>], targets: &[EchoTarget]) -> Table {
             sum.starved.to_string(),
             sum.min_per_connection.to_string(),
             cpu.map_or_else(|| "-".to_owned(), |d| format!("{d:.1}us")),
-            times(ratios[0]),
-            times(ratios[1]),
-            times(ratios[2]),
-            if verdicts.is_empty() {
+        ];
+        cells.extend(ratios.iter().map(|r| times(*r)));
+        if with_targets {
+            cells.push(if verdicts.is_empty() {
                 "-".to_owned()
             } else {
                 verdicts.join("; ")
-            },
-        ];
+            });
+        }
         table.rows.push(Row::figures(name, cells, json));
     }
     table
@@ -1529,12 +1598,15 @@ mod tests {
                 .map(|(i, _)| i)
                 .collect()
         };
-        assert_eq!(picked(&all), vec![0, 1, 2, 3]);
+        assert_eq!(picked(&all), vec![0, 1, 2, 3, 4]);
         assert_eq!(picked(&only("udp")), vec![0]);
-        assert_eq!(picked(&only("memory")), vec![1]);
-        assert_eq!(picked(&only("http")), vec![2]);
-        assert_eq!(picked(&only("shutdown")), vec![3]);
-        assert_eq!(picked(&only("sigterm")), vec![3]);
+        assert_eq!(picked(&only("prefork")), vec![1]);
+        assert_eq!(picked(&only("4 workers")), vec![1]);
+        assert_eq!(picked(&only("tcp ping-pong")), vec![0, 1]);
+        assert_eq!(picked(&only("memory")), vec![2]);
+        assert_eq!(picked(&only("http")), vec![3]);
+        assert_eq!(picked(&only("shutdown")), vec![4]);
+        assert_eq!(picked(&only("sigterm")), vec![4]);
         assert!(picked(&only("no such table")).is_empty());
     }
 
@@ -1548,6 +1620,7 @@ mod tests {
             )
         };
         let spec = Spec::ping_pong(Family::Tcp, 10);
+        let position = |server| ECHO.position(server);
         let mut row: Vec<Vec<Cell>> = Server::ALL.iter().map(|_| Vec::new()).collect();
         row[position(Server::Sockserve("threading"))] = vec![
             Cell::Done(report(900)),
@@ -1556,7 +1629,7 @@ mod tests {
         ];
         row[position(Server::Std)] = (0..3).map(|_| Cell::Done(report(1000))).collect();
         row[position(Server::Park)] = vec![Cell::Failed("stuck".into())];
-        let table = table(spec, &row, &echo_targets());
+        let table = table(&ECHO, spec, &row, &echo_targets());
         let threading = &table.rows[position(Server::Sockserve("threading"))];
         let report::Outcome::Figures { cells, json } = &threading.outcome else {
             panic!("{threading:?}");
@@ -1570,10 +1643,10 @@ mod tests {
         let text = table.text();
         assert!(text.contains("FAILED: stuck"), "{text}");
         assert!(!text.contains("Forking"), "not in this row: {text}");
-        let target = echo_target(&echo_targets()[0], &row);
+        let target = echo_target(&ECHO, &echo_targets()[0], &row);
         assert_eq!(target.pass, Some(true), "{target:?}");
         assert_eq!(target.bars.len(), 1);
-        let missed = echo_target(&echo_targets()[1], &row);
+        let missed = echo_target(&ECHO, &echo_targets()[1], &row);
         assert_eq!(missed.pass, None, "no CPython figure: {missed:?}");
     }
 

@@ -193,6 +193,17 @@ impl Cmd {
     /// Runs the command with captured output, killing it if it has not finished within
     /// `limit`: a client that hangs fails the run instead of stalling it.
     pub(crate) fn output_within(&self, limit: Duration) -> Result<Output> {
+        self.output_interrupted(None, limit)
+    }
+
+    /// [`output_within`](Self::output_within), with SIGINT sent to the command once
+    /// `interrupt` has passed, if it is still running then (`wrk`, whose `-d` counts whole
+    /// seconds, stops on it and reports what it measured until then).
+    pub(crate) fn output_interrupted(
+        &self,
+        interrupt: Option<Duration>,
+        limit: Duration,
+    ) -> Result<Output> {
         self.echo();
         let child = self
             .command()
@@ -207,8 +218,15 @@ impl Cmd {
         // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
         let stdout = drain(guard.child.stdout.take());
         let stderr = drain(guard.child.stderr.take());
+        let started = Instant::now();
+        if let Some(interrupt) = interrupt
+            && guard.exited_within(interrupt)?.is_none()
+        {
+            // It may exit between the look and the signal: then `signal` says so, harmlessly.
+            let _ = guard.signal("INT");
+        }
         let status = guard
-            .wait_within(limit)
+            .wait_within(limit.saturating_sub(started.elapsed()))
             .map_err(|e| format!("`{}`: {e}", self.display()))?;
         Ok(Output {
             status,
@@ -300,15 +318,26 @@ impl ChildGuard {
     /// Waits for the child to exit, at most `limit`; past it the child is killed and this is
     /// an error. Polls every few milliseconds: std has no wait-with-timeout for a child.
     pub(crate) fn wait_within(&mut self, limit: Duration) -> Result<ExitStatus> {
+        match self.exited_within(limit)? {
+            Some(status) => Ok(status),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                Err(format!("did not finish within {limit:?}; killed").into())
+            }
+        }
+    }
+
+    /// The child's exit status if it exits within `limit`; `None` (the child left running)
+    /// if it does not.
+    fn exited_within(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
+                return Ok(Some(status));
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Err(format!("did not finish within {limit:?}; killed").into());
+                return Ok(None);
             }
             thread::sleep(Duration::from_millis(5));
         }
@@ -480,6 +509,36 @@ mod tests {
             .arg_shown_as("import sys\n", "SCRIPT")
             .arg("a b");
         assert_eq!(cmd.display(), "python3 -c <SCRIPT> 'a b'");
+    }
+
+    /// The interrupt ends a command still running at its time (as wrk, it reports and exits),
+    /// and a command done before it is not signalled.
+    #[test]
+    fn output_interrupted_sends_sigint_once_its_time_has_passed() {
+        // The handler is set explicitly: a SIGINT ignored on entry (a CI job in the
+        // background) would otherwise stay ignored.
+        let script = "import signal, sys, time\n\
+                      signal.signal(signal.SIGINT, lambda *_: (print('interrupted', flush=True), sys.exit(0)))\n\
+                      time.sleep(30)\n";
+        let started = Instant::now();
+        let out = Cmd::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output_interrupted(Some(Duration::from_secs(1)), Duration::from_secs(20))
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "not interrupted: {elapsed:?}"
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "interrupted\n");
+        let done = Cmd::new("python3")
+            .args(["-c", "print('done')"])
+            .output_interrupted(Some(Duration::from_secs(10)), Duration::from_secs(20))
+            .unwrap();
+        assert!(done.status.success(), "{done:?}");
+        assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
     }
 
     #[test]

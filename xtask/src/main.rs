@@ -68,12 +68,13 @@ commands:
   bench         every workload against sockserve's servers and the peers a user would pick
                 instead (a bare std server, CPython's socketserver, tokio, tiny_http,
                 python3 -m http.server): echo over TCP (1 to 10,000 connections, a new
-                connection per request), UDP and Unix, the memory of 10,000 idle
-                connections, HTTP under wrk, shutdown latency; tables with ratios, the
-                issues' targets PASS or MISS, target/bench/latest.{json,svg,md} (release
-                build; about 10 minutes after the build)
+                connection per request; the prefork example beside them), UDP and Unix,
+                the memory of 10,000 idle connections, HTTP under wrk, shutdown latency;
+                tables with ratios, the issues' targets PASS or MISS,
+                target/bench/latest.{json,svg,md} (release build; about 10 minutes after
+                the build)
                   --quick             CI's smoke test: the debug builds, every row once for
-                                      0.25 s; fails unless every row produced figures
+                                      0.15 s; fails unless every row produced figures
                   --duration SECS     seconds per workload and server (default 2)
                   --connections N     connections of the several-connection workloads
                                       (default 10; others always use 100, 1000 and 10000)

@@ -9,7 +9,8 @@
 //! `--mode threading` and `--mode sync`.
 //!
 //! Each cell is one bounded `wrk` run (`--duration`, `--timeout 5s`, killed past the duration
-//! and [`WRK_SLACK`]); its output is parsed ([`parse_wrk`]): requests/sec, latency percentiles,
+//! and [`WRK_SLACK`]; a window under a second, `--quick`'s, is a one-second run interrupted with
+//! SIGINT at its end, on which wrk reports what it measured); its output is parsed ([`parse_wrk`]): requests/sec, latency percentiles,
 //! and the non-2xx (or 3xx) answers and socket errors, any of which fails the cell (a failed
 //! cell of sockserve's fails the bench; a peer's is a finding, noted). Then the targets of the
 //! http_server issue: at least 10 times Python's throughput and at least 1.0 times tiny_http's
@@ -374,7 +375,10 @@ fn measure(proc: &mut RunningServer, spec: Spec, duration: Duration) -> Result<C
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(spec.connections);
+    // wrk's `-d` counts whole seconds: a shorter window (`--quick`'s) is a second's run
+    // interrupted (SIGINT) once the window has passed, on which wrk reports what it measured.
     let secs = duration.as_secs().max(1);
+    let interrupt = (duration < Duration::from_secs(1)).then_some(duration);
     let mut cmd = Cmd::new("wrk").args([
         format!("-t{threads}"),
         format!("-c{}", spec.connections),
@@ -389,7 +393,7 @@ fn measure(proc: &mut RunningServer, spec: Spec, duration: Duration) -> Result<C
     let cmd = cmd.arg(format!("http://{}/{FILE_NAME}", proc.addr));
     let cpu_before = loadgen::cpu_time(pid)?;
     let output = cmd
-        .output_within(Duration::from_secs(secs) + WRK_SLACK)
+        .output_interrupted(interrupt, Duration::from_secs(secs) + WRK_SLACK)
         .map_err(|e| format!("{e} (is wrk installed? `apt-get install -y wrk`)"))?;
     let cpu = loadgen::cpu_time(pid)?.saturating_sub(cpu_before);
     let out = String::from_utf8_lossy(&output.stdout);

@@ -33,7 +33,7 @@ pub(super) const SIGTERM: &str = "shutdown latency: SIGTERM to exit, no client c
 
 /// Trials per server and run (`--quick`: [`QUICK_TRIALS`]).
 const TRIALS: usize = 5;
-const QUICK_TRIALS: usize = 2;
+const QUICK_TRIALS: usize = 1;
 
 fn trials(opts: &Options) -> usize {
     if opts.quick { QUICK_TRIALS } else { TRIALS }
