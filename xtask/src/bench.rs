@@ -58,6 +58,7 @@ mod memory;
 mod report;
 mod shutdown;
 pub(crate) mod std_server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -199,6 +200,7 @@ fn sections(opts: &Options) -> Vec<Box<dyn Section>> {
         Box::new(memory::Section::default()),
         Box::new(http::Section::default()),
         Box::new(shutdown::Section::default()),
+        Box::new(tls::Section::default()),
     ]
 }
 
@@ -1529,12 +1531,13 @@ mod tests {
                 .map(|(i, _)| i)
                 .collect()
         };
-        assert_eq!(picked(&all), vec![0, 1, 2, 3]);
+        assert_eq!(picked(&all), vec![0, 1, 2, 3, 4]);
         assert_eq!(picked(&only("udp")), vec![0]);
         assert_eq!(picked(&only("memory")), vec![1]);
         assert_eq!(picked(&only("http")), vec![2]);
         assert_eq!(picked(&only("shutdown")), vec![3]);
         assert_eq!(picked(&only("sigterm")), vec![3]);
+        assert_eq!(picked(&only("tls")), vec![4]);
         assert!(picked(&only("no such table")).is_empty());
     }
 
