@@ -139,6 +139,14 @@ fn loads(opts: &Options) -> Vec<Load> {
     loads
 }
 
+/// The workloads whose tables `--only` selects (all of them without `--only`).
+fn selected_loads(opts: &Options) -> Vec<Load> {
+    loads(opts)
+        .into_iter()
+        .filter(|load| opts.selects(&load.label()))
+        .collect()
+}
+
 /// What one cell measured.
 #[derive(Debug, Clone)]
 struct Cell {
@@ -361,7 +369,7 @@ fn make_certificate(dir: &Path) -> Result<()> {
 /// One run of one server under one workload: its figures, or its failure.
 type Run = std::result::Result<Cell, String>;
 
-/// The runs of the section: `cells[load][peer][run]`, the loads of [`loads`].
+/// The runs of the section: `cells[load][peer][run]`, the loads of [`selected_loads`].
 #[derive(Debug, Default)]
 pub(super) struct Section {
     cells: Vec<Vec<Vec<Run>>>,
@@ -379,7 +387,7 @@ impl super::Section for Section {
             make_certificate(dir)?;
             self.certificate = true;
         }
-        let loads = loads(opts);
+        let loads = selected_loads(opts);
         self.cells
             .resize_with(loads.len(), || PEERS.iter().map(|_| Vec::new()).collect());
         for (p, peer) in PEERS.into_iter().enumerate() {
@@ -394,7 +402,7 @@ impl super::Section for Section {
     }
 
     fn report(&self, opts: &Options, out: &mut Output) {
-        for (load, row) in loads(opts).into_iter().zip(&self.cells) {
+        for (load, row) in selected_loads(opts).into_iter().zip(&self.cells) {
             let table = table(load, row, out);
             out.tables.push(table);
         }
@@ -574,5 +582,13 @@ mod tests {
         assert!(ten.iter().all(|l| l.to_lowercase().contains("tls")));
         assert!(ten[1].contains("10 session(s)") && ten[2].contains("handshake"));
         assert_eq!(labels(1).len(), 2, "one session is one row");
+        let only = |only: &str| Options {
+            only: vec![only.to_owned()],
+            ..Options::default()
+        };
+        assert_eq!(selected_loads(&only("tls")).len(), 3);
+        assert_eq!(selected_loads(&only("TLS ECHO: PING-PONG")).len(), 2);
+        assert_eq!(selected_loads(&only("handshake")).len(), 1);
+        assert!(selected_loads(&only("udp")).is_empty());
     }
 }
