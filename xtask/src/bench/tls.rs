@@ -568,6 +568,41 @@ mod tests {
         assert_eq!(json["spread"], json!(0.0));
     }
 
+    /// The client against the CPython TLS peer (and, without TLS, the plaintext path against
+    /// CPython's plain echo server): the certificate, the start, both workloads with every
+    /// byte checked, the stop, without the examples.
+    #[test]
+    fn the_tls_client_runs_both_workloads_against_cpython() {
+        let dir = crate::integration::temp_dir("bench-tls-test").unwrap();
+        make_certificate(dir.path()).unwrap();
+        let bins = Bins {
+            examples: std::path::PathBuf::from("/nonexistent"),
+            xtask: std::path::PathBuf::from("/nonexistent"),
+            peers: std::path::PathBuf::from("/nonexistent"),
+        };
+        for load in [Load::Sessions(2), Load::NewConnections(2)] {
+            let cell = measure(
+                &bins,
+                dir.path(),
+                Peer::CPythonTls,
+                load,
+                Duration::from_millis(200),
+            )
+            .unwrap();
+            assert!(cell.rate > 0.0 && cell.max >= cell.p50, "{load:?}: {cell:?}");
+        }
+        let plain = super::super::cpython_echo_server(crate::integration::Family::Tcp, "127.0.0.1:0");
+        let server = RunningServer::start(&plain, STARTUP_LIMIT).unwrap();
+        let measured = cell(&server.addr, false, Load::Sessions(1), Duration::from_millis(200));
+        stop(server);
+        assert!(measured.unwrap().rate > 0.0);
+        // A TLS client against the plaintext server fails, with an error, not a hang.
+        let server = RunningServer::start(&plain, STARTUP_LIMIT).unwrap();
+        let mismatched = cell(&server.addr, true, Load::Sessions(1), Duration::from_millis(200));
+        stop(server);
+        assert!(mismatched.is_err(), "{mismatched:?}");
+    }
+
     #[test]
     fn the_labels_name_tls_and_follow_connections() {
         let labels = |connections| {
