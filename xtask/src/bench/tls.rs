@@ -679,6 +679,24 @@ mod tests {
     }
 
     #[test]
+    fn only_tls_selects_this_section_alone() {
+        let opts = Options {
+            only: vec!["tls".to_owned()],
+            ..Options::default()
+        };
+        let picked: Vec<Vec<String>> = super::super::sections(&opts)
+            .iter()
+            .filter(|s| s.selected(&opts))
+            .map(|s| s.labels(&opts))
+            .collect();
+        assert_eq!(picked.len(), 1, "{picked:#?}");
+        assert!(
+            picked[0].iter().all(|l| l.starts_with(LABEL)),
+            "{picked:#?}"
+        );
+    }
+
+    #[test]
     fn the_labels_name_tls_and_follow_connections() {
         let labels = |connections| {
             let opts = Options {
