@@ -63,6 +63,7 @@ mod prefork;
 mod report;
 mod shutdown;
 pub(crate) mod std_server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -207,6 +208,7 @@ fn sections(opts: &Options) -> Vec<Box<dyn Section>> {
         Box::new(memory::Section::default()),
         Box::new(http::Section::default()),
         Box::new(shutdown::Section::default()),
+        Box::new(tls::Section::default()),
     ]
 }
 
@@ -1598,7 +1600,8 @@ mod tests {
                 .map(|(i, _)| i)
                 .collect()
         };
-        assert_eq!(picked(&all), vec![0, 1, 2, 3, 4]);
+        let every: Vec<usize> = (0..sections(&all).len()).collect();
+        assert_eq!(picked(&all), every);
         assert_eq!(picked(&only("udp")), vec![0]);
         assert_eq!(picked(&only("prefork")), vec![1]);
         assert_eq!(picked(&only("4 workers")), vec![1]);
