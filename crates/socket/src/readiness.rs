@@ -57,6 +57,8 @@ impl Socket {
     /// [`Readable::Hangup`] (`POLLRDHUP`, `POLLHUP` or `POLLERR`: the end of file or an error
     /// is there, maybe after some input; [`peek_nowait`](Socket::peek_nowait) tells which).
     /// One `poll(2)`: what a server uses to wait briefly for a connection's next request.
+    /// `POLLRDHUP` is Linux's: elsewhere a peer's end of file is reported as `Input` (the read
+    /// finds it), and only a broken connection as `Hangup`.
     ///
     /// ```
     /// use sockserve_socket::{socketpair, Family, Readable, Type};

@@ -57,11 +57,20 @@ pub(crate) fn wait(fd: RawFd, what: Wait, deadline: Option<Instant>) -> io::Resu
     wait_events(fd, events, deadline).map(drop)
 }
 
-/// Input, or the peer's end of its side: the events of [`wait_events`] for a connection's next input.
+/// Input, or the peer's end of its side: the events of [`wait_events`] for a connection's
+/// next input.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) const INPUT_OR_HANGUP: libc::c_short = libc::POLLIN | libc::POLLRDHUP;
+/// Without `POLLRDHUP`, input alone: an end of file then looks like input (the read finds it).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const INPUT_OR_HANGUP: libc::c_short = libc::POLLIN;
 
 /// The peer closed its side, or the connection broke: what `poll(2)` says besides `POLLIN`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) const HANGUP: libc::c_short = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+/// The connection broke (no `POLLRDHUP` here).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const HANGUP: libc::c_short = libc::POLLHUP | libc::POLLERR;
 
 /// As [`wait`] for `events` (`POLLIN`, `POLLOUT`, `POLLRDHUP`...), giving what `poll(2)`
 /// reported (`revents`).
