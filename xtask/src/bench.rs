@@ -627,9 +627,21 @@ pub(crate) fn run(opts: &Options) -> Result<()> {
         Cmd::cargo(&["build", "--release", "-p", "xtask"]).run()?;
         return Cmd::new(&release_xtask).args(opts.args()).run();
     }
+    // The binary of this profile by its path, not `current_exe`: a step of `cargo xtask ci`
+    // before this one may have rebuilt it (a build with other features), and the running
+    // binary's path is then "... (deleted)".
+    let own = workspace
+        .target_directory
+        .join(profile)
+        .join(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    let xtask = if own.is_file() {
+        own
+    } else {
+        std::env::current_exe().unwrap_or(release_xtask)
+    };
     let bins = Bins {
         examples: examples_dir(&workspace, profile),
-        xtask: std::env::current_exe().unwrap_or(release_xtask),
+        xtask,
         peers: peers_target.join(profile),
     };
     bench(&bins, opts, &workspace.target_directory.join("bench"))
